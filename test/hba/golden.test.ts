@@ -1,0 +1,128 @@
+// Golden tables: rules files beside expected decisions and expected errors, in
+// the spirit of PgBouncer's hba_test.rules / hba_test.eval.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join, relative } from "node:path";
+import { describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { fileSource } from "../../lib/config/file-source.ts";
+import { parseClientAddress, parseNumericHost, unmapIpv4, type IpAddress } from "../../lib/hba/address.ts";
+import { loadHba } from "../../lib/hba/load.ts";
+import { matchHba, type ConnectionFacts, type MatchEnvironment } from "../../lib/hba/match.ts";
+import { membershipFromGraph } from "../../lib/hba/roles.ts";
+
+const dir = fileURLToPath(new URL("./golden", import.meta.url));
+
+const ip = (s: string): IpAddress => parseNumericHost(s)!;
+
+// A fixed world for the rules that consult it: this host's interfaces and DNS.
+const REVERSE: Record<string, string> = {
+  "10.2.0.1": "app.example.com",
+  "10.2.0.2": "App.Example.COM",
+  "10.2.0.3": "app.example.com",
+  "10.2.0.4": "db.example.org",
+  "10.2.0.5": "example.org",
+  "10.2.0.6": "evilexample.org",
+};
+const FORWARD: Record<string, string[]> = {
+  "app.example.com": ["10.2.0.1", "fd00:9::1"],
+  "App.Example.COM": ["10.2.0.2"],
+  "db.example.org": ["10.2.0.4"],
+  "example.org": ["10.2.0.5"],
+  "evilexample.org": ["10.2.0.6"],
+};
+
+function environment(): MatchEnvironment {
+  const graph = JSON.parse(readFileSync(join(dir, "roles.json"), "utf8")) as Record<string, string[]>;
+  return {
+    isMember: membershipFromGraph(graph),
+    reverseLookup: async (a) => {
+      const { formatAddress } = await import("../../lib/hba/address.ts");
+      return REVERSE[formatAddress(a)];
+    },
+    forwardLookup: async (name) => (FORWARD[name] ?? []).map(ip),
+    interfaces: () => [
+      { address: ip("10.1.0.1"), netmask: ip("255.255.0.0") },
+      { address: ip("fd00:5::1"), netmask: ip("ffff:ffff:ffff:ffff::") },
+    ],
+  };
+}
+
+interface EvalRow {
+  readonly text: string;
+  readonly expected: { file: string; line: number; method: string } | null;
+  readonly facts: ConnectionFacts;
+}
+
+function readEval(name: string): EvalRow[] {
+  const rows: EvalRow[] = [];
+  for (const text of readFileSync(join(dir, name), "utf8").split("\n")) {
+    if (text.trim() === "" || text.startsWith("#")) continue;
+    const [expect, database, user, addr, ...mods] = text.split(/\t+/);
+    assert.ok(expect && database !== undefined && user !== undefined && addr, `bad eval row: ${text}`);
+    let expected: EvalRow["expected"] = null;
+    if (expect !== "none") {
+      const parts = expect.split(":");
+      const method = parts.pop()!;
+      const line = Number(parts.pop());
+      expected = { file: parts.length ? parts.join(":") : "main.rules", line, method };
+    }
+    const common = { database, user, ssl: mods.includes("ssl"), replication: mods.includes("replication") };
+    const facts: ConnectionFacts =
+      addr === "local"
+        ? { transport: "local", ...common }
+        : { transport: "host", address: unmapIpv4(parseClientAddress(addr)!), ...common };
+    rows.push({ text, expected, facts });
+  }
+  return rows;
+}
+
+describe("golden: main.rules decisions", () => {
+  const file = loadHba(join(dir, "main.rules"), fileSource);
+  const env = environment();
+
+  test("the rules file is valid", () => {
+    assert.deepEqual(file.errors, []);
+  });
+
+  for (const row of readEval("main.eval")) {
+    test(row.text.replace(/\t+/g, " | "), async () => {
+      const { rule } = await matchHba(file.rules, row.facts, env);
+      const got = rule ? { file: relative(dir, rule.file), line: rule.line, method: rule.method.name } : null;
+      assert.deepEqual(got, row.expected);
+    });
+  }
+});
+
+describe("golden: errors.rules messages", () => {
+  const file = loadHba(join(dir, "errors.rules"), fileSource);
+  const expected = readFileSync(join(dir, "errors.expected"), "utf8")
+    .split("\n")
+    .filter((l) => l !== "" && !l.startsWith("#"))
+    .map((l) => {
+      const [line, message] = l.split("\t");
+      return { line: Number(line), message: message!.replaceAll("${DIR}", dir) };
+    });
+
+  test("every bad line is reported, in order, with file and line", () => {
+    assert.deepEqual(
+      file.errors.map((e) => e.line),
+      expected.map((e) => e.line),
+    );
+    for (const e of file.errors) assert.equal(e.file, join(dir, "errors.rules"));
+  });
+
+  for (const e of expected) {
+    test(`line ${e.line}: ${e.message}`, () => {
+      const got = file.errors.find((x) => x.line === e.line);
+      assert.ok(got, `no error reported for line ${e.line}`);
+      if (e.message.endsWith("*")) assert.ok(got.message.startsWith(e.message.slice(0, -1)), got.message);
+      else assert.equal(got.message, e.message);
+    });
+  }
+
+  test("the valid lines still parse, but the file as a whole is invalid", () => {
+    assert.ok(file.rules.length >= 3);
+    assert.ok(file.errors.length > 0);
+  });
+});
