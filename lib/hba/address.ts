@@ -17,12 +17,25 @@ export function parseNumericHost(text: string): IpAddress | undefined {
   if (bare === "" || /\s/.test(bare)) return undefined;
   let parsed: ipaddr.IPv4 | ipaddr.IPv6;
   try {
-    parsed = ipaddr.parse(bare);
+    parsed = ipaddr.parse(bare.includes(":") ? hexTail(bare) : bare);
   } catch {
     return undefined;
   }
   const bytes = Uint8Array.from(parsed.toByteArray());
   return { family: parsed.kind() === "ipv4" ? 4 : 6, bytes };
+}
+
+/**
+ * ipaddr.js reads "::1.2.3.4" as the IPv4-mapped ::ffff:1.2.3.4; inet_pton keeps
+ * it IPv4-compatible. Rewrite a dotted tail (inet_pton4 rules: four decimal
+ * parts, no leading zeros) as two hex groups first.
+ */
+function hexTail(text: string): string {
+  const m = /^(.*:)((?:0|[1-9]\d{0,2})\.(?:0|[1-9]\d{0,2})\.(?:0|[1-9]\d{0,2})\.(?:0|[1-9]\d{0,2}))$/.exec(text);
+  if (!m) return text;
+  const b = m[2]!.split(".").map(Number);
+  if (b.some((x) => x > 255)) return "invalid";
+  return `${m[1]}${((b[0]! << 8) | b[1]!).toString(16)}:${((b[2]! << 8) | b[3]!).toString(16)}`;
 }
 
 /** A client address as the gateway sees it; IPv4-mapped IPv6 stays IPv6 here (the connection layer decides). */

@@ -8,7 +8,7 @@ export interface LdapUrl {
   readonly port: number;
   readonly baseDn: string | undefined;
   readonly attribute: string | undefined;
-  readonly scope: "base" | "one" | "sub" | undefined;
+  readonly scope: "base" | "one" | "sub";
   readonly filter: string | undefined;
 }
 
@@ -27,6 +27,8 @@ export function parseLdapUrl(text: string): LdapUrlResult {
   const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?]*)(?:\/([^?]*)(?:\?([^?]*)(?:\?([^?]*)(?:\?([^?]*)(?:\?(.*))?)?)?)?)?$/.exec(text.trim());
   if (!m) return bad("Bad parameter to an ldap routine");
   const scheme = m[1]!.toLowerCase();
+  // libldap only knows its own schemes; PostgreSQL then refuses ldapi itself.
+  if (scheme !== "ldap" && scheme !== "ldaps" && scheme !== "ldapi") return bad("Bad parameter to an ldap routine");
   const hostPort = m[2]!;
   let host: string | undefined;
   let port = scheme === "ldaps" ? 636 : 389;
@@ -45,7 +47,8 @@ export function parseLdapUrl(text: string): LdapUrlResult {
   const attrs = m[4] !== undefined && m[4] !== "" ? decode(m[4]) : undefined;
   const scopeText = m[5] !== undefined && m[5] !== "" ? m[5].toLowerCase() : undefined;
   const filter = m[6] !== undefined && m[6] !== "" ? decode(m[6]) : undefined;
-  let scope: LdapUrl["scope"];
+  // RFC 4516: an omitted scope is "base" (and PostgreSQL searches so).
+  let scope: LdapUrl["scope"] = "base";
   if (scopeText !== undefined) {
     if (scopeText === "base") scope = "base";
     else if (scopeText === "one" || scopeText === "onelevel") scope = "one";

@@ -116,7 +116,7 @@ export function applyOption(d: OptionDraft, name: string, value: string): string
     d.ldapPort = u.port;
     if (u.baseDn !== undefined) d.ldapBaseDn = u.baseDn;
     if (u.attribute !== undefined) d.ldapSearchAttribute = u.attribute;
-    d.ldapScope = u.scope === undefined ? SCOPE_NUMBER.sub : SCOPE_NUMBER[u.scope];
+    d.ldapScope = SCOPE_NUMBER[u.scope];
     if (u.filter !== undefined) d.ldapSearchFilter = u.filter;
     return null;
   }
@@ -127,6 +127,7 @@ export function applyOption(d: OptionDraft, name: string, value: string): string
   }
   if (name === "ldapscheme") {
     if (d.method !== "ldap") return onlyFor(name, "ldap");
+    // PostgreSQL only logs this and keeps the line; a scheme that can never work is an error here.
     if (value !== "ldap" && value !== "ldaps") return `invalid ldapscheme value: "${value}"`;
     d.ldapScheme = value;
     return null;
@@ -171,7 +172,7 @@ function ldapMode(d: OptionDraft): LdapMode | string {
       d.ldapSearchAttribute !== undefined ||
       d.ldapSearchFilter !== undefined
     ) {
-      return "cannot mix options for simple bind and search+bind modes";
+      return "cannot use ldapbasedn, ldapbinddn, ldapbindpasswd, ldapsearchattribute, ldapsearchfilter, or ldapurl together with ldapprefix";
     }
     return { kind: "simple-bind", prefix: d.ldapPrefix ?? "", suffix: d.ldapSuffix ?? "" };
   }
@@ -225,7 +226,7 @@ export function finishMethod(d: OptionDraft): AuthMethod | string {
       if (d.scope === undefined) return required("oauth", "scope");
       if (d.issuer === undefined) return required("oauth", "issuer");
       if (d.delegateIdentMapping && d.map !== undefined) {
-        return '"map" is not permitted for authentication method "oauth" when "delegate_ident_mapping" is enabled';
+        return "map cannot be used in combination with delegate_ident_mapping";
       }
       return {
         name: "oauth",

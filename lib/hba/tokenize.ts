@@ -171,7 +171,8 @@ function includeDir(name: string, outer: string, depth: number, ctx: Context, ou
   try {
     entries = ctx.source.listDir(dir);
   } catch (err) {
-    if (err instanceof SourceError) return `could not open directory "${dir}": ${err.message}`;
+    // PostgreSQL logs the reason but puts only this in the line's error.
+    if (err instanceof SourceError) return `could not open directory "${dir}"`;
     throw err;
   }
   const files = entries
