@@ -1,5 +1,86 @@
-// Node server entry point (placeholder until the gateway lands).
+// Node server entry point: settings and files in, a listening gateway out.
+import { serve } from "@hono/node-server";
+import { getConnInfo } from "@hono/node-server/conninfo";
+import { fileURLToPath } from "node:url";
+import { absolutePath, fileSource } from "../lib/config/file-source.ts";
+import { settingsFromEnv } from "../lib/config/settings.ts";
+import { systemHost } from "../lib/connection/system-host.ts";
+import { formatError, loadHba } from "../lib/hba/load.ts";
+import type { HbaRule } from "../lib/hba/rule.ts";
+import { createApp, type LogEvent } from "../lib/http/app.ts";
+import { Pools } from "../lib/upstream/pools.ts";
+
+const log = (event: LogEvent) => process.stderr.write(JSON.stringify({ time: new Date().toISOString(), ...event }) + "\n");
+
+function loadRules(path: string): readonly HbaRule[] | undefined {
+  const file = loadHba(path, fileSource);
+  if (file.errors.length === 0) return file.rules;
+  for (const e of file.errors) log({ level: "error", msg: "invalid pg_hba.conf line", error: formatError(e) });
+  return undefined;
+}
+
 export async function start(_args: readonly string[]): Promise<number> {
-  process.stderr.write("hbagate start: the gateway is not built yet\n");
-  return 1;
+  const settings = settingsFromEnv(process.env);
+  const hbaPath = absolutePath(settings.HBAGATE_HBA_FILE ?? fileURLToPath(new URL("../config/pg_hba.conf", import.meta.url)));
+  let rules = loadRules(hbaPath);
+  if (!rules) {
+    log({ level: "error", msg: "not starting: the hba file is invalid", file: hbaPath });
+    return 1;
+  }
+
+  let upstream = { host: settings.HBAGATE_UPSTREAM_HOST ?? "", port: settings.HBAGATE_UPSTREAM_PORT, close: async () => {} };
+  let anonymousUser = settings.HBAGATE_ANONYMOUS_USER;
+  if (!settings.HBAGATE_UPSTREAM_HOST) {
+    const { startEmbeddedUpstream } = await import("../lib/upstream/embedded.ts");
+    upstream = await startEmbeddedUpstream();
+    anonymousUser ??= "postgres";
+    log({ level: "info", msg: "using the embedded PGlite upstream", upstream: `${upstream.host}:${upstream.port}` });
+  }
+
+  const pools = new Pools({
+    host: upstream.host,
+    port: upstream.port,
+    max: settings.HBAGATE_POOL_MAX,
+    idleTimeout: settings.HBAGATE_IDLE_TIMEOUT,
+    connectTimeout: settings.HBAGATE_CONNECT_TIMEOUT,
+    maxLifetime: settings.HBAGATE_MAX_LIFETIME,
+    statementTimeout: settings.HBAGATE_STATEMENT_TIMEOUT_MS,
+  });
+  const app = createApp({
+    rules: () => rules!,
+    peer: (c) => {
+      const info = getConnInfo(c);
+      return { transport: "host", ...(info.remote.address ? { address: info.remote.address } : {}), encrypted: false };
+    },
+    caller: { anonymousUser },
+    pools,
+    environment: { isMember: () => false, ...systemHost },
+    maxBodyBytes: settings.HBAGATE_MAX_BODY_BYTES,
+    log,
+  });
+
+  // SIGHUP re-reads the rules; an invalid file keeps the running ones, as PostgreSQL does.
+  process.on("SIGHUP", () => {
+    const next = loadRules(hbaPath);
+    if (next) {
+      rules = next;
+      log({ level: "info", msg: "reloaded pg_hba.conf", file: hbaPath, rules: next.length });
+    } else log({ level: "error", msg: "pg_hba.conf has errors; keeping the previous rules", file: hbaPath });
+  });
+
+  const server = serve({ fetch: app.fetch, hostname: settings.HBAGATE_LISTEN_HOST, port: settings.HBAGATE_PORT }, (info) => {
+    const url = `http://${info.family === "IPv6" ? `[${info.address}]` : info.address}:${info.port}`;
+    process.stdout.write(`hbagate listening on ${url}\n`);
+    process.stdout.write(`try: curl -s ${url}/v1/postgres/sql -H 'content-type: application/json' -d '{"query":"select $1::int + 1 as answer","params":[41]}'\n`);
+  });
+
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await pools.close();
+  await upstream.close();
+  return 0;
 }

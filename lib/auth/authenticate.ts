@@ -1,0 +1,40 @@
+// Verify a caller against the rule that matched. One case per method; the
+// `never` default makes a new method a compile error, not a silent pass.
+import { gatewayError, SQLSTATE } from "../errors.ts";
+import type { HbaRule } from "../hba/rule.ts";
+import type { Caller } from "../connection/caller.ts";
+import { passwordFailedMessage, rejectMessage } from "./messages.ts";
+
+export interface Verifiers {
+  /** Check the caller's password by logging in upstream as that role; throws 28P01 on failure. */
+  upstreamLogin(database: string, user: string, password: string): Promise<void>;
+}
+
+export async function authenticate(rule: HbaRule, caller: Caller, verifiers: Verifiers): Promise<void> {
+  const { facts, password } = caller;
+  const method = rule.method;
+  switch (method.name) {
+    case "trust":
+      return;
+    case "reject":
+      throw gatewayError(SQLSTATE.invalidAuthorizationSpecification, rejectMessage(facts));
+    case "password":
+    case "md5":
+    case "scram-sha-256":
+      // PostgreSQL refuses an empty password before any check.
+      if (password === undefined || password === "") {
+        throw gatewayError(SQLSTATE.invalidPassword, passwordFailedMessage(facts.user));
+      }
+      return verifiers.upstreamLogin(facts.database, facts.user, password);
+    case "ldap":
+    case "cert":
+    case "peer":
+    case "oauth":
+      // Not available yet: refuse (fail closed) rather than guess.
+      throw gatewayError(SQLSTATE.invalidAuthorizationSpecification, `authentication method "${method.name}" is not available in this version of hbagate`);
+    default: {
+      const unreachable: never = method;
+      throw unreachable;
+    }
+  }
+}

@@ -1,0 +1,28 @@
+// PostgreSQL's wording for refused connections (src/backend/libpq/auth.c).
+import { formatAddress } from "../hba/address.ts";
+import type { ConnectionFacts } from "../hba/match.ts";
+
+function hostAndEncryption(c: ConnectionFacts): { host: string; encryption: string } {
+  return {
+    host: c.transport === "local" || !c.address ? "[local]" : formatAddress(c.address),
+    encryption: c.ssl ? "SSL encryption" : "no encryption",
+  };
+}
+
+export function noEntryMessage(c: ConnectionFacts): string {
+  const { host, encryption } = hostAndEncryption(c);
+  return c.replication
+    ? `no pg_hba.conf entry for replication connection from host "${host}", user "${c.user}", ${encryption}`
+    : `no pg_hba.conf entry for host "${host}", user "${c.user}", database "${c.database}", ${encryption}`;
+}
+
+export function rejectMessage(c: ConnectionFacts): string {
+  const { host, encryption } = hostAndEncryption(c);
+  return c.replication
+    ? `pg_hba.conf rejects replication connection for host "${host}", user "${c.user}", ${encryption}`
+    : `pg_hba.conf rejects connection for host "${host}", user "${c.user}", database "${c.database}", ${encryption}`;
+}
+
+export function passwordFailedMessage(user: string): string {
+  return `password authentication failed for user "${user}"`;
+}

@@ -1,0 +1,36 @@
+// Process settings from the environment, validated once into a frozen object.
+// Defaults live in this one table.
+import { z } from "zod";
+
+const port = z.coerce.number().int().min(0).max(65535);
+const seconds = z.coerce.number().min(0);
+
+const Schema = z.object({
+  HBAGATE_LISTEN_HOST: z.string().default("127.0.0.1"),
+  HBAGATE_PORT: port.default(8080),
+  HBAGATE_HBA_FILE: z.string().optional(),
+  HBAGATE_UPSTREAM_HOST: z.string().optional(),
+  HBAGATE_UPSTREAM_PORT: port.default(5432),
+  HBAGATE_ANONYMOUS_USER: z.string().optional(),
+  HBAGATE_POOL_MAX: z.coerce.number().int().min(1).max(1000).default(10),
+  HBAGATE_IDLE_TIMEOUT: seconds.default(30),
+  HBAGATE_CONNECT_TIMEOUT: seconds.default(10),
+  HBAGATE_MAX_LIFETIME: seconds.default(1800),
+  HBAGATE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(0).default(30000),
+  HBAGATE_MAX_BODY_BYTES: z.coerce.number().int().min(1).default(1024 * 1024),
+});
+
+export type Settings = Readonly<z.infer<typeof Schema>>;
+
+/** Parse the environment; the error names the bad variable and value. */
+export function settingsFromEnv(env: Readonly<Record<string, string | undefined>>): Settings {
+  const parsed = Schema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => {
+      const key = String(i.path[0] ?? "?");
+      return `${key}=${JSON.stringify(env[key] ?? "")}: ${i.message}`;
+    });
+    throw new Error(`invalid settings:\n  ${lines.join("\n  ")}`);
+  }
+  return Object.freeze(parsed.data);
+}

@@ -1,0 +1,74 @@
+// Who is calling: the transport facts the adapter saw, the database in the
+// URL, and the credentials in the Authorization header. Nothing here trusts
+// a header that a client could forge.
+import { parseClientAddress, unmapIpv4 } from "../hba/address.ts";
+import type { ConnectionFacts } from "../hba/match.ts";
+import { gatewayError, SQLSTATE } from "../errors.ts";
+
+/** What the runtime adapter knows about the connection. */
+export interface PeerInfo {
+  readonly transport: "local" | "host";
+  /** Socket peer address (host transport). */
+  readonly address?: string;
+  /** TLS on the connection. */
+  readonly encrypted: boolean;
+}
+
+export interface Caller {
+  readonly facts: ConnectionFacts;
+  /** The caller's password, when one was sent. Never logged. */
+  readonly password: string | undefined;
+}
+
+/** PostgreSQL truncates identifiers to NAMEDATALEN-1 bytes; longer names are refused rather than silently cut. */
+const MAX_NAME_BYTES = 63;
+
+function checkName(kind: "user" | "database", name: string): void {
+  if (name === "") throw gatewayError(SQLSTATE.invalidAuthorizationSpecification, `no PostgreSQL ${kind} name specified`);
+  if (name.includes("\0")) throw gatewayError(SQLSTATE.protocolViolation, `invalid ${kind} name: contains a NUL byte`);
+  if (new TextEncoder().encode(name).length > MAX_NAME_BYTES) {
+    throw gatewayError(SQLSTATE.invalidParameterValue, `${kind} name is longer than ${MAX_NAME_BYTES} bytes`);
+  }
+}
+
+function decodeBasic(header: string): { user: string; password: string } {
+  const m = /^Basic[ ]+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+  if (!m) throw gatewayError(SQLSTATE.protocolViolation, "malformed Authorization header: expected Basic credentials");
+  let text: string;
+  try {
+    const bytes = Uint8Array.from(atob(m[1]!), (ch) => ch.charCodeAt(0));
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw gatewayError(SQLSTATE.protocolViolation, "malformed Authorization header: credentials are not base64 UTF-8");
+  }
+  const colon = text.indexOf(":");
+  if (colon < 0) throw gatewayError(SQLSTATE.protocolViolation, "malformed Authorization header: no ':' between user and password");
+  return { user: text.slice(0, colon), password: text.slice(colon + 1) };
+}
+
+export interface CallerSettings {
+  /** Role used when a request carries no credentials (for trust rules); none means such requests are refused. */
+  readonly anonymousUser: string | undefined;
+}
+
+export function identifyCaller(peer: PeerInfo, database: string, authorization: string | undefined, settings: CallerSettings): Caller {
+  let user: string | undefined;
+  let password: string | undefined;
+  if (authorization !== undefined) {
+    ({ user, password } = decodeBasic(authorization));
+  } else {
+    user = settings.anonymousUser;
+  }
+  if (user === undefined) {
+    throw gatewayError(SQLSTATE.invalidAuthorizationSpecification, "no PostgreSQL user name specified", {
+      hint: "Send Authorization: Basic with user and password.",
+    });
+  }
+  checkName("user", user);
+  checkName("database", database);
+  const base = { database, user, ssl: peer.encrypted, replication: false };
+  if (peer.transport === "local") return { facts: { transport: "local", ...base }, password };
+  const address = peer.address === undefined ? undefined : parseClientAddress(peer.address);
+  if (!address) throw gatewayError(SQLSTATE.internalError, "the client address is unknown");
+  return { facts: { transport: "host", address: unmapIpv4(address), ...base }, password };
+}

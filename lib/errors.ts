@@ -1,0 +1,51 @@
+// The one error type callers ever see: a SQLSTATE plus PostgreSQL's fields.
+// HTTP statuses are decided only at the edge (lib/http/status.ts).
+
+/** SQLSTATEs the gateway raises itself (PostgreSQL Appendix A). */
+export const SQLSTATE = {
+  invalidAuthorizationSpecification: "28000",
+  invalidPassword: "28P01",
+  protocolViolation: "08P01",
+  connectionFailure: "08006",
+  sqlclientUnableToEstablishSqlconnection: "08001",
+  tooManyConnections: "53300",
+  queryCanceled: "57014",
+  invalidParameterValue: "22023",
+  programLimitExceeded: "54000",
+  featureNotSupported: "0A000",
+  internalError: "XX000",
+} as const;
+
+/** The fields of a PostgreSQL ErrorResponse that a caller may see. */
+export interface PgErrorFields {
+  readonly code: string;
+  readonly message: string;
+  readonly severity?: string;
+  readonly detail?: string;
+  readonly hint?: string;
+  readonly position?: string;
+  readonly internalPosition?: string;
+  readonly internalQuery?: string;
+  readonly where?: string;
+  readonly schema?: string;
+  readonly table?: string;
+  readonly column?: string;
+  readonly dataType?: string;
+  readonly constraint?: string;
+}
+
+export class GatewayError extends Error {
+  readonly fields: PgErrorFields;
+  constructor(fields: PgErrorFields, options?: { cause?: unknown }) {
+    super(fields.message, options);
+    this.name = "GatewayError";
+    this.fields = { severity: "ERROR", ...fields };
+  }
+  get code(): string {
+    return this.fields.code;
+  }
+}
+
+export function gatewayError(code: string, message: string, extra: Omit<PgErrorFields, "code" | "message"> = {}): GatewayError {
+  return new GatewayError({ code, message, ...extra });
+}

@@ -1,0 +1,86 @@
+// The HTTP surface: routes, body limits, JSON in and out, and the single place
+// where a GatewayError becomes an HTTP status. Runtime-neutral (Request/Response).
+import { Hono, type Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { authenticate } from "../auth/authenticate.ts";
+import { noEntryMessage } from "../auth/messages.ts";
+import { identifyCaller, type CallerSettings, type PeerInfo } from "../connection/caller.ts";
+import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
+import { matchHba, type MatchEnvironment } from "../hba/match.ts";
+import type { HbaRule } from "../hba/rule.ts";
+import { parseQueryBody, runQuery } from "../query/run.ts";
+import type { Pools } from "../upstream/pools.ts";
+import { httpStatus } from "./status.ts";
+
+export type LogEvent = Readonly<Record<string, string | number | boolean | null | undefined>>;
+
+export interface GatewayDeps {
+  /** The rules in force; a reload swaps what this returns, never a half-valid set. */
+  rules(): readonly HbaRule[];
+  peer(c: Context): PeerInfo;
+  readonly caller: CallerSettings;
+  readonly pools: Pick<Pools, "pool" | "login">;
+  readonly environment: MatchEnvironment;
+  readonly maxBodyBytes: number;
+  log(event: LogEvent): void;
+}
+
+function errorBody(e: GatewayError) {
+  return { error: e.fields };
+}
+
+export function createApp(deps: GatewayDeps): Hono {
+  const app = new Hono();
+
+  app.onError((err, c) => {
+    if (err instanceof GatewayError) {
+      const status = httpStatus(err.code);
+      if (status >= 500) deps.log({ level: "warn", msg: "request failed", code: err.code, error: err.message });
+      return c.json(errorBody(err), status as 400);
+    }
+    // Anything unexpected: log it, tell the caller nothing about it.
+    deps.log({ level: "error", msg: "unhandled error", error: err instanceof Error ? err.stack ?? err.message : String(err) });
+    return c.json(errorBody(gatewayError(SQLSTATE.internalError, "internal error")), 500);
+  });
+
+  app.notFound((c) => c.json(errorBody(gatewayError("42704", `no such endpoint: ${c.req.method} ${new URL(c.req.url).pathname}`)), 404));
+
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+
+  app.post(
+    "/v1/:database/sql",
+    bodyLimit({
+      maxSize: deps.maxBodyBytes,
+      onError: () => {
+        throw gatewayError(SQLSTATE.programLimitExceeded, `request body exceeds ${deps.maxBodyBytes} bytes`);
+      },
+    }),
+    async (c) => {
+      const caller = identifyCaller(deps.peer(c), c.req.param("database"), c.req.header("authorization"), deps.caller);
+      let raw: unknown;
+      try {
+        raw = JSON.parse(await c.req.text());
+      } catch {
+        throw gatewayError("22P02", "invalid JSON in request body");
+      }
+      const body = parseQueryBody(raw);
+
+      const { rule } = await matchHba(deps.rules(), caller.facts, deps.environment);
+      if (!rule) throw gatewayError(SQLSTATE.invalidAuthorizationSpecification, noEntryMessage(caller.facts));
+      try {
+        await authenticate(rule, caller, { upstreamLogin: (d, u, p) => deps.pools.login(d, u, p) });
+      } catch (err) {
+        if (err instanceof GatewayError && err.code.startsWith("28")) {
+          // The server log names the line, as PostgreSQL's does; the caller never sees it.
+          deps.log({ level: "info", msg: "authentication failed", code: err.code, user: caller.facts.user, database: caller.facts.database, file: rule.file, line: rule.line });
+        }
+        throw err;
+      }
+
+      const sql = deps.pools.pool(caller.facts.database, caller.facts.user, caller.password);
+      return c.json(await runQuery(sql, body));
+    },
+  );
+
+  return app;
+}

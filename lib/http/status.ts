@@ -1,0 +1,27 @@
+// SQLSTATE -> HTTP status: the one table, documented in the README.
+
+const EXACT: Readonly<Record<string, number>> = {
+  "08P01": 400, // protocol violation: the request itself is malformed
+  "28000": 403, // no pg_hba.conf entry, reject, LDAP failure
+  "28P01": 401, // wrong password
+  "57014": 504, // statement timeout or cancel
+  "57P01": 503, // admin shutdown
+  "57P02": 503, // crash shutdown
+  "57P03": 503, // cannot connect now
+  "53300": 503, // too many connections
+  "40001": 409, // serialization failure: retry
+  "40P01": 409, // deadlock: retry
+  "54000": 413, // program limit exceeded (request too large)
+};
+
+const BY_CLASS: Readonly<Record<string, number>> = {
+  "08": 503, // connection exceptions: the upstream is unavailable
+  "53": 503, // insufficient resources
+  "23": 409, // integrity constraint violations
+  "28": 403,
+  XX: 500,
+};
+
+export function httpStatus(sqlstate: string): number {
+  return EXACT[sqlstate] ?? BY_CLASS[sqlstate.slice(0, 2)] ?? 400;
+}

@@ -1,0 +1,39 @@
+// postgres.js failures -> GatewayError, classified once, here.
+import postgres from "postgres";
+import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
+
+const CONNECT_CODES = new Set(["CONNECT_TIMEOUT", "ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "EHOSTUNREACH", "ETIMEDOUT", "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED", "EPIPE"]);
+
+export function fromDriverError(err: unknown): GatewayError {
+  if (err instanceof GatewayError) return err;
+  if (err instanceof postgres.PostgresError) {
+    const e = err;
+    return new GatewayError(
+      {
+        code: e.code,
+        message: e.message,
+        severity: e.severity,
+        ...(e.detail ? { detail: e.detail } : {}),
+        ...(e.hint ? { hint: e.hint } : {}),
+        ...(e.position ? { position: e.position } : {}),
+        ...(e.internal_position ? { internalPosition: e.internal_position } : {}),
+        ...(e.internal_query ? { internalQuery: e.internal_query } : {}),
+        ...(e.where ? { where: e.where } : {}),
+        ...(e.schema_name ? { schema: e.schema_name } : {}),
+        ...(e.table_name ? { table: e.table_name } : {}),
+        ...(e.column_name ? { column: e.column_name } : {}),
+        ...((e as { data_type_name?: string }).data_type_name ? { dataType: (e as { data_type_name?: string }).data_type_name! } : {}),
+        ...(e.constraint_name ? { constraint: e.constraint_name } : {}),
+      },
+      { cause: err },
+    );
+  }
+  const code = (err as { code?: unknown })?.code;
+  if (typeof code === "string" && CONNECT_CODES.has(code)) {
+    return gatewayError(SQLSTATE.sqlclientUnableToEstablishSqlconnection, "the database is unavailable", { detail: code });
+  }
+  if (typeof code === "string" && code === "UNDEFINED_VALUE") {
+    return gatewayError(SQLSTATE.invalidParameterValue, "a parameter value is undefined");
+  }
+  return new GatewayError({ code: SQLSTATE.internalError, message: "internal error" }, { cause: err });
+}

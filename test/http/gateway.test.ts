@@ -1,0 +1,201 @@
+// The gateway's main path through app.request() (no socket), against a real
+// PostgreSQL started by the harness: hba decision, verification by upstream
+// login, statements, and PostgreSQL-shaped errors with their HTTP statuses.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { memorySource } from "../../lib/config/source.ts";
+import type { PeerInfo } from "../../lib/connection/caller.ts";
+import { loadHba } from "../../lib/hba/load.ts";
+import { createApp, type LogEvent } from "../../lib/http/app.ts";
+import { Pools } from "../../lib/upstream/pools.ts";
+import { startCluster, type Cluster } from "../harness/postgres.ts";
+
+const RULES = `
+host all     all     10.0.0.1/32  trust
+host all     all     10.0.0.2/32  reject
+host all     all     10.0.0.3/32  scram-sha-256
+host all     all     10.0.0.4/32  ldap ldapserver=127.0.0.1 ldapbasedn="dc=example,dc=net"
+hostssl all  all     10.0.0.5/32  password
+`;
+
+const SECRET = "s3cret-Καλημέρα-%&";
+
+describe("gateway main path", () => {
+  let cluster: Cluster;
+  let pools: Pools;
+  let peer: PeerInfo = { transport: "host", address: "10.0.0.1", encrypted: false };
+  const logs: LogEvent[] = [];
+  let app: ReturnType<typeof createApp>;
+
+  before(async () => {
+    cluster = await startCluster();
+    await cluster.sql.unsafe(`
+      create role trustee login;
+      create role alice login password '${SECRET}';
+      create table items (id int primary key, name text not null);
+      grant all on items to trustee, alice;
+    `);
+    // The upstream itself wants passwords, except for the role trust-authenticated callers use.
+    await cluster.writeHba("host all trustee 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n", { reload: true });
+    pools = new Pools({ host: "127.0.0.1", port: cluster.port, max: 2, idleTimeout: 5, connectTimeout: 5, maxLifetime: 60, statementTimeout: 2000 });
+    const path = "/rules/pg_hba.conf";
+    const file = loadHba(path, memorySource({ [path]: RULES }));
+    assert.deepEqual(file.errors, []);
+    app = createApp({
+      rules: () => file.rules,
+      peer: () => peer,
+      caller: { anonymousUser: undefined },
+      pools,
+      environment: { isMember: () => false },
+      maxBodyBytes: 4096,
+      log: (e) => logs.push(e),
+    });
+  });
+  after(async () => {
+    await pools?.close();
+    await cluster?.stop();
+  });
+
+  const basic = (user: string, password: string) => "Basic " + Buffer.from(`${user}:${password}`).toString("base64");
+  async function post(body: unknown, opts: { auth?: string; address?: string; encrypted?: boolean; raw?: string; db?: string } = {}) {
+    peer = { transport: "host", address: opts.address ?? "10.0.0.1", encrypted: opts.encrypted ?? false };
+    const res = await app.request(`/v1/${opts.db ?? "postgres"}/sql`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...(opts.auth ? { authorization: opts.auth } : {}) },
+      body: opts.raw ?? JSON.stringify(body),
+    });
+    return { status: res.status, json: (await res.json()) as Record<string, any> };
+  }
+
+  test("trust: a statement with parameters returns rows and fields", async () => {
+    const r = await post({ query: "select $1::int + 1 as answer, $2::text as who", params: [41, "x"] }, { auth: basic("trustee", "") });
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.json.rows, [{ answer: 42, who: "x" }]);
+    assert.deepEqual(r.json.fields.map((f: { name: string }) => f.name), ["answer", "who"]);
+    assert.equal(r.json.command, "SELECT");
+  });
+
+  test("no matching line: 403, 28000, PostgreSQL's wording", async () => {
+    const r = await post({ query: "select 1" }, { auth: basic("alice", SECRET), address: "10.9.9.9" });
+    assert.equal(r.status, 403);
+    assert.equal(r.json.error.code, "28000");
+    assert.equal(r.json.error.message, 'no pg_hba.conf entry for host "10.9.9.9", user "alice", database "postgres", no encryption');
+  });
+
+  test("reject: 403, 28000, and nothing falls through to later lines", async () => {
+    const r = await post({ query: "select 1" }, { auth: basic("alice", SECRET), address: "10.0.0.2" });
+    assert.equal(r.status, 403);
+    assert.equal(r.json.error.message, 'pg_hba.conf rejects connection for host "10.0.0.2", user "alice", database "postgres", no encryption');
+  });
+
+  test("scram-sha-256: the right password logs in upstream and runs", async () => {
+    const r = await post({ query: "select current_user as me" }, { auth: basic("alice", SECRET), address: "10.0.0.3" });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.deepEqual(r.json.rows, [{ me: "alice" }]);
+  });
+
+  test("wrong password and unknown user read the same: 401, 28P01", async () => {
+    const wrong = await post({ query: "select 1" }, { auth: basic("alice", "nope"), address: "10.0.0.3" });
+    const unknown = await post({ query: "select 1" }, { auth: basic("mallory", "nope"), address: "10.0.0.3" });
+    assert.equal(wrong.status, 401);
+    assert.equal(wrong.json.error.code, "28P01");
+    assert.equal(wrong.json.error.message, 'password authentication failed for user "alice"');
+    assert.equal(unknown.status, 401);
+    assert.equal(unknown.json.error.message, 'password authentication failed for user "mallory"');
+    assert.deepEqual(Object.keys(wrong.json.error).sort(), Object.keys(unknown.json.error).sort());
+  });
+
+  test("an empty password is refused before any login", async () => {
+    const r = await post({ query: "select 1" }, { auth: basic("alice", ""), address: "10.0.0.3" });
+    assert.equal(r.status, 401);
+    assert.equal(r.json.error.code, "28P01");
+  });
+
+  test("hostssl lines need an encrypted connection", async () => {
+    const plain = await post({ query: "select 1" }, { auth: basic("alice", SECRET), address: "10.0.0.5" });
+    assert.equal(plain.status, 403);
+    const tls = await post({ query: "select 1" }, { auth: basic("alice", SECRET), address: "10.0.0.5", encrypted: true });
+    assert.equal(tls.status, 200);
+  });
+
+  test("a method not built yet fails closed", async () => {
+    const r = await post({ query: "select 1" }, { auth: basic("alice", SECRET), address: "10.0.0.4" });
+    assert.equal(r.status, 403);
+    assert.equal(r.json.error.code, "28000");
+  });
+
+  test("statement errors carry every field PostgreSQL sent", async () => {
+    const missing = await post({ query: "select * from nope" }, { auth: basic("trustee", "") });
+    assert.equal(missing.status, 400);
+    assert.equal(missing.json.error.code, "42P01");
+    assert.equal(missing.json.error.position, "15");
+    await post({ query: "insert into items values (1, 'a')" }, { auth: basic("trustee", "") });
+    const dup = await post({ query: "insert into items values (1, 'b')" }, { auth: basic("trustee", "") });
+    assert.equal(dup.status, 409);
+    assert.equal(dup.json.error.code, "23505");
+    assert.equal(dup.json.error.constraint, "items_pkey");
+    assert.equal(dup.json.error.table, "items");
+    assert.equal(dup.json.error.schema, "public");
+    assert.match(dup.json.error.detail, /Key \(id\)=\(1\) already exists/);
+    const notnull = await post({ query: "insert into items values (2, null)" }, { auth: basic("trustee", "") });
+    assert.equal(notnull.json.error.code, "23502");
+    assert.equal(notnull.json.error.column, "name");
+  });
+
+  test("a statement past statement_timeout is cancelled: 504, 57014", async () => {
+    const r = await post({ query: "select pg_sleep(5)" }, { auth: basic("trustee", "") });
+    assert.equal(r.status, 504);
+    assert.equal(r.json.error.code, "57014");
+  });
+
+  test("bad input: malformed JSON, wrong types, oversized bodies, bad credentials", async () => {
+    const badJson = await post(undefined, { raw: '{"query":', auth: basic("trustee", "") });
+    assert.deepEqual([badJson.status, badJson.json.error.code], [400, "22P02"]);
+    const wrongType = await post({ query: 42 }, { auth: basic("trustee", "") });
+    assert.deepEqual([wrongType.status, wrongType.json.error.code], [400, "22023"]);
+    assert.match(wrongType.json.error.message, /query/);
+    const extra = await post({ query: "select 1", sneaky: true }, { auth: basic("trustee", "") });
+    assert.equal(extra.status, 400);
+    const huge = await post({ query: "select '" + "x".repeat(5000) + "'" }, { auth: basic("trustee", "") });
+    assert.deepEqual([huge.status, huge.json.error.code], [413, "54000"]);
+    const noCreds = await post({ query: "select 1" });
+    assert.deepEqual([noCreds.status, noCreds.json.error.code], [403, "28000"]);
+    const garbled = await post({ query: "select 1" }, { auth: "Basic !!!" });
+    assert.deepEqual([garbled.status, garbled.json.error.code], [400, "08P01"]);
+    const nul = await post({ query: "select 1" }, { auth: basic("trus\0tee", "") });
+    assert.deepEqual([nul.status, nul.json.error.code], [400, "08P01"]);
+    const long = await post({ query: "select 1" }, { auth: basic("x".repeat(64), "") });
+    assert.equal(long.status, 400);
+  });
+
+  test("unknown endpoints answer 404 with a SQLSTATE", async () => {
+    const res = await app.request("/v2/nothing");
+    assert.equal(res.status, 404);
+    assert.ok(((await res.json()) as { error: { code: string } }).error.code);
+  });
+
+  test("an unreachable upstream is 503 with a class 08 SQLSTATE", async () => {
+    const down = new Pools({ host: "127.0.0.1", port: 1, max: 1, idleTimeout: 1, connectTimeout: 2, maxLifetime: 10, statementTimeout: 0 });
+    const path = "/r";
+    const other = createApp({
+      rules: () => loadHba(path, memorySource({ [path]: "host all all all trust\n" })).rules,
+      peer: () => ({ transport: "host", address: "10.0.0.1", encrypted: false }),
+      caller: { anonymousUser: "trustee" },
+      pools: down,
+      environment: { isMember: () => false },
+      maxBodyBytes: 4096,
+      log: () => {},
+    });
+    const res = await other.request("/v1/postgres/sql", { method: "POST", body: JSON.stringify({ query: "select 1" }) });
+    assert.equal(res.status, 503);
+    assert.match(((await res.json()) as { error: { code: string } }).error.code, /^08/);
+    await down.close();
+  });
+
+  test("no password ever reaches the log", () => {
+    assert.ok(logs.length > 0, "failures were logged");
+    const text = JSON.stringify(logs);
+    assert.ok(!text.includes(SECRET));
+    assert.ok(!text.includes("nope"));
+  });
+});
