@@ -22,6 +22,9 @@ export const fileSource: ConfigSource = {
     try {
       return readFileSync(path, "utf8");
     } catch (err) {
+      // PostgreSQL fopen()s a directory without complaint and reads nothing
+      // from it, so an included directory is an empty file there, and here.
+      if ((err as NodeJS.ErrnoException).code === "EISDIR") return "";
       throw wrap(err);
     }
   },

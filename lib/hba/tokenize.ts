@@ -122,11 +122,34 @@ function expandFile(name: string, outer: string, depth: number, ctx: Context): T
   return out;
 }
 
+/**
+ * Physical lines as PostgreSQL's fgets-based reader sees them: text after a
+ * NUL is lost up to and including its newline, so the next line is glued on
+ * (and is not counted as a line of its own).
+ */
+function physicalLines(text: string): string[] {
+  const raw = text.split("\n");
+  // A final newline does not start another line.
+  if (raw.length > 0 && raw[raw.length - 1] === "") raw.pop();
+  const out: string[] = [];
+  let carry: string | undefined;
+  for (const part of raw) {
+    const line = carry === undefined ? part : carry + part;
+    const nul = line.indexOf("\0");
+    if (nul >= 0) {
+      carry = line.slice(0, nul);
+      continue;
+    }
+    carry = undefined;
+    out.push(line);
+  }
+  if (carry !== undefined) out.push(carry);
+  return out;
+}
+
 /** Logical lines: trailing CR/LF stripped, a trailing backslash joins the next line. */
 function* logicalLines(text: string): Generator<{ line: number; text: string }> {
-  const physical = text.split("\n");
-  // A final newline does not start another line.
-  if (physical.length > 0 && physical[physical.length - 1] === "") physical.pop();
+  const physical = physicalLines(text);
   let n = 0;
   while (n < physical.length) {
     const first = n + 1;
@@ -143,9 +166,7 @@ function* logicalLines(text: string): Generator<{ line: number; text: string }> 
       }
       break;
     }
-    // C strings end at NUL: PostgreSQL never sees what follows one.
-    const nul = buf.indexOf("\0");
-    yield { line: first, text: nul < 0 ? buf : buf.slice(0, nul) };
+    yield { line: first, text: buf };
   }
 }
 

@@ -231,6 +231,15 @@ for (const flavor of flavors()) {
       assertSameRows(comparable(ours, c.major), comparable(theirs, c.major));
     });
 
+    test("NUL bytes and directories where files are expected", async () => {
+      await c.writeFile("adir/placeholder", "");
+      const modern = c.major >= 16 ? "include_if_exists adir\ninclude adir\nhost @adir,db all all trust\nhost @adir all all trust\n" : "";
+      await c.writeHba(`host all all all trust\0garbage\nhost all all all md5\n\0\nhost all all all password\nhost all all all trust \\\0x\nhost all all all md5\n${modern}`);
+      const theirs = await c.sql`select * from pg_hba_file_rules`;
+      const ours = fileRuleRows(loadHba(c.hbaPath, fileSource)) as unknown as Record<string, unknown>[];
+      assertSameRows(comparable(ours, c.major), comparable(theirs, c.major));
+    });
+
     test("pg_ident_file_mappings rows equal ours", async () => {
       await c.writeIdent(IDENT + (c.major >= 16 ? IDENT_MODERN : ""));
       const theirs = await c.sql`select * from pg_ident_file_mappings`;

@@ -8,7 +8,7 @@ import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { memorySource } from "../../lib/config/source.ts";
-import { parseNumericHost, unmapIpv4, type IpAddress } from "../../lib/hba/address.ts";
+import { formatAddress, parseNumericHost, unmapIpv4, type IpAddress } from "../../lib/hba/address.ts";
 import { loadHba } from "../../lib/hba/load.ts";
 import { matchHba, type ConnectionFacts, type MatchEnvironment } from "../../lib/hba/match.ts";
 import type { HbaFile } from "../../lib/hba/rule.ts";
@@ -214,6 +214,13 @@ describe("property: loading pg_hba.conf", () => {
       const files = tree(main, "");
       checkHbaInvariants(loadHba(MAIN, memorySource(files)), files);
     }
+  });
+
+  test("a missing top-level file is the one error at line 0", () => {
+    const file = loadHba(MAIN, memorySource(INCLUDED));
+    assert.deepEqual(file.errors, [{ file: MAIN, line: 0, message: `could not open file "${MAIN}": No such file or directory` }]);
+    assert.deepEqual(file.rules, []);
+    assert.equal(file.entries.length, 1);
   });
 });
 
@@ -422,6 +429,22 @@ const facts: fc.Arbitrary<ConnectionFacts> = fc.oneof(
   fc.record({ transport: fc.constant("local" as const), ssl: fc.constant(false), database: nameText, user: nameText, replication: fc.boolean() }),
   fc.record({ transport: fc.constant("host" as const), address: clientAddress, ssl: fc.boolean(), database: nameText, user: nameText, replication: fc.boolean() }),
 );
+
+describe("property: numeric addresses", () => {
+  test("every IPv4/IPv6 address parses, and formatting then parsing gives the same bytes", () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.ipV4(), fc.ipV6()), (text) => {
+        const a = parseNumericHost(text);
+        assert.ok(a, `not parsed: ${text}`);
+        assert.equal(a.bytes.length, a.family === 4 ? 4 : 16);
+        const again = parseNumericHost(formatAddress(a));
+        assert.ok(again, `formatted form not parsed: ${formatAddress(a)}`);
+        assert.deepEqual(again, a);
+      }),
+      { ...RUNS, numRuns: 500 },
+    );
+  });
+});
 
 describe("property: matching", () => {
   test("a valid file matches any connection without throwing", async () => {
