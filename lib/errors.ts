@@ -32,6 +32,10 @@ export interface PgErrorFields {
   readonly column?: string;
   readonly dataType?: string;
   readonly constraint?: string;
+  /** Where in PostgreSQL's source the error was raised (Neon's clients show these). */
+  readonly file?: string;
+  readonly line?: string;
+  readonly routine?: string;
 }
 
 export class GatewayError extends Error {

@@ -8,7 +8,7 @@ import { identifyCaller, type CallerSettings, type PeerInfo } from "../connectio
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
 import { matchHba, type MatchEnvironment } from "../hba/match.ts";
 import type { HbaRule } from "../hba/rule.ts";
-import { parseQueryBody, runQuery } from "../query/run.ts";
+import { parseQueryRequest, runBatch, runSingle, type TransactionOptions } from "../query/run.ts";
 import type { Pools } from "../upstream/pools.ts";
 import { httpStatus } from "./status.ts";
 
@@ -23,6 +23,29 @@ export interface GatewayDeps {
   readonly environment: MatchEnvironment;
   readonly maxBodyBytes: number;
   log(event: LogEvent): void;
+}
+
+const ISOLATION: Readonly<Record<string, TransactionOptions["isolation"]>> = {
+  ReadUncommitted: "read uncommitted",
+  ReadCommitted: "read committed",
+  RepeatableRead: "repeatable read",
+  Serializable: "serializable",
+};
+
+/** Neon's batch headers, honoured on both endpoints. */
+function transactionOptions(header: (name: string) => string | undefined): TransactionOptions {
+  const level = header("neon-batch-isolation-level");
+  const isolation = level === undefined ? undefined : ISOLATION[level];
+  if (level !== undefined && !isolation) {
+    throw gatewayError(SQLSTATE.invalidParameterValue, `invalid Neon-Batch-Isolation-Level: "${level}"`, {
+      hint: `Use one of ${Object.keys(ISOLATION).join(", ")}.`,
+    });
+  }
+  return {
+    ...(isolation ? { isolation } : {}),
+    readOnly: header("neon-batch-read-only") === "true",
+    deferrable: header("neon-batch-deferrable") === "true",
+  };
 }
 
 function errorBody(e: GatewayError) {
@@ -63,7 +86,7 @@ export function createApp(deps: GatewayDeps): Hono {
       } catch {
         throw gatewayError("22P02", "invalid JSON in request body");
       }
-      const body = parseQueryBody(raw);
+      const request = parseQueryRequest(raw);
 
       const { rule } = await matchHba(deps.rules(), caller.facts, deps.environment);
       if (!rule) throw gatewayError(SQLSTATE.invalidAuthorizationSpecification, noEntryMessage(caller.facts));
@@ -78,7 +101,8 @@ export function createApp(deps: GatewayDeps): Hono {
       }
 
       const sql = deps.pools.pool(caller.facts.database, caller.facts.user, caller.password);
-      return c.json(await runQuery(sql, body));
+      if (request.kind === "single") return c.json(await runSingle(sql, request.statement));
+      return c.json({ results: await runBatch(sql, request.statements, transactionOptions(c.req.header.bind(c.req))) });
     },
   );
 

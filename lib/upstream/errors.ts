@@ -24,6 +24,9 @@ export function fromDriverError(err: unknown): GatewayError {
         ...(e.column_name ? { column: e.column_name } : {}),
         ...((e as { data_type_name?: string }).data_type_name ? { dataType: (e as { data_type_name?: string }).data_type_name! } : {}),
         ...(e.constraint_name ? { constraint: e.constraint_name } : {}),
+        ...(e.file ? { file: e.file } : {}),
+        ...(e.line ? { line: e.line } : {}),
+        ...(e.routine ? { routine: e.routine } : {}),
       },
       { cause: err },
     );

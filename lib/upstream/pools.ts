@@ -5,6 +5,7 @@ import postgres from "postgres";
 import { gatewayError, SQLSTATE } from "../errors.ts";
 import { passwordFailedMessage } from "../auth/messages.ts";
 import { fromDriverError } from "./errors.ts";
+import { jsonTypes } from "./json-types.ts";
 
 export interface UpstreamSettings {
   readonly host: string;
@@ -34,6 +35,7 @@ export class Pools {
       connect_timeout: s.connectTimeout,
       max_lifetime: s.maxLifetime,
       prepare: false,
+      types: jsonTypes,
       onnotice: () => {},
       ...(s.statementTimeout > 0 ? { connection: { statement_timeout: s.statementTimeout } } : {}),
     } as const;

@@ -142,6 +142,90 @@ describe("gateway main path", () => {
     assert.equal(notnull.json.error.column, "name");
   });
 
+  test("typed values: exact numbers as strings, ISO timestamps, bytea hex, JSON parsed", async () => {
+    const r = await post(
+      {
+        query: `select 9007199254740993::int8 as big, 1.50::numeric as num, 'NaN'::float8 as nan, 2.5::float8 as f,
+                '2024-05-06 07:08:09.123456+00'::timestamptz as ts, '2024-05-06'::date as d, '\\x0102'::bytea as b,
+                '{"a":[1,null]}'::jsonb as j, true as t, array[1,2]::int4[] as arr, null::text as n`,
+      },
+      { auth: basic("trustee", "") },
+    );
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.deepEqual(r.json.rows[0], {
+      big: "9007199254740993",
+      num: "1.50",
+      nan: "NaN",
+      f: 2.5,
+      ts: "2024-05-06T07:08:09.123456+00:00",
+      d: "2024-05-06",
+      b: "\\x0102",
+      j: { a: [1, null] },
+      t: true,
+      arr: [1, 2],
+      n: null,
+    });
+  });
+
+  test("parameters: any JSON value goes as text and the server infers its type; null stays NULL", async () => {
+    const r = await post(
+      {
+        query: "select $1::int + 1 as i, $2::jsonb as j, $3::bool as b, $4::text is null as isnull, $5::numeric as n, $6::int[] as a, $7::timestamptz as ts",
+        params: [41, { k: ["v"] }, false, null, "12345678901234567890.5", "{3,4}", "2024-01-01 00:00:00.5+00"],
+      },
+      { auth: basic("trustee", "") },
+    );
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.deepEqual(r.json.rows[0], { i: 42, j: { k: ["v"] }, b: false, isnull: true, n: "12345678901234567890.5", a: [3, 4], ts: "2024-01-01T00:00:00.5+00:00" });
+  });
+
+  test("batches run in one transaction and return every result", async () => {
+    const r = await post(
+      { queries: [{ query: "insert into items values (10, 'ten')" }, { query: "select name from items where id = $1", params: [10] }] },
+      { auth: basic("trustee", "") },
+    );
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.equal(r.json.results.length, 2);
+    assert.equal(r.json.results[0].command, "INSERT");
+    assert.deepEqual(r.json.results[1].rows, [{ name: "ten" }]);
+  });
+
+  test("a failing batch rolls back everything before the error", async () => {
+    const r = await post(
+      { queries: [{ query: "insert into items values (20, 'twenty')" }, { query: "insert into items values (20, 'again')" }] },
+      { auth: basic("trustee", "") },
+    );
+    assert.equal(r.status, 409);
+    assert.equal(r.json.error.code, "23505");
+    const after = await post({ query: "select count(*)::int as n from items where id = 20" }, { auth: basic("trustee", "") });
+    assert.deepEqual(after.json.rows, [{ n: 0 }]);
+  });
+
+  test("Neon batch headers set isolation, read-only and deferrable", async () => {
+    peer = { transport: "host", address: "10.0.0.1", encrypted: false };
+    const call = async (headers: Record<string, string>, queries: { query: string }[]) => {
+      const res = await app.request("/v1/postgres/sql", {
+        method: "POST",
+        headers: { authorization: basic("trustee", ""), ...headers },
+        body: JSON.stringify({ queries }),
+      });
+      return { status: res.status, json: (await res.json()) as Record<string, any> };
+    };
+    const iso = await call(
+      { "Neon-Batch-Isolation-Level": "Serializable", "Neon-Batch-Read-Only": "true", "Neon-Batch-Deferrable": "true" },
+      [{ query: "show transaction_isolation" }, { query: "show transaction_read_only" }, { query: "show transaction_deferrable" }],
+    );
+    assert.equal(iso.status, 200, JSON.stringify(iso.json));
+    assert.deepEqual(
+      iso.json.results.map((x: { rows: Record<string, string>[] }) => Object.values(x.rows[0]!)[0]),
+      ["serializable", "on", "on"],
+    );
+    const ro = await call({ "Neon-Batch-Read-Only": "true" }, [{ query: "insert into items values (30, 'x')" }]);
+    assert.equal(ro.json.error.code, "25006");
+    const bad = await call({ "Neon-Batch-Isolation-Level": "Chaotic" }, [{ query: "select 1" }]);
+    assert.deepEqual([bad.status, bad.json.error.code], [400, "22023"]);
+  });
+
   test("a statement past statement_timeout is cancelled: 504, 57014", async () => {
     const r = await post({ query: "select pg_sleep(5)" }, { auth: basic("trustee", "") });
     assert.equal(r.status, 504);
