@@ -51,6 +51,7 @@ export interface CallerSettings {
   readonly anonymousUser: string | undefined;
 }
 
+/** The standard framing: database from the path, credentials from `Authorization: Basic`. */
 export function identifyCaller(peer: PeerInfo, database: string, authorization: string | undefined, settings: CallerSettings): Caller {
   let user: string | undefined;
   let password: string | undefined;
@@ -64,6 +65,11 @@ export function identifyCaller(peer: PeerInfo, database: string, authorization: 
       hint: "Send Authorization: Basic with user and password.",
     });
   }
+  return callerFor(peer, database, user, password);
+}
+
+/** Any framing, once it has named the database, the user and maybe a password. */
+export function callerFor(peer: PeerInfo, database: string, user: string, password: string | undefined): Caller {
   checkName("user", user);
   checkName("database", database);
   const base = { database, user, ssl: peer.encrypted, replication: false };

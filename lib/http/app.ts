@@ -1,14 +1,17 @@
 // The HTTP surface: routes, body limits, JSON in and out, and the single place
 // where a GatewayError becomes an HTTP status. Runtime-neutral (Request/Response).
 import { Hono, type Context } from "hono";
+import type postgres from "postgres";
 import { bodyLimit } from "hono/body-limit";
 import { authenticate } from "../auth/authenticate.ts";
 import { noEntryMessage } from "../auth/messages.ts";
-import { identifyCaller, type CallerSettings, type PeerInfo } from "../connection/caller.ts";
+import { callerFor, identifyCaller, type Caller, type CallerSettings, type PeerInfo } from "../connection/caller.ts";
+import { parseNeonConnectionString } from "../connection/neon-connection-string.ts";
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
 import { matchHba, type MatchEnvironment } from "../hba/match.ts";
 import type { HbaRule } from "../hba/rule.ts";
-import { parseQueryRequest, runBatch, runSingle, type TransactionOptions } from "../query/run.ts";
+import { parseQueryRequest, runBatch, runSingle, type QueryRequest, type TransactionOptions } from "../query/run.ts";
+import { neonError, neonResult, neonStatus } from "./neon-format.ts";
 import type { Pools } from "../upstream/pools.ts";
 import { httpStatus } from "./status.ts";
 
@@ -70,41 +73,62 @@ export function createApp(deps: GatewayDeps): Hono {
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
 
-  app.post(
-    "/v1/:database/sql",
-    bodyLimit({
-      maxSize: deps.maxBodyBytes,
-      onError: () => {
-        throw gatewayError(SQLSTATE.programLimitExceeded, `request body exceeds ${deps.maxBodyBytes} bytes`);
-      },
-    }),
-    async (c) => {
-      const caller = identifyCaller(deps.peer(c), c.req.param("database"), c.req.header("authorization"), deps.caller);
-      let raw: unknown;
-      try {
-        raw = JSON.parse(await c.req.text());
-      } catch {
-        throw gatewayError("22P02", "invalid JSON in request body");
-      }
-      const request = parseQueryRequest(raw);
-
-      const { rule } = await matchHba(deps.rules(), caller.facts, deps.environment);
-      if (!rule) throw gatewayError(SQLSTATE.invalidAuthorizationSpecification, noEntryMessage(caller.facts));
-      try {
-        await authenticate(rule, caller, { upstreamLogin: (d, u, p) => deps.pools.login(d, u, p) });
-      } catch (err) {
-        if (err instanceof GatewayError && err.code.startsWith("28")) {
-          // The server log names the line, as PostgreSQL's does; the caller never sees it.
-          deps.log({ level: "info", msg: "authentication failed", code: err.code, user: caller.facts.user, database: caller.facts.database, file: rule.file, line: rule.line });
-        }
-        throw err;
-      }
-
-      const sql = deps.pools.pool(caller.facts.database, caller.facts.user, caller.password);
-      if (request.kind === "single") return c.json(await runSingle(sql, request.statement));
-      return c.json({ results: await runBatch(sql, request.statements, transactionOptions(c.req.header.bind(c.req))) });
+  const limit = bodyLimit({
+    maxSize: deps.maxBodyBytes,
+    onError: () => {
+      throw gatewayError(SQLSTATE.programLimitExceeded, `request body exceeds ${deps.maxBodyBytes} bytes`);
     },
-  );
+  });
+
+  /** request -> identity -> rule -> verification -> pool: the same for every framing. */
+  async function connect(caller: Caller): Promise<postgres.Sql> {
+    const { rule } = await matchHba(deps.rules(), caller.facts, deps.environment);
+    if (!rule) throw gatewayError(SQLSTATE.invalidAuthorizationSpecification, noEntryMessage(caller.facts));
+    try {
+      await authenticate(rule, caller, { upstreamLogin: (d, u, p) => deps.pools.login(d, u, p) });
+    } catch (err) {
+      if (err instanceof GatewayError && err.code.startsWith("28")) {
+        // The server log names the line, as PostgreSQL's does; the caller never sees it.
+        deps.log({ level: "info", msg: "authentication failed", code: err.code, user: caller.facts.user, database: caller.facts.database, file: rule.file, line: rule.line });
+      }
+      throw err;
+    }
+    return deps.pools.pool(caller.facts.database, caller.facts.user, caller.password);
+  }
+
+  async function readRequest(c: Context): Promise<QueryRequest> {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(await c.req.text());
+    } catch {
+      throw gatewayError("22P02", "invalid JSON in request body");
+    }
+    return parseQueryRequest(raw);
+  }
+
+  app.post("/v1/:database/sql", limit, async (c) => {
+    const caller = identifyCaller(deps.peer(c), c.req.param("database"), c.req.header("authorization"), deps.caller);
+    const request = await readRequest(c);
+    const sql = await connect(caller);
+    if (request.kind === "single") return c.json(await runSingle(sql, request.statement, "json"));
+    return c.json({ results: await runBatch(sql, request.statements, transactionOptions(c.req.header.bind(c.req)), "json") });
+  });
+
+  // Neon's SQL-over-HTTP endpoint, answered as Neon does so its clients work unmodified.
+  app.post("/sql", limit, async (c) => {
+    try {
+      const target = parseNeonConnectionString(c.req.header("neon-connection-string"));
+      const caller = callerFor(deps.peer(c), target.database, target.user, target.password);
+      const request = await readRequest(c);
+      const sql = await connect(caller);
+      if (request.kind === "single") return c.json(neonResult(await runSingle(sql, request.statement, "text")));
+      const results = await runBatch(sql, request.statements, transactionOptions(c.req.header.bind(c.req)), "text");
+      return c.json({ results: results.map(neonResult) });
+    } catch (err) {
+      if (!(err instanceof GatewayError)) throw err;
+      return c.json(neonError(err), neonStatus(err.code) as 400);
+    }
+  });
 
   return app;
 }

@@ -6,6 +6,7 @@ import { z } from "zod";
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
 import { fromDriverError } from "../upstream/errors.ts";
 import { parameterText } from "../upstream/json-types.ts";
+import { typeSize } from "./type-sizes.ts";
 
 /** PostgreSQL's limit on bind parameters in one statement. */
 const MAX_PARAMS = 65535;
@@ -13,6 +14,8 @@ const MAX_PARAMS = 65535;
 const Statement = z
   .object({
     query: z.string().min(1, "query must not be empty"),
+    // Neon's per-statement option; rows are arrays either way on /sql.
+    arrayMode: z.boolean().optional(),
     // Any JSON value; each is sent as text (objects and arrays as JSON text).
     params: z.array(z.unknown()).max(MAX_PARAMS).optional(),
   })
@@ -29,12 +32,34 @@ export interface TransactionOptions {
   readonly deferrable?: boolean;
 }
 
+/** Rows as JSON objects with typed values (/v1). */
 export interface StatementResult {
   readonly command: string;
   readonly rowCount: number | null;
   readonly fields: readonly { readonly name: string; readonly dataTypeID: number }[];
   readonly rows: readonly Record<string, unknown>[];
 }
+
+/** Rows as arrays of PostgreSQL's text output, with Neon's field metadata (/sql). */
+export interface TextResult {
+  readonly command: string;
+  readonly rowCount: number | null;
+  readonly fields: readonly TextField[];
+  readonly rows: readonly (readonly (string | null)[])[];
+}
+
+export interface TextField {
+  readonly name: string;
+  readonly dataTypeID: number;
+  readonly tableID: number;
+  readonly columnID: number;
+  readonly dataTypeSize: number;
+  readonly dataTypeModifier: number;
+  readonly format: "text";
+}
+
+export type ResultMode = "json" | "text";
+type ResultOf<M extends ResultMode> = M extends "json" ? StatementResult : TextResult;
 
 export function parseQueryRequest(value: unknown): QueryRequest {
   const parsed = Body.safeParse(value);
@@ -55,15 +80,37 @@ export function parseQueryRequest(value: unknown): QueryRequest {
   return "queries" in body ? { kind: "batch", statements: body.queries } : { kind: "single", statement: body };
 }
 
-async function runOne(sql: postgres.Sql | postgres.TransactionSql, s: Statement): Promise<StatementResult> {
-  const params = (s.params ?? []).map(parameterText);
-  const result = await sql.unsafe(s.query, params as postgres.ParameterOrJSON<never>[]);
-  return {
+const utf8 = new TextDecoder();
+
+async function runOne<M extends ResultMode>(sql: postgres.Sql | postgres.TransactionSql, s: Statement, mode: M): Promise<ResultOf<M>> {
+  const params = (s.params ?? []).map(parameterText) as postgres.ParameterOrJSON<never>[];
+  if (mode === "json") {
+    const result = await sql.unsafe(s.query, params);
+    const out: StatementResult = {
+      command: result.command,
+      rowCount: result.count ?? null,
+      fields: (result.columns ?? []).map((c) => ({ name: c.name, dataTypeID: c.type })),
+      rows: [...result] as Record<string, unknown>[],
+    };
+    return out as ResultOf<M>;
+  }
+  const result = await sql.unsafe(s.query, params).raw();
+  const out: TextResult = {
     command: result.command,
     rowCount: result.count ?? null,
-    fields: (result.columns ?? []).map((c) => ({ name: c.name, dataTypeID: c.type })),
-    rows: [...result] as Record<string, unknown>[],
+    fields: (result.columns ?? []).map((c) => ({
+      name: c.name,
+      dataTypeID: c.type,
+      tableID: c.table,
+      columnID: c.number,
+      dataTypeSize: typeSize(c.type),
+      // postgres.js does not keep the type modifier from RowDescription.
+      dataTypeModifier: -1,
+      format: "text" as const,
+    })),
+    rows: [...result].map((row) => row.map((v) => (v === null ? null : utf8.decode(v as Uint8Array)))),
   };
+  return out as ResultOf<M>;
 }
 
 function beginMode(o: TransactionOptions): string {
@@ -72,21 +119,26 @@ function beginMode(o: TransactionOptions): string {
     .join(" ");
 }
 
-export async function runSingle(sql: postgres.Sql, s: Statement): Promise<StatementResult> {
+export async function runSingle<M extends ResultMode>(sql: postgres.Sql, s: Statement, mode: M): Promise<ResultOf<M>> {
   try {
-    return await runOne(sql, s);
+    return await runOne(sql, s, mode);
   } catch (err) {
     throw fromDriverError(err);
   }
 }
 
-export async function runBatch(sql: postgres.Sql, statements: readonly Statement[], options: TransactionOptions): Promise<StatementResult[]> {
+export async function runBatch<M extends ResultMode>(
+  sql: postgres.Sql,
+  statements: readonly Statement[],
+  options: TransactionOptions,
+  mode: M,
+): Promise<ResultOf<M>[]> {
   try {
     return (await sql.begin(beginMode(options), async (tx) => {
-      const out: StatementResult[] = [];
-      for (const s of statements) out.push(await runOne(tx, s));
+      const out: ResultOf<M>[] = [];
+      for (const s of statements) out.push(await runOne(tx, s, mode));
       return out;
-    })) as StatementResult[];
+    })) as ResultOf<M>[];
   } catch (err) {
     if (err instanceof GatewayError) throw err;
     throw fromDriverError(err);

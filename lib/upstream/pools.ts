@@ -37,7 +37,13 @@ export class Pools {
       prepare: false,
       types: jsonTypes,
       onnotice: () => {},
-      ...(s.statementTimeout > 0 ? { connection: { statement_timeout: s.statementTimeout } } : {}),
+      // Text formats the JSON conversions and Neon's clients rely on.
+      connection: {
+        DateStyle: "ISO, MDY",
+        IntervalStyle: "postgres",
+        bytea_output: "hex",
+        ...(s.statementTimeout > 0 ? { statement_timeout: s.statementTimeout } : {}),
+      },
     } as const;
   }
 
