@@ -8,9 +8,23 @@ import { systemHost } from "../lib/connection/system-host.ts";
 import { formatError, loadHba } from "../lib/hba/load.ts";
 import type { HbaRule } from "../lib/hba/rule.ts";
 import { createApp, type LogEvent } from "../lib/http/app.ts";
+import { VerifiedCallers } from "../lib/auth/verified-callers.ts";
+import { parseVerifierFile, type VerifierFile } from "../lib/auth/verifier-file.ts";
 import { Pools } from "../lib/upstream/pools.ts";
 
 const log = (event: LogEvent) => process.stderr.write(JSON.stringify({ time: new Date().toISOString(), ...event }) + "\n");
+
+function loadVerifiers(path: string): VerifierFile | undefined {
+  let file: VerifierFile;
+  try {
+    file = parseVerifierFile(path, fileSource.readFile(path));
+  } catch (err) {
+    log({ level: "error", msg: "cannot read the verifier file", file: path, error: (err as Error).message });
+    return undefined;
+  }
+  for (const e of file.errors) log({ level: "error", msg: "invalid verifier file line", error: `${e.file}:${e.line}: ${e.message}` });
+  return file.errors.length === 0 ? file : undefined;
+}
 
 function loadRules(path: string): readonly HbaRule[] | undefined {
   const file = loadHba(path, fileSource);
@@ -27,6 +41,14 @@ export async function start(_args: readonly string[]): Promise<number> {
     log({ level: "error", msg: "not starting: the hba file is invalid", file: hbaPath });
     return 1;
   }
+
+  const verifierPath = settings.HBAGATE_VERIFIER_FILE === undefined ? undefined : absolutePath(settings.HBAGATE_VERIFIER_FILE);
+  let verifiers = verifierPath === undefined ? undefined : loadVerifiers(verifierPath);
+  if (verifierPath !== undefined && !verifiers) {
+    log({ level: "error", msg: "not starting: the verifier file is invalid", file: verifierPath });
+    return 1;
+  }
+  const verifiedCallers = new VerifiedCallers({ ttlMs: settings.HBAGATE_VERIFIED_TTL_MS, maxEntries: settings.HBAGATE_VERIFIED_MAX });
 
   let upstream = { host: settings.HBAGATE_UPSTREAM_HOST ?? "", port: settings.HBAGATE_UPSTREAM_PORT, close: async () => {} };
   let anonymousUser = settings.HBAGATE_ANONYMOUS_USER;
@@ -56,16 +78,24 @@ export async function start(_args: readonly string[]): Promise<number> {
     pools,
     environment: { isMember: () => false, ...systemHost },
     maxBodyBytes: settings.HBAGATE_MAX_BODY_BYTES,
+    verifierFile: () => verifiers,
+    verifiedCallers,
     log,
   });
 
-  // SIGHUP re-reads the rules; an invalid file keeps the running ones, as PostgreSQL does.
+  // SIGHUP re-reads the rules and the verifier file; unless both are valid the
+  // running ones stay, as PostgreSQL keeps its rules when a reload has errors.
   process.on("SIGHUP", () => {
     const next = loadRules(hbaPath);
-    if (next) {
-      rules = next;
-      log({ level: "info", msg: "reloaded pg_hba.conf", file: hbaPath, rules: next.length });
-    } else log({ level: "error", msg: "pg_hba.conf has errors; keeping the previous rules", file: hbaPath });
+    const nextVerifiers = verifierPath === undefined ? undefined : loadVerifiers(verifierPath);
+    if (!next || (verifierPath !== undefined && !nextVerifiers)) {
+      log({ level: "error", msg: "configuration has errors; keeping the previous one", file: hbaPath });
+      return;
+    }
+    rules = next;
+    verifiers = nextVerifiers;
+    verifiedCallers.clear();
+    log({ level: "info", msg: "reloaded configuration", file: hbaPath, rules: next.length });
   });
 
   const server = serve({ fetch: app.fetch, hostname: settings.HBAGATE_LISTEN_HOST, port: settings.HBAGATE_PORT }, (info) => {

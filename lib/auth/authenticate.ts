@@ -4,10 +4,23 @@ import { gatewayError, SQLSTATE } from "../errors.ts";
 import type { HbaRule } from "../hba/rule.ts";
 import type { Caller } from "../connection/caller.ts";
 import { passwordFailedMessage, rejectMessage } from "./messages.ts";
+import type { VerifiedCallers } from "./verified-callers.ts";
+import { verifyPassword, type VerifierFile } from "./verifier-file.ts";
 
 export interface Verifiers {
   /** Check the caller's password by logging in upstream as that role; throws 28P01 on failure. */
   upstreamLogin(database: string, user: string, password: string): Promise<void>;
+  /** When set, passwords are checked against this file instead of an upstream login. */
+  readonly verifierFile: VerifierFile | undefined;
+  readonly cache: VerifiedCallers;
+}
+
+/** Run `verify` unless the same credentials passed it recently; only successes are remembered. */
+async function remembered(cache: VerifiedCallers, parts: readonly string[], verify: () => Promise<void>): Promise<void> {
+  const key = await cache.keyFor(parts);
+  if (cache.has(key)) return;
+  await verify();
+  cache.remember(key);
 }
 
 export async function authenticate(rule: HbaRule, caller: Caller, verifiers: Verifiers): Promise<void> {
@@ -25,7 +38,12 @@ export async function authenticate(rule: HbaRule, caller: Caller, verifiers: Ver
       if (password === undefined || password === "") {
         throw gatewayError(SQLSTATE.invalidPassword, passwordFailedMessage(facts.user));
       }
-      return verifiers.upstreamLogin(facts.database, facts.user, password);
+      return remembered(verifiers.cache, [rule.file, String(rule.line), method.name, facts.database, facts.user, password], async () => {
+        if (!verifiers.verifierFile) return verifiers.upstreamLogin(facts.database, facts.user, password);
+        if (!(await verifyPassword(verifiers.verifierFile, method.name, facts.user, password))) {
+          throw gatewayError(SQLSTATE.invalidPassword, passwordFailedMessage(facts.user));
+        }
+      });
     case "ldap":
     case "cert":
     case "peer":

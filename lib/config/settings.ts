@@ -18,6 +18,9 @@ const Schema = z.object({
   HBAGATE_MAX_LIFETIME: seconds.default(1800),
   HBAGATE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(0).default(30000),
   HBAGATE_MAX_BODY_BYTES: z.coerce.number().int().min(1).default(1024 * 1024),
+  HBAGATE_VERIFIER_FILE: z.string().optional(),
+  HBAGATE_VERIFIED_TTL_MS: z.coerce.number().int().min(0).default(60_000),
+  HBAGATE_VERIFIED_MAX: z.coerce.number().int().min(1).default(10_000),
 });
 
 export type Settings = Readonly<z.infer<typeof Schema>>;

@@ -4,6 +4,8 @@ import { Hono, type Context } from "hono";
 import type postgres from "postgres";
 import { bodyLimit } from "hono/body-limit";
 import { authenticate } from "../auth/authenticate.ts";
+import type { VerifiedCallers } from "../auth/verified-callers.ts";
+import type { VerifierFile } from "../auth/verifier-file.ts";
 import { noEntryMessage } from "../auth/messages.ts";
 import { callerFor, identifyCaller, type Caller, type CallerSettings, type PeerInfo } from "../connection/caller.ts";
 import { parseNeonConnectionString } from "../connection/neon-connection-string.ts";
@@ -25,6 +27,9 @@ export interface GatewayDeps {
   readonly pools: Pick<Pools, "pool" | "login">;
   readonly environment: MatchEnvironment;
   readonly maxBodyBytes: number;
+  /** The verifier file in force, if passwords are checked against one. */
+  verifierFile(): VerifierFile | undefined;
+  readonly verifiedCallers: VerifiedCallers;
   log(event: LogEvent): void;
 }
 
@@ -85,7 +90,11 @@ export function createApp(deps: GatewayDeps): Hono {
     const { rule } = await matchHba(deps.rules(), caller.facts, deps.environment);
     if (!rule) throw gatewayError(SQLSTATE.invalidAuthorizationSpecification, noEntryMessage(caller.facts));
     try {
-      await authenticate(rule, caller, { upstreamLogin: (d, u, p) => deps.pools.login(d, u, p) });
+      await authenticate(rule, caller, {
+        upstreamLogin: (d, u, p) => deps.pools.login(d, u, p),
+        verifierFile: deps.verifierFile(),
+        cache: deps.verifiedCallers,
+      });
     } catch (err) {
       if (err instanceof GatewayError && err.code.startsWith("28")) {
         // The server log names the line, as PostgreSQL's does; the caller never sees it.

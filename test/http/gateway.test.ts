@@ -3,11 +3,12 @@
 // login, statements, and PostgreSQL-shaped errors with their HTTP statuses.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { memorySource } from "../../lib/config/source.ts";
 import type { PeerInfo } from "../../lib/connection/caller.ts";
-import { loadHba } from "../../lib/hba/load.ts";
 import { createApp, type LogEvent } from "../../lib/http/app.ts";
-import { Pools } from "../../lib/upstream/pools.ts";
+import type { Pools } from "../../lib/upstream/pools.ts";
+import { testDeps, testPools } from "./deps.ts";
+import { VerifiedCallers } from "../../lib/auth/verified-callers.ts";
+import { parseVerifierFile } from "../../lib/auth/verifier-file.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 
 const RULES = `
@@ -36,20 +37,12 @@ describe("gateway main path", () => {
       grant all on items to trustee, alice;
     `);
     // The upstream itself wants passwords, except for the role trust-authenticated callers use.
-    await cluster.writeHba("host all trustee 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n", { reload: true });
-    pools = new Pools({ host: "127.0.0.1", port: cluster.port, max: 2, idleTimeout: 5, connectTimeout: 5, maxLifetime: 60, statementTimeout: 2000 });
-    const path = "/rules/pg_hba.conf";
-    const file = loadHba(path, memorySource({ [path]: RULES }));
-    assert.deepEqual(file.errors, []);
-    app = createApp({
-      rules: () => file.rules,
-      peer: () => peer,
-      caller: { anonymousUser: undefined },
-      pools,
-      environment: { isMember: () => false },
-      maxBodyBytes: 4096,
-      log: (e) => logs.push(e),
-    });
+    await cluster.writeHba(
+      "host all trustee 127.0.0.1/32 trust\nhost all md5user 127.0.0.1/32 md5\nhost all all 127.0.0.1/32 scram-sha-256\n",
+      { reload: true },
+    );
+    pools = testPools(cluster.port);
+    app = createApp(testDeps(pools, RULES, { peer: () => peer, log: (e) => logs.push(e) }));
   });
   after(async () => {
     await pools?.close();
@@ -259,21 +252,59 @@ describe("gateway main path", () => {
   });
 
   test("an unreachable upstream is 503 with a class 08 SQLSTATE", async () => {
-    const down = new Pools({ host: "127.0.0.1", port: 1, max: 1, idleTimeout: 1, connectTimeout: 2, maxLifetime: 10, statementTimeout: 0 });
-    const path = "/r";
-    const other = createApp({
-      rules: () => loadHba(path, memorySource({ [path]: "host all all all trust\n" })).rules,
-      peer: () => ({ transport: "host", address: "10.0.0.1", encrypted: false }),
-      caller: { anonymousUser: "trustee" },
-      pools: down,
-      environment: { isMember: () => false },
-      maxBodyBytes: 4096,
-      log: () => {},
-    });
+    const down = testPools(1, { connectTimeout: 2 });
+    const other = createApp(testDeps(down, "host all all all trust\n", { caller: { anonymousUser: "trustee" } }));
     const res = await other.request("/v1/postgres/sql", { method: "POST", body: JSON.stringify({ query: "select 1" }) });
     assert.equal(res.status, 503);
     assert.match(((await res.json()) as { error: { code: string } }).error.code, /^08/);
     await down.close();
+  });
+
+  test("verified callers are remembered: one upstream login for a burst, failures never cached", async () => {
+    let logins = 0;
+    const counting = { pool: pools.pool.bind(pools), login: async (d: string, u: string, p: string) => (logins++, pools.login(d, u, p)) };
+    const cache = new VerifiedCallers({ ttlMs: 60_000, maxEntries: 100 });
+    const cached = createApp(testDeps(pools, RULES, { pools: counting, verifiedCallers: cache, peer: () => ({ transport: "host", address: "10.0.0.3", encrypted: false }) }));
+    const ask = async (password: string) =>
+      (await cached.request("/v1/postgres/sql", { method: "POST", headers: { authorization: basic("alice", password) }, body: '{"query":"select 1"}' })).status;
+    for (let i = 0; i < 5; i++) assert.equal(await ask(SECRET), 200);
+    assert.equal(logins, 1);
+    assert.equal(await ask("wrong"), 401);
+    assert.equal(await ask("wrong"), 401);
+    assert.equal(logins, 3);
+    cache.clear(); // what a reload does
+    assert.equal(await ask(SECRET), 200);
+    assert.equal(logins, 4);
+  });
+
+  test("a verifier file replaces the upstream login for the password methods", async () => {
+    const [row] = await cluster.sql<{ rolpassword: string }[]>`select rolpassword from pg_authid where rolname = 'alice'`;
+    await cluster.sql.unsafe("set password_encryption = 'md5'");
+    await cluster.sql.unsafe("create role md5user login password 'md5-secret'");
+    const [md5row] = await cluster.sql<{ rolpassword: string }[]>`select rolpassword from pg_authid where rolname = 'md5user'`;
+    await cluster.sql.unsafe("reset password_encryption");
+    const file = parseVerifierFile("/secrets/users.txt", `"alice" "${row!.rolpassword}"\n"md5user" "${md5row!.rolpassword}"\n`);
+    assert.deepEqual(file.errors, []);
+    let logins = 0;
+    const counting = { pool: pools.pool.bind(pools), login: async (d: string, u: string, p: string) => (logins++, pools.login(d, u, p)) };
+    const withFile = createApp(
+      testDeps(pools, RULES + "host all all 10.0.0.6/32 md5\n", { pools: counting, verifierFile: () => file, peer: () => peerNow }),
+    );
+    let peerNow: PeerInfo = { transport: "host", address: "10.0.0.3", encrypted: false };
+    const ask = async (user: string, password: string, address: string) => {
+      peerNow = { transport: "host", address, encrypted: false };
+      const res = await withFile.request("/v1/postgres/sql", { method: "POST", headers: { authorization: basic(user, password) }, body: '{"query":"select current_user as u"}' });
+      return { status: res.status, json: (await res.json()) as Record<string, any> };
+    };
+    const ok = await ask("alice", SECRET, "10.0.0.3");
+    assert.equal(ok.status, 200);
+    assert.deepEqual(ok.json.rows, [{ u: "alice" }]);
+    assert.equal((await ask("alice", "nope", "10.0.0.3")).status, 401);
+    assert.equal((await ask("ghost", "nope", "10.0.0.3")).json.error.message, 'password authentication failed for user "ghost"');
+    // scram-sha-256 cannot be satisfied by an MD5 secret, even with the right password; md5 can.
+    assert.equal((await ask("md5user", "md5-secret", "10.0.0.3")).status, 401);
+    assert.equal((await ask("md5user", "md5-secret", "10.0.0.6")).status, 200);
+    assert.equal(logins, 0, "no upstream login was used to verify");
   });
 
   test("no password ever reaches the log", () => {

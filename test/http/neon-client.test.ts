@@ -10,10 +10,9 @@ import { neon, neonConfig, NeonDbError } from "@neondatabase/serverless";
 import { drizzle } from "drizzle-orm/neon-http";
 import { eq } from "drizzle-orm";
 import { pgTable, serial, text, timestamp } from "drizzle-orm/pg-core";
-import { memorySource } from "../../lib/config/source.ts";
-import { loadHba } from "../../lib/hba/load.ts";
 import { createApp } from "../../lib/http/app.ts";
-import { Pools } from "../../lib/upstream/pools.ts";
+import type { Pools } from "../../lib/upstream/pools.ts";
+import { testDeps, testPools } from "./deps.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 
 const users = pgTable("users", {
@@ -33,18 +32,13 @@ describe("Neon clients through /sql", () => {
     await cluster.sql.unsafe("create role app login password 'app-secret'");
     await cluster.sql.unsafe("create database appdb owner app");
     await cluster.writeHba("host all all 127.0.0.1/32 scram-sha-256\n", { reload: true });
-    pools = new Pools({ host: "127.0.0.1", port: cluster.port, max: 4, idleTimeout: 5, connectTimeout: 5, maxLifetime: 60, statementTimeout: 5000 });
-    const path = "/rules/pg_hba.conf";
-    const rules = loadHba(path, memorySource({ [path]: "host all all 127.0.0.1/32 scram-sha-256\n" })).rules;
-    const app = createApp({
-      rules: () => rules,
-      peer: (c) => ({ transport: "host", address: getConnInfo(c).remote.address!, encrypted: false }),
-      caller: { anonymousUser: undefined },
-      pools,
-      environment: { isMember: () => false },
-      maxBodyBytes: 1 << 20,
-      log: () => {},
-    });
+    pools = testPools(cluster.port, { max: 4, statementTimeout: 5000 });
+    const app = createApp(
+      testDeps(pools, "host all all 127.0.0.1/32 scram-sha-256\n", {
+        peer: (c) => ({ transport: "host", address: getConnInfo(c).remote.address!, encrypted: false }),
+        maxBodyBytes: 1 << 20,
+      }),
+    );
     await new Promise<void>((resolve) => {
       server = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: 0 }, () => resolve());
     });

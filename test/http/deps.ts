@@ -1,0 +1,35 @@
+// Gateway dependencies for tests: real pools, fixed rules, a recording log.
+import { VerifiedCallers } from "../../lib/auth/verified-callers.ts";
+import { memorySource } from "../../lib/config/source.ts";
+import { loadHba } from "../../lib/hba/load.ts";
+import type { GatewayDeps, LogEvent } from "../../lib/http/app.ts";
+import { Pools } from "../../lib/upstream/pools.ts";
+
+export function testPools(port: number, overrides: Partial<ConstructorParameters<typeof Pools>[0]> = {}): Pools {
+  return new Pools({ host: "127.0.0.1", port, max: 2, idleTimeout: 5, connectTimeout: 5, maxLifetime: 60, statementTimeout: 2000, ...overrides });
+}
+
+export function rulesFrom(text: string) {
+  const path = "/rules/pg_hba.conf";
+  const file = loadHba(path, memorySource({ [path]: text }));
+  if (file.errors.length > 0) throw new Error(`test rules are invalid: ${JSON.stringify(file.errors)}`);
+  return file.rules;
+}
+
+export function testDeps(pools: Pools, rules: string, overrides: Partial<GatewayDeps> = {}): GatewayDeps & { logs: LogEvent[] } {
+  const logs: LogEvent[] = [];
+  const compiled = rulesFrom(rules);
+  return {
+    rules: () => compiled,
+    peer: () => ({ transport: "host", address: "10.0.0.1", encrypted: false }),
+    caller: { anonymousUser: undefined },
+    pools,
+    environment: { isMember: () => false },
+    maxBodyBytes: 4096,
+    verifierFile: () => undefined,
+    verifiedCallers: new VerifiedCallers({ ttlMs: 0, maxEntries: 10 }),
+    log: (e) => logs.push(e),
+    logs,
+    ...overrides,
+  };
+}
