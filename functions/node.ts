@@ -34,7 +34,13 @@ function loadRules(path: string): readonly HbaRule[] | undefined {
 }
 
 export async function start(_args: readonly string[]): Promise<number> {
-  const settings = settingsFromEnv(process.env);
+  let settings;
+  try {
+    settings = settingsFromEnv(process.env);
+  } catch (err) {
+    log({ level: "error", msg: "not starting", error: (err as Error).message });
+    return 1;
+  }
   const hbaPath = absolutePath(settings.HBAGATE_HBA_FILE ?? fileURLToPath(new URL("../config/pg_hba.conf", import.meta.url)));
   let rules = loadRules(hbaPath);
   if (!rules) {
@@ -74,6 +80,7 @@ export async function start(_args: readonly string[]): Promise<number> {
       const info = getConnInfo(c);
       return { transport: "host", ...(info.remote.address ? { address: info.remote.address } : {}), encrypted: false };
     },
+    trustedProxies: settings.HBAGATE_TRUSTED_PROXIES,
     caller: { anonymousUser },
     pools,
     environment: { isMember: () => false, ...systemHost },

@@ -1,6 +1,7 @@
 // Process settings from the environment, validated once into a frozen object.
 // Defaults live in this one table.
 import { z } from "zod";
+import { parseTrustedProxies } from "../connection/forwarded.ts";
 
 const port = z.coerce.number().int().min(0).max(65535);
 const seconds = z.coerce.number().min(0);
@@ -19,6 +20,18 @@ const Schema = z.object({
   HBAGATE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(0).default(30000),
   HBAGATE_MAX_BODY_BYTES: z.coerce.number().int().min(1).default(1024 * 1024),
   HBAGATE_VERIFIER_FILE: z.string().optional(),
+  /** Comma-separated addresses/CIDR ranges whose X-Forwarded-* headers are believed. */
+  HBAGATE_TRUSTED_PROXIES: z
+    .string()
+    .default("")
+    .transform((text, ctx) => {
+      try {
+        return parseTrustedProxies(text);
+      } catch (err) {
+        ctx.addIssue({ code: "custom", message: (err as Error).message });
+        return z.NEVER;
+      }
+    }),
   HBAGATE_VERIFIED_TTL_MS: z.coerce.number().int().min(0).default(60_000),
   HBAGATE_VERIFIED_MAX: z.coerce.number().int().min(1).default(10_000),
 });

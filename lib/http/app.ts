@@ -9,6 +9,7 @@ import type { VerifierFile } from "../auth/verifier-file.ts";
 import { noEntryMessage } from "../auth/messages.ts";
 import { callerFor, identifyCaller, type Caller, type CallerSettings, type PeerInfo } from "../connection/caller.ts";
 import { parseNeonConnectionString } from "../connection/neon-connection-string.ts";
+import { forwardedPeer, type TrustedProxies } from "../connection/forwarded.ts";
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
 import { matchHba, type MatchEnvironment } from "../hba/match.ts";
 import type { HbaRule } from "../hba/rule.ts";
@@ -22,7 +23,10 @@ export type LogEvent = Readonly<Record<string, string | number | boolean | null 
 export interface GatewayDeps {
   /** The rules in force; a reload swaps what this returns, never a half-valid set. */
   rules(): readonly HbaRule[];
+  /** The connection as the runtime saw it (socket peer, TLS). */
   peer(c: Context): PeerInfo;
+  /** Proxies whose X-Forwarded-For/-Proto are believed. */
+  readonly trustedProxies: TrustedProxies;
   readonly caller: CallerSettings;
   readonly pools: Pick<Pools, "pool" | "login">;
   readonly environment: MatchEnvironment;
@@ -105,6 +109,8 @@ export function createApp(deps: GatewayDeps): Hono {
     return deps.pools.pool(caller.facts.database, caller.facts.user, caller.password);
   }
 
+  const peerOf = (c: Context) => forwardedPeer(deps.peer(c), (name) => c.req.header(name), deps.trustedProxies);
+
   async function readRequest(c: Context): Promise<QueryRequest> {
     let raw: unknown;
     try {
@@ -116,7 +122,7 @@ export function createApp(deps: GatewayDeps): Hono {
   }
 
   app.post("/v1/:database/sql", limit, async (c) => {
-    const caller = identifyCaller(deps.peer(c), c.req.param("database"), c.req.header("authorization"), deps.caller);
+    const caller = identifyCaller(peerOf(c), c.req.param("database"), c.req.header("authorization"), deps.caller);
     const request = await readRequest(c);
     const sql = await connect(caller);
     if (request.kind === "single") return c.json(await runSingle(sql, request.statement, "json"));
@@ -127,7 +133,7 @@ export function createApp(deps: GatewayDeps): Hono {
   app.post("/sql", limit, async (c) => {
     try {
       const target = parseNeonConnectionString(c.req.header("neon-connection-string"));
-      const caller = callerFor(deps.peer(c), target.database, target.user, target.password);
+      const caller = callerFor(peerOf(c), target.database, target.user, target.password);
       const request = await readRequest(c);
       const sql = await connect(caller);
       if (request.kind === "single") return c.json(neonResult(await runSingle(sql, request.statement, "text")));

@@ -1,6 +1,7 @@
 // Gateway dependencies for tests: real pools, fixed rules, a recording log.
 import { VerifiedCallers } from "../../lib/auth/verified-callers.ts";
 import { memorySource } from "../../lib/config/source.ts";
+import { NO_TRUSTED_PROXIES } from "../../lib/connection/forwarded.ts";
 import { loadHba } from "../../lib/hba/load.ts";
 import type { GatewayDeps, LogEvent } from "../../lib/http/app.ts";
 import { Pools } from "../../lib/upstream/pools.ts";
@@ -22,6 +23,7 @@ export function testDeps(pools: Pools, rules: string, overrides: Partial<Gateway
   return {
     rules: () => compiled,
     peer: () => ({ transport: "host", address: "10.0.0.1", encrypted: false }),
+    trustedProxies: NO_TRUSTED_PROXIES,
     caller: { anonymousUser: undefined },
     pools,
     environment: { isMember: () => false },

@@ -8,6 +8,7 @@ import { createApp, type LogEvent } from "../../lib/http/app.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { testDeps, testPools } from "./deps.ts";
 import { VerifiedCallers } from "../../lib/auth/verified-callers.ts";
+import { parseTrustedProxies } from "../../lib/connection/forwarded.ts";
 import { parseVerifierFile } from "../../lib/auth/verifier-file.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 
@@ -305,6 +306,17 @@ describe("gateway main path", () => {
     assert.equal((await ask("md5user", "md5-secret", "10.0.0.3")).status, 401);
     assert.equal((await ask("md5user", "md5-secret", "10.0.0.6")).status, 200);
     assert.equal(logins, 0, "no upstream login was used to verify");
+  });
+
+  test("a forged X-Forwarded-For from an untrusted peer changes nothing; a trusted proxy's does", async () => {
+    const behind = (trusted: string) =>
+      createApp(testDeps(pools, RULES, { trustedProxies: parseTrustedProxies(trusted), peer: () => ({ transport: "host", address: "10.0.0.2", encrypted: false }) }));
+    const ask = async (app: ReturnType<typeof createApp>) =>
+      (await app.request("/v1/postgres/sql", { method: "POST", headers: { authorization: basic("trustee", ""), "x-forwarded-for": "10.0.0.1" }, body: '{"query":"select 1"}' })).status;
+    // 10.0.0.2 has a reject line; claiming to be 10.0.0.1 (trust) must not help...
+    assert.equal(await ask(behind("")), 403);
+    // ...unless 10.0.0.2 is a proxy we trust.
+    assert.equal(await ask(behind("10.0.0.2/32")), 200);
   });
 
   test("no password ever reaches the log", () => {

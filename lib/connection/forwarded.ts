@@ -1,0 +1,49 @@
+// X-Forwarded-For / X-Forwarded-Proto, believed only from trusted proxies.
+// Walking the X-Forwarded-For chain from the right, trusted proxies are
+// skipped and the first untrusted hop is the client; a caller outside the
+// trusted list cannot choose the address its rules see.
+import { cidrMask, inRange, parseClientAddress, parseNumericHost, unmapIpv4, type IpAddress } from "../hba/address.ts";
+import { gatewayError, SQLSTATE } from "../errors.ts";
+import type { PeerInfo } from "./caller.ts";
+
+export interface TrustedProxies {
+  contains(address: IpAddress): boolean;
+}
+
+/** Parse "10.0.0.0/8, 192.0.2.7, fd00::/8"; throws with the bad entry named. */
+export function parseTrustedProxies(text: string): TrustedProxies {
+  const ranges: { network: IpAddress; mask: Uint8Array }[] = [];
+  for (const entry of text.split(",").map((s) => s.trim()).filter(Boolean)) {
+    const [host, bits] = entry.split("/");
+    const network = parseNumericHost(host ?? "");
+    const mask = network && cidrMask(bits ?? String(network.family === 4 ? 32 : 128), network.family);
+    if (!network || !mask) throw new Error(`invalid trusted proxy "${entry}": expected an IP address or CIDR range`);
+    ranges.push({ network: unmapIpv4(network), mask });
+  }
+  return { contains: (a) => ranges.some((r) => inRange(a, r.network, r.mask)) };
+}
+
+export const NO_TRUSTED_PROXIES: TrustedProxies = { contains: () => false };
+
+/** The caller as hba sees it: the socket peer, or what a trusted proxy says about its own client. */
+export function forwardedPeer(
+  socket: PeerInfo,
+  header: (name: string) => string | undefined,
+  trusted: TrustedProxies,
+): PeerInfo {
+  if (socket.transport !== "host" || socket.address === undefined) return socket;
+  const direct = parseClientAddress(socket.address);
+  if (!direct || !trusted.contains(unmapIpv4(direct))) return socket;
+
+  let address = socket.address;
+  const chain = (header("x-forwarded-for") ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  for (let i = chain.length - 1; i >= 0; i--) {
+    const hop = parseClientAddress(chain[i]!.replace(/^\[(.*)\]$/, "$1"));
+    if (!hop) throw gatewayError(SQLSTATE.protocolViolation, `invalid X-Forwarded-For entry "${chain[i]}"`);
+    address = chain[i]!.replace(/^\[(.*)\]$/, "$1");
+    if (!trusted.contains(unmapIpv4(hop))) break;
+  }
+  // The nearest proxy's view of the connection it received.
+  const proto = (header("x-forwarded-proto") ?? "").split(",").map((s) => s.trim().toLowerCase()).filter(Boolean).at(-1);
+  return { transport: "host", address, encrypted: proto === undefined ? socket.encrypted : proto === "https" };
+}
