@@ -11,6 +11,7 @@ import { createApp, type LogEvent } from "../lib/http/app.ts";
 import { VerifiedCallers } from "../lib/auth/verified-callers.ts";
 import { parseVerifierFile, type VerifierFile } from "../lib/auth/verifier-file.ts";
 import { Pools } from "../lib/upstream/pools.ts";
+import { RoleMembership } from "../lib/upstream/role-membership.ts";
 
 const log = (event: LogEvent) => process.stderr.write(JSON.stringify({ time: new Date().toISOString(), ...event }) + "\n");
 
@@ -24,6 +25,10 @@ function loadVerifiers(path: string): VerifierFile | undefined {
   }
   for (const e of file.errors) log({ level: "error", msg: "invalid verifier file line", error: `${e.file}:${e.line}: ${e.message}` });
   return file.errors.length === 0 ? file : undefined;
+}
+
+function usesMembership(rule: HbaRule): boolean {
+  return rule.users.some((u) => u.kind === "member") || rule.databases.some((d) => d.kind === "samerole");
 }
 
 function loadRules(path: string): readonly HbaRule[] | undefined {
@@ -74,6 +79,17 @@ export async function start(_args: readonly string[]): Promise<number> {
     maxLifetime: settings.HBAGATE_MAX_LIFETIME,
     statementTimeout: settings.HBAGATE_STATEMENT_TIMEOUT_MS,
   });
+  // Role membership needs a login of the gateway's own; without one, +group and
+  // samerole match no one (fail closed), and the log says so.
+  const serviceUser = settings.HBAGATE_SERVICE_USER ?? (settings.HBAGATE_UPSTREAM_HOST ? undefined : "postgres");
+  const servicePassword = settings.HBAGATE_SERVICE_PASSWORD ?? "";
+  const membership = serviceUser
+    ? new RoleMembership(pools.service(settings.HBAGATE_SERVICE_DATABASE, serviceUser, () => servicePassword), { ttlMs: settings.HBAGATE_ROLES_TTL_MS })
+    : undefined;
+  if (!membership && rules.some(usesMembership)) {
+    log({ level: "warn", msg: "rules use +group or samerole but HBAGATE_SERVICE_USER is not set: those entries match no one" });
+  }
+
   const app = createApp({
     rules: () => rules!,
     peer: (c) => {
@@ -83,7 +99,7 @@ export async function start(_args: readonly string[]): Promise<number> {
     trustedProxies: settings.HBAGATE_TRUSTED_PROXIES,
     caller: { anonymousUser },
     pools,
-    environment: { isMember: () => false, ...systemHost },
+    environment: { isMember: (u, r) => membership?.isMember(u, r) ?? false, ...systemHost },
     maxBodyBytes: settings.HBAGATE_MAX_BODY_BYTES,
     verifierFile: () => verifiers,
     verifiedCallers,
@@ -102,6 +118,7 @@ export async function start(_args: readonly string[]): Promise<number> {
     rules = next;
     verifiers = nextVerifiers;
     verifiedCallers.clear();
+    membership?.clear();
     log({ level: "info", msg: "reloaded configuration", file: hbaPath, rules: next.length });
   });
 

@@ -20,6 +20,11 @@ const Schema = z.object({
   HBAGATE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(0).default(30000),
   HBAGATE_MAX_BODY_BYTES: z.coerce.number().int().min(1).default(1024 * 1024),
   HBAGATE_VERIFIER_FILE: z.string().optional(),
+  /** The gateway's own login for catalog lookups (role membership for +group and samerole). */
+  HBAGATE_SERVICE_USER: z.string().optional(),
+  HBAGATE_SERVICE_PASSWORD: z.string().optional(),
+  HBAGATE_SERVICE_DATABASE: z.string().default("postgres"),
+  HBAGATE_ROLES_TTL_MS: z.coerce.number().int().min(0).default(10_000),
   /** Comma-separated addresses/CIDR ranges whose X-Forwarded-* headers are believed. */
   HBAGATE_TRUSTED_PROXIES: z
     .string()

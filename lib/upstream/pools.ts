@@ -61,6 +61,17 @@ export class Pools {
     return entry.sql;
   }
 
+  /** A small pool for the gateway's own catalog lookups, logged in with configured credentials. */
+  service(database: string, user: string, password: () => string): postgres.Sql {
+    const key = JSON.stringify(["service", database, user]);
+    let entry = this.pools.get(key);
+    if (!entry) {
+      entry = { sql: postgres({ ...this.options(database, user), max: 1, pass: password }), password: undefined };
+      this.pools.set(key, entry);
+    }
+    return entry.sql;
+  }
+
   /** Verify a password by logging in with it on a connection of its own. */
   async login(database: string, user: string, password: string): Promise<void> {
     const sql = postgres({ ...this.options(database, user), max: 1, pass: password });

@@ -8,6 +8,7 @@ import { createApp, type LogEvent } from "../../lib/http/app.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { testDeps, testPools } from "./deps.ts";
 import { VerifiedCallers } from "../../lib/auth/verified-callers.ts";
+import { RoleMembership } from "../../lib/upstream/role-membership.ts";
 import { parseTrustedProxies } from "../../lib/connection/forwarded.ts";
 import { parseVerifierFile } from "../../lib/auth/verifier-file.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
@@ -317,6 +318,37 @@ describe("gateway main path", () => {
     assert.equal(await ask(behind("")), 403);
     // ...unless 10.0.0.2 is a proxy we trust.
     assert.equal(await ask(behind("10.0.0.2/32")), 200);
+  });
+
+  test("+group and samerole follow the upstream's role graph, refreshed after the TTL", async () => {
+    await cluster.sql.unsafe("create role staff nologin; create role team nologin in role staff; create role carol login in role team; create role boss superuser login");
+    await cluster.sql.unsafe("grant all on items to carol, boss");
+    let now = 0;
+    const membership = new RoleMembership(cluster.sql, { ttlMs: 1000, now: () => now });
+    const app2 = createApp(
+      testDeps(pools, "host all +staff 10.0.0.1/32 trust\nhost samerole all 10.0.0.1/32 trust\n", {
+        environment: { isMember: (u, r) => membership.isMember(u, r) },
+      }),
+    );
+    await cluster.writeHba("host all all 127.0.0.1/32 trust\n", { reload: true });
+    const ask = async (user: string, db = "postgres") =>
+      (await app2.request(`/v1/${db}/sql`, { method: "POST", headers: { authorization: basic(user, "") }, body: '{"query":"select 1"}' })).status;
+    assert.equal(await ask("carol"), 200, "indirect member of staff");
+    assert.equal(await ask("boss"), 403, "a superuser is not a member unless granted");
+    assert.equal(await ask("trustee"), 403);
+    await cluster.sql.unsafe("grant staff to trustee");
+    assert.equal(await ask("trustee"), 403, "the cached graph is still used");
+    now += 1001;
+    assert.equal(await ask("trustee"), 200, "the graph is re-read after the TTL");
+    await cluster.sql.unsafe("create role club nologin; create role solo login in role club");
+    await cluster.sql.unsafe("create database club");
+    now += 1001;
+    assert.equal(await ask("solo", "club"), 200, "samerole: the database is named after a role solo belongs to");
+    assert.equal(await ask("solo", "postgres"), 403);
+    await cluster.writeHba(
+      "host all trustee 127.0.0.1/32 trust\nhost all md5user 127.0.0.1/32 md5\nhost all all 127.0.0.1/32 scram-sha-256\n",
+      { reload: true },
+    );
   });
 
   test("no password ever reaches the log", () => {
