@@ -74,6 +74,7 @@ export async function start(_args: readonly string[]): Promise<number> {
     host: upstream.host,
     port: upstream.port,
     max: settings.HBAGATE_POOL_MAX,
+    maxTotal: Math.max(settings.HBAGATE_POOL_MAX_TOTAL, settings.HBAGATE_POOL_MAX),
     idleTimeout: settings.HBAGATE_IDLE_TIMEOUT,
     connectTimeout: settings.HBAGATE_CONNECT_TIMEOUT,
     maxLifetime: settings.HBAGATE_MAX_LIFETIME,

@@ -125,8 +125,9 @@ export function createApp(deps: GatewayDeps): Hono {
     const caller = identifyCaller(peerOf(c), c.req.param("database"), c.req.header("authorization"), deps.caller);
     const request = await readRequest(c);
     const sql = await connect(caller);
-    if (request.kind === "single") return c.json(await runSingle(sql, request.statement, "json"));
-    return c.json({ results: await runBatch(sql, request.statements, transactionOptions(c.req.header.bind(c.req)), "json") });
+    const signal = c.req.raw.signal;
+    if (request.kind === "single") return c.json(await runSingle(sql, request.statement, "json", signal));
+    return c.json({ results: await runBatch(sql, request.statements, transactionOptions(c.req.header.bind(c.req)), "json", signal) });
   });
 
   // Neon's SQL-over-HTTP endpoint, answered as Neon does so its clients work unmodified.
@@ -136,8 +137,9 @@ export function createApp(deps: GatewayDeps): Hono {
       const caller = callerFor(peerOf(c), target.database, target.user, target.password);
       const request = await readRequest(c);
       const sql = await connect(caller);
-      if (request.kind === "single") return c.json(neonResult(await runSingle(sql, request.statement, "text")));
-      const results = await runBatch(sql, request.statements, transactionOptions(c.req.header.bind(c.req)), "text");
+      const signal = c.req.raw.signal;
+      if (request.kind === "single") return c.json(neonResult(await runSingle(sql, request.statement, "text", signal)));
+      const results = await runBatch(sql, request.statements, transactionOptions(c.req.header.bind(c.req)), "text", signal);
       return c.json({ results: results.map(neonResult) });
     } catch (err) {
       if (!(err instanceof GatewayError)) throw err;

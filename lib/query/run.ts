@@ -82,10 +82,29 @@ export function parseQueryRequest(value: unknown): QueryRequest {
 
 const utf8 = new TextDecoder();
 
-async function runOne<M extends ResultMode>(sql: postgres.Sql | postgres.TransactionSql, s: Statement, mode: M): Promise<ResultOf<M>> {
+/** A caller who goes away cancels the statement on the server (a CancelRequest), not just the wait. */
+async function cancellable<T>(query: { cancel(): unknown }, signal: AbortSignal | undefined, run: () => Promise<T>): Promise<T> {
+  if (!signal) return run();
+  if (signal.aborted) throw gatewayError(SQLSTATE.queryCanceled, "canceling statement due to client disconnect");
+  const cancel = () => void query.cancel();
+  signal.addEventListener("abort", cancel, { once: true });
+  try {
+    return await run();
+  } finally {
+    signal.removeEventListener("abort", cancel);
+  }
+}
+
+async function runOne<M extends ResultMode>(
+  sql: postgres.Sql | postgres.TransactionSql,
+  s: Statement,
+  mode: M,
+  signal: AbortSignal | undefined,
+): Promise<ResultOf<M>> {
   const params = (s.params ?? []).map(parameterText) as postgres.ParameterOrJSON<never>[];
   if (mode === "json") {
-    const result = await sql.unsafe(s.query, params);
+    const query = sql.unsafe(s.query, params);
+    const result = await cancellable(query, signal, async () => await query);
     const out: StatementResult = {
       command: result.command,
       rowCount: result.count ?? null,
@@ -94,7 +113,8 @@ async function runOne<M extends ResultMode>(sql: postgres.Sql | postgres.Transac
     };
     return out as ResultOf<M>;
   }
-  const result = await sql.unsafe(s.query, params).raw();
+  const query = sql.unsafe(s.query, params).raw();
+  const result = await cancellable(query, signal, async () => await query);
   const out: TextResult = {
     command: result.command,
     rowCount: result.count ?? null,
@@ -119,9 +139,9 @@ function beginMode(o: TransactionOptions): string {
     .join(" ");
 }
 
-export async function runSingle<M extends ResultMode>(sql: postgres.Sql, s: Statement, mode: M): Promise<ResultOf<M>> {
+export async function runSingle<M extends ResultMode>(sql: postgres.Sql, s: Statement, mode: M, signal?: AbortSignal): Promise<ResultOf<M>> {
   try {
-    return await runOne(sql, s, mode);
+    return await runOne(sql, s, mode, signal);
   } catch (err) {
     throw fromDriverError(err);
   }
@@ -132,11 +152,12 @@ export async function runBatch<M extends ResultMode>(
   statements: readonly Statement[],
   options: TransactionOptions,
   mode: M,
+  signal?: AbortSignal,
 ): Promise<ResultOf<M>[]> {
   try {
     return (await sql.begin(beginMode(options), async (tx) => {
       const out: ResultOf<M>[] = [];
-      for (const s of statements) out.push(await runOne(tx, s, mode));
+      for (const s of statements) out.push(await runOne(tx, s, mode, signal));
       return out;
     })) as ResultOf<M>[];
   } catch (err) {

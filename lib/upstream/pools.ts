@@ -12,6 +12,8 @@ export interface UpstreamSettings {
   readonly port: number;
   /** Connections per (database, role) pool. */
   readonly max: number;
+  /** Bound on connections across all pools; the least recently used pool is closed to make room. */
+  readonly maxTotal: number;
   /** Seconds. */
   readonly idleTimeout: number;
   readonly connectTimeout: number;
@@ -20,9 +22,23 @@ export interface UpstreamSettings {
   readonly statementTimeout: number;
 }
 
+interface Entry {
+  readonly sql: postgres.Sql;
+  password: string | undefined;
+}
+
 export class Pools {
-  private readonly pools = new Map<string, { sql: postgres.Sql; password: string | undefined }>();
-  constructor(private readonly settings: UpstreamSettings) {}
+  /** Callers' pools in least-recently-used-first order (a Map iterates in insertion order). */
+  private readonly pools = new Map<string, Entry>();
+  private readonly servicePools = new Map<string, postgres.Sql>();
+  constructor(private readonly settings: UpstreamSettings) {
+    if (settings.maxTotal < settings.max) throw new RangeError("maxTotal must be at least max");
+  }
+
+  /** How many callers' pools exist (each may hold up to `max` connections). */
+  get size(): number {
+    return this.pools.size;
+  }
 
   private options(database: string, user: string) {
     const s = this.settings;
@@ -51,25 +67,41 @@ export class Pools {
   pool(database: string, user: string, password?: string): postgres.Sql {
     const key = JSON.stringify([database, user]);
     let entry = this.pools.get(key);
-    if (!entry) {
-      const holder: { sql: postgres.Sql; password: string | undefined } = { sql: undefined as never, password };
-      holder.sql = postgres({ ...this.options(database, user), max: this.settings.max, pass: () => holder.password ?? "" });
-      this.pools.set(key, holder);
-      entry = holder;
+    if (entry) {
+      this.pools.delete(key);
+    } else {
+      this.makeRoom();
+      const created: Entry = {
+        sql: postgres({ ...this.options(database, user), max: this.settings.max, pass: () => created.password ?? "" }),
+        password,
+      };
+      entry = created;
     }
+    this.pools.set(key, entry);
     if (password !== undefined) entry.password = password;
     return entry.sql;
   }
 
+  /** Close least recently used pools until one more fits under maxTotal. */
+  private makeRoom(): void {
+    const { max, maxTotal } = this.settings;
+    for (const [key, old] of this.pools) {
+      if ((this.pools.size + 1) * max <= maxTotal) break;
+      this.pools.delete(key);
+      // In-flight statements get a few seconds to finish; new ones go to a new pool.
+      void old.sql.end({ timeout: 5 });
+    }
+  }
+
   /** A small pool for the gateway's own catalog lookups, logged in with configured credentials. */
   service(database: string, user: string, password: () => string): postgres.Sql {
-    const key = JSON.stringify(["service", database, user]);
-    let entry = this.pools.get(key);
-    if (!entry) {
-      entry = { sql: postgres({ ...this.options(database, user), max: 1, pass: password }), password: undefined };
-      this.pools.set(key, entry);
+    const key = JSON.stringify([database, user]);
+    let sql = this.servicePools.get(key);
+    if (!sql) {
+      sql = postgres({ ...this.options(database, user), max: 1, pass: password });
+      this.servicePools.set(key, sql);
     }
-    return entry.sql;
+    return sql;
   }
 
   /** Verify a password by logging in with it on a connection of its own. */
@@ -88,8 +120,9 @@ export class Pools {
   }
 
   async close(): Promise<void> {
-    const all = [...this.pools.values()];
+    const all = [...[...this.pools.values()].map((e) => e.sql), ...this.servicePools.values()];
     this.pools.clear();
-    await Promise.all(all.map((p) => p.sql.end({ timeout: 1 })));
+    this.servicePools.clear();
+    await Promise.all(all.map((sql) => sql.end({ timeout: 1 })));
   }
 }

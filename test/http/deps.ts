@@ -7,7 +7,7 @@ import type { GatewayDeps, LogEvent } from "../../lib/http/app.ts";
 import { Pools } from "../../lib/upstream/pools.ts";
 
 export function testPools(port: number, overrides: Partial<ConstructorParameters<typeof Pools>[0]> = {}): Pools {
-  return new Pools({ host: "127.0.0.1", port, max: 2, idleTimeout: 5, connectTimeout: 5, maxLifetime: 60, statementTimeout: 2000, ...overrides });
+  return new Pools({ host: "127.0.0.1", port, max: 2, maxTotal: 20, idleTimeout: 5, connectTimeout: 5, maxLifetime: 60, statementTimeout: 2000, ...overrides });
 }
 
 export function rulesFrom(text: string) {

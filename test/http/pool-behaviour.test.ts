@@ -1,0 +1,91 @@
+// Over a real socket: pool bounds under 200 concurrent requests, and a caller
+// who disconnects cancels the statement on the server.
+import assert from "node:assert/strict";
+import { request as httpRequest } from "node:http";
+import type { AddressInfo } from "node:net";
+import { after, before, describe, test } from "node:test";
+import { serve, type ServerType } from "@hono/node-server";
+import { createApp } from "../../lib/http/app.ts";
+import type { Pools } from "../../lib/upstream/pools.ts";
+import { startCluster, type Cluster } from "../harness/postgres.ts";
+import { testDeps, testPools } from "./deps.ts";
+
+describe("pools under load and disconnects", () => {
+  let cluster: Cluster;
+  let pools: Pools;
+  let server: ServerType;
+  let base: string;
+
+  before(async () => {
+    cluster = await startCluster();
+    await cluster.sql.unsafe("create role r1 login; create role r2 login; create role r3 login");
+    await cluster.writeHba("host all all 127.0.0.1/32 trust\n", { reload: true });
+    // Three roles of 3 connections each do not fit in 6: the least recently used pool makes room.
+    pools = testPools(cluster.port, { max: 3, maxTotal: 6, statementTimeout: 20_000 });
+    const app = createApp(testDeps(pools, "host all all all trust\n", { maxBodyBytes: 1 << 16 }));
+    await new Promise<void>((resolve) => {
+      server = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: 0 }, () => resolve());
+    });
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    if (server) await new Promise<void>((r) => server.close(() => r()));
+    await pools?.close();
+    await cluster?.stop();
+  });
+
+  const auth = (user: string) => "Basic " + Buffer.from(`${user}:`).toString("base64");
+  const backends = async () =>
+    (await cluster.sql<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where usename in ('r1', 'r2', 'r3')`)[0]!.n;
+
+  test("200 concurrent requests all succeed and never exceed the connection bounds", async () => {
+    let peak = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        peak = Math.max(peak, await backends());
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    const statuses = await Promise.all(
+      Array.from({ length: 200 }, (_, i) =>
+        fetch(`${base}/v1/postgres/sql`, {
+          method: "POST",
+          headers: { authorization: auth(`r${(i % 3) + 1}`) },
+          body: JSON.stringify({ query: "select pg_sleep(0.01), $1::int as i", params: [i] }),
+        }).then(async (r) => [r.status, ((await r.json()) as { rows?: { i: number }[] }).rows?.[0]?.i] as const),
+      ),
+    );
+    sampling = false;
+    await sampler;
+    statuses.forEach(([status, i], n) => {
+      assert.equal(status, 200);
+      assert.equal(i, n);
+    });
+    assert.ok(peak > 0, "the sampler saw the load");
+    // Evicted pools finish their statements before closing, so allow one pool's worth in flight.
+    assert.ok(peak <= 6 + 3, `peak ${peak} upstream connections`);
+    assert.ok(pools.size <= 2, `${pools.size} pools remain`);
+  });
+
+  test("a caller who disconnects cancels the running statement", async () => {
+    const marker = `select pg_sleep(30) /* disconnect-${Date.now()} */`;
+    const req = httpRequest(`${base}/v1/postgres/sql`, { method: "POST", headers: { authorization: auth("r1") } });
+    req.on("error", () => {});
+    req.end(JSON.stringify({ query: marker }));
+    const running = async () =>
+      (await cluster.sql<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where query = ${marker} and state = 'active'`)[0]!.n;
+    for (let i = 0; i < 100 && (await running()) === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(await running(), 1, "the statement started");
+    req.destroy();
+    let left = 1;
+    for (let i = 0; i < 100 && left > 0; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      left = await running();
+    }
+    assert.equal(left, 0, "the server is no longer running it");
+    // The connection went back to the pool healthy.
+    const res = await fetch(`${base}/v1/postgres/sql`, { method: "POST", headers: { authorization: auth("r1") }, body: '{"query":"select 1 as ok"}' });
+    assert.equal(res.status, 200);
+  });
+});
