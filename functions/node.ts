@@ -102,6 +102,7 @@ export async function start(_args: readonly string[]): Promise<number> {
     pools,
     environment: { isMember: (u, r) => membership?.isMember(u, r) ?? false, ...systemHost },
     maxBodyBytes: settings.HBAGATE_MAX_BODY_BYTES,
+    responseLimits: { maxRows: settings.HBAGATE_MAX_RESPONSE_ROWS, maxBytes: settings.HBAGATE_MAX_RESPONSE_BYTES },
     verifierFile: () => verifiers,
     verifiedCallers,
     log,

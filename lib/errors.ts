@@ -9,6 +9,7 @@ export const SQLSTATE = {
   connectionFailure: "08006",
   sqlclientUnableToEstablishSqlconnection: "08001",
   tooManyConnections: "53300",
+  configurationLimitExceeded: "53400",
   queryCanceled: "57014",
   invalidParameterValue: "22023",
   programLimitExceeded: "54000",

@@ -13,7 +13,7 @@ import { forwardedPeer, type TrustedProxies } from "../connection/forwarded.ts";
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
 import { matchHba, type MatchEnvironment } from "../hba/match.ts";
 import type { HbaRule } from "../hba/rule.ts";
-import { parseQueryRequest, runBatch, runSingle, type QueryRequest, type TransactionOptions } from "../query/run.ts";
+import { parseQueryRequest, runBatch, runSingle, type QueryRequest, type ResponseLimits, type TransactionOptions } from "../query/run.ts";
 import { neonError, neonResult, neonStatus } from "./neon-format.ts";
 import type { Pools } from "../upstream/pools.ts";
 import { httpStatus } from "./status.ts";
@@ -31,6 +31,7 @@ export interface GatewayDeps {
   readonly pools: Pick<Pools, "pool" | "login">;
   readonly environment: MatchEnvironment;
   readonly maxBodyBytes: number;
+  readonly responseLimits: ResponseLimits;
   /** The verifier file in force, if passwords are checked against one. */
   verifierFile(): VerifierFile | undefined;
   readonly verifiedCallers: VerifiedCallers;
@@ -126,8 +127,9 @@ export function createApp(deps: GatewayDeps): Hono {
     const request = await readRequest(c);
     const sql = await connect(caller);
     const signal = c.req.raw.signal;
-    if (request.kind === "single") return c.json(await runSingle(sql, request.statement, "json", signal));
-    return c.json({ results: await runBatch(sql, request.statements, transactionOptions(c.req.header.bind(c.req)), "json", signal) });
+    const limits = deps.responseLimits;
+    if (request.kind === "single") return c.json(await runSingle(sql, request.statement, "json", limits, signal));
+    return c.json({ results: await runBatch(sql, request.statements, transactionOptions(c.req.header.bind(c.req)), "json", limits, signal) });
   });
 
   // Neon's SQL-over-HTTP endpoint, answered as Neon does so its clients work unmodified.
@@ -138,8 +140,9 @@ export function createApp(deps: GatewayDeps): Hono {
       const request = await readRequest(c);
       const sql = await connect(caller);
       const signal = c.req.raw.signal;
-      if (request.kind === "single") return c.json(neonResult(await runSingle(sql, request.statement, "text", signal)));
-      const results = await runBatch(sql, request.statements, transactionOptions(c.req.header.bind(c.req)), "text", signal);
+      const limits = deps.responseLimits;
+      if (request.kind === "single") return c.json(neonResult(await runSingle(sql, request.statement, "text", limits, signal)));
+      const results = await runBatch(sql, request.statements, transactionOptions(c.req.header.bind(c.req)), "text", limits, signal);
       return c.json({ results: results.map(neonResult) });
     } catch (err) {
       if (!(err instanceof GatewayError)) throw err;

@@ -9,6 +9,7 @@ const EXACT: Readonly<Record<string, number>> = {
   "57P02": 503, // crash shutdown
   "57P03": 503, // cannot connect now
   "53300": 503, // too many connections
+  "53400": 507, // a configured response limit (rows, bytes) was exceeded
   "40001": 409, // serialization failure: retry
   "40P01": 409, // deadlock: retry
   "54000": 413, // program limit exceeded (request too large)

@@ -95,41 +95,85 @@ async function cancellable<T>(query: { cancel(): unknown }, signal: AbortSignal 
   }
 }
 
+/**
+ * Limits on what one response may carry, shared by every statement of a
+ * batch. Rows are counted as they arrive, so a runaway result is cancelled on
+ * the server instead of being buffered whole.
+ */
+export interface ResponseLimits {
+  readonly maxRows: number;
+  readonly maxBytes: number;
+}
+
+class Budget {
+  rows = 0;
+  bytes = 0;
+  constructor(private readonly limits: ResponseLimits) {}
+  /** undefined while within limits; the error to report once past them. */
+  take(row: unknown): GatewayError | undefined {
+    this.rows += 1;
+    this.bytes += JSON.stringify(row).length + 1;
+    if (this.rows > this.limits.maxRows) {
+      return gatewayError(SQLSTATE.configurationLimitExceeded, `the result exceeds the limit of ${this.limits.maxRows} rows`, {
+        hint: "Add a LIMIT, or page through the result.",
+      });
+    }
+    if (this.bytes > this.limits.maxBytes) {
+      return gatewayError(SQLSTATE.configurationLimitExceeded, `the response exceeds the limit of ${this.limits.maxBytes} bytes`, {
+        hint: "Select fewer columns or rows.",
+      });
+    }
+    return undefined;
+  }
+}
+
+const textFields = (columns: postgres.ColumnList<string> | undefined): TextField[] =>
+  (columns ?? []).map((c) => ({
+    name: c.name,
+    dataTypeID: c.type,
+    tableID: c.table,
+    columnID: c.number,
+    dataTypeSize: typeSize(c.type),
+    // postgres.js does not keep the type modifier from RowDescription.
+    dataTypeModifier: -1,
+    format: "text" as const,
+  }));
+
 async function runOne<M extends ResultMode>(
   sql: postgres.Sql | postgres.TransactionSql,
   s: Statement,
   mode: M,
+  budget: Budget,
   signal: AbortSignal | undefined,
 ): Promise<ResultOf<M>> {
   const params = (s.params ?? []).map(parameterText) as postgres.ParameterOrJSON<never>[];
+  const rows: unknown[] = [];
+  let exceeded: GatewayError | undefined;
+  const query = mode === "json" ? sql.unsafe(s.query, params) : sql.unsafe(s.query, params).raw();
+  const collect = (row: unknown) => {
+    if (exceeded) return;
+    const value = mode === "json" ? row : (row as (Uint8Array | null)[]).map((v) => (v === null ? null : utf8.decode(v)));
+    exceeded = budget.take(value);
+    if (exceeded) void query.cancel();
+    else rows.push(value);
+  };
+  let result;
+  try {
+    result = await cancellable(query, signal, () => (query as unknown as postgres.PendingQuery<postgres.Row[]>).forEach(collect));
+  } catch (err) {
+    throw exceeded ?? err;
+  }
+  if (exceeded) throw exceeded;
   if (mode === "json") {
-    const query = sql.unsafe(s.query, params);
-    const result = await cancellable(query, signal, async () => await query);
     const out: StatementResult = {
       command: result.command,
       rowCount: result.count ?? null,
       fields: (result.columns ?? []).map((c) => ({ name: c.name, dataTypeID: c.type })),
-      rows: [...result] as Record<string, unknown>[],
+      rows: rows as Record<string, unknown>[],
     };
     return out as ResultOf<M>;
   }
-  const query = sql.unsafe(s.query, params).raw();
-  const result = await cancellable(query, signal, async () => await query);
-  const out: TextResult = {
-    command: result.command,
-    rowCount: result.count ?? null,
-    fields: (result.columns ?? []).map((c) => ({
-      name: c.name,
-      dataTypeID: c.type,
-      tableID: c.table,
-      columnID: c.number,
-      dataTypeSize: typeSize(c.type),
-      // postgres.js does not keep the type modifier from RowDescription.
-      dataTypeModifier: -1,
-      format: "text" as const,
-    })),
-    rows: [...result].map((row) => row.map((v) => (v === null ? null : utf8.decode(v as Uint8Array)))),
-  };
+  const out: TextResult = { command: result.command, rowCount: result.count ?? null, fields: textFields(result.columns), rows: rows as (string | null)[][] };
   return out as ResultOf<M>;
 }
 
@@ -139,9 +183,15 @@ function beginMode(o: TransactionOptions): string {
     .join(" ");
 }
 
-export async function runSingle<M extends ResultMode>(sql: postgres.Sql, s: Statement, mode: M, signal?: AbortSignal): Promise<ResultOf<M>> {
+export async function runSingle<M extends ResultMode>(
+  sql: postgres.Sql,
+  s: Statement,
+  mode: M,
+  limits: ResponseLimits,
+  signal?: AbortSignal,
+): Promise<ResultOf<M>> {
   try {
-    return await runOne(sql, s, mode, signal);
+    return await runOne(sql, s, mode, new Budget(limits), signal);
   } catch (err) {
     throw fromDriverError(err);
   }
@@ -152,12 +202,14 @@ export async function runBatch<M extends ResultMode>(
   statements: readonly Statement[],
   options: TransactionOptions,
   mode: M,
+  limits: ResponseLimits,
   signal?: AbortSignal,
 ): Promise<ResultOf<M>[]> {
+  const budget = new Budget(limits);
   try {
     return (await sql.begin(beginMode(options), async (tx) => {
       const out: ResultOf<M>[] = [];
-      for (const s of statements) out.push(await runOne(tx, s, mode, signal));
+      for (const s of statements) out.push(await runOne(tx, s, mode, budget, signal));
       return out;
     })) as ResultOf<M>[];
   } catch (err) {

@@ -28,6 +28,7 @@ export function testDeps(pools: Pools, rules: string, overrides: Partial<Gateway
     pools,
     environment: { isMember: () => false },
     maxBodyBytes: 4096,
+    responseLimits: { maxRows: 100_000, maxBytes: 16 << 20 },
     verifierFile: () => undefined,
     verifiedCallers: new VerifiedCallers({ ttlMs: 0, maxEntries: 10 }),
     log: (e) => logs.push(e),

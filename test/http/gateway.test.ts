@@ -221,6 +221,25 @@ describe("gateway main path", () => {
     assert.deepEqual([bad.status, bad.json.error.code], [400, "22023"]);
   });
 
+  test("response limits: too many rows or bytes is 507 (53400), cancelled rather than buffered", async () => {
+    const limited = createApp(testDeps(pools, RULES, { responseLimits: { maxRows: 100, maxBytes: 2000 } }));
+    const ask = async (query: string) => {
+      const res = await limited.request("/v1/postgres/sql", { method: "POST", headers: { authorization: basic("trustee", "") }, body: JSON.stringify({ query }) });
+      return { status: res.status, json: (await res.json()) as Record<string, any> };
+    };
+    const ok = await ask("select g from generate_series(1, 100) g");
+    assert.equal(ok.status, 200);
+    assert.equal(ok.json.rows.length, 100);
+    const rows = await ask("select generate_series(1, 100000000) as g"); // a target-list SRF streams its rows
+    assert.deepEqual([rows.status, rows.json.error.code], [507, "53400"]);
+    assert.match(rows.json.error.message, /100 rows/);
+    const bytes = await ask("select repeat('x', 100) from generate_series(1, 50)");
+    assert.deepEqual([bytes.status, bytes.json.error.code], [507, "53400"]);
+    assert.match(bytes.json.error.message, /2000 bytes/);
+    // The connection is still good afterwards.
+    assert.equal((await ask("select 1")).status, 200);
+  });
+
   test("a statement past statement_timeout is cancelled: 504, 57014", async () => {
     const r = await post({ query: "select pg_sleep(5)" }, { auth: basic("trustee", "") });
     assert.equal(r.status, 504);
