@@ -1,6 +1,7 @@
 // Node server entry point: settings and files in, a listening gateway out.
 import { serve } from "@hono/node-server";
 import { getConnInfo } from "@hono/node-server/conninfo";
+import { connect } from "node:net";
 import { fileURLToPath } from "node:url";
 import { absolutePath, fileSource } from "../lib/config/file-source.ts";
 import { settingsFromEnv } from "../lib/config/settings.ts";
@@ -25,6 +26,20 @@ function loadVerifiers(path: string): VerifierFile | undefined {
   }
   for (const e of file.errors) log({ level: "error", msg: "invalid verifier file line", error: `${e.file}:${e.line}: ${e.message}` });
   return file.errors.length === 0 ? file : undefined;
+}
+
+/** Can a TCP connection to the upstream be opened (within 2 s)? */
+function reachable(host: string, port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port, timeout: 2000 });
+    const done = (state: string) => {
+      socket.destroy();
+      resolve(state);
+    };
+    socket.once("connect", () => done("ok"));
+    socket.once("timeout", () => done("unreachable: timed out"));
+    socket.once("error", (err: NodeJS.ErrnoException) => done(`unreachable: ${err.code ?? err.message}`));
+  });
 }
 
 function usesMembership(rule: HbaRule): boolean {
@@ -105,9 +120,15 @@ export async function start(_args: readonly string[]): Promise<number> {
     responseLimits: { maxRows: settings.HBAGATE_MAX_RESPONSE_ROWS, maxBytes: settings.HBAGATE_MAX_RESPONSE_BYTES },
     verifierFile: () => verifiers,
     verifiedCallers,
+    corsOrigins: settings.HBAGATE_CORS_ORIGINS,
+    readiness: async () => ({
+      config: lastReloadError ?? "ok",
+      upstream: await reachable(upstream.host, upstream.port),
+    }),
     log,
   });
 
+  let lastReloadError: string | undefined;
   // SIGHUP re-reads the rules and the verifier file; unless both are valid the
   // running ones stay, as PostgreSQL keeps its rules when a reload has errors.
   process.on("SIGHUP", () => {
@@ -115,8 +136,10 @@ export async function start(_args: readonly string[]): Promise<number> {
     const nextVerifiers = verifierPath === undefined ? undefined : loadVerifiers(verifierPath);
     if (!next || (verifierPath !== undefined && !nextVerifiers)) {
       log({ level: "error", msg: "configuration has errors; keeping the previous one", file: hbaPath });
+      lastReloadError = "the last reload failed; the previous configuration is in force";
       return;
     }
+    lastReloadError = undefined;
     rules = next;
     verifiers = nextVerifiers;
     verifiedCallers.clear();

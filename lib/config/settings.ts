@@ -20,6 +20,11 @@ const Schema = z.object({
   HBAGATE_MAX_LIFETIME: seconds.default(1800),
   HBAGATE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(0).default(30000),
   HBAGATE_MAX_BODY_BYTES: z.coerce.number().int().min(1).default(1024 * 1024),
+  /** Comma-separated browser origins allowed by CORS, or "*". */
+  HBAGATE_CORS_ORIGINS: z
+    .string()
+    .default("")
+    .transform((s) => s.split(",").map((o) => o.trim()).filter(Boolean)),
   HBAGATE_MAX_RESPONSE_ROWS: z.coerce.number().int().min(1).default(100_000),
   HBAGATE_MAX_RESPONSE_BYTES: z.coerce.number().int().min(1).default(64 * 1024 * 1024),
   HBAGATE_VERIFIER_FILE: z.string().optional(),

@@ -3,6 +3,7 @@
 import { Hono, type Context } from "hono";
 import type postgres from "postgres";
 import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
 import { authenticate } from "../auth/authenticate.ts";
 import type { VerifiedCallers } from "../auth/verified-callers.ts";
 import type { VerifierFile } from "../auth/verifier-file.ts";
@@ -35,6 +36,10 @@ export interface GatewayDeps {
   /** The verifier file in force, if passwords are checked against one. */
   verifierFile(): VerifierFile | undefined;
   readonly verifiedCallers: VerifiedCallers;
+  /** Browser origins allowed to call; empty: no CORS headers at all; ["*"]: any origin, never with credentials. */
+  readonly corsOrigins: readonly string[];
+  /** What /readyz reports: each check's state, ready only when all are "ok". */
+  readiness(): Promise<Readonly<Record<string, string>>>;
   log(event: LogEvent): void;
 }
 
@@ -81,7 +86,28 @@ export function createApp(deps: GatewayDeps): Hono {
 
   app.notFound((c) => c.json(errorBody(gatewayError("42704", `no such endpoint: ${c.req.method} ${new URL(c.req.url).pathname}`)), 404));
 
+  if (deps.corsOrigins.length > 0) {
+    const wildcard = deps.corsOrigins.includes("*");
+    const allowed = new Set(deps.corsOrigins);
+    const policy = cors({
+      origin: wildcard ? "*" : (origin) => (allowed.has(origin) ? origin : null),
+      allowMethods: ["POST", "OPTIONS"],
+      allowHeaders: ["authorization", "content-type", "neon-connection-string", "neon-raw-text-output", "neon-array-mode", "neon-batch-isolation-level", "neon-batch-read-only", "neon-batch-deferrable"],
+      // Credentials are never allowed together with a wildcard origin.
+      credentials: !wildcard,
+      maxAge: 600,
+    });
+    app.use("/sql", policy);
+    app.use("/v1/*", policy);
+  }
+
   app.get("/healthz", (c) => c.json({ status: "ok" }));
+
+  app.get("/readyz", async (c) => {
+    const checks = await deps.readiness();
+    const ready = Object.values(checks).every((v) => v === "ok");
+    return c.json({ status: ready ? "ready" : "not ready", checks }, ready ? 200 : 503);
+  });
 
   const limit = bodyLimit({
     maxSize: deps.maxBodyBytes,

@@ -31,6 +31,8 @@ export function testDeps(pools: Pools, rules: string, overrides: Partial<Gateway
     responseLimits: { maxRows: 100_000, maxBytes: 16 << 20 },
     verifierFile: () => undefined,
     verifiedCallers: new VerifiedCallers({ ttlMs: 0, maxEntries: 10 }),
+    corsOrigins: [],
+    readiness: async () => ({ config: "ok" }),
     log: (e) => logs.push(e),
     logs,
     ...overrides,

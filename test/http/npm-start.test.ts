@@ -38,6 +38,8 @@ test("npm start serves a query on loopback and stops cleanly on SIGINT", async (
     assert.equal(res.status, 200);
     assert.deepEqual(((await res.json()) as { rows: unknown }).rows, [{ answer: 42 }]);
     assert.match(out, /try: curl/);
+    const ready = await fetch(`${url}/readyz`);
+    assert.equal(ready.status, 200, await ready.clone().text());
   } finally {
     child.kill("SIGINT");
     const [code] = (await once(child, "exit")) as [number | null];
