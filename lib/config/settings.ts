@@ -1,5 +1,7 @@
-// Process settings from the environment, validated once into a frozen object.
-// Defaults live in this one table.
+// Process settings, validated once into a frozen object. They come from the
+// environment and, optionally, a JSON file named by HBAGATE_CONFIG with the
+// same keys (the environment wins). PORT, as platforms set it, is the HTTP
+// port unless HBAGATE_PORT says otherwise. Defaults live in this one table.
 import { z } from "zod";
 import { parseTrustedProxies } from "../connection/forwarded.ts";
 
@@ -47,19 +49,59 @@ const Schema = z.object({
     }),
   HBAGATE_VERIFIED_TTL_MS: z.coerce.number().int().min(0).default(60_000),
   HBAGATE_VERIFIED_MAX: z.coerce.number().int().min(1).default(10_000),
+  /** A Unix socket to listen on as well; its requests are hba `local` connections. */
+  HBAGATE_UNIX_SOCKET: z.string().optional(),
+  /** HTTPS on the TCP listener: both files, or neither. */
+  HBAGATE_TLS_CERT_FILE: z.string().optional(),
+  HBAGATE_TLS_KEY_FILE: z.string().optional(),
+  /** TLS to the upstream: disable, require (encrypt, no verification) or verify-full. */
+  HBAGATE_UPSTREAM_SSL: z.enum(["disable", "require", "verify-full"]).default("disable"),
+  HBAGATE_UPSTREAM_CA_FILE: z.string().optional(),
+}).superRefine((s, ctx) => {
+  if ((s.HBAGATE_TLS_CERT_FILE === undefined) !== (s.HBAGATE_TLS_KEY_FILE === undefined)) {
+    ctx.addIssue({ code: "custom", path: ["HBAGATE_TLS_CERT_FILE"], message: "HBAGATE_TLS_CERT_FILE and HBAGATE_TLS_KEY_FILE go together" });
+  }
 });
+
+const KEYS = new Set(Object.keys(Schema.shape));
 
 export type Settings = Readonly<z.infer<typeof Schema>>;
 
-/** Parse the environment; the error names the bad variable and value. */
-export function settingsFromEnv(env: Readonly<Record<string, string | undefined>>): Settings {
-  const parsed = Schema.safeParse(env);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => {
-      const key = String(i.path[0] ?? "?");
-      return `${key}=${JSON.stringify(env[key] ?? "")}: ${i.message}`;
-    });
-    throw new Error(`invalid settings:\n  ${lines.join("\n  ")}`);
+/** Values from the HBAGATE_CONFIG file: an object of known keys with string, number or boolean values. */
+function fileValues(path: string, readFile: (path: string) => string): { values: Record<string, string>; problems: string[] } {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFile(path));
+  } catch (err) {
+    return { values: {}, problems: [`HBAGATE_CONFIG=${JSON.stringify(path)}: ${(err as Error).message}`] };
   }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    return { values: {}, problems: [`${path}: expected a JSON object of HBAGATE_* settings`] };
+  }
+  const values: Record<string, string> = {};
+  const problems: string[] = [];
+  for (const [key, value] of Object.entries(json)) {
+    if (!KEYS.has(key)) problems.push(`${path}: unknown setting "${key}"`);
+    else if (["string", "number", "boolean"].includes(typeof value)) values[key] = String(value);
+    else problems.push(`${path}: ${key} must be a string, number or boolean`);
+  }
+  return { values, problems };
+}
+
+/** Parse the settings; the error lists every bad setting with its value. */
+export function loadSettings(env: Readonly<Record<string, string | undefined>>, readFile: (path: string) => string = () => "{}"): Settings {
+  const file = env.HBAGATE_CONFIG ? fileValues(env.HBAGATE_CONFIG, readFile) : { values: {}, problems: [] };
+  const merged: Record<string, string | undefined> = { ...file.values };
+  for (const key of KEYS) if (env[key] !== undefined) merged[key] = env[key];
+  if (merged.HBAGATE_PORT === undefined && env.PORT !== undefined) merged.HBAGATE_PORT = env.PORT;
+  const parsed = Schema.safeParse(merged);
+  const problems = [...file.problems];
+  if (!parsed.success) {
+    for (const i of parsed.error.issues) {
+      const key = String(i.path[0] ?? "?");
+      problems.push(`${key}=${JSON.stringify(merged[key] ?? "")}: ${i.message}`);
+    }
+  }
+  if (problems.length > 0 || !parsed.success) throw new Error(`invalid settings:\n  ${problems.join("\n  ")}`);
   return Object.freeze(parsed.data);
 }

@@ -20,6 +20,8 @@ export interface UpstreamSettings {
   readonly maxLifetime: number;
   /** Milliseconds; 0 = the server's default. */
   readonly statementTimeout: number;
+  /** TLS to the upstream (postgres.js `ssl`): false, "require", or verification options. */
+  readonly ssl?: false | "require" | { readonly ca: string; readonly rejectUnauthorized: true };
 }
 
 interface Entry {
@@ -50,6 +52,7 @@ export class Pools {
       idle_timeout: s.idleTimeout,
       connect_timeout: s.connectTimeout,
       max_lifetime: s.maxLifetime,
+      ssl: s.ssl === undefined || s.ssl === false ? false : s.ssl === "require" ? "require" : { ...s.ssl },
       prepare: false,
       types: jsonTypes,
       onnotice: () => {},

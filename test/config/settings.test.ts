@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { parseIpForTest } from "./ip.ts";
-import { settingsFromEnv } from "../../lib/config/settings.ts";
+import { loadSettings } from "../../lib/config/settings.ts";
 
 test("defaults come from one table and the result is frozen", () => {
-  const s = settingsFromEnv({});
+  const s = loadSettings({});
   assert.equal(s.HBAGATE_PORT, 8080);
   assert.equal(s.HBAGATE_LISTEN_HOST, "127.0.0.1");
   assert.equal(s.HBAGATE_TRUSTED_PROXIES.contains(parseIpForTest("10.0.0.1")), false);
@@ -13,15 +13,38 @@ test("defaults come from one table and the result is frozen", () => {
 
 test("every bad variable is named with its value", () => {
   assert.throws(
-    () => settingsFromEnv({ HBAGATE_PORT: "abc", HBAGATE_POOL_MAX: "0", HBAGATE_TRUSTED_PROXIES: "10.0.0.0/8,zzz" }),
+    () => loadSettings({ HBAGATE_PORT: "abc", HBAGATE_POOL_MAX: "0", HBAGATE_TRUSTED_PROXIES: "10.0.0.0/8,zzz" }),
     (err: Error) =>
       err.message.includes('HBAGATE_PORT="abc"') && err.message.includes('HBAGATE_POOL_MAX="0"') && err.message.includes('invalid trusted proxy "zzz"'),
   );
 });
 
 test("trusted proxies parse into a matcher", () => {
-  const s = settingsFromEnv({ HBAGATE_TRUSTED_PROXIES: "10.0.0.0/8, ::1" });
+  const s = loadSettings({ HBAGATE_TRUSTED_PROXIES: "10.0.0.0/8, ::1" });
   assert.equal(s.HBAGATE_TRUSTED_PROXIES.contains(parseIpForTest("10.2.3.4")), true);
   assert.equal(s.HBAGATE_TRUSTED_PROXIES.contains(parseIpForTest("::1")), true);
   assert.equal(s.HBAGATE_TRUSTED_PROXIES.contains(parseIpForTest("11.0.0.1")), false);
+});
+
+test("PORT sets the HTTP port unless HBAGATE_PORT does", () => {
+  assert.equal(loadSettings({ PORT: "9090" }).HBAGATE_PORT, 9090);
+  assert.equal(loadSettings({ PORT: "9090", HBAGATE_PORT: "7070" }).HBAGATE_PORT, 7070);
+});
+
+test("a JSON config file supplies settings; the environment overrides it; unknown keys are errors", () => {
+  const files: Record<string, string> = {
+    "/etc/hbagate.json": JSON.stringify({ HBAGATE_PORT: 6060, HBAGATE_POOL_MAX: 3, HBAGATE_CORS_ORIGINS: "https://a.example" }),
+    "/etc/bad.json": JSON.stringify({ HBAGATE_PORTT: 1, HBAGATE_POOL_MAX: [1] }),
+  };
+  const read = (p: string) => files[p] ?? (() => { throw new Error("ENOENT"); })();
+  const s = loadSettings({ HBAGATE_CONFIG: "/etc/hbagate.json", HBAGATE_POOL_MAX: "5" }, read);
+  assert.equal(s.HBAGATE_PORT, 6060);
+  assert.equal(s.HBAGATE_POOL_MAX, 5);
+  assert.deepEqual(s.HBAGATE_CORS_ORIGINS, ["https://a.example"]);
+  assert.throws(() => loadSettings({ HBAGATE_CONFIG: "/etc/bad.json" }, read), (e: Error) => /unknown setting "HBAGATE_PORTT"/.test(e.message) && /HBAGATE_POOL_MAX must be/.test(e.message));
+  assert.throws(() => loadSettings({ HBAGATE_CONFIG: "/etc/missing.json" }, read), /HBAGATE_CONFIG="\/etc\/missing.json"/);
+});
+
+test("TLS needs both the certificate and the key", () => {
+  assert.throws(() => loadSettings({ HBAGATE_TLS_CERT_FILE: "/c.pem" }), /go together/);
 });

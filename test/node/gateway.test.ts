@@ -1,0 +1,102 @@
+// The assembled Node server against a real PostgreSQL: the Unix-socket
+// listener is hba `local`, the HTTPS listener makes requests encrypted, and a
+// reload swaps the configuration only when all of it is valid.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { loadSettings } from "../../lib/config/settings.ts";
+import type { LogEvent } from "../../lib/http/app.ts";
+import { startGateway, type RunningGateway } from "../../lib/node/gateway.ts";
+import { startCluster, type Cluster } from "../harness/postgres.ts";
+
+interface Reply {
+  status: number;
+  body: Record<string, any>;
+}
+
+function call(target: { socketPath: string } | { url: string }, body: unknown, user = "app"): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const headers = { authorization: "Basic " + Buffer.from(`${user}:`).toString("base64") };
+    const onResponse = (res: import("node:http").IncomingMessage) => {
+      let text = "";
+      res.on("data", (d: Buffer) => (text += d.toString()));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, any> }));
+    };
+    const req =
+      "socketPath" in target
+        ? httpRequest({ socketPath: target.socketPath, path: "/v1/postgres/sql", method: "POST", headers }, onResponse)
+        : target.url.startsWith("https:")
+          ? httpsRequest(`${target.url}/v1/postgres/sql`, { method: "POST", headers, rejectUnauthorized: false }, onResponse)
+          : httpRequest(`${target.url}/v1/postgres/sql`, { method: "POST", headers }, onResponse);
+    req.on("error", reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
+describe("the Node server", () => {
+  let cluster: Cluster;
+  let gateway: RunningGateway;
+  let dir: string;
+  const logs: LogEvent[] = [];
+
+  before(async () => {
+    cluster = await startCluster();
+    await cluster.sql.unsafe("create role app login");
+    await cluster.writeHba("host all app 127.0.0.1/32 trust\n", { reload: true });
+    dir = mkdtempSync(join(tmpdir(), "hbagate-node-"));
+    execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+      "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")], { stdio: "ignore" });
+    writeFileSync(join(dir, "pg_hba.conf"), "local all app trust\nhostssl all app 127.0.0.1/32 trust\n");
+    const settings = loadSettings({
+      HBAGATE_PORT: "0",
+      HBAGATE_HBA_FILE: join(dir, "pg_hba.conf"),
+      HBAGATE_UPSTREAM_HOST: "127.0.0.1",
+      HBAGATE_UPSTREAM_PORT: String(cluster.port),
+      HBAGATE_UNIX_SOCKET: join(dir, "hbagate.sock"),
+      HBAGATE_TLS_CERT_FILE: join(dir, "cert.pem"),
+      HBAGATE_TLS_KEY_FILE: join(dir, "key.pem"),
+    });
+    const started = await startGateway(settings, (e) => logs.push(e));
+    assert.ok(started);
+    gateway = started;
+  });
+  after(async () => {
+    await gateway?.close();
+    await cluster?.stop();
+  });
+
+  test("it listens on HTTPS and on the Unix socket", () => {
+    assert.match(gateway.urls[0]!, /^https:\/\/127\.0\.0\.1:\d+$/);
+    assert.equal(gateway.urls[1], `unix:${join(dir, "hbagate.sock")}`);
+  });
+
+  test("Unix-socket requests are local connections", async () => {
+    const r = await call({ socketPath: join(dir, "hbagate.sock") }, { query: "select current_user as u" });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(r.body.rows, [{ u: "app" }]);
+  });
+
+  test("HTTPS requests are encrypted connections (hostssl matches)", async () => {
+    const r = await call({ url: gateway.urls[0]! }, { query: "select 1 as one" });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+  });
+
+  test("a reload with an invalid file keeps the running rules; a valid one replaces them", async () => {
+    writeFileSync(join(dir, "pg_hba.conf"), "local all app trust\nhostssl all app 127.0.0.1/32 trust\nhost all all all bogus\n");
+    assert.equal(gateway.reload(), false);
+    assert.ok(logs.some((l) => typeof l.error === "string" && l.error.endsWith("pg_hba.conf:3: invalid authentication method \"bogus\"")));
+    assert.equal((await call({ url: gateway.urls[0]! }, { query: "select 1" })).status, 200, "old rules still in force");
+
+    writeFileSync(join(dir, "pg_hba.conf"), "local all app trust\nhostssl all app 127.0.0.1/32 reject\n");
+    assert.equal(gateway.reload(), true);
+    const refused = await call({ url: gateway.urls[0]! }, { query: "select 1" });
+    assert.equal(refused.status, 403);
+    assert.match(refused.body.error.message, /^pg_hba.conf rejects connection for host "127.0.0.1", user "app", database "postgres", SSL encryption$/);
+    assert.equal((await call({ socketPath: join(dir, "hbagate.sock") }, { query: "select 1" })).status, 200);
+  });
+});
