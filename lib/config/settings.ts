@@ -30,6 +30,9 @@ const Schema = z.object({
   HBAGATE_MAX_RESPONSE_ROWS: z.coerce.number().int().min(1).default(100_000),
   HBAGATE_MAX_RESPONSE_BYTES: z.coerce.number().int().min(1).default(64 * 1024 * 1024),
   HBAGATE_VERIFIER_FILE: z.string().optional(),
+  HBAGATE_IDENT_FILE: z.string().optional(),
+  /** JSON {"role": "password"}: roles that log in upstream with these instead of the caller's password. */
+  HBAGATE_ROLE_CREDENTIALS_FILE: z.string().optional(),
   /** The gateway's own login for catalog lookups (role membership for +group and samerole). */
   HBAGATE_SERVICE_USER: z.string().optional(),
   HBAGATE_SERVICE_PASSWORD: z.string().optional(),

@@ -18,6 +18,25 @@ export interface Caller {
   readonly facts: ConnectionFacts;
   /** The caller's password, when one was sent. Never logged. */
   readonly password: string | undefined;
+  /** Startup parameters for the upstream session (application_name, options). */
+  readonly startup: StartupParameters;
+}
+
+/** The startup parameters a caller may set; others in a connection string are client-side (sslmode, …) and ignored. */
+export interface StartupParameters {
+  readonly application_name?: string;
+  readonly options?: string;
+}
+
+export function startupParameters(params: Readonly<Record<string, string>>): StartupParameters {
+  const out: { application_name?: string; options?: string } = {};
+  for (const key of ["application_name", "options"] as const) {
+    const value = params[key];
+    if (value === undefined) continue;
+    if (value.includes("\0")) throw gatewayError(SQLSTATE.protocolViolation, `invalid ${key}: contains a NUL byte`);
+    out[key] = value;
+  }
+  return out;
 }
 
 /** PostgreSQL truncates identifiers to NAMEDATALEN-1 bytes; longer names are refused rather than silently cut. */
@@ -69,12 +88,12 @@ export function identifyCaller(peer: PeerInfo, database: string, authorization: 
 }
 
 /** Any framing, once it has named the database, the user and maybe a password. */
-export function callerFor(peer: PeerInfo, database: string, user: string, password: string | undefined): Caller {
+export function callerFor(peer: PeerInfo, database: string, user: string, password: string | undefined, startup: StartupParameters = {}): Caller {
   checkName("user", user);
   checkName("database", database);
   const base = { database, user, ssl: peer.encrypted, replication: false };
-  if (peer.transport === "local") return { facts: { transport: "local", ...base }, password };
+  if (peer.transport === "local") return { facts: { transport: "local", ...base }, password, startup };
   const address = peer.address === undefined ? undefined : parseClientAddress(peer.address);
   if (!address) throw gatewayError(SQLSTATE.internalError, "the client address is unknown");
-  return { facts: { transport: "host", address: unmapIpv4(address), ...base }, password };
+  return { facts: { transport: "host", address: unmapIpv4(address), ...base }, password, startup };
 }

@@ -8,7 +8,7 @@ import { authenticate } from "../auth/authenticate.ts";
 import type { VerifiedCallers } from "../auth/verified-callers.ts";
 import type { VerifierFile } from "../auth/verifier-file.ts";
 import { noEntryMessage } from "../auth/messages.ts";
-import { callerFor, identifyCaller, type Caller, type CallerSettings, type PeerInfo } from "../connection/caller.ts";
+import { callerFor, identifyCaller, startupParameters, type Caller, type CallerSettings, type PeerInfo } from "../connection/caller.ts";
 import { parseNeonConnectionString } from "../connection/neon-connection-string.ts";
 import { forwardedPeer, type TrustedProxies } from "../connection/forwarded.ts";
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
@@ -133,7 +133,7 @@ export function createApp(deps: GatewayDeps): Hono {
       }
       throw err;
     }
-    return deps.pools.pool(caller.facts.database, caller.facts.user, caller.password);
+    return deps.pools.pool(caller.facts.database, caller.facts.user, caller.password, caller.startup);
   }
 
   const peerOf = (c: Context) => forwardedPeer(deps.peer(c), (name) => c.req.header(name), deps.trustedProxies);
@@ -162,7 +162,7 @@ export function createApp(deps: GatewayDeps): Hono {
   app.post("/sql", limit, async (c) => {
     try {
       const target = parseNeonConnectionString(c.req.header("neon-connection-string"));
-      const caller = callerFor(peerOf(c), target.database, target.user, target.password);
+      const caller = callerFor(peerOf(c), target.database, target.user, target.password, startupParameters(target.parameters));
       const request = await readRequest(c);
       const sql = await connect(caller);
       const signal = c.req.raw.signal;

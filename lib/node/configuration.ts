@@ -6,15 +6,38 @@ import { fileSource } from "../config/file-source.ts";
 import { formatError, loadHba } from "../hba/load.ts";
 import type { HbaRule } from "../hba/rule.ts";
 import type { LogEvent } from "../http/app.ts";
+import { loadIdent, type IdentFile } from "../ident/ident.ts";
 
 export interface Configuration {
   readonly rules: readonly HbaRule[];
+  readonly ident: IdentFile | undefined;
   readonly verifierFile: VerifierFile | undefined;
+  /** Upstream passwords for roles that log in with configured credentials. */
+  readonly roleCredentials: ReadonlyMap<string, string>;
 }
 
 export interface ConfigurationPaths {
   readonly hba: string;
+  readonly ident: string | undefined;
   readonly verifier: string | undefined;
+  readonly roleCredentials: string | undefined;
+}
+
+/** {"role": "password", …}; the message never repeats a value. */
+function parseRoleCredentials(path: string, text: string): ReadonlyMap<string, string> | string {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    return `${path}: not valid JSON (${(err as Error).message.replace(/"[^"]*"/g, "…")})`;
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) return `${path}: expected a JSON object mapping roles to passwords`;
+  const map = new Map<string, string>();
+  for (const [role, password] of Object.entries(json)) {
+    if (typeof password !== "string" || password === "") return `${path}: the password for role "${role}" must be a non-empty string`;
+    map.set(role, password);
+  }
+  return map;
 }
 
 /** Every problem is logged with file and line; undefined unless all of it is valid. */
@@ -34,8 +57,24 @@ export function loadConfiguration(paths: ConfigurationPaths, log: (e: LogEvent) 
       verifierOk = false;
     }
   }
-  if (hba.errors.length > 0 || !verifierOk) return undefined;
-  return Object.freeze({ rules: hba.rules, verifierFile });
+  let ident: IdentFile | undefined;
+  if (paths.ident !== undefined) {
+    ident = loadIdent(paths.ident, fileSource);
+    for (const e of ident.errors) log({ level: "error", msg: "invalid pg_ident.conf line", error: `${e.file}:${e.line}: ${e.message}` });
+  }
+
+  let roleCredentials: ReadonlyMap<string, string> | string = new Map();
+  if (paths.roleCredentials !== undefined) {
+    try {
+      roleCredentials = parseRoleCredentials(paths.roleCredentials, fileSource.readFile(paths.roleCredentials));
+    } catch (err) {
+      roleCredentials = `${paths.roleCredentials}: ${(err as Error).message}`;
+    }
+    if (typeof roleCredentials === "string") log({ level: "error", msg: "invalid role credentials file", error: roleCredentials });
+  }
+
+  if (hba.errors.length > 0 || !verifierOk || (ident && ident.errors.length > 0) || typeof roleCredentials === "string") return undefined;
+  return Object.freeze({ rules: hba.rules, ident, verifierFile, roleCredentials });
 }
 
 export function usesMembership(rule: HbaRule): boolean {

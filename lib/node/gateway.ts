@@ -25,7 +25,9 @@ const DEFAULT_HBA = fileURLToPath(new URL("../../config/pg_hba.conf", import.met
 export async function startGateway(settings: Settings, log: (e: LogEvent) => void): Promise<RunningGateway | undefined> {
   const paths = {
     hba: absolutePath(settings.HBAGATE_HBA_FILE ?? DEFAULT_HBA),
+    ident: settings.HBAGATE_IDENT_FILE === undefined ? undefined : absolutePath(settings.HBAGATE_IDENT_FILE),
     verifier: settings.HBAGATE_VERIFIER_FILE === undefined ? undefined : absolutePath(settings.HBAGATE_VERIFIER_FILE),
+    roleCredentials: settings.HBAGATE_ROLE_CREDENTIALS_FILE === undefined ? undefined : absolutePath(settings.HBAGATE_ROLE_CREDENTIALS_FILE),
   };
   let config: Configuration | undefined = loadConfiguration(paths, log);
   if (!config) {
@@ -58,7 +60,7 @@ export async function startGateway(settings: Settings, log: (e: LogEvent) => voi
         : ssl === "require"
           ? "require"
           : { ca: settings.HBAGATE_UPSTREAM_CA_FILE ? readFileSync(settings.HBAGATE_UPSTREAM_CA_FILE, "utf8") : "", rejectUnauthorized: true },
-  });
+  }, (role) => config?.roleCredentials.get(role));
 
   // Role membership needs a login of the gateway's own; without one, +group and
   // samerole match no one (fail closed), and the log says so.

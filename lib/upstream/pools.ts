@@ -6,6 +6,7 @@ import { gatewayError, SQLSTATE } from "../errors.ts";
 import { passwordFailedMessage } from "../auth/messages.ts";
 import { fromDriverError } from "./errors.ts";
 import { jsonTypes } from "./json-types.ts";
+import type { StartupParameters } from "../connection/caller.ts";
 
 export interface UpstreamSettings {
   readonly host: string;
@@ -33,7 +34,11 @@ export class Pools {
   /** Callers' pools in least-recently-used-first order (a Map iterates in insertion order). */
   private readonly pools = new Map<string, Entry>();
   private readonly servicePools = new Map<string, postgres.Sql>();
-  constructor(private readonly settings: UpstreamSettings) {
+  constructor(
+    private readonly settings: UpstreamSettings,
+    /** Configured upstream passwords by role, asked at every login (so a rotated one needs no rebuild). */
+    private readonly credentials: (role: string) => string | undefined = () => undefined,
+  ) {
     if (settings.maxTotal < settings.max) throw new RangeError("maxTotal must be at least max");
   }
 
@@ -67,15 +72,23 @@ export class Pools {
   }
 
   /** The pool for (database, role); `password` is the latest verified one for passthrough logins. */
-  pool(database: string, user: string, password?: string): postgres.Sql {
-    const key = JSON.stringify([database, user]);
+  pool(database: string, user: string, password?: string, startup: StartupParameters = {}): postgres.Sql {
+    // Sessions with other startup parameters are other sessions: a pool of their own.
+    const key = JSON.stringify([database, user, startup.application_name ?? null, startup.options ?? null]);
     let entry = this.pools.get(key);
     if (entry) {
       this.pools.delete(key);
     } else {
       this.makeRoom();
+      const base = this.options(database, user);
       const created: Entry = {
-        sql: postgres({ ...this.options(database, user), max: this.settings.max, pass: () => created.password ?? "" }),
+        sql: postgres({
+          ...base,
+          connection: { ...base.connection, ...startup },
+          max: this.settings.max,
+          // A role with configured credentials logs in with them; otherwise with the caller's own password.
+          pass: () => this.credentials(user) ?? created.password ?? "",
+        }),
         password,
       };
       entry = created;

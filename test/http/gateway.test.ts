@@ -106,6 +106,18 @@ describe("gateway main path", () => {
     assert.equal(r.json.error.code, "28P01");
   });
 
+  test("password and md5 lines: the right password is allowed, a wrong one denied", async () => {
+    const both = createApp(testDeps(pools, "host all all 10.0.0.7/32 password\nhost all all 10.0.0.8/32 md5\n", { peer: () => peerFor }));
+    let peerFor: PeerInfo = { transport: "host", address: "10.0.0.7", encrypted: false };
+    for (const address of ["10.0.0.7", "10.0.0.8"]) {
+      peerFor = { transport: "host", address, encrypted: false };
+      const ask = async (password: string) =>
+        (await both.request("/v1/postgres/sql", { method: "POST", headers: { authorization: basic("alice", password) }, body: '{"query":"select 1"}' })).status;
+      assert.equal(await ask(SECRET), 200, address);
+      assert.equal(await ask("nope"), 401, address);
+    }
+  });
+
   test("hostssl lines need an encrypted connection", async () => {
     const plain = await post({ query: "select 1" }, { auth: basic("alice", SECRET), address: "10.0.0.5" });
     assert.equal(plain.status, 403);

@@ -116,6 +116,18 @@ describe("Neon clients through /sql", () => {
     assert.equal(updated.rowCount, 1);
   });
 
+  test("application_name and options in the connection string are startup parameters", async () => {
+    const res = await fetch(url, {
+      method: "POST",
+      headers: {
+        "neon-connection-string": "postgresql://app:app-secret@db.example.invalid/appdb?application_name=mobile-app&options=-c%20search_path%3Dcustom&sslmode=require",
+      },
+      body: JSON.stringify({ query: "select current_setting('application_name') as a, current_setting('search_path') as s", params: [] }),
+    });
+    assert.equal(res.status, 200);
+    assert.deepEqual(((await res.json()) as { rows: string[][] }).rows, [["mobile-app", "custom"]]);
+  });
+
   test("any Content-Type is accepted and a forged host is ignored", async () => {
     const res = await fetch(url, {
       method: "POST",

@@ -47,11 +47,14 @@ describe("the Node server", () => {
   before(async () => {
     cluster = await startCluster();
     await cluster.sql.unsafe("create role app login");
-    await cluster.writeHba("host all app 127.0.0.1/32 trust\n", { reload: true });
+    await cluster.sql.unsafe("create role svc login password 'svc-upstream-pw'");
+    await cluster.writeHba("host all app 127.0.0.1/32 trust\nhost all svc 127.0.0.1/32 scram-sha-256\n", { reload: true });
     dir = mkdtempSync(join(tmpdir(), "hbagate-node-"));
     execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
       "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")], { stdio: "ignore" });
-    writeFileSync(join(dir, "pg_hba.conf"), "local all app trust\nhostssl all app 127.0.0.1/32 trust\n");
+    writeFileSync(join(dir, "pg_hba.conf"), "local all app,svc trust\nhostssl all app 127.0.0.1/32 trust\n");
+    writeFileSync(join(dir, "pg_ident.conf"), "m1 /^(.*)$ \\1\n");
+    writeFileSync(join(dir, "roles.json"), JSON.stringify({ svc: "svc-upstream-pw" }));
     const settings = loadSettings({
       HBAGATE_PORT: "0",
       HBAGATE_HBA_FILE: join(dir, "pg_hba.conf"),
@@ -60,6 +63,8 @@ describe("the Node server", () => {
       HBAGATE_UNIX_SOCKET: join(dir, "hbagate.sock"),
       HBAGATE_TLS_CERT_FILE: join(dir, "cert.pem"),
       HBAGATE_TLS_KEY_FILE: join(dir, "key.pem"),
+      HBAGATE_IDENT_FILE: join(dir, "pg_ident.conf"),
+      HBAGATE_ROLE_CREDENTIALS_FILE: join(dir, "roles.json"),
     });
     const started = await startGateway(settings, (e) => logs.push(e));
     assert.ok(started);
@@ -84,6 +89,24 @@ describe("the Node server", () => {
   test("HTTPS requests are encrypted connections (hostssl matches)", async () => {
     const r = await call({ url: gateway.urls[0]! }, { query: "select 1 as one" });
     assert.equal(r.status, 200, JSON.stringify(r.body));
+  });
+
+  test("a role with configured credentials logs in upstream with them, not the caller's", async () => {
+    const r = await call({ socketPath: join(dir, "hbagate.sock") }, { query: "select current_user as u" }, "svc");
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(r.body.rows, [{ u: "svc" }]);
+    assert.ok(!JSON.stringify(logs).includes("svc-upstream-pw"), "the configured password is never logged");
+  });
+
+  test("an invalid ident or credentials file fails the reload like a bad hba line", async () => {
+    writeFileSync(join(dir, "pg_ident.conf"), "m1 onlytwo\n");
+    assert.equal(gateway.reload(), false);
+    assert.ok(logs.some((l) => typeof l.error === "string" && l.error.endsWith("pg_ident.conf:1: missing entry at end of line")));
+    writeFileSync(join(dir, "pg_ident.conf"), "m1 /^(.*)$ \\1\n");
+    writeFileSync(join(dir, "roles.json"), '{"svc": 42}');
+    assert.equal(gateway.reload(), false);
+    writeFileSync(join(dir, "roles.json"), JSON.stringify({ svc: "svc-upstream-pw" }));
+    assert.equal(gateway.reload(), true);
   });
 
   test("a reload with an invalid file keeps the running rules; a valid one replaces them", async () => {
