@@ -29,7 +29,7 @@ export interface GatewayDeps {
   /** Proxies whose X-Forwarded-For/-Proto are believed. */
   readonly trustedProxies: TrustedProxies;
   readonly caller: CallerSettings;
-  readonly pools: Pick<Pools, "pool" | "login">;
+  readonly pools: Pick<Pools, "use" | "login">;
   readonly environment: MatchEnvironment;
   readonly maxBodyBytes: number;
   readonly responseLimits: ResponseLimits;
@@ -117,7 +117,7 @@ export function createApp(deps: GatewayDeps): Hono {
   });
 
   /** request -> identity -> rule -> verification -> pool: the same for every framing. */
-  async function connect(caller: Caller): Promise<postgres.Sql> {
+  async function connect(caller: Caller): Promise<<T>(fn: (sql: postgres.Sql) => Promise<T>) => Promise<T>> {
     const { rule } = await matchHba(deps.rules(), caller.facts, deps.environment);
     if (!rule) throw gatewayError(SQLSTATE.invalidAuthorizationSpecification, noEntryMessage(caller.facts));
     try {
@@ -133,7 +133,8 @@ export function createApp(deps: GatewayDeps): Hono {
       }
       throw err;
     }
-    return deps.pools.pool(caller.facts.database, caller.facts.user, caller.password, caller.startup);
+    const { database, user } = caller.facts;
+    return (fn) => deps.pools.use(database, user, caller.password, caller.startup, fn);
   }
 
   const peerOf = (c: Context) => forwardedPeer(deps.peer(c), (name) => c.req.header(name), deps.trustedProxies);
@@ -151,11 +152,12 @@ export function createApp(deps: GatewayDeps): Hono {
   app.post("/v1/:database/sql", limit, async (c) => {
     const caller = identifyCaller(peerOf(c), c.req.param("database"), c.req.header("authorization"), deps.caller);
     const request = await readRequest(c);
-    const sql = await connect(caller);
+    const withPool = await connect(caller);
     const signal = c.req.raw.signal;
     const limits = deps.responseLimits;
-    if (request.kind === "single") return c.json(await runSingle(sql, request.statement, "json", limits, signal));
-    return c.json({ results: await runBatch(sql, request.statements, transactionOptions(c.req.header.bind(c.req)), "json", limits, signal) });
+    if (request.kind === "single") return c.json(await withPool((sql) => runSingle(sql, request.statement, "json", limits, signal)));
+    const options = transactionOptions(c.req.header.bind(c.req));
+    return c.json({ results: await withPool((sql) => runBatch(sql, request.statements, options, "json", limits, signal)) });
   });
 
   // Neon's SQL-over-HTTP endpoint, answered as Neon does so its clients work unmodified.
@@ -164,11 +166,12 @@ export function createApp(deps: GatewayDeps): Hono {
       const target = parseNeonConnectionString(c.req.header("neon-connection-string"));
       const caller = callerFor(peerOf(c), target.database, target.user, target.password, startupParameters(target.parameters));
       const request = await readRequest(c);
-      const sql = await connect(caller);
+      const withPool = await connect(caller);
       const signal = c.req.raw.signal;
       const limits = deps.responseLimits;
-      if (request.kind === "single") return c.json(neonResult(await runSingle(sql, request.statement, "text", limits, signal)));
-      const results = await runBatch(sql, request.statements, transactionOptions(c.req.header.bind(c.req)), "text", limits, signal);
+      if (request.kind === "single") return c.json(neonResult(await withPool((sql) => runSingle(sql, request.statement, "text", limits, signal))));
+      const options = transactionOptions(c.req.header.bind(c.req));
+      const results = await withPool((sql) => runBatch(sql, request.statements, options, "text", limits, signal));
       return c.json({ results: results.map(neonResult) });
     } catch (err) {
       if (!(err instanceof GatewayError)) throw err;

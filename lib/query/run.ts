@@ -149,7 +149,10 @@ async function runOne<M extends ResultMode>(
   const params = (s.params ?? []).map(parameterText) as postgres.ParameterOrJSON<never>[];
   const rows: unknown[] = [];
   let exceeded: GatewayError | undefined;
-  const query = mode === "json" ? sql.unsafe(s.query, params) : sql.unsafe(s.query, params).raw();
+  // Always the extended protocol, parameters or not: one statement per query, as Neon does
+  // (postgres.js would use the simple protocol for a query without parameters).
+  const extended = { simple: false } as postgres.UnsafeQueryOptions;
+  const query = mode === "json" ? sql.unsafe(s.query, params, extended) : sql.unsafe(s.query, params, extended).raw();
   const collect = (row: unknown) => {
     if (exceeded) return;
     const value = mode === "json" ? row : (row as (Uint8Array | null)[]).map((v) => (v === null ? null : utf8.decode(v)));

@@ -28,6 +28,8 @@ export interface UpstreamSettings {
 interface Entry {
   readonly sql: postgres.Sql;
   password: string | undefined;
+  /** Requests currently using the pool; only pools with none are closed to make room. */
+  leases: number;
 }
 
 export class Pools {
@@ -71,15 +73,49 @@ export class Pools {
     } as const;
   }
 
-  /** The pool for (database, role); `password` is the latest verified one for passthrough logins. */
-  pool(database: string, user: string, password?: string, startup: StartupParameters = {}): postgres.Sql {
+  /**
+   * Run `fn` on the pool for (database, role, startup parameters), holding a
+   * lease on it so it is never closed under a running statement. `password`
+   * is the latest verified one, for passthrough logins.
+   */
+  async use<T>(
+    database: string,
+    user: string,
+    password: string | undefined,
+    startup: StartupParameters,
+    fn: (sql: postgres.Sql) => Promise<T>,
+  ): Promise<T> {
     // Sessions with other startup parameters are other sessions: a pool of their own.
     const key = JSON.stringify([database, user, startup.application_name ?? null, startup.options ?? null]);
     let entry = this.pools.get(key);
     if (entry) {
-      this.pools.delete(key);
+      entry.leases++;
     } else {
-      this.makeRoom();
+      entry = await this.create(key, database, user, startup);
+    }
+    // Most recently used last.
+    this.pools.delete(key);
+    this.pools.set(key, entry);
+    if (password !== undefined) entry.password = password;
+    try {
+      return await fn(entry.sql);
+    } finally {
+      entry.leases--;
+      if (entry.leases === 0) this.wake();
+    }
+  }
+
+  /** Pool creation is serialized, so two creators never count the same free slot. */
+  private creating: Promise<unknown> = Promise.resolve();
+
+  private create(key: string, database: string, user: string, startup: StartupParameters): Promise<Entry> {
+    const run = this.creating.then(async () => {
+      const existing = this.pools.get(key);
+      if (existing) {
+        existing.leases++;
+        return existing;
+      }
+      await this.makeRoom();
       const base = this.options(database, user);
       const created: Entry = {
         sql: postgres({
@@ -89,24 +125,62 @@ export class Pools {
           // A role with configured credentials logs in with them; otherwise with the caller's own password.
           pass: () => this.credentials(user) ?? created.password ?? "",
         }),
-        password,
+        password: undefined,
+        leases: 1,
       };
-      entry = created;
-    }
-    this.pools.set(key, entry);
-    if (password !== undefined) entry.password = password;
-    return entry.sql;
+      this.pools.set(key, created);
+      return created;
+    });
+    this.creating = run.catch(() => undefined);
+    return run;
   }
 
-  /** Close least recently used pools until one more fits under maxTotal. */
-  private makeRoom(): void {
+  /**
+   * Close idle pools, least recently used first, until one more pool fits
+   * under maxTotal, counting pools still closing. With no idle pool, wait for
+   * one (a lease ending) up to the connect timeout, then fail with 53300.
+   */
+  private async makeRoom(): Promise<void> {
     const { max, maxTotal } = this.settings;
-    for (const [key, old] of this.pools) {
-      if ((this.pools.size + 1) * max <= maxTotal) break;
-      this.pools.delete(key);
-      // In-flight statements get a few seconds to finish; new ones go to a new pool.
-      void old.sql.end({ timeout: 5 });
+    const deadline = Date.now() + this.settings.connectTimeout * 1000;
+    while ((this.pools.size + this.closing + 1) * max > maxTotal) {
+      const idle = [...this.pools].find(([, e]) => e.leases === 0);
+      if (idle) {
+        this.pools.delete(idle[0]);
+        this.closing++;
+        void idle[1].sql.end({ timeout: 5 }).finally(() => {
+          this.closing--;
+          this.wake();
+        });
+        continue;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0 || !(await this.waitForChange(left))) {
+        throw gatewayError(SQLSTATE.tooManyConnections, "sorry, too many clients already", {
+          detail: `All ${maxTotal} upstream connections are in use.`,
+        });
+      }
     }
+  }
+
+  private closing = 0;
+  private waiters: (() => void)[] = [];
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Resolves true when a lease ends or a pool finishes closing, false after `ms`. */
+  private waitForChange(ms: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), ms);
+      this.waiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
   }
 
   /** A small pool for the gateway's own catalog lookups, logged in with configured credentials. */

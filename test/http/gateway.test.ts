@@ -252,6 +252,11 @@ describe("gateway main path", () => {
     assert.equal((await ask("select 1")).status, 200);
   });
 
+  test("one statement per query: the extended protocol refuses a second one", async () => {
+    const r = await post({ query: "select 1; select 2" }, { auth: basic("trustee", "") });
+    assert.deepEqual([r.status, r.json.error.code], [400, "42601"]);
+  });
+
   test("a statement past statement_timeout is cancelled: 504, 57014", async () => {
     const r = await post({ query: "select pg_sleep(5)" }, { auth: basic("trustee", "") });
     assert.equal(r.status, 504);
@@ -295,7 +300,7 @@ describe("gateway main path", () => {
 
   test("verified callers are remembered: one upstream login for a burst, failures never cached", async () => {
     let logins = 0;
-    const counting = { pool: pools.pool.bind(pools), login: async (d: string, u: string, p: string) => (logins++, pools.login(d, u, p)) };
+    const counting = { use: pools.use.bind(pools), login: async (d: string, u: string, p: string) => (logins++, pools.login(d, u, p)) };
     const cache = new VerifiedCallers({ ttlMs: 60_000, maxEntries: 100 });
     const cached = createApp(testDeps(pools, RULES, { pools: counting, verifiedCallers: cache, peer: () => ({ transport: "host", address: "10.0.0.3", encrypted: false }) }));
     const ask = async (password: string) =>
@@ -319,7 +324,7 @@ describe("gateway main path", () => {
     const file = parseVerifierFile("/secrets/users.txt", `"alice" "${row!.rolpassword}"\n"md5user" "${md5row!.rolpassword}"\n`);
     assert.deepEqual(file.errors, []);
     let logins = 0;
-    const counting = { pool: pools.pool.bind(pools), login: async (d: string, u: string, p: string) => (logins++, pools.login(d, u, p)) };
+    const counting = { use: pools.use.bind(pools), login: async (d: string, u: string, p: string) => (logins++, pools.login(d, u, p)) };
     const withFile = createApp(
       testDeps(pools, RULES + "host all all 10.0.0.6/32 md5\n", { pools: counting, verifierFile: () => file, peer: () => peerNow }),
     );
