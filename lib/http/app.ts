@@ -118,12 +118,15 @@ export function createApp(deps: GatewayDeps): Hono {
 
   /** request -> identity -> rule -> verification -> pool: the same for every framing. */
   async function connect(caller: Caller): Promise<<T>(fn: (sql: postgres.Sql) => Promise<T>) => Promise<T>> {
-    const { rule } = await matchHba(deps.rules(), caller.facts, deps.environment);
+    // One snapshot per request: a reload meanwhile does not mix two configurations.
+    const rules = deps.rules();
+    const verifierFile = deps.verifierFile();
+    const { rule } = await matchHba(rules, caller.facts, deps.environment);
     if (!rule) throw gatewayError(SQLSTATE.invalidAuthorizationSpecification, noEntryMessage(caller.facts));
     try {
       await authenticate(rule, caller, {
         upstreamLogin: (d, u, p) => deps.pools.login(d, u, p),
-        verifierFile: deps.verifierFile(),
+        verifierFile,
         cache: deps.verifiedCallers,
       });
     } catch (err) {
