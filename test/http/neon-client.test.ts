@@ -3,14 +3,12 @@
 // over a real socket, with a real PostgreSQL behind.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import type { AddressInfo } from "node:net";
-import { serve, type ServerType } from "@hono/node-server";
-import { getConnInfo } from "@hono/node-server/conninfo";
 import { neon, neonConfig, NeonDbError } from "@neondatabase/serverless";
 import { drizzle } from "drizzle-orm/neon-http";
 import { eq } from "drizzle-orm";
 import { pgTable, serial, text, timestamp } from "drizzle-orm/pg-core";
 import { createApp } from "../../lib/http/app.ts";
+import { nodePeer, startListeners, type Listening } from "../../lib/node/listeners.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { testDeps, testPools } from "./deps.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
@@ -24,7 +22,7 @@ const users = pgTable("users", {
 describe("Neon clients through /sql", () => {
   let cluster: Cluster;
   let pools: Pools;
-  let server: ServerType;
+  let listening: Listening;
   let url: string;
 
   before(async () => {
@@ -35,18 +33,16 @@ describe("Neon clients through /sql", () => {
     pools = testPools(cluster.port, { max: 4, statementTimeout: 5000 });
     const app = createApp(
       testDeps(pools, "host all all 127.0.0.1/32 scram-sha-256\n", {
-        peer: (c) => ({ transport: "host", address: getConnInfo(c).remote.address!, encrypted: false }),
+        peer: nodePeer,
         maxBodyBytes: 1 << 20,
       }),
     );
-    await new Promise<void>((resolve) => {
-      server = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: 0 }, () => resolve());
-    });
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/sql`;
+    listening = await startListeners(app.fetch, { host: "127.0.0.1", port: 0, unixSocket: undefined, tls: undefined });
+    url = `${listening.urls[0]}/sql`;
     neonConfig.fetchEndpoint = () => url;
   });
   after(async () => {
-    if (server) await new Promise<void>((r) => server.close(() => r()));
+    await listening?.close();
     await pools?.close();
     await cluster?.stop();
   });

@@ -2,10 +2,9 @@
 // who disconnects cancels the statement on the server.
 import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
-import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { serve, type ServerType } from "@hono/node-server";
 import { createApp } from "../../lib/http/app.ts";
+import { nodePeer, startListeners, type Listening } from "../../lib/node/listeners.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { testDeps, testPools } from "./deps.ts";
@@ -13,7 +12,7 @@ import { testDeps, testPools } from "./deps.ts";
 describe("pools under load and disconnects", () => {
   let cluster: Cluster;
   let pools: Pools;
-  let server: ServerType;
+  let listening: Listening;
   let base: string;
 
   before(async () => {
@@ -22,14 +21,12 @@ describe("pools under load and disconnects", () => {
     await cluster.writeHba("host all all 127.0.0.1/32 trust\n", { reload: true });
     // Three roles of 3 connections each do not fit in 6: the least recently used pool makes room.
     pools = testPools(cluster.port, { max: 3, maxTotal: 6, statementTimeout: 20_000 });
-    const app = createApp(testDeps(pools, "host all all all trust\n", { maxBodyBytes: 1 << 16 }));
-    await new Promise<void>((resolve) => {
-      server = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: 0 }, () => resolve());
-    });
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const app = createApp(testDeps(pools, "host all all all trust\n", { maxBodyBytes: 1 << 16, peer: nodePeer }));
+    listening = await startListeners(app.fetch, { host: "127.0.0.1", port: 0, unixSocket: undefined, tls: undefined });
+    base = listening.urls[0]!;
   });
   after(async () => {
-    if (server) await new Promise<void>((r) => server.close(() => r()));
+    await listening?.close();
     await pools?.close();
     await cluster?.stop();
   });
