@@ -6,8 +6,11 @@ import type { Caller } from "../connection/caller.ts";
 import { passwordFailedMessage, rejectMessage } from "./messages.ts";
 import type { VerifiedCallers } from "./verified-callers.ts";
 import { verifyPassword, type VerifierFile } from "./verifier-file.ts";
+import { authenticateLdap, ldapFailed, type LdapSettings } from "./ldap.ts";
 
 export interface Verifiers {
+  readonly ldap: LdapSettings;
+  log(event: { level: string; msg: string; server?: string; detail?: string }): void;
   /** Check the caller's password by logging in upstream as that role; throws 28P01 on failure. */
   upstreamLogin(database: string, user: string, password: string): Promise<void>;
   /** When set, passwords are checked against this file instead of an upstream login. */
@@ -45,6 +48,10 @@ export async function authenticate(rule: HbaRule, caller: Caller, verifiers: Ver
         }
       });
     case "ldap":
+      if (password === undefined || password === "") throw ldapFailed(facts.user);
+      return remembered(verifiers.cache, [rule.file, String(rule.line), method.name, facts.user, password], () =>
+        authenticateLdap(method.ldap, facts.user, password, verifiers.ldap, verifiers.log),
+      );
     case "cert":
     case "peer":
     case "oauth":

@@ -52,6 +52,10 @@ const Schema = z.object({
     }),
   HBAGATE_VERIFIED_TTL_MS: z.coerce.number().int().min(0).default(60_000),
   HBAGATE_VERIFIED_MAX: z.coerce.number().int().min(1).default(10_000),
+  HBAGATE_LDAP_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(1).default(5000),
+  HBAGATE_LDAP_TIMEOUT_MS: z.coerce.number().int().min(1).default(5000),
+  /** PEM CA bundle for ldaps and StartTLS (verification is always on). */
+  HBAGATE_LDAP_CA_FILE: z.string().optional(),
   /** A Unix socket to listen on as well; its requests are hba `local` connections. */
   HBAGATE_UNIX_SOCKET: z.string().optional(),
   /** HTTPS on the TCP listener: both files, or neither. */

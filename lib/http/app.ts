@@ -7,6 +7,7 @@ import { cors } from "hono/cors";
 import { authenticate } from "../auth/authenticate.ts";
 import type { VerifiedCallers } from "../auth/verified-callers.ts";
 import type { VerifierFile } from "../auth/verifier-file.ts";
+import type { LdapSettings } from "../auth/ldap.ts";
 import { noEntryMessage } from "../auth/messages.ts";
 import { callerFor, identifyCaller, startupParameters, type Caller, type CallerSettings, type PeerInfo } from "../connection/caller.ts";
 import { parseNeonConnectionString } from "../connection/neon-connection-string.ts";
@@ -33,6 +34,7 @@ export interface GatewayDeps {
   readonly environment: MatchEnvironment;
   readonly maxBodyBytes: number;
   readonly responseLimits: ResponseLimits;
+  readonly ldap: LdapSettings;
   /** The verifier file in force, if passwords are checked against one. */
   verifierFile(): VerifierFile | undefined;
   readonly verifiedCallers: VerifiedCallers;
@@ -128,6 +130,8 @@ export function createApp(deps: GatewayDeps): Hono {
         upstreamLogin: (d, u, p) => deps.pools.login(d, u, p),
         verifierFile,
         cache: deps.verifiedCallers,
+        ldap: deps.ldap,
+        log: deps.log,
       });
     } catch (err) {
       if (err instanceof GatewayError && err.code.startsWith("28")) {

@@ -86,6 +86,11 @@ export async function startGateway(settings: Settings, log: (e: LogEvent) => voi
     environment: { isMember: (u, r) => membership?.isMember(u, r) ?? false, ...systemHost },
     maxBodyBytes: settings.HBAGATE_MAX_BODY_BYTES,
     responseLimits: { maxRows: settings.HBAGATE_MAX_RESPONSE_ROWS, maxBytes: settings.HBAGATE_MAX_RESPONSE_BYTES },
+    ldap: {
+      connectTimeoutMs: settings.HBAGATE_LDAP_CONNECT_TIMEOUT_MS,
+      operationTimeoutMs: settings.HBAGATE_LDAP_TIMEOUT_MS,
+      caFile: settings.HBAGATE_LDAP_CA_FILE === undefined ? undefined : absolutePath(settings.HBAGATE_LDAP_CA_FILE),
+    },
     verifiedCallers,
     corsOrigins: settings.HBAGATE_CORS_ORIGINS,
     readiness: async () => ({ config: lastReloadError ?? "ok", upstream: await reachable(upstream.host, upstream.port) }),

@@ -29,6 +29,7 @@ export function testDeps(pools: Pools, rules: string, overrides: Partial<Gateway
     environment: { isMember: () => false },
     maxBodyBytes: 4096,
     responseLimits: { maxRows: 100_000, maxBytes: 16 << 20 },
+    ldap: { connectTimeoutMs: 2000, operationTimeoutMs: 2000, caFile: undefined },
     verifierFile: () => undefined,
     verifiedCallers: new VerifiedCallers({ ttlMs: 0, maxEntries: 10 }),
     corsOrigins: [],
