@@ -87,7 +87,8 @@ async function attempt(ldap: LdapOptions, host: string, user: string, password: 
     url: server,
     connectTimeout: settings.connectTimeoutMs,
     timeout: settings.operationTimeoutMs,
-    tlsOptions: tlsOptions(settings, host),
+    // ldapts speaks TLS from the start whenever tlsOptions is given, so only for ldaps.
+    ...(ldap.scheme === "ldaps" ? { tlsOptions: tlsOptions(settings, host) } : {}),
     strictDN: true,
   });
   // Run one LDAP operation: the server's answers are verdicts, anything else makes this server unusable.

@@ -13,6 +13,7 @@
 // itself: pause()/resume() SIGSTOP/SIGCONT it and stop() waits for its exit.
 // Under root everything runs as the `openldap` system user (or `nobody`) via
 // spawn's uid/gid, and the files are owned by it; slapd never needs root here.
+import { fileURLToPath } from "node:url";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -26,7 +27,8 @@ export const SLAPADD = "/usr/sbin/slapadd";
 const SCHEMA_DIR = "/etc/ldap/schema";
 const MODULE_DIR = "/usr/lib/ldap";
 /** PostgreSQL's LDAP test directory (src/test/ldap/authdata.ldif). */
-export const AUTHDATA_LDIF = "/work/shared/corpora/postgres/authdata.ldif";
+/** PostgreSQL's LDAP test directory, in shared/ beside the checkout. */
+export const AUTHDATA_LDIF = fileURLToPath(new URL("../../../shared/corpora/postgres/authdata.ldif", import.meta.url));
 
 export const LDAP_HOST = "127.0.0.1";
 export const BASE_DN = "dc=example,dc=net";
