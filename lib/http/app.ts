@@ -107,7 +107,8 @@ export function createApp(deps: GatewayDeps): Hono {
 
   app.get("/readyz", async (c) => {
     const checks = await deps.readiness();
-    const ready = Object.values(checks).every((v) => v === "ok");
+    // "ok (…)" is degraded but serving (e.g. stale secrets).
+    const ready = Object.values(checks).every((v) => v === "ok" || v.startsWith("ok ("));
     return c.json({ status: ready ? "ready" : "not ready", checks }, ready ? 200 : 503);
   });
 
