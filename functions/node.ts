@@ -20,7 +20,7 @@ export async function start(_args: readonly string[]): Promise<number> {
   for (const u of gateway.urls) process.stdout.write(`hbagate listening on ${u}\n`);
   process.stdout.write(`try: curl -s ${url}/v1/postgres/sql -H 'content-type: application/json' -d '{"query":"select $1::int + 1 as answer","params":[41]}'\n`);
 
-  process.on("SIGHUP", () => gateway.reload());
+  process.on("SIGHUP", () => void gateway.reload());
   await new Promise<void>((resolve) => {
     process.once("SIGINT", () => resolve());
     process.once("SIGTERM", () => resolve());

@@ -13,6 +13,7 @@ import type { ConnectionOptions } from "node:tls";
 import { Client, escapeFilter, InvalidCredentialsError, ResultCodeError, BusyError, UnavailableError } from "ldapts";
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
 import type { LdapOptions } from "../hba/rule.ts";
+import { isSecretReference, parseSecretReference, selectValue } from "../secrets/reference.ts";
 
 export interface LdapSettings {
   /** Milliseconds to open the TCP (and TLS) connection to one server. */
@@ -21,6 +22,17 @@ export interface LdapSettings {
   readonly operationTimeoutMs: number;
   /** PEM CA bundle for ldaps and StartTLS; default: Node's bundled roots. Verification is always on. */
   readonly caFile: string | undefined;
+  /** Reads a secret, for `ldapbindpasswd=secretsmanager:…`. */
+  readonly readSecret?: (secretId: string) => Promise<string>;
+}
+
+/** ldapbindpasswd as written, or the secret it refers to. */
+async function bindPassword(value: string | undefined, settings: LdapSettings): Promise<string> {
+  if (value === undefined) return "";
+  if (!isSecretReference(value)) return value;
+  if (!settings.readSecret) throw new Error("ldapbindpasswd refers to a secret but the secrets service is not configured");
+  const ref = parseSecretReference(value);
+  return selectValue(ref, await settings.readSecret(ref.secretId));
 }
 
 export type LdapLog = (event: { level: string; msg: string; server?: string; detail?: string }) => void;
@@ -109,7 +121,8 @@ async function attempt(ldap: LdapOptions, host: string, user: string, password: 
     if (mode.kind === "simple-bind") {
       dn = `${mode.prefix}${escapeDnValue(user)}${mode.suffix}`;
     } else {
-      await op(`initial bind for ldapbinddn "${mode.bindDn ?? ""}"`, () => client.bind(mode.bindDn ?? "", mode.bindPassword ?? ""));
+      const servicePassword = await bindPassword(mode.bindPassword, settings);
+      await op(`initial bind for ldapbinddn "${mode.bindDn ?? ""}"`, () => client.bind(mode.bindDn ?? "", servicePassword));
       const value = escapeFilterValue(user);
       const filter =
         mode.search.kind === "filter" ? mode.search.filter.replaceAll("$username", value) : `(${mode.search.attribute}=${value})`;

@@ -52,6 +52,11 @@ const Schema = z.object({
     }),
   HBAGATE_VERIFIED_TTL_MS: z.coerce.number().int().min(0).default(60_000),
   HBAGATE_VERIFIED_MAX: z.coerce.number().int().min(1).default(10_000),
+  /** Secrets Manager: region (else AWS_REGION), an endpoint override (local testing), cache TTL, call timeout. */
+  HBAGATE_SECRETS_REGION: z.string().optional(),
+  HBAGATE_SECRETS_ENDPOINT: z.string().url().optional(),
+  HBAGATE_SECRETS_TTL_MS: z.coerce.number().int().min(1000).default(300_000),
+  HBAGATE_SECRETS_TIMEOUT_MS: z.coerce.number().int().min(100).default(3000),
   HBAGATE_LDAP_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(1).default(5000),
   HBAGATE_LDAP_TIMEOUT_MS: z.coerce.number().int().min(1).default(5000),
   /** PEM CA bundle for ldaps and StartTLS (verification is always on). */

@@ -1,82 +1,128 @@
-// The file-backed part of the configuration (rules, verifier file), built
-// whole and swapped whole: at start an invalid set stops the process, on
-// reload it leaves the running set in force, as PostgreSQL does.
+// The reloadable part of the configuration (rules, ident maps, verifier file,
+// role credentials), each read from a file or a Secrets Manager reference,
+// built whole and swapped whole: at start an invalid set stops the process,
+// on reload it leaves the running set in force, as PostgreSQL does.
 import { parseVerifierFile, type VerifierFile } from "../auth/verifier-file.ts";
 import { fileSource } from "../config/file-source.ts";
+import { memorySource, type ConfigSource } from "../config/source.ts";
 import { formatError, loadHba } from "../hba/load.ts";
 import type { HbaRule } from "../hba/rule.ts";
 import type { LogEvent } from "../http/app.ts";
 import { loadIdent, type IdentFile } from "../ident/ident.ts";
+import { isSecretReference, parseSecretReference, selectValue } from "../secrets/reference.ts";
+
+/** A role's upstream password: a literal, or a reference to an RDS-shaped secret read at each login. */
+export type RoleCredential = { readonly kind: "literal"; readonly password: string } | { readonly kind: "secret"; readonly reference: string };
 
 export interface Configuration {
   readonly rules: readonly HbaRule[];
   readonly ident: IdentFile | undefined;
   readonly verifierFile: VerifierFile | undefined;
-  /** Upstream passwords for roles that log in with configured credentials. */
-  readonly roleCredentials: ReadonlyMap<string, string>;
+  readonly roleCredentials: ReadonlyMap<string, RoleCredential>;
 }
 
-export interface ConfigurationPaths {
+/** Each one a file path or a `secretsmanager:` reference. */
+export interface ConfigurationLocations {
   readonly hba: string;
   readonly ident: string | undefined;
   readonly verifier: string | undefined;
   readonly roleCredentials: string | undefined;
 }
 
-/** {"role": "password", …}; the message never repeats a value. */
-function parseRoleCredentials(path: string, text: string): ReadonlyMap<string, string> | string {
+/** Reads a secret's text (the secret store). */
+export type SecretReader = (secretId: string) => Promise<string>;
+
+interface Loaded {
+  /** Name used in messages: the path, or the reference as written. */
+  readonly name: string;
+  readonly source: ConfigSource;
+  readonly text: string;
+}
+
+/** The text at a location, and a source to parse it from (secrets have no neighbouring files to include). */
+async function read(location: string, secrets: SecretReader | undefined): Promise<Loaded> {
+  if (!isSecretReference(location)) return { name: location, source: fileSource, text: fileSource.readFile(location) };
+  const ref = parseSecretReference(location);
+  if (!secrets) throw new Error(`${location}: secret references need the secrets service (HBAGATE_SECRETS_REGION or AWS_REGION)`);
+  const text = selectValue(ref, await secrets(ref.secretId));
+  return { name: ref.text, source: memorySource({ [ref.text]: text }), text };
+}
+
+/** {"role": "password" | "secretsmanager:…", …}; messages never repeat a value. */
+function parseRoleCredentials(name: string, text: string): ReadonlyMap<string, RoleCredential> | string {
   let json: unknown;
   try {
     json = JSON.parse(text);
-  } catch (err) {
-    return `${path}: not valid JSON (${(err as Error).message.replace(/"[^"]*"/g, "…")})`;
+  } catch {
+    return `${name}: not valid JSON`;
   }
-  if (typeof json !== "object" || json === null || Array.isArray(json)) return `${path}: expected a JSON object mapping roles to passwords`;
-  const map = new Map<string, string>();
-  for (const [role, password] of Object.entries(json)) {
-    if (typeof password !== "string" || password === "") return `${path}: the password for role "${role}" must be a non-empty string`;
-    map.set(role, password);
+  if (typeof json !== "object" || json === null || Array.isArray(json)) return `${name}: expected a JSON object mapping roles to passwords or secret references`;
+  const map = new Map<string, RoleCredential>();
+  for (const [role, value] of Object.entries(json)) {
+    if (typeof value !== "string" || value === "") return `${name}: the credential for role "${role}" must be a non-empty string`;
+    if (isSecretReference(value)) {
+      try {
+        parseSecretReference(value);
+      } catch (err) {
+        return `${name}: role "${role}": ${(err as Error).message}`;
+      }
+      map.set(role, { kind: "secret", reference: value });
+    } else map.set(role, { kind: "literal", password: value });
   }
   return map;
 }
 
-/** Every problem is logged with file and line; undefined unless all of it is valid. */
-export function loadConfiguration(paths: ConfigurationPaths, log: (e: LogEvent) => void): Configuration | undefined {
-  const hba = loadHba(paths.hba, fileSource);
-  for (const e of hba.errors) log({ level: "error", msg: "invalid pg_hba.conf line", error: formatError(e) });
-
-  let verifierFile: VerifierFile | undefined;
-  let verifierOk = true;
-  if (paths.verifier !== undefined) {
+/** Every problem is logged with file (or secret) and line; undefined unless all of it is valid. */
+export async function loadConfiguration(
+  locations: ConfigurationLocations,
+  secrets: SecretReader | undefined,
+  log: (e: LogEvent) => void,
+): Promise<Configuration | undefined> {
+  const problems: string[] = [];
+  const attempt = async <T>(location: string | undefined, build: (loaded: Loaded) => T | string): Promise<T | undefined> => {
+    if (location === undefined) return undefined;
     try {
-      verifierFile = parseVerifierFile(paths.verifier, fileSource.readFile(paths.verifier));
-      for (const e of verifierFile.errors) log({ level: "error", msg: "invalid verifier file line", error: `${e.file}:${e.line}: ${e.message}` });
-      verifierOk = verifierFile.errors.length === 0;
+      const result = build(await read(location, secrets));
+      if (typeof result === "string") {
+        problems.push(result);
+        return undefined;
+      }
+      return result;
     } catch (err) {
-      log({ level: "error", msg: "cannot read the verifier file", file: paths.verifier, error: (err as Error).message });
-      verifierOk = false;
+      problems.push(`${location}: ${(err as Error).message}`);
+      return undefined;
     }
-  }
-  let ident: IdentFile | undefined;
-  if (paths.ident !== undefined) {
-    ident = loadIdent(paths.ident, fileSource);
-    for (const e of ident.errors) log({ level: "error", msg: "invalid pg_ident.conf line", error: `${e.file}:${e.line}: ${e.message}` });
-  }
+  };
 
-  let roleCredentials: ReadonlyMap<string, string> | string = new Map();
-  if (paths.roleCredentials !== undefined) {
-    try {
-      roleCredentials = parseRoleCredentials(paths.roleCredentials, fileSource.readFile(paths.roleCredentials));
-    } catch (err) {
-      roleCredentials = `${paths.roleCredentials}: ${(err as Error).message}`;
-    }
-    if (typeof roleCredentials === "string") log({ level: "error", msg: "invalid role credentials file", error: roleCredentials });
-  }
+  const hba = await attempt(locations.hba, ({ name, source }) => {
+    const file = loadHba(name, source);
+    for (const e of file.errors) problems.push(formatError(e));
+    return file;
+  });
+  const ident = await attempt(locations.ident, ({ name, source }) => {
+    const file = loadIdent(name, source);
+    for (const e of file.errors) problems.push(`${e.file}:${e.line}: ${e.message}`);
+    return file;
+  });
+  const verifierFile = await attempt(locations.verifier, ({ name, text }) => {
+    const file = parseVerifierFile(name, text);
+    for (const e of file.errors) problems.push(`${e.file}:${e.line}: ${e.message}`);
+    return file;
+  });
+  const roleCredentials = await attempt(locations.roleCredentials, ({ name, text }) => parseRoleCredentials(name, text));
 
-  if (hba.errors.length > 0 || !verifierOk || (ident && ident.errors.length > 0) || typeof roleCredentials === "string") return undefined;
-  return Object.freeze({ rules: hba.rules, ident, verifierFile, roleCredentials });
+  for (const p of problems) log({ level: "error", msg: "invalid configuration", error: p });
+  if (problems.length > 0 || !hba) return undefined;
+  return Object.freeze({ rules: hba.rules, ident, verifierFile, roleCredentials: roleCredentials ?? new Map() });
 }
 
 export function usesMembership(rule: HbaRule): boolean {
   return rule.users.some((u) => u.kind === "member") || rule.databases.some((d) => d.kind === "samerole");
+}
+
+/** The secrets a set of locations reads, so a new version of one can trigger a reload. */
+export function secretIdsOf(locations: ConfigurationLocations): Set<string> {
+  const ids = new Set<string>();
+  for (const l of Object.values(locations)) if (typeof l === "string" && isSecretReference(l)) ids.add(parseSecretReference(l).secretId);
+  return ids;
 }

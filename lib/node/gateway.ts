@@ -9,29 +9,55 @@ import { systemHost } from "../connection/system-host.ts";
 import { createApp, type LogEvent } from "../http/app.ts";
 import { Pools } from "../upstream/pools.ts";
 import { RoleMembership } from "../upstream/role-membership.ts";
-import { loadConfiguration, usesMembership, type Configuration } from "./configuration.ts";
+import { loadConfiguration, secretIdsOf, usesMembership, type Configuration } from "./configuration.ts";
+import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { awsSecretFetcher } from "../secrets/aws.ts";
+import { passwordFromSecret } from "../secrets/rds-credentials.ts";
+import { isSecretReference, parseSecretReference } from "../secrets/reference.ts";
+import { SecretStore } from "../secrets/secret-store.ts";
 import { nodePeer, startListeners } from "./listeners.ts";
 import { reachable } from "./reachable.ts";
 
 export interface RunningGateway {
   readonly urls: readonly string[];
-  /** Re-read the configuration files; false (and the old configuration kept) if anything is invalid. */
-  reload(): boolean;
+  /** Re-read the configuration files and secrets; false (and the old configuration kept) if anything is invalid. */
+  reload(): Promise<boolean>;
   close(): Promise<void>;
 }
 
+const location = (value: string | undefined) => (value === undefined || isSecretReference(value) ? value : absolutePath(value));
+
 const DEFAULT_HBA = fileURLToPath(new URL("../../config/pg_hba.conf", import.meta.url));
 
-export async function startGateway(settings: Settings, log: (e: LogEvent) => void): Promise<RunningGateway | undefined> {
+export async function startGateway(settings: Settings, log: (e: LogEvent) => void, secretsClient?: SecretsManagerClient): Promise<RunningGateway | undefined> {
   const paths = {
-    hba: absolutePath(settings.HBAGATE_HBA_FILE ?? DEFAULT_HBA),
-    ident: settings.HBAGATE_IDENT_FILE === undefined ? undefined : absolutePath(settings.HBAGATE_IDENT_FILE),
-    verifier: settings.HBAGATE_VERIFIER_FILE === undefined ? undefined : absolutePath(settings.HBAGATE_VERIFIER_FILE),
-    roleCredentials: settings.HBAGATE_ROLE_CREDENTIALS_FILE === undefined ? undefined : absolutePath(settings.HBAGATE_ROLE_CREDENTIALS_FILE),
+    hba: location(settings.HBAGATE_HBA_FILE) ?? DEFAULT_HBA,
+    ident: location(settings.HBAGATE_IDENT_FILE),
+    verifier: location(settings.HBAGATE_VERIFIER_FILE),
+    roleCredentials: location(settings.HBAGATE_ROLE_CREDENTIALS_FILE),
   };
-  let config: Configuration | undefined = loadConfiguration(paths, log);
+
+  // Secrets Manager, when a region (or a test endpoint) is configured.
+  const region = settings.HBAGATE_SECRETS_REGION ?? process.env.AWS_REGION;
+  const client =
+    secretsClient ??
+    (region || settings.HBAGATE_SECRETS_ENDPOINT
+      ? new SecretsManagerClient({ region: region ?? "us-east-1", ...(settings.HBAGATE_SECRETS_ENDPOINT ? { endpoint: settings.HBAGATE_SECRETS_ENDPOINT } : {}) })
+      : undefined);
+  const store = client
+    ? new SecretStore(awsSecretFetcher(client, { timeoutMs: settings.HBAGATE_SECRETS_TIMEOUT_MS }), {
+        ttlMs: settings.HBAGATE_SECRETS_TTL_MS,
+        refreshAheadMs: Math.floor(settings.HBAGATE_SECRETS_TTL_MS / 10),
+        backoffMinMs: 1000,
+        backoffMaxMs: 60_000,
+      })
+    : undefined;
+  const readSecret = store ? (id: string) => store.get(id) : undefined;
+
+  let config: Configuration | undefined = await loadConfiguration(paths, readSecret, log);
   if (!config) {
     log({ level: "error", msg: "not starting: the configuration is invalid", file: paths.hba });
+    store?.close();
     return undefined;
   }
 
@@ -60,7 +86,22 @@ export async function startGateway(settings: Settings, log: (e: LogEvent) => voi
         : ssl === "require"
           ? "require"
           : { ca: settings.HBAGATE_UPSTREAM_CA_FILE ? readFileSync(settings.HBAGATE_UPSTREAM_CA_FILE, "utf8") : "", rejectUnauthorized: true },
-  }, (role) => config?.roleCredentials.get(role));
+  }, {
+    async password(role) {
+      const c = config?.roleCredentials.get(role);
+      if (!c) return undefined;
+      if (c.kind === "literal") return c.password;
+      if (!store) return undefined;
+      return passwordFromSecret(role, c.reference, await store.get(parseSecretReference(c.reference).secretId));
+    },
+    async refresh(role) {
+      const c = config?.roleCredentials.get(role);
+      if (c?.kind !== "secret" || !store) return false;
+      log({ level: "info", msg: "the database refused a configured password; fetching the secret again", role });
+      await store.refresh(parseSecretReference(c.reference).secretId, "force");
+      return true;
+    },
+  });
 
   // Role membership needs a login of the gateway's own; without one, +group and
   // samerole match no one (fail closed), and the log says so.
@@ -87,13 +128,18 @@ export async function startGateway(settings: Settings, log: (e: LogEvent) => voi
     maxBodyBytes: settings.HBAGATE_MAX_BODY_BYTES,
     responseLimits: { maxRows: settings.HBAGATE_MAX_RESPONSE_ROWS, maxBytes: settings.HBAGATE_MAX_RESPONSE_BYTES },
     ldap: {
+      ...(readSecret ? { readSecret } : {}),
       connectTimeoutMs: settings.HBAGATE_LDAP_CONNECT_TIMEOUT_MS,
       operationTimeoutMs: settings.HBAGATE_LDAP_TIMEOUT_MS,
       caFile: settings.HBAGATE_LDAP_CA_FILE === undefined ? undefined : absolutePath(settings.HBAGATE_LDAP_CA_FILE),
     },
     verifiedCallers,
     corsOrigins: settings.HBAGATE_CORS_ORIGINS,
-    readiness: async () => ({ config: lastReloadError ?? "ok", upstream: await reachable(upstream.host, upstream.port) }),
+    readiness: async () => ({
+      config: lastReloadError ?? "ok",
+      upstream: await reachable(upstream.host, upstream.port),
+      ...(store ? { secrets: store.status() } : {}),
+    }),
     log,
   });
 
@@ -104,24 +150,39 @@ export async function startGateway(settings: Settings, log: (e: LogEvent) => voi
     tls: settings.HBAGATE_TLS_CERT_FILE && settings.HBAGATE_TLS_KEY_FILE ? { certFile: settings.HBAGATE_TLS_CERT_FILE, keyFile: settings.HBAGATE_TLS_KEY_FILE } : undefined,
   });
 
+  let reloading: Promise<boolean> | undefined;
+  const reload = (): Promise<boolean> =>
+    (reloading ??= (async () => {
+      try {
+        const next = await loadConfiguration(paths, readSecret, log);
+        if (!next) {
+          lastReloadError = "the last reload failed; the previous configuration is in force";
+          log({ level: "error", msg: "configuration has errors; keeping the previous one", file: paths.hba });
+          return false;
+        }
+        // In-flight requests keep the configuration they started with; new ones see this one.
+        config = next;
+        lastReloadError = undefined;
+        verifiedCallers.clear();
+        membership?.clear();
+        log({ level: "info", msg: "reloaded configuration", file: paths.hba, rules: next.rules.length });
+        return true;
+      } finally {
+        reloading = undefined;
+      }
+    })());
+
+  // A new version of a configuration secret is a reload, like a changed file and SIGHUP.
+  const configSecrets = secretIdsOf(paths);
+  store?.onChange((id) => {
+    if (configSecrets.has(id)) void reload();
+  });
+
   return {
     urls: listening.urls,
-    reload() {
-      const next = loadConfiguration(paths, log);
-      if (!next) {
-        lastReloadError = "the last reload failed; the previous configuration is in force";
-        log({ level: "error", msg: "configuration has errors; keeping the previous one", file: paths.hba });
-        return false;
-      }
-      // In-flight requests keep the configuration they started with; new ones see this one.
-      config = next;
-      lastReloadError = undefined;
-      verifiedCallers.clear();
-      membership?.clear();
-      log({ level: "info", msg: "reloaded configuration", file: paths.hba, rules: next.rules.length });
-      return true;
-    },
+    reload,
     async close() {
+      store?.close();
       await listening.close();
       await pools.close();
       await upstream.close();

@@ -2,7 +2,7 @@
 // postgres.js asks for it at every login and a changed password needs no
 // rebuild (porsager/postgres calls `pass` per connection).
 import postgres from "postgres";
-import { gatewayError, SQLSTATE } from "../errors.ts";
+import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
 import { passwordFailedMessage } from "../auth/messages.ts";
 import { fromDriverError } from "./errors.ts";
 import { jsonTypes } from "./json-types.ts";
@@ -25,6 +25,16 @@ export interface UpstreamSettings {
   readonly ssl?: false | "require" | { readonly ca: string; readonly rejectUnauthorized: true };
 }
 
+/** Configured upstream passwords, for roles whose callers' passwords the database does not know. */
+export interface RoleCredentials {
+  /** The configured password for a role, or undefined to log in with the caller's own. Asked at every login. */
+  password(role: string): Promise<string | undefined>;
+  /** The database refused the configured password: fetch it again. True when a retry may help. */
+  refresh(role: string): Promise<boolean>;
+}
+
+const NO_CREDENTIALS: RoleCredentials = { password: async () => undefined, refresh: async () => false };
+
 interface Entry {
   readonly sql: postgres.Sql;
   password: string | undefined;
@@ -38,8 +48,8 @@ export class Pools {
   private readonly servicePools = new Map<string, postgres.Sql>();
   constructor(
     private readonly settings: UpstreamSettings,
-    /** Configured upstream passwords by role, asked at every login (so a rotated one needs no rebuild). */
-    private readonly credentials: (role: string) => string | undefined = () => undefined,
+    /** Asked at every login, so a rotated password needs no pool rebuild. */
+    private readonly credentials: RoleCredentials = NO_CREDENTIALS,
   ) {
     if (settings.maxTotal < settings.max) throw new RangeError("maxTotal must be at least max");
   }
@@ -98,7 +108,15 @@ export class Pools {
     this.pools.set(key, entry);
     if (password !== undefined) entry.password = password;
     try {
-      return await fn(entry.sql);
+      try {
+        return await fn(entry.sql);
+      } catch (err) {
+        // A rotated secret: the database refused the configured password. Fetch it again, retry once.
+        if (err instanceof GatewayError && err.code === SQLSTATE.invalidPassword && (await this.credentials.refresh(user))) {
+          return await fn(entry.sql);
+        }
+        throw err;
+      }
     } finally {
       entry.leases--;
       if (entry.leases === 0) this.wake();
@@ -123,7 +141,7 @@ export class Pools {
           connection: { ...base.connection, ...startup },
           max: this.settings.max,
           // A role with configured credentials logs in with them; otherwise with the caller's own password.
-          pass: () => this.credentials(user) ?? created.password ?? "",
+          pass: async () => (await this.credentials.password(user)) ?? created.password ?? "",
         }),
         password: undefined,
         leases: 1,

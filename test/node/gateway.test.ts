@@ -100,23 +100,23 @@ describe("the Node server", () => {
 
   test("an invalid ident or credentials file fails the reload like a bad hba line", async () => {
     writeFileSync(join(dir, "pg_ident.conf"), "m1 onlytwo\n");
-    assert.equal(gateway.reload(), false);
+    assert.equal(await gateway.reload(), false);
     assert.ok(logs.some((l) => typeof l.error === "string" && l.error.endsWith("pg_ident.conf:1: missing entry at end of line")));
     writeFileSync(join(dir, "pg_ident.conf"), "m1 /^(.*)$ \\1\n");
     writeFileSync(join(dir, "roles.json"), '{"svc": 42}');
-    assert.equal(gateway.reload(), false);
+    assert.equal(await gateway.reload(), false);
     writeFileSync(join(dir, "roles.json"), JSON.stringify({ svc: "svc-upstream-pw" }));
-    assert.equal(gateway.reload(), true);
+    assert.equal(await gateway.reload(), true);
   });
 
   test("a reload with an invalid file keeps the running rules; a valid one replaces them", async () => {
     writeFileSync(join(dir, "pg_hba.conf"), "local all app trust\nhostssl all app 127.0.0.1/32 trust\nhost all all all bogus\n");
-    assert.equal(gateway.reload(), false);
+    assert.equal(await gateway.reload(), false);
     assert.ok(logs.some((l) => typeof l.error === "string" && l.error.endsWith("pg_hba.conf:3: invalid authentication method \"bogus\"")));
     assert.equal((await call({ url: gateway.urls[0]! }, { query: "select 1" })).status, 200, "old rules still in force");
 
     writeFileSync(join(dir, "pg_hba.conf"), "local all app trust\nhostssl all app 127.0.0.1/32 reject\n");
-    assert.equal(gateway.reload(), true);
+    assert.equal(await gateway.reload(), true);
     const refused = await call({ url: gateway.urls[0]! }, { query: "select 1" });
     assert.equal(refused.status, 403);
     assert.match(refused.body.error.message, /^pg_hba.conf rejects connection for host "127.0.0.1", user "app", database "postgres", SSL encryption$/);

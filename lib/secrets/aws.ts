@@ -1,0 +1,24 @@
+// The Secrets Manager side of the secret store: GetSecretValue (AWSCURRENT)
+// with the real SDK client. The client is injected (endpoint, region and
+// credentials are the caller's business); only GetSecretValue is ever called,
+// so `secretsmanager:GetSecretValue` on the named secrets is all it needs.
+import { GetSecretValueCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import type { FetchedSecret, SecretFetcher } from "./secret-store.ts";
+
+export interface AwsFetcherOptions {
+  /** Give up on one call after this long (the store retries with backoff). */
+  readonly timeoutMs: number;
+}
+
+export function awsSecretFetcher(client: Pick<SecretsManagerClient, "send">, options: AwsFetcherOptions): SecretFetcher {
+  return async (secretId: string): Promise<FetchedSecret> => {
+    const out = await client.send(new GetSecretValueCommand({ SecretId: secretId, VersionStage: "AWSCURRENT" }), {
+      abortSignal: AbortSignal.timeout(options.timeoutMs),
+    });
+    if (out.SecretString === undefined) {
+      // Binary secrets are not configuration text.
+      throw new Error(`secret "${secretId}" has no SecretString`);
+    }
+    return { text: out.SecretString, versionId: out.VersionId ?? "" };
+  };
+}
