@@ -48,8 +48,9 @@ export async function startGateway(settings: Settings, log: (e: LogEvent) => voi
     ? new SecretStore(awsSecretFetcher(client, { timeoutMs: settings.HBAGATE_SECRETS_TIMEOUT_MS }), {
         ttlMs: settings.HBAGATE_SECRETS_TTL_MS,
         refreshAheadMs: Math.floor(settings.HBAGATE_SECRETS_TTL_MS / 10),
-        backoffMinMs: 1000,
-        backoffMaxMs: 60_000,
+        // Retries back off from 1 s to a minute, but never slower than the TTL itself.
+        backoffMinMs: Math.min(1000, Math.floor(settings.HBAGATE_SECRETS_TTL_MS / 4)),
+        backoffMaxMs: Math.min(60_000, settings.HBAGATE_SECRETS_TTL_MS),
       })
     : undefined;
   const readSecret = store ? (id: string) => store.get(id) : undefined;

@@ -27,7 +27,7 @@ export interface UpstreamSettings {
 
 /** Configured upstream passwords, for roles whose callers' passwords the database does not know. */
 export interface RoleCredentials {
-  /** The configured password for a role, or undefined to log in with the caller's own. Asked at every login. */
+  /** The configured password for a role, or undefined to log in with the caller's own. Asked for every request (cached by the caller). */
   password(role: string): Promise<string | undefined>;
   /** The database refused the configured password: fetch it again. True when a retry may help. */
   refresh(role: string): Promise<boolean>;
@@ -40,6 +40,8 @@ interface Entry {
   password: string | undefined;
   /** Requests currently using the pool; only pools with none are closed to make room. */
   leases: number;
+  /** The role's configured password as last resolved (secrets rotate; each use refreshes it). */
+  configured: string | undefined;
 }
 
 export class Pools {
@@ -95,6 +97,9 @@ export class Pools {
     startup: StartupParameters,
     fn: (sql: postgres.Sql) => Promise<T>,
   ): Promise<T> {
+    // Resolve a configured password first: if its secret cannot be had, fail now (08001),
+    // not inside a login attempt.
+    let configured = await this.credentials.password(user);
     // Sessions with other startup parameters are other sessions: a pool of their own.
     const key = JSON.stringify([database, user, startup.application_name ?? null, startup.options ?? null]);
     let entry = this.pools.get(key);
@@ -107,12 +112,15 @@ export class Pools {
     this.pools.delete(key);
     this.pools.set(key, entry);
     if (password !== undefined) entry.password = password;
+    entry.configured = configured;
     try {
       try {
         return await fn(entry.sql);
       } catch (err) {
         // A rotated secret: the database refused the configured password. Fetch it again, retry once.
         if (err instanceof GatewayError && err.code === SQLSTATE.invalidPassword && (await this.credentials.refresh(user))) {
+          configured = await this.credentials.password(user);
+          entry.configured = configured;
           return await fn(entry.sql);
         }
         throw err;
@@ -141,9 +149,10 @@ export class Pools {
           connection: { ...base.connection, ...startup },
           max: this.settings.max,
           // A role with configured credentials logs in with them; otherwise with the caller's own password.
-          pass: async () => (await this.credentials.password(user)) ?? created.password ?? "",
+          pass: () => created.configured ?? created.password ?? "",
         }),
         password: undefined,
+        configured: undefined,
         leases: 1,
       };
       this.pools.set(key, created);

@@ -1,0 +1,165 @@
+// The Node gateway configured from Secrets Manager (the real SDK client against
+// the fake endpoint in test/harness), with a real PostgreSQL behind: rules and
+// credentials from secrets, cache hits, rotation mid-traffic, stale values
+// through throttling and outages, a broken rules secret refused on reload.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { loadSettings } from "../../lib/config/settings.ts";
+import type { LogEvent } from "../../lib/http/app.ts";
+import { startGateway, type RunningGateway } from "../../lib/node/gateway.ts";
+import { startCluster, type Cluster } from "../harness/postgres.ts";
+import { fakeClient, startFakeSecretsManager, type FakeSecretsManager } from "../harness/secrets-manager.ts";
+
+const TTL_MS = 1000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("configuration and credentials from Secrets Manager", () => {
+  let cluster: Cluster;
+  let sm: FakeSecretsManager;
+  let gateway: RunningGateway;
+  const logs: LogEvent[] = [];
+  let svcPassword = "svc-pw-1";
+
+  const config = (hba: string) =>
+    JSON.stringify({ hba, roles: JSON.stringify({ svc: "secretsmanager:gw/svc-db", late: "secretsmanager:gw/late-db" }) });
+  const rds = (password: string) =>
+    JSON.stringify({ username: "svc", password, host: "db.internal", port: 5432, dbname: "postgres", engine: "postgres" });
+
+  before(async () => {
+    [cluster, sm] = await Promise.all([startCluster(), startFakeSecretsManager()]);
+    await cluster.sql.unsafe(`create role svc login password '${svcPassword}'; create role late login password 'late-pw'`);
+    await cluster.writeHba("host all svc,late 127.0.0.1/32 scram-sha-256\n", { reload: true });
+    sm.put("gw/config", config("host all svc,late 127.0.0.1/32 trust\n"));
+    sm.put("gw/svc-db", rds(svcPassword));
+    const settings = loadSettings({
+      HBAGATE_PORT: "0",
+      HBAGATE_HBA_FILE: "secretsmanager:gw/config#hba",
+      HBAGATE_ROLE_CREDENTIALS_FILE: "secretsmanager:gw/config#roles",
+      HBAGATE_UPSTREAM_HOST: "127.0.0.1",
+      HBAGATE_UPSTREAM_PORT: String(cluster.port),
+      HBAGATE_SECRETS_TTL_MS: String(TTL_MS),
+      HBAGATE_SECRETS_TIMEOUT_MS: "500",
+      HBAGATE_POOL_MAX: "2",
+    });
+    const started = await startGateway(settings, (e) => logs.push(e), fakeClient(sm.endpoint));
+    assert.ok(started, JSON.stringify(logs));
+    gateway = started;
+  });
+  after(async () => {
+    await gateway?.close();
+    await Promise.all([cluster?.stop(), sm?.close()]);
+  });
+
+  const ask = async (query = "select current_user as u", user = "svc") => {
+    const res = await fetch(`${gateway.urls[0]}/v1/postgres/sql`, {
+      method: "POST",
+      headers: { authorization: "Basic " + Buffer.from(`${user}:`).toString("base64") },
+      body: JSON.stringify({ query }),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, any> };
+  };
+  const callsFor = (id: string) => sm.calls.filter((c) => c.secretId === id).length;
+
+  test("rules and an RDS-shaped credential come from secrets", async () => {
+    const r = await ask();
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(r.body.rows, [{ u: "svc" }]);
+  });
+
+  test("within the TTL, requests cost no calls to the service", async () => {
+    const before = sm.calls.length;
+    for (let i = 0; i < 20; i++) assert.equal((await ask()).status, 200);
+    assert.ok(sm.calls.length - before <= 1, `${sm.calls.length - before} calls for 20 requests`);
+  });
+
+  test("rotation mid-traffic: the database refuses the old password, the secret is fetched again, no request fails", async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      if (i === 10) {
+        svcPassword = "svc-pw-2";
+        sm.put("gw/svc-db", rds(svcPassword));
+        await cluster.sql.unsafe(`alter role svc password '${svcPassword}'`);
+        // New logins are needed to meet the new password: end the pooled sessions.
+        await cluster.sql`select pg_terminate_backend(pid) from pg_stat_activity where usename = 'svc'`;
+        await sleep(100);
+      }
+      statuses.push((await ask()).status);
+    }
+    assert.deepEqual(statuses, Array(30).fill(200));
+    assert.ok(logs.some((l) => String(l.msg).includes("fetching the secret again")));
+  });
+
+  test("throttling and outages: the last good values keep serving, /readyz says they are stale", async () => {
+    sm.fail("throttle");
+    await sleep(TTL_MS + 200);
+    assert.equal((await ask()).status, 200);
+    sm.fail("down");
+    await sleep(300);
+    assert.equal((await ask()).status, 200);
+    const ready = await fetch(`${gateway.urls[0]}/readyz`);
+    const body = (await ready.json()) as { checks: { secrets: string } };
+    assert.equal(ready.status, 200);
+    assert.match(body.checks.secrets, /^ok \(stale: /);
+    sm.fail(null);
+    // Refreshes back off, but no slower than the TTL: the service's return is noticed.
+    let secrets = "";
+    for (let i = 0; i < 30 && secrets !== "ok"; i++) {
+      await sleep(100);
+      secrets = ((await (await fetch(`${gateway.urls[0]}/readyz`)).json()) as { checks: { secrets: string } }).checks.secrets;
+    }
+    assert.equal(secrets, "ok");
+  });
+
+  test("a credential secret never fetched while the service is down: a clear 503, then it works once it exists", async () => {
+    sm.fail("down");
+    try {
+      const r = await ask(undefined, "late");
+      assert.equal(r.status, 503, JSON.stringify(r.body));
+      assert.equal(r.body.error.code, "08001");
+      assert.equal(r.body.error.message, "a configuration secret is unavailable");
+    } finally {
+      sm.fail(null);
+    }
+    sm.put("gw/late-db", JSON.stringify({ username: "late", password: "late-pw" }));
+    let status = 0;
+    for (let i = 0; i < 30 && status !== 200; i++) {
+      await sleep(100);
+      status = (await ask(undefined, "late")).status;
+    }
+    assert.equal(status, 200);
+  });
+
+  test("a broken rules secret is refused with the old rules still enforced; a good one is taken", async () => {
+    sm.put("gw/config", config("host all svc,late 127.0.0.1/32 trust\nhost all all all bogus\n"));
+    await sleep(TTL_MS + 500);
+    assert.ok(logs.some((l) => l.error === 'secretsmanager:gw/config#hba:2: invalid authentication method "bogus"'), JSON.stringify(logs.slice(-5)));
+    assert.equal((await ask()).status, 200, "the old rules are in force");
+    sm.put("gw/config", config("host all svc 127.0.0.1/32 reject\n"));
+    await sleep(TTL_MS + 500);
+    const refused = await ask();
+    assert.equal(refused.status, 403);
+    assert.match(refused.body.error.message, /^pg_hba.conf rejects connection/);
+  });
+
+  test("never fetched and the service down: a clear 503, and a start without rules does not happen", async () => {
+    sm.fail("down");
+    try {
+      const settings = loadSettings({
+        HBAGATE_PORT: "0",
+        HBAGATE_HBA_FILE: "secretsmanager:gw/other#hba",
+        HBAGATE_UPSTREAM_HOST: "127.0.0.1",
+        HBAGATE_UPSTREAM_PORT: String(cluster.port),
+        HBAGATE_SECRETS_TIMEOUT_MS: "300",
+      });
+      const noRules = await startGateway(settings, () => {}, fakeClient(sm.endpoint));
+      assert.equal(noRules, undefined);
+    } finally {
+      sm.fail(null);
+    }
+  });
+
+  test("no secret value ever reaches the log", () => {
+    const text = JSON.stringify(logs);
+    for (const secret of ["svc-pw-1", "svc-pw-2", "late-pw"]) assert.ok(!text.includes(secret), secret);
+  });
+});
