@@ -57,6 +57,11 @@ const Schema = z.object({
   HBAGATE_SECRETS_ENDPOINT: z.string().url().optional(),
   HBAGATE_SECRETS_TTL_MS: z.coerce.number().int().min(1000).default(300_000),
   HBAGATE_SECRETS_TIMEOUT_MS: z.coerce.number().int().min(100).default(3000),
+  /** Brute-force brake per (client address, user): slow down, then lock out. */
+  HBAGATE_AUTH_SLOW_AFTER: z.coerce.number().int().min(0).default(3),
+  HBAGATE_AUTH_LOCK_AFTER: z.coerce.number().int().min(1).default(10),
+  HBAGATE_AUTH_WINDOW_SECONDS: z.coerce.number().int().min(1).default(300),
+  HBAGATE_AUTH_LOCK_SECONDS: z.coerce.number().int().min(1).default(300),
   HBAGATE_LDAP_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(1).default(5000),
   HBAGATE_LDAP_TIMEOUT_MS: z.coerce.number().int().min(1).default(5000),
   /** PEM CA bundle for ldaps and StartTLS (verification is always on). */

@@ -6,6 +6,8 @@ import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { authenticate } from "../auth/authenticate.ts";
 import type { VerifiedCallers } from "../auth/verified-callers.ts";
+import type { FailureLimiter } from "../auth/failure-limiter.ts";
+import { formatAddress } from "../hba/address.ts";
 import type { VerifierFile } from "../auth/verifier-file.ts";
 import type { LdapSettings } from "../auth/ldap.ts";
 import { noEntryMessage } from "../auth/messages.ts";
@@ -38,6 +40,7 @@ export interface GatewayDeps {
   /** The verifier file in force, if passwords are checked against one. */
   verifierFile(): VerifierFile | undefined;
   readonly verifiedCallers: VerifiedCallers;
+  readonly failureLimiter: FailureLimiter;
   /** Browser origins allowed to call; empty: no CORS headers at all; ["*"]: any origin, never with credentials. */
   readonly corsOrigins: readonly string[];
   /** What /readyz reports: each check's state, ready only when all are "ok". */
@@ -126,6 +129,10 @@ export function createApp(deps: GatewayDeps): Hono {
     const verifierFile = deps.verifierFile();
     const { rule } = await matchHba(rules, caller.facts, deps.environment);
     if (!rule) throw gatewayError(SQLSTATE.invalidAuthorizationSpecification, noEntryMessage(caller.facts));
+    // Who is asking, for the brute-force brake: the client address (or the socket) and the user.
+    const who = caller.facts.transport === "local" || !caller.facts.address ? "[local]" : formatAddress(caller.facts.address);
+    const locked = deps.failureLimiter.check(who, caller.facts.user);
+    if (locked) throw locked;
     try {
       await authenticate(rule, caller, {
         upstreamLogin: (d, u, p) => deps.pools.login(d, u, p),
@@ -135,12 +142,14 @@ export function createApp(deps: GatewayDeps): Hono {
         log: deps.log,
       });
     } catch (err) {
-      if (err instanceof GatewayError && err.code.startsWith("28")) {
+      if (err instanceof GatewayError && err.code.startsWith("28") && rule.method.name !== "reject") {
         // The server log names the line, as PostgreSQL's does; the caller never sees it.
         deps.log({ level: "info", msg: "authentication failed", code: err.code, user: caller.facts.user, database: caller.facts.database, file: rule.file, line: rule.line });
+        await deps.failureLimiter.failed(who, caller.facts.user);
       }
       throw err;
     }
+    deps.failureLimiter.succeeded(who, caller.facts.user);
     const { database, user } = caller.facts;
     return (fn) => deps.pools.use(database, user, caller.password, caller.startup, fn);
   }

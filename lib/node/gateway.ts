@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { VerifiedCallers } from "../auth/verified-callers.ts";
+import { FailureLimiter } from "../auth/failure-limiter.ts";
 import { absolutePath } from "../config/file-source.ts";
 import type { Settings } from "../config/settings.ts";
 import { systemHost } from "../connection/system-host.ts";
@@ -135,6 +136,15 @@ export async function startGateway(settings: Settings, log: (e: LogEvent) => voi
       caFile: settings.HBAGATE_LDAP_CA_FILE === undefined ? undefined : absolutePath(settings.HBAGATE_LDAP_CA_FILE),
     },
     verifiedCallers,
+    failureLimiter: new FailureLimiter({
+      slowAfter: settings.HBAGATE_AUTH_SLOW_AFTER,
+      lockAfter: settings.HBAGATE_AUTH_LOCK_AFTER,
+      windowMs: settings.HBAGATE_AUTH_WINDOW_SECONDS * 1000,
+      lockMs: settings.HBAGATE_AUTH_LOCK_SECONDS * 1000,
+      delayStepMs: 250,
+      maxDelayMs: 2000,
+      maxEntries: 100_000,
+    }),
     corsOrigins: settings.HBAGATE_CORS_ORIGINS,
     readiness: async () => ({
       config: lastReloadError ?? "ok",

@@ -1,5 +1,6 @@
 // Gateway dependencies for tests: real pools, fixed rules, a recording log.
 import { VerifiedCallers } from "../../lib/auth/verified-callers.ts";
+import { FailureLimiter } from "../../lib/auth/failure-limiter.ts";
 import { memorySource } from "../../lib/config/source.ts";
 import { NO_TRUSTED_PROXIES } from "../../lib/connection/forwarded.ts";
 import { loadHba } from "../../lib/hba/load.ts";
@@ -32,6 +33,7 @@ export function testDeps(pools: Pools, rules: string, overrides: Partial<Gateway
     ldap: { connectTimeoutMs: 2000, operationTimeoutMs: 2000, caFile: undefined },
     verifierFile: () => undefined,
     verifiedCallers: new VerifiedCallers({ ttlMs: 0, maxEntries: 10 }),
+    failureLimiter: new FailureLimiter({ slowAfter: 1000, lockAfter: 1000, windowMs: 60_000, lockMs: 60_000, delayStepMs: 0, maxDelayMs: 0, maxEntries: 100 }),
     corsOrigins: [],
     readiness: async () => ({ config: "ok" }),
     log: (e) => logs.push(e),
