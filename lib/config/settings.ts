@@ -17,6 +17,8 @@ const Schema = z.object({
   HBAGATE_ANONYMOUS_USER: z.string().optional(),
   HBAGATE_POOL_MAX: z.coerce.number().int().min(1).max(1000).default(10),
   HBAGATE_POOL_MAX_TOTAL: z.coerce.number().int().min(1).max(100_000).default(100),
+  HBAGATE_QUEUE_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
+  HBAGATE_QUEUE_MAX: z.coerce.number().int().min(0).default(1000),
   HBAGATE_IDLE_TIMEOUT: seconds.default(30),
   HBAGATE_CONNECT_TIMEOUT: seconds.default(10),
   HBAGATE_MAX_LIFETIME: seconds.default(1800),

@@ -78,6 +78,8 @@ export async function startGateway(settings: Settings, log: (e: LogEvent) => voi
     port: upstream.port,
     max: settings.HBAGATE_POOL_MAX,
     maxTotal: Math.max(settings.HBAGATE_POOL_MAX_TOTAL, settings.HBAGATE_POOL_MAX),
+    queueTimeoutMs: settings.HBAGATE_QUEUE_TIMEOUT_MS,
+    maxQueue: settings.HBAGATE_QUEUE_MAX,
     idleTimeout: settings.HBAGATE_IDLE_TIMEOUT,
     connectTimeout: settings.HBAGATE_CONNECT_TIMEOUT,
     maxLifetime: settings.HBAGATE_MAX_LIFETIME,

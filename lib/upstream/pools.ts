@@ -15,6 +15,10 @@ export interface UpstreamSettings {
   readonly max: number;
   /** Bound on connections across all pools; the least recently used pool is closed to make room. */
   readonly maxTotal: number;
+  /** How long a request may wait for a free connection before 53300, in milliseconds. */
+  readonly queueTimeoutMs?: number;
+  /** How many requests may wait at once; more are refused at once with 53300. */
+  readonly maxQueue?: number;
   /** Seconds. */
   readonly idleTimeout: number;
   readonly connectTimeout: number;
@@ -42,6 +46,9 @@ interface Entry {
   leases: number;
   /** The role's configured password as last resolved (secrets rotate; each use refreshes it). */
   configured: string | undefined;
+  /** Requests running on the pool (at most `max`), and those waiting for one of its connections. */
+  active: number;
+  readonly queue: (() => void)[];
 }
 
 export class Pools {
@@ -114,6 +121,13 @@ export class Pools {
     if (password !== undefined) entry.password = password;
     entry.configured = configured;
     try {
+      await this.slot(entry);
+    } catch (err) {
+      entry.leases--;
+      if (entry.leases === 0) this.wake();
+      throw err;
+    }
+    try {
       try {
         return await fn(entry.sql);
       } catch (err) {
@@ -126,9 +140,50 @@ export class Pools {
         throw err;
       }
     } finally {
+      const next = entry.queue.shift();
+      if (next) next();
+      else entry.active--;
       entry.leases--;
       if (entry.leases === 0) this.wake();
     }
+  }
+
+  private waiting = 0;
+
+  /**
+   * One of the pool's `max` connections for this request. postgres.js would
+   * queue without bound or time limit; here the wait is bounded in count
+   * (maxQueue) and time (queueTimeoutMs), then 53300.
+   */
+  private slot(entry: Entry): Promise<void> {
+    if (entry.active < this.settings.max) {
+      entry.active++;
+      return Promise.resolve();
+    }
+    if (this.waiting >= (this.settings.maxQueue ?? 1000)) return Promise.reject(this.exhausted("the wait queue is full"));
+    this.waiting++;
+    return new Promise<void>((resolve, reject) => {
+      const granted = () => {
+        clearTimeout(timer);
+        this.waiting--;
+        resolve(); // the finishing request hands its slot over: `active` stays the same
+      };
+      const timer = setTimeout(() => {
+        const i = entry.queue.indexOf(granted);
+        if (i >= 0) entry.queue.splice(i, 1);
+        this.waiting--;
+        reject(this.exhausted("no connection became free in time"));
+      }, this.queueTimeoutMs());
+      entry.queue.push(granted);
+    });
+  }
+
+  private queueTimeoutMs(): number {
+    return this.settings.queueTimeoutMs ?? this.settings.connectTimeout * 1000;
+  }
+
+  private exhausted(why: string): GatewayError {
+    return gatewayError(SQLSTATE.tooManyConnections, "sorry, too many clients already", { detail: `${why}.` });
   }
 
   /** Pool creation is serialized, so two creators never count the same free slot. */
@@ -154,6 +209,8 @@ export class Pools {
         password: undefined,
         configured: undefined,
         leases: 1,
+        active: 0,
+        queue: [],
       };
       this.pools.set(key, created);
       return created;
@@ -169,7 +226,7 @@ export class Pools {
    */
   private async makeRoom(): Promise<void> {
     const { max, maxTotal } = this.settings;
-    const deadline = Date.now() + this.settings.connectTimeout * 1000;
+    const deadline = Date.now() + this.queueTimeoutMs();
     while ((this.pools.size + this.closing + 1) * max > maxTotal) {
       const idle = [...this.pools].find(([, e]) => e.leases === 0);
       if (idle) {
@@ -182,11 +239,7 @@ export class Pools {
         continue;
       }
       const left = deadline - Date.now();
-      if (left <= 0 || !(await this.waitForChange(left))) {
-        throw gatewayError(SQLSTATE.tooManyConnections, "sorry, too many clients already", {
-          detail: `All ${maxTotal} upstream connections are in use.`,
-        });
-      }
+      if (left <= 0 || !(await this.waitForChange(left))) throw this.exhausted(`all ${maxTotal} upstream connections are in use`);
     }
   }
 

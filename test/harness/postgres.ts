@@ -23,6 +23,8 @@ export interface ClusterOptions {
   readonly ssl?: boolean;
   /** Extra postgresql.conf settings. */
   readonly settings?: Readonly<Record<string, string>>;
+  /** Listen on this port instead of a free one (for tests that start the server late). */
+  readonly port?: number;
 }
 
 export interface Cluster {
@@ -44,6 +46,11 @@ export interface Cluster {
   readLog(): Promise<string>;
   /** Write a file in the cluster's directory, readable by the server. */
   writeFile(relative: string, text: string): Promise<string>;
+  /** pg_ctl restart with the given shutdown mode (sessions are cut, as in a real restart). */
+  restart(mode?: "fast" | "immediate"): Promise<void>;
+  /** pg_ctl stop with the given mode, leaving the data in place (start() brings it back). */
+  halt(mode?: "fast" | "immediate"): Promise<void>;
+  start(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -150,7 +157,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   await run(join(bin, "initdb"), ["-D", dataDir, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C"], as, env);
   const major = Number((await run(join(bin, "postgres"), ["--version"], as, env)).match(/(\d+)\.\d+/)?.[1]);
 
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const conf: Record<string, string> = {
     listen_addresses: "'127.0.0.1,::1'",
     port: String(port),
@@ -218,6 +225,15 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       await mkdir(dirname(path), { recursive: true });
       await writeFile(path, text);
       return path;
+    },
+    async restart(mode = "fast") {
+      await run(join(bin, "pg_ctl"), ["-D", dataDir, "-m", mode, "-l", logPath, "-w", "-t", "60", "restart"], as, env);
+    },
+    async halt(mode = "fast") {
+      await run(join(bin, "pg_ctl"), ["-D", dataDir, "-m", mode, "-w", "stop"], as, env);
+    },
+    async start() {
+      await run(join(bin, "pg_ctl"), ["-D", dataDir, "-l", logPath, "-w", "-t", "60", "start"], as, env);
     },
     async stop() {
       await sql.end({ timeout: 1 }).catch(() => {});

@@ -81,6 +81,26 @@ describe("pools under load and disconnects", () => {
     await tight.close();
   });
 
+  test("a busy pool: waiting is bounded in count and time, then 503 53300", async () => {
+    const small = testPools(cluster.port, { max: 1, maxTotal: 1, queueTimeoutMs: 300, maxQueue: 2, statementTimeout: 20_000 });
+    const app = createApp(testDeps(small, "host all all all trust\n"));
+    const ask = async (query: string) => {
+      const started = Date.now();
+      const res = await app.request("/v1/postgres/sql", { method: "POST", headers: { authorization: auth("r1") }, body: JSON.stringify({ query }) });
+      return { status: res.status, code: ((await res.json()) as { error?: { code: string } }).error?.code, ms: Date.now() - started };
+    };
+    const busy = ask("select pg_sleep(1)");
+    await new Promise((r) => setTimeout(r, 100));
+    const [a, b, c] = await Promise.all([ask("select 1"), ask("select 1"), ask("select 1")]);
+    const refused = [a!, b!, c!].sort((x, y) => x.ms - y.ms);
+    assert.deepEqual(refused.map((r) => [r.status, r.code]), [[503, "53300"], [503, "53300"], [503, "53300"]]);
+    assert.ok(refused[0]!.ms < 150, "the third waiter is refused at once: the queue holds two");
+    assert.ok(refused[2]!.ms >= 250 && refused[2]!.ms < 900, `waiters give up after the queue timeout (${refused[2]!.ms} ms)`);
+    assert.equal((await busy).status, 200);
+    assert.equal((await ask("select 1")).status, 200);
+    await small.close();
+  });
+
   test("a caller who disconnects cancels the running statement", async () => {
     const marker = `select pg_sleep(30) /* disconnect-${Date.now()} */`;
     const req = httpRequest(`${base}/v1/postgres/sql`, { method: "POST", headers: { authorization: auth("r1") } });
