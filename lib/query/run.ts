@@ -4,7 +4,7 @@
 import type postgres from "postgres";
 import { z } from "zod";
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
-import { fromDriverError } from "../upstream/errors.ts";
+import { fromDriverError, isConnectionLoss } from "../upstream/errors.ts";
 import { parameterText } from "../upstream/json-types.ts";
 import { typeSize } from "./type-sizes.ts";
 
@@ -209,14 +209,28 @@ export async function runBatch<M extends ResultMode>(
   signal?: AbortSignal,
 ): Promise<ResultOf<M>[]> {
   const budget = new Budget(limits);
+  // One reserved connection and our own BEGIN/COMMIT/ROLLBACK rather than sql.begin():
+  // when the server dies mid-batch, postgres.js's begin() still writes a ROLLBACK to the
+  // dead socket, which throws out of a timer and would take the process down. A lost
+  // session needs no ROLLBACK: the server discards the transaction itself.
+  let tx: postgres.ReservedSql;
   try {
-    return (await sql.begin(beginMode(options), async (tx) => {
-      const out: ResultOf<M>[] = [];
-      for (const s of statements) out.push(await runOne(tx, s, mode, budget, signal));
-      return out;
-    })) as ResultOf<M>[];
+    tx = await sql.reserve();
   } catch (err) {
-    if (err instanceof GatewayError) throw err;
     throw fromDriverError(err);
+  }
+  const plain = { simple: false } as postgres.UnsafeQueryOptions;
+  try {
+    await tx.unsafe(`begin ${beginMode(options)}`, [], plain);
+    const out: ResultOf<M>[] = [];
+    for (const s of statements) out.push(await runOne(tx, s, mode, budget, signal));
+    await tx.unsafe("commit", [], plain);
+    return out;
+  } catch (err) {
+    const e = err instanceof GatewayError ? err : fromDriverError(err);
+    if (!isConnectionLoss(e.code)) await tx.unsafe("rollback", [], plain).catch(() => {});
+    throw e;
+  } finally {
+    tx.release();
   }
 }

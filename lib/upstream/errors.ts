@@ -40,3 +40,8 @@ export function fromDriverError(err: unknown): GatewayError {
   }
   return new GatewayError({ code: SQLSTATE.internalError, message: "internal error" }, { cause: err });
 }
+
+/** Class 08 and the shutdown codes mean the session is gone, not that the statement was wrong. */
+export function isConnectionLoss(sqlstate: string): boolean {
+  return sqlstate.startsWith("08") || sqlstate === "57P01" || sqlstate === "57P02" || sqlstate === "57P03";
+}

@@ -4,7 +4,7 @@
 import postgres from "postgres";
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
 import { passwordFailedMessage } from "../auth/messages.ts";
-import { fromDriverError } from "./errors.ts";
+import { fromDriverError, isConnectionLoss } from "./errors.ts";
 import { jsonTypes } from "./json-types.ts";
 import type { StartupParameters } from "../connection/caller.ts";
 
@@ -137,6 +137,9 @@ export class Pools {
           entry.configured = configured;
           return await fn(entry.sql);
         }
+        // The server went away (restart, crash, failover): its other idle connections are dead
+        // too, so the pool is replaced rather than handing them out one failure at a time.
+        if (err instanceof GatewayError && isConnectionLoss(err.code)) this.discard(key, entry);
         throw err;
       }
     } finally {
@@ -146,6 +149,17 @@ export class Pools {
       entry.leases--;
       if (entry.leases === 0) this.wake();
     }
+  }
+
+  /** Close a pool whose server connection was lost; the next request opens a new one. */
+  private discard(key: string, entry: Entry): void {
+    if (this.pools.get(key) !== entry) return;
+    this.pools.delete(key);
+    this.closing++;
+    void entry.sql.end({ timeout: 5 }).finally(() => {
+      this.closing--;
+      this.wake();
+    });
   }
 
   private waiting = 0;

@@ -1,0 +1,160 @@
+// The gateway's worst days with PostgreSQL: restarted under load, not there
+// at start, crashing in the middle of a batch. Bounded in time and count,
+// loopback only.
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { loadSettings } from "../../lib/config/settings.ts";
+import { startGateway, type RunningGateway } from "../../lib/node/gateway.ts";
+import postgres from "postgres";
+import { startCluster, type Cluster } from "../harness/postgres.ts";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createServer().listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function gatewayFor(port: number, extra: Record<string, string> = {}): Promise<RunningGateway> {
+  const dir = mkdtempSync(join(tmpdir(), "hbagate-faults-"));
+  writeFileSync(join(dir, "pg_hba.conf"), "host all all 127.0.0.1/32 trust\n");
+  const g = await startGateway(
+    loadSettings({
+      HBAGATE_PORT: "0",
+      HBAGATE_HBA_FILE: join(dir, "pg_hba.conf"),
+      HBAGATE_UPSTREAM_HOST: "127.0.0.1",
+      HBAGATE_UPSTREAM_PORT: String(port),
+      HBAGATE_CONNECT_TIMEOUT: "2",
+      HBAGATE_QUEUE_TIMEOUT_MS: "3000",
+      HBAGATE_POOL_MAX: "4",
+      ...extra,
+    }),
+    () => {},
+  );
+  assert.ok(g);
+  return g;
+}
+
+async function ask(g: RunningGateway, body: unknown, timeoutMs = 15_000) {
+  const res = await fetch(`${g.urls[0]}/v1/postgres/sql`, {
+    method: "POST",
+    headers: { authorization: "Basic " + Buffer.from("app:").toString("base64") },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  return { status: res.status, body: (await res.json()) as { rows?: unknown[]; error?: { code: string } } };
+}
+
+async function appCluster(port?: number): Promise<Cluster> {
+  const c = await startCluster(port === undefined ? {} : { port });
+  await c.sql.unsafe("create role app login; create table ledger (id int primary key, note text); grant all on ledger to app");
+  await c.writeHba("host all app 127.0.0.1/32 trust\n", { reload: true });
+  return c;
+}
+
+describe("PostgreSQL faults", () => {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  after(async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => {});
+  });
+
+  test("restarted under steady load: every answer is 200 or a structured 503, then all succeed, no leaked connections", async () => {
+    const cluster = await appCluster();
+    cleanups.push(() => cluster.stop());
+    const g = await gatewayFor(cluster.port);
+    cleanups.push(() => g.close());
+
+    const outcomes: { status: number; code: string | undefined; at: number }[] = [];
+    let running = true;
+    const worker = async () => {
+      while (running) {
+        try {
+          const r = await ask(g, { query: "select 1 as one" });
+          outcomes.push({ status: r.status, code: r.body.error?.code, at: Date.now() });
+        } catch (err) {
+          outcomes.push({ status: 0, code: (err as Error).name, at: Date.now() });
+        }
+      }
+    };
+    const workers = Array.from({ length: 4 }, worker);
+    await sleep(500);
+    const restartedAt = Date.now();
+    await cluster.restart("fast");
+    const backAt = Date.now();
+    await sleep(3000);
+    running = false;
+    await Promise.all(workers);
+
+    assert.ok(outcomes.length > 50, `${outcomes.length} requests`);
+    for (const o of outcomes) {
+      const ok = o.status === 200 || (o.status === 503 && /^(08|57P0)/.test(o.code ?? ""));
+      assert.ok(ok, `unexpected answer ${JSON.stringify(o)}`);
+    }
+    assert.ok(outcomes.some((o) => o.at < restartedAt && o.status === 200));
+    // Within a couple of seconds of the server's return, everything succeeds.
+    const settled = outcomes.filter((o) => o.at > backAt + 2000);
+    assert.ok(settled.length > 10);
+    assert.ok(settled.every((o) => o.status === 200), JSON.stringify(settled.filter((o) => o.status !== 200).slice(0, 3)));
+    const rows = await cluster.sql<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where usename = 'app'`;
+    assert.ok((rows[0]?.n ?? 0) <= 4, `${rows[0]?.n} connections for a pool of 4`);
+  });
+
+  test("unreachable at start: the gateway starts, /readyz says why, requests get 503, then it recovers by itself", async () => {
+    const port = await freePort();
+    const g = await gatewayFor(port);
+    cleanups.push(() => g.close());
+    const ready = await fetch(`${g.urls[0]}/readyz`);
+    assert.equal(ready.status, 503);
+    assert.match(((await ready.json()) as { checks: { upstream: string } }).checks.upstream, /^unreachable/);
+    const down = await ask(g, { query: "select 1" });
+    assert.equal(down.status, 503);
+    assert.match(down.body.error?.code ?? "", /^08/);
+
+    const cluster = await appCluster(port);
+    cleanups.push(() => cluster.stop());
+    assert.equal((await fetch(`${g.urls[0]}/readyz`)).status, 200);
+    let status = 0;
+    for (let i = 0; i < 30 && status !== 200; i++) {
+      status = (await ask(g, { query: "select 1" })).status;
+      if (status !== 200) await sleep(100);
+    }
+    assert.equal(status, 200);
+  });
+
+  test("a batch cut by a server crash is reported as an error and leaves nothing behind", async () => {
+    const cluster = await appCluster();
+    cleanups.push(() => cluster.stop());
+    const g = await gatewayFor(cluster.port);
+    cleanups.push(() => g.close());
+    const batch = ask(g, {
+      queries: [
+        { query: "insert into ledger values (1, 'first')" },
+        { query: "insert into ledger values (2, 'second')" },
+        { query: "select pg_sleep(3)" },
+        { query: "insert into ledger values (3, 'third')" },
+      ],
+    });
+    await sleep(700);
+    await cluster.halt("immediate");
+    const r = await batch;
+    assert.notEqual(r.status, 200);
+    assert.ok(r.body.error?.code, "a structured error");
+    await cluster.start();
+    // A new session: the harness's own one died with the server.
+    const fresh = postgres({ host: cluster.socketDir, port: cluster.port, user: "postgres", database: "postgres", max: 1 });
+    try {
+      const rows = await fresh<{ n: number }[]>`select count(*)::int as n from ledger`;
+      assert.equal(rows[0]?.n, 0, "the batch is fully absent");
+    } finally {
+      await fresh.end();
+    }
+  });
+});
