@@ -10,6 +10,22 @@ import { typeSize } from "./type-sizes.ts";
 
 /** PostgreSQL's limit on bind parameters in one statement. */
 const MAX_PARAMS = 65535;
+/** Deeper JSON parameters are refused: turning them into text would exhaust the stack. */
+const MAX_PARAM_DEPTH = 100;
+
+/** Nesting depth of a JSON value, walked without recursion. */
+function depth(value: unknown): number {
+  let max = 0;
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, d] = stack.pop()!;
+    if (typeof v !== "object" || v === null) continue;
+    if (d + 1 > max) max = d + 1;
+    if (max > MAX_PARAM_DEPTH) return max;
+    for (const child of Object.values(v)) stack.push([child, d + 1]);
+  }
+  return max;
+}
 
 const Statement = z
   .object({
@@ -76,6 +92,11 @@ export function parseQueryRequest(value: unknown): QueryRequest {
   const statements = "queries" in body ? body.queries : [body];
   for (const s of statements) {
     if (s.query.includes("\0")) throw gatewayError(SQLSTATE.invalidParameterValue, "query contains a NUL byte");
+    (s.params ?? []).forEach((p, i) => {
+      if (depth(p) > MAX_PARAM_DEPTH) {
+        throw gatewayError(SQLSTATE.invalidParameterValue, `parameter $${i + 1} is nested deeper than ${MAX_PARAM_DEPTH} levels`);
+      }
+    });
   }
   return "queries" in body ? { kind: "batch", statements: body.queries } : { kind: "single", statement: body };
 }
