@@ -210,7 +210,7 @@ export class Pools {
         existing.leases++;
         return existing;
       }
-      await this.makeRoom();
+      await this.makeRoom(this.settings.max);
       const base = this.options(database, user);
       const created: Entry = {
         sql: postgres({
@@ -234,14 +234,15 @@ export class Pools {
   }
 
   /**
-   * Close idle pools, least recently used first, until one more pool fits
-   * under maxTotal, counting pools still closing. With no idle pool, wait for
-   * one (a lease ending) up to the connect timeout, then fail with 53300.
+   * Close idle pools, least recently used first, until `needed` more
+   * connections fit under maxTotal, counting pools still closing and
+   * verification logins. With no idle pool, wait for one (a lease ending)
+   * up to the queue timeout, then fail with 53300.
    */
-  private async makeRoom(): Promise<void> {
+  private async makeRoom(needed: number): Promise<void> {
     const { max, maxTotal } = this.settings;
     const deadline = Date.now() + this.queueTimeoutMs();
-    while ((this.pools.size + this.closing + 1) * max > maxTotal) {
+    while ((this.pools.size + this.closing) * max + this.logins + needed > maxTotal) {
       const idle = [...this.pools].find(([, e]) => e.leases === 0);
       if (idle) {
         this.pools.delete(idle[0]);
@@ -290,6 +291,13 @@ export class Pools {
 
   /** Verify a password by logging in with it on a connection of its own. */
   async login(database: string, user: string, password: string): Promise<void> {
+    // A verification login is an upstream connection too: it counts against maxTotal.
+    const reserve = this.creating.then(async () => {
+      await this.makeRoom(1);
+      this.logins++;
+    });
+    this.creating = reserve.catch(() => undefined);
+    await reserve;
     const sql = postgres({ ...this.options(database, user), max: 1, pass: password });
     try {
       await sql`select 1`;
@@ -300,8 +308,13 @@ export class Pools {
       throw e;
     } finally {
       await sql.end({ timeout: 0 });
+      this.logins--;
+      this.wake();
     }
   }
+
+  /** Verification logins in progress. */
+  private logins = 0;
 
   async close(): Promise<void> {
     const all = [...[...this.pools.values()].map((e) => e.sql), ...this.servicePools.values()];
