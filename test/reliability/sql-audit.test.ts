@@ -1,0 +1,59 @@
+// What reaches the database, read from PostgreSQL's own statement log: the
+// caller's statement text as sent, its values only as bind parameters, on the
+// caller's role, plus a fixed set of transaction statements. Nothing the
+// gateway builds from request data is spliced into SQL.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { createApp } from "../../lib/http/app.ts";
+import type { Pools } from "../../lib/upstream/pools.ts";
+import { startCluster, type Cluster } from "../harness/postgres.ts";
+import { testDeps, testPools } from "../http/deps.ts";
+
+const HOSTILE = "'); drop table victims; --";
+
+describe("SQL audit", () => {
+  let cluster: Cluster;
+  let pools: Pools;
+
+  before(async () => {
+    cluster = await startCluster({ settings: { log_statement: "'all'", log_line_prefix: "'%m [%p] user=%u '" } });
+    await cluster.sql.unsafe("create role auditee login; create table victims (id int); grant all on victims to auditee");
+    await cluster.writeHba("host all auditee 127.0.0.1/32 trust\n", { reload: true });
+    pools = testPools(cluster.port);
+  });
+  after(async () => {
+    await pools?.close();
+    await cluster?.stop();
+  });
+
+  test("only the caller's statements, parameters bound, and fixed transaction control", async () => {
+    const app = createApp(testDeps(pools, "host all all all trust\n"));
+    const before = (await cluster.readLog()).length;
+    const post = (body: unknown, headers: Record<string, string> = {}) =>
+      app.request("/v1/postgres/sql", {
+        method: "POST",
+        headers: { authorization: "Basic " + Buffer.from("auditee:").toString("base64"), ...headers },
+        body: JSON.stringify(body),
+      });
+    assert.equal((await post({ query: "select $1::text as v", params: [HOSTILE] })).status, 200);
+    assert.equal(
+      (await post({ queries: [{ query: "insert into victims values ($1)", params: [1] }, { query: "select $1::text", params: [HOSTILE] }] }, { "Neon-Batch-Isolation-Level": "Serializable", "Neon-Batch-Read-Only": "false" })).status,
+      200,
+    );
+    // A hostile header value is refused, not spliced.
+    assert.equal((await post({ queries: [{ query: "select 1" }] }, { "Neon-Batch-Isolation-Level": `Serializable; drop table victims` })).status, 400);
+    await new Promise((r) => setTimeout(r, 200));
+
+    const lines = (await cluster.readLog()).slice(before).split("\n").filter((l) => l.includes("user=auditee") && /(statement|execute [^:]*):/.test(l));
+    const statements = lines.map((l) => l.replace(/^.*?(?:statement|execute [^:]*): /, "").trim());
+    assert.ok(statements.length >= 4, JSON.stringify(statements));
+    // "" is the driver's empty statement when a connection opens.
+    const allowed = new Set(["", "select $1::text as v", "insert into victims values ($1)", "select $1::text", "begin isolation level serializable", "commit"]);
+    for (const s of statements) assert.ok(allowed.has(s), `unexpected statement reached the database: ${s}`);
+    // The hostile value never appears as SQL text, only among the bound parameters.
+    const log = (await cluster.readLog()).slice(before);
+    for (const line of log.split("\n").filter((l) => l.includes(HOSTILE))) assert.match(line, /(DETAIL|parameters: )/, line);
+    const [{ n } = { n: -1 }] = await cluster.sql<{ n: number }[]>`select count(*)::int as n from victims`;
+    assert.equal(n, 1);
+  });
+});
