@@ -1,23 +1,11 @@
-// The Node server, assembled: settings in, listening gateway out, with reload
-// and shutdown. functions/node.ts only wires process signals to this.
-import { readFileSync } from "node:fs";
+// The Node server: the assembled gateway behind TCP (HTTP or HTTPS) and
+// optional Unix-socket listeners. functions/node.ts wires signals to it.
+import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { fileURLToPath } from "node:url";
-import { VerifiedCallers } from "../auth/verified-callers.ts";
-import { FailureLimiter } from "../auth/failure-limiter.ts";
-import { absolutePath } from "../config/file-source.ts";
 import type { Settings } from "../config/settings.ts";
-import { systemHost } from "../connection/system-host.ts";
-import { createApp, type LogEvent } from "../http/app.ts";
-import { Pools } from "../upstream/pools.ts";
-import { RoleMembership } from "../upstream/role-membership.ts";
-import { loadConfiguration, secretIdsOf, usesMembership, type Configuration } from "./configuration.ts";
-import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { awsSecretFetcher } from "../secrets/aws.ts";
-import { passwordFromSecret } from "../secrets/rds-credentials.ts";
-import { isSecretReference, parseSecretReference } from "../secrets/reference.ts";
-import { SecretStore } from "../secrets/secret-store.ts";
+import type { LogEvent } from "../http/app.ts";
+import { assembleGateway } from "./assemble.ts";
 import { nodePeer, startListeners } from "./listeners.ts";
-import { reachable } from "./reachable.ts";
 
 export interface RunningGateway {
   readonly urls: readonly string[];
@@ -26,179 +14,24 @@ export interface RunningGateway {
   close(): Promise<void>;
 }
 
-const location = (value: string | undefined) => (value === undefined || isSecretReference(value) ? value : absolutePath(value));
-
+/** The rules `npm start` uses when none are configured: trust from loopback only. */
 const DEFAULT_HBA = fileURLToPath(new URL("../../config/pg_hba.conf", import.meta.url));
 
 export async function startGateway(settings: Settings, log: (e: LogEvent) => void, secretsClient?: SecretsManagerClient): Promise<RunningGateway | undefined> {
-  const paths = {
-    hba: location(settings.HBAGATE_HBA_FILE) ?? DEFAULT_HBA,
-    ident: location(settings.HBAGATE_IDENT_FILE),
-    verifier: location(settings.HBAGATE_VERIFIER_FILE),
-    roleCredentials: location(settings.HBAGATE_ROLE_CREDENTIALS_FILE),
-  };
-
-  // Secrets Manager, when a region (or a test endpoint) is configured.
-  const region = settings.HBAGATE_SECRETS_REGION ?? process.env.AWS_REGION;
-  const client =
-    secretsClient ??
-    (region || settings.HBAGATE_SECRETS_ENDPOINT
-      ? new SecretsManagerClient({ region: region ?? "us-east-1", ...(settings.HBAGATE_SECRETS_ENDPOINT ? { endpoint: settings.HBAGATE_SECRETS_ENDPOINT } : {}) })
-      : undefined);
-  const store = client
-    ? new SecretStore(awsSecretFetcher(client, { timeoutMs: settings.HBAGATE_SECRETS_TIMEOUT_MS }), {
-        ttlMs: settings.HBAGATE_SECRETS_TTL_MS,
-        refreshAheadMs: Math.floor(settings.HBAGATE_SECRETS_TTL_MS / 10),
-        // Retries back off from 1 s to a minute, but never slower than the TTL itself.
-        backoffMinMs: Math.min(1000, Math.floor(settings.HBAGATE_SECRETS_TTL_MS / 4)),
-        backoffMaxMs: Math.min(60_000, settings.HBAGATE_SECRETS_TTL_MS),
-      })
-    : undefined;
-  const readSecret = store ? (id: string) => store.get(id) : undefined;
-
-  let config: Configuration | undefined = await loadConfiguration(paths, readSecret, log);
-  if (!config) {
-    log({ level: "error", msg: "not starting: the configuration is invalid", file: paths.hba });
-    store?.close();
-    return undefined;
-  }
-
-  let upstream = { host: settings.HBAGATE_UPSTREAM_HOST ?? "", port: settings.HBAGATE_UPSTREAM_PORT, close: async () => {} };
-  let anonymousUser = settings.HBAGATE_ANONYMOUS_USER;
-  if (!settings.HBAGATE_UPSTREAM_HOST) {
-    const { startEmbeddedUpstream } = await import("../upstream/embedded.ts");
-    upstream = await startEmbeddedUpstream();
-    anonymousUser ??= "postgres";
-    log({ level: "info", msg: "using the embedded PGlite upstream", upstream: `${upstream.host}:${upstream.port}` });
-  }
-
-  const ssl = settings.HBAGATE_UPSTREAM_SSL;
-  const pools = new Pools({
-    host: upstream.host,
-    port: upstream.port,
-    max: settings.HBAGATE_POOL_MAX,
-    maxTotal: Math.max(settings.HBAGATE_POOL_MAX_TOTAL, settings.HBAGATE_POOL_MAX),
-    queueTimeoutMs: settings.HBAGATE_QUEUE_TIMEOUT_MS,
-    maxQueue: settings.HBAGATE_QUEUE_MAX,
-    idleTimeout: settings.HBAGATE_IDLE_TIMEOUT,
-    connectTimeout: settings.HBAGATE_CONNECT_TIMEOUT,
-    maxLifetime: settings.HBAGATE_MAX_LIFETIME,
-    statementTimeout: settings.HBAGATE_STATEMENT_TIMEOUT_MS,
-    ssl:
-      ssl === "disable"
-        ? false
-        : ssl === "require"
-          ? "require"
-          : { ca: settings.HBAGATE_UPSTREAM_CA_FILE ? readFileSync(settings.HBAGATE_UPSTREAM_CA_FILE, "utf8") : "", rejectUnauthorized: true },
-  }, {
-    async password(role) {
-      const c = config?.roleCredentials.get(role);
-      if (!c) return undefined;
-      if (c.kind === "literal") return c.password;
-      if (!store) return undefined;
-      return passwordFromSecret(role, c.reference, await store.get(parseSecretReference(c.reference).secretId));
-    },
-    async refresh(role) {
-      const c = config?.roleCredentials.get(role);
-      if (c?.kind !== "secret" || !store) return false;
-      log({ level: "info", msg: "the database refused a configured password; fetching the secret again", role });
-      await store.refresh(parseSecretReference(c.reference).secretId, "force");
-      return true;
-    },
-  });
-
-  // Role membership needs a login of the gateway's own; without one, +group and
-  // samerole match no one (fail closed), and the log says so.
-  const serviceUser = settings.HBAGATE_SERVICE_USER ?? (settings.HBAGATE_UPSTREAM_HOST ? undefined : "postgres");
-  const servicePassword = settings.HBAGATE_SERVICE_PASSWORD ?? "";
-  const membership = serviceUser
-    ? new RoleMembership(pools.service(settings.HBAGATE_SERVICE_DATABASE, serviceUser, () => servicePassword), { ttlMs: settings.HBAGATE_ROLES_TTL_MS })
-    : undefined;
-  if (!membership && config.rules.some(usesMembership)) {
-    log({ level: "warn", msg: "rules use +group or samerole but HBAGATE_SERVICE_USER is not set: those entries match no one" });
-  }
-
-  const verifiedCallers = new VerifiedCallers({ ttlMs: settings.HBAGATE_VERIFIED_TTL_MS, maxEntries: settings.HBAGATE_VERIFIED_MAX });
-  let lastReloadError: string | undefined;
-
-  const app = createApp({
-    rules: () => config!.rules,
-    verifierFile: () => config!.verifierFile,
-    peer: nodePeer,
-    trustedProxies: settings.HBAGATE_TRUSTED_PROXIES,
-    caller: { anonymousUser },
-    pools,
-    environment: { isMember: (u, r) => membership?.isMember(u, r) ?? false, ...systemHost },
-    maxBodyBytes: settings.HBAGATE_MAX_BODY_BYTES,
-    responseLimits: { maxRows: settings.HBAGATE_MAX_RESPONSE_ROWS, maxBytes: settings.HBAGATE_MAX_RESPONSE_BYTES },
-    ldap: {
-      ...(readSecret ? { readSecret } : {}),
-      connectTimeoutMs: settings.HBAGATE_LDAP_CONNECT_TIMEOUT_MS,
-      operationTimeoutMs: settings.HBAGATE_LDAP_TIMEOUT_MS,
-      caFile: settings.HBAGATE_LDAP_CA_FILE === undefined ? undefined : absolutePath(settings.HBAGATE_LDAP_CA_FILE),
-    },
-    verifiedCallers,
-    failureLimiter: new FailureLimiter({
-      slowAfter: settings.HBAGATE_AUTH_SLOW_AFTER,
-      lockAfter: settings.HBAGATE_AUTH_LOCK_AFTER,
-      windowMs: settings.HBAGATE_AUTH_WINDOW_SECONDS * 1000,
-      lockMs: settings.HBAGATE_AUTH_LOCK_SECONDS * 1000,
-      delayStepMs: 250,
-      maxDelayMs: 2000,
-      maxEntries: 100_000,
-    }),
-    corsOrigins: settings.HBAGATE_CORS_ORIGINS,
-    readiness: async () => ({
-      config: lastReloadError ?? "ok",
-      upstream: await reachable(upstream.host, upstream.port),
-      ...(store ? { secrets: store.status() } : {}),
-    }),
-    log,
-  });
-
-  const listening = await startListeners(app.fetch, {
+  const gateway = await assembleGateway(settings, log, { peer: nodePeer, defaultHba: DEFAULT_HBA, embeddedUpstream: true, secretsClient });
+  if (!gateway) return undefined;
+  const listening = await startListeners(gateway.app.fetch, {
     host: settings.HBAGATE_LISTEN_HOST,
     port: settings.HBAGATE_PORT,
     unixSocket: settings.HBAGATE_UNIX_SOCKET,
     tls: settings.HBAGATE_TLS_CERT_FILE && settings.HBAGATE_TLS_KEY_FILE ? { certFile: settings.HBAGATE_TLS_CERT_FILE, keyFile: settings.HBAGATE_TLS_KEY_FILE } : undefined,
   });
-
-  let reloading: Promise<boolean> | undefined;
-  const reload = (): Promise<boolean> =>
-    (reloading ??= (async () => {
-      try {
-        const next = await loadConfiguration(paths, readSecret, log);
-        if (!next) {
-          lastReloadError = "the last reload failed; the previous configuration is in force";
-          log({ level: "error", msg: "configuration has errors; keeping the previous one", file: paths.hba });
-          return false;
-        }
-        // In-flight requests keep the configuration they started with; new ones see this one.
-        config = next;
-        lastReloadError = undefined;
-        verifiedCallers.clear();
-        membership?.clear();
-        log({ level: "info", msg: "reloaded configuration", file: paths.hba, rules: next.rules.length });
-        return true;
-      } finally {
-        reloading = undefined;
-      }
-    })());
-
-  // A new version of a configuration secret is a reload, like a changed file and SIGHUP.
-  const configSecrets = secretIdsOf(paths);
-  store?.onChange((id) => {
-    if (configSecrets.has(id)) void reload();
-  });
-
   return {
     urls: listening.urls,
-    reload,
+    reload: gateway.reload,
     async close() {
-      store?.close();
       await listening.close();
-      await pools.close();
-      await upstream.close();
+      await gateway.close();
     },
   };
 }
