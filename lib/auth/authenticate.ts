@@ -5,10 +5,15 @@ import type { HbaRule } from "../hba/rule.ts";
 import type { Caller } from "../connection/caller.ts";
 import { passwordFailedMessage, rejectMessage } from "./messages.ts";
 import type { VerifiedCallers } from "./verified-callers.ts";
+import { identAllows, type IdentFile } from "../ident/ident.ts";
+import type { MatchEnvironment } from "../hba/match.ts";
 import { verifyPassword, type VerifierFile } from "./verifier-file.ts";
 import { authenticateLdap, ldapFailed, type LdapSettings } from "./ldap.ts";
 
 export interface Verifiers {
+  /** pg_ident.conf maps, for `map=` on peer lines. */
+  readonly ident: IdentFile | undefined;
+  readonly roles: Pick<MatchEnvironment, "isMember">;
   readonly ldap: LdapSettings;
   log(event: { level: string; msg: string; server?: string; detail?: string }): void;
   /** Check the caller's password by logging in upstream as that role; throws 28P01 on failure. */
@@ -47,13 +52,27 @@ export async function authenticate(rule: HbaRule, caller: Caller, verifiers: Ver
           throw gatewayError(SQLSTATE.invalidPassword, passwordFailedMessage(facts.user));
         }
       });
+    case "peer": {
+      // The serverless counterpart of "the operating system says who you are": the platform
+      // authenticated the caller (IAM) and names it; the name must be the user, or map to it.
+      const failed = gatewayError(SQLSTATE.invalidAuthorizationSpecification, `Peer authentication failed for user "${facts.user}"`);
+      if (facts.transport !== "local" || caller.systemUser === undefined) throw failed;
+      if (method.map !== undefined && !verifiers.ident) throw failed;
+      const allowed = verifiers.ident
+        ? await identAllows(verifiers.ident, method.map, caller.systemUser, facts.user, verifiers.roles)
+        : caller.systemUser === facts.user;
+      if (!allowed) {
+        verifiers.log({ level: "info", msg: `no match in usermap "${method.map ?? ""}" for user "${facts.user}" authenticated as "${caller.systemUser}"` });
+        throw failed;
+      }
+      return;
+    }
     case "ldap":
       if (password === undefined || password === "") throw ldapFailed(facts.user);
       return remembered(verifiers.cache, [rule.file, String(rule.line), method.name, facts.user, password], () =>
         authenticateLdap(method.ldap, facts.user, password, verifiers.ldap, verifiers.log),
       );
     case "cert":
-    case "peer":
     case "oauth":
       // Not available yet: refuse (fail closed) rather than guess.
       throw gatewayError(SQLSTATE.invalidAuthorizationSpecification, `authentication method "${method.name}" is not available in this version of hbagate`);

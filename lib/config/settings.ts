@@ -19,6 +19,8 @@ const Schema = z.object({
   HBAGATE_POOL_MAX_TOTAL: z.coerce.number().int().min(1).max(100_000).default(100),
   HBAGATE_QUEUE_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
   HBAGATE_QUEUE_MAX: z.coerce.number().int().min(0).default(1000),
+  /** A pool unused this long whose connection is dead is replaced and the statement retried once. */
+  HBAGATE_STALE_AFTER_MS: z.coerce.number().int().min(0).default(5000),
   HBAGATE_IDLE_TIMEOUT: seconds.default(30),
   HBAGATE_CONNECT_TIMEOUT: seconds.default(10),
   HBAGATE_MAX_LIFETIME: seconds.default(1800),

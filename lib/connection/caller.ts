@@ -12,6 +12,8 @@ export interface PeerInfo {
   readonly address?: string;
   /** TLS on the connection. */
   readonly encrypted: boolean;
+  /** Who the platform says is calling (local connections): the `peer` method's system user. */
+  readonly systemUser?: string;
 }
 
 export interface Caller {
@@ -20,6 +22,8 @@ export interface Caller {
   readonly password: string | undefined;
   /** Startup parameters for the upstream session (application_name, options). */
   readonly startup: StartupParameters;
+  /** The platform-verified identity of a local connection, for `peer`. */
+  readonly systemUser: string | undefined;
 }
 
 /** The startup parameters a caller may set; others in a connection string are client-side (sslmode, …) and ignored. */
@@ -92,8 +96,8 @@ export function callerFor(peer: PeerInfo, database: string, user: string, passwo
   checkName("user", user);
   checkName("database", database);
   const base = { database, user, ssl: peer.encrypted, replication: false };
-  if (peer.transport === "local") return { facts: { transport: "local", ...base }, password, startup };
+  if (peer.transport === "local") return { facts: { transport: "local", ...base }, password, startup, systemUser: peer.systemUser };
   const address = peer.address === undefined ? undefined : parseClientAddress(peer.address);
   if (!address) throw gatewayError(SQLSTATE.internalError, "the client address is unknown");
-  return { facts: { transport: "host", address: unmapIpv4(address), ...base }, password, startup };
+  return { facts: { transport: "host", address: unmapIpv4(address), ...base }, password, startup, systemUser: undefined };
 }

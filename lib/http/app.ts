@@ -9,6 +9,7 @@ import type { VerifiedCallers } from "../auth/verified-callers.ts";
 import type { FailureLimiter } from "../auth/failure-limiter.ts";
 import { formatAddress } from "../hba/address.ts";
 import type { VerifierFile } from "../auth/verifier-file.ts";
+import type { IdentFile } from "../ident/ident.ts";
 import type { LdapSettings } from "../auth/ldap.ts";
 import { noEntryMessage } from "../auth/messages.ts";
 import { callerFor, identifyCaller, startupParameters, type Caller, type CallerSettings, type PeerInfo } from "../connection/caller.ts";
@@ -39,6 +40,8 @@ export interface GatewayDeps {
   readonly ldap: LdapSettings;
   /** The verifier file in force, if passwords are checked against one. */
   verifierFile(): VerifierFile | undefined;
+  /** The pg_ident.conf maps in force, if any. */
+  ident(): IdentFile | undefined;
   readonly verifiedCallers: VerifiedCallers;
   readonly failureLimiter: FailureLimiter;
   /** Browser origins allowed to call; empty: no CORS headers at all; ["*"]: any origin, never with credentials. */
@@ -127,6 +130,7 @@ export function createApp(deps: GatewayDeps): Hono {
     // One snapshot per request: a reload meanwhile does not mix two configurations.
     const rules = deps.rules();
     const verifierFile = deps.verifierFile();
+    const ident = deps.ident();
     const { rule } = await matchHba(rules, caller.facts, deps.environment);
     if (!rule) throw gatewayError(SQLSTATE.invalidAuthorizationSpecification, noEntryMessage(caller.facts));
     // Who is asking, for the brute-force brake: the client address (or the socket) and the user.
@@ -137,6 +141,8 @@ export function createApp(deps: GatewayDeps): Hono {
       await authenticate(rule, caller, {
         upstreamLogin: (d, u, p) => deps.pools.login(d, u, p),
         verifierFile,
+        ident,
+        roles: deps.environment,
         cache: deps.verifiedCallers,
         ldap: deps.ldap,
         log: deps.log,

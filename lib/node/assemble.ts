@@ -97,6 +97,7 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
     max: settings.HBAGATE_POOL_MAX,
     maxTotal: Math.max(settings.HBAGATE_POOL_MAX_TOTAL, settings.HBAGATE_POOL_MAX),
     queueTimeoutMs: settings.HBAGATE_QUEUE_TIMEOUT_MS,
+    staleAfterMs: settings.HBAGATE_STALE_AFTER_MS,
     maxQueue: settings.HBAGATE_QUEUE_MAX,
     idleTimeout: settings.HBAGATE_IDLE_TIMEOUT,
     connectTimeout: settings.HBAGATE_CONNECT_TIMEOUT,
@@ -142,6 +143,7 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
   const app = createApp({
     rules: () => config!.rules,
     verifierFile: () => config!.verifierFile,
+    ident: () => config!.ident,
     peer: options.peer,
     trustedProxies: settings.HBAGATE_TRUSTED_PROXIES,
     caller: { anonymousUser },

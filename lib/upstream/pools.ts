@@ -19,6 +19,13 @@ export interface UpstreamSettings {
   readonly queueTimeoutMs?: number;
   /** How many requests may wait at once; more are refused at once with 53300. */
   readonly maxQueue?: number;
+  /**
+   * A pool unused for longer than this whose connection turns out dead (a
+   * Lambda instance thawed, a NAT timeout) is replaced and the statement
+   * retried once: the server cannot have run it on a connection that was
+   * already gone. Milliseconds; default 5000.
+   */
+  readonly staleAfterMs?: number;
   /** Seconds. */
   readonly idleTimeout: number;
   readonly connectTimeout: number;
@@ -48,6 +55,8 @@ interface Entry {
   configured: string | undefined;
   /** Requests running on the pool (at most `max`), and those waiting for one of its connections. */
   active: number;
+  /** When a request last finished on this pool. */
+  lastUsedAt: number;
   readonly queue: (() => void)[];
 }
 
@@ -139,10 +148,16 @@ export class Pools {
         }
         // The server went away (restart, crash, failover): its other idle connections are dead
         // too, so the pool is replaced rather than handing them out one failure at a time.
-        if (err instanceof GatewayError && isConnectionLoss(err.code)) this.discard(key, entry);
+        if (err instanceof GatewayError && isConnectionLoss(err.code)) {
+          this.discard(key, entry);
+          if (Date.now() - entry.lastUsedAt > (this.settings.staleAfterMs ?? 5000)) {
+            return await this.use(database, user, password, startup, fn);
+          }
+        }
         throw err;
       }
     } finally {
+      entry.lastUsedAt = Date.now();
       const next = entry.queue.shift();
       if (next) next();
       else entry.active--;
@@ -224,6 +239,7 @@ export class Pools {
         configured: undefined,
         leases: 1,
         active: 0,
+        lastUsedAt: Date.now(),
         queue: [],
       };
       this.pools.set(key, created);

@@ -32,6 +32,7 @@ export function testDeps(pools: Pools, rules: string, overrides: Partial<Gateway
     responseLimits: { maxRows: 100_000, maxBytes: 16 << 20 },
     ldap: { connectTimeoutMs: 2000, operationTimeoutMs: 2000, caFile: undefined },
     verifierFile: () => undefined,
+    ident: () => undefined,
     verifiedCallers: new VerifiedCallers({ ttlMs: 0, maxEntries: 10 }),
     failureLimiter: new FailureLimiter({ slowAfter: 1000, lockAfter: 1000, windowMs: 60_000, lockMs: 60_000, delayStepMs: 0, maxDelayMs: 0, maxEntries: 100 }),
     corsOrigins: [],

@@ -1,0 +1,173 @@
+// The bundled Lambda handler (dist-style single file, built here with esbuild),
+// imported in-process and invoked with real-shaped Function URL / API Gateway
+// v2 and v1 events, against the harness's real PostgreSQL.
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { after, before, describe, test } from "node:test";
+import { iamPrincipalName } from "../../lib/lambda/peer.ts";
+import { startCluster, type Cluster } from "../harness/postgres.ts";
+// @ts-expect-error: a plain .mjs build script without type declarations
+import { buildLambda } from "../../scripts/build-lambda.mjs";
+
+type Handler = (event: unknown, context?: unknown) => Promise<{ statusCode: number; body: string; headers?: Record<string, string> }>;
+
+const BODY = JSON.stringify({ query: "select current_user as u, inet_client_addr() is not null as tcp" });
+const basic = (user: string) => "Basic " + Buffer.from(`${user}:`).toString("base64");
+
+function v2Event(sourceIp: string, headers: Record<string, string>, iamArn?: string) {
+  return {
+    version: "2.0",
+    routeKey: "$default",
+    rawPath: "/v1/postgres/sql",
+    rawQueryString: "",
+    headers: { "content-type": "application/json", host: "abc123.lambda-url.eu-west-1.on.aws", "x-forwarded-proto": "https", ...headers },
+    requestContext: {
+      accountId: iamArn ? "123456789012" : "anonymous",
+      apiId: "abc123",
+      authentication: null,
+      authorizer: iamArn
+        ? { iam: { accessKey: "ASIAEXAMPLE", accountId: "123456789012", callerId: "AROAEXAMPLE:session", cognitoIdentity: null, principalOrgId: null, userArn: iamArn, userId: "AROAEXAMPLE:session" } }
+        : {},
+      domainName: "abc123.lambda-url.eu-west-1.on.aws",
+      domainPrefix: "abc123",
+      http: { method: "POST", path: "/v1/postgres/sql", protocol: "HTTP/1.1", sourceIp, userAgent: "test" },
+      requestId: "req-1",
+      routeKey: "$default",
+      stage: "$default",
+      time: "24/Nov/2026:01:00:00 +0000",
+      timeEpoch: 1795482000000,
+    },
+    body: BODY,
+    isBase64Encoded: false,
+  };
+}
+
+function v1Event(sourceIp: string, headers: Record<string, string>) {
+  return {
+    resource: "/{proxy+}",
+    path: "/v1/postgres/sql",
+    httpMethod: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    multiValueHeaders: Object.fromEntries(Object.entries({ "content-type": "application/json", ...headers }).map(([k, v]) => [k, [v]])),
+    queryStringParameters: null,
+    multiValueQueryStringParameters: null,
+    pathParameters: { proxy: "v1/postgres/sql" },
+    stageVariables: null,
+    requestContext: {
+      accountId: "123456789012",
+      apiId: "api1",
+      authorizer: {},
+      domainName: "api1.execute-api.eu-west-1.amazonaws.com",
+      domainPrefix: "api1",
+      extendedRequestId: "x",
+      httpMethod: "POST",
+      identity: { sourceIp, userAgent: "test", accessKey: null, userArn: null },
+      path: "/prod/v1/postgres/sql",
+      protocol: "HTTP/1.1",
+      requestId: "req-2",
+      requestTime: "24/Nov/2026:01:00:00 +0000",
+      requestTimeEpoch: 1795482000000,
+      resourcePath: "/{proxy+}",
+      stage: "prod",
+    },
+    body: BODY,
+    isBase64Encoded: false,
+  };
+}
+
+describe("the Lambda handler", () => {
+  let cluster: Cluster;
+  let handler: Handler;
+  let bundleBytes = 0;
+
+  before(async () => {
+    cluster = await startCluster();
+    await cluster.sql.unsafe("create role app login; create role mapped login");
+    await cluster.writeHba("host all app,mapped 127.0.0.1/32 trust\n", { reload: true });
+    const dir = mkdtempSync(join(tmpdir(), "hbagate-lambda-"));
+    writeFileSync(
+      join(dir, "pg_hba.conf"),
+      [
+        "local    all  app     peer",
+        "local    all  mapped  peer map=iam",
+        "hostssl  all  app     203.0.113.0/24  reject",
+        "hostssl  all  app     0.0.0.0/0       trust",
+      ].join("\n") + "\n",
+    );
+    writeFileSync(join(dir, "pg_ident.conf"), "iam  deploy-bot  mapped\n");
+    Object.assign(process.env, {
+      HBAGATE_HBA_FILE: join(dir, "pg_hba.conf"),
+      HBAGATE_IDENT_FILE: join(dir, "pg_ident.conf"),
+      HBAGATE_UPSTREAM_HOST: "127.0.0.1",
+      HBAGATE_UPSTREAM_PORT: String(cluster.port),
+      HBAGATE_STALE_AFTER_MS: "100",
+    });
+    const built = (await buildLambda(join(dir, "lambda.mjs"))) as { outfile: string; bytes: number };
+    bundleBytes = built.bytes;
+    handler = ((await import(pathToFileURL(built.outfile).href)) as { handler: Handler }).handler;
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+
+  const rows = (r: { body: string }) => (JSON.parse(r.body) as { rows?: unknown[] }).rows;
+  const error = (r: { body: string }) => (JSON.parse(r.body) as { error?: { code: string; message: string } }).error;
+
+  test("the bundle is one file", () => {
+    assert.ok(bundleBytes > 100_000 && bundleBytes < 5_000_000, `${bundleBytes} bytes`);
+  });
+
+  test("Function URL (payload v2): the source IP meets the rules; requests are encrypted (hostssl)", async () => {
+    const r = await handler(v2Event("198.51.100.7", { authorization: basic("app") }));
+    assert.equal(r.statusCode, 200, r.body);
+    assert.deepEqual(rows(r), [{ u: "app", tcp: true }]);
+  });
+
+  test("a reject line for the event's source IP is honoured", async () => {
+    const r = await handler(v2Event("203.0.113.9", { authorization: basic("app") }));
+    assert.equal(r.statusCode, 403);
+    assert.equal(error(r)?.message, 'pg_hba.conf rejects connection for host "203.0.113.9", user "app", database "postgres", SSL encryption');
+  });
+
+  test("a forged X-Forwarded-For does not change the source IP", async () => {
+    const r = await handler(v2Event("203.0.113.9", { authorization: basic("app"), "x-forwarded-for": "198.51.100.1" }));
+    assert.equal(r.statusCode, 403);
+  });
+
+  test("API Gateway REST API (payload v1)", async () => {
+    const r = await handler(v1Event("198.51.100.8", { authorization: basic("app") }));
+    assert.equal(r.statusCode, 200, r.body);
+    assert.deepEqual(rows(r), [{ u: "app", tcp: true }]);
+  });
+
+  test("IAM-authenticated requests are local; peer accepts the principal's name, or what the ident map allows", async () => {
+    const ok = await handler(v2Event("10.0.0.1", { authorization: basic("app") }, "arn:aws:sts::123456789012:assumed-role/AppRole/app"));
+    assert.equal(ok.statusCode, 200, ok.body);
+    const wrong = await handler(v2Event("10.0.0.1", { authorization: basic("app") }, "arn:aws:sts::123456789012:assumed-role/AppRole/intruder"));
+    assert.equal(wrong.statusCode, 403);
+    assert.equal(error(wrong)?.message, 'Peer authentication failed for user "app"');
+    const mapped = await handler(v2Event("10.0.0.1", { authorization: basic("mapped") }, "arn:aws:iam::123456789012:user/ci/deploy-bot"));
+    assert.equal(mapped.statusCode, 200, mapped.body);
+    const unmapped = await handler(v2Event("10.0.0.1", { authorization: basic("mapped") }, "arn:aws:iam::123456789012:user/someone-else"));
+    assert.equal(unmapped.statusCode, 403);
+  });
+
+  test("a thawed instance whose connections died answers without failing the request", async () => {
+    assert.equal((await handler(v2Event("198.51.100.7", { authorization: basic("app") }))).statusCode, 200);
+    // What a long freeze does to pooled connections: the server side is gone.
+    await cluster.sql`select pg_terminate_backend(pid) from pg_stat_activity where usename = 'app'`;
+    await new Promise((r) => setTimeout(r, 300));
+    const r = await handler(v2Event("198.51.100.7", { authorization: basic("app") }));
+    assert.equal(r.statusCode, 200, r.body);
+  });
+
+  test("IAM principal names", () => {
+    assert.equal(iamPrincipalName("arn:aws:sts::123456789012:assumed-role/AppRole/app-session"), "app-session");
+    assert.equal(iamPrincipalName("arn:aws:iam::123456789012:user/path/to/bob"), "bob");
+    assert.equal(iamPrincipalName("arn:aws:iam::123456789012:root"), "root");
+    assert.equal(iamPrincipalName("nonsense"), undefined);
+  });
+});
