@@ -86,8 +86,12 @@ function addressMatches(m: AddressMatcher, client: IpAddress, env: MatchEnvironm
   }
 }
 
-async function databaseMatches(list: readonly NameMatcher[], c: ConnectionFacts, env: MatchEnvironment): Promise<boolean> {
-  for (const m of list) {
+// The matchers below stay synchronous unless a role-membership lookup answers
+// with a promise: awaiting every rule would cost a microtask per line.
+
+function databaseMatches(list: readonly NameMatcher[], c: ConnectionFacts, env: MatchEnvironment, from = 0): boolean | Promise<boolean> {
+  for (let i = from; i < list.length; i++) {
+    const m = list[i]!;
     if (c.replication) {
       if (m.kind === "replication") return true;
       continue;
@@ -98,9 +102,12 @@ async function databaseMatches(list: readonly NameMatcher[], c: ConnectionFacts,
       case "sameuser":
         if (c.database === c.user) return true;
         break;
-      case "samerole":
-        if (await env.isMember(c.user, c.database)) return true;
+      case "samerole": {
+        const member = env.isMember(c.user, c.database);
+        if (member === true) return true;
+        if (member !== false) return member.then((ok) => ok || databaseMatches(list, c, env, i + 1));
         break;
+      }
       case "replication":
         break;
       case "regex":
@@ -116,12 +123,16 @@ async function databaseMatches(list: readonly NameMatcher[], c: ConnectionFacts,
 }
 
 /** check_role; exported for pg_ident.conf, whose database-user field has the same forms. */
-export async function userMatches(list: readonly NameMatcher[], user: string, env: Pick<MatchEnvironment, "isMember">): Promise<boolean> {
-  for (const m of list) {
+export function userMatches(list: readonly NameMatcher[], user: string, env: Pick<MatchEnvironment, "isMember">, from = 0): boolean | Promise<boolean> {
+  for (let i = from; i < list.length; i++) {
+    const m = list[i]!;
     switch (m.kind) {
-      case "member":
-        if (await env.isMember(user, m.role)) return true;
+      case "member": {
+        const member = env.isMember(user, m.role);
+        if (member === true) return true;
+        if (member !== false) return member.then((ok) => ok || userMatches(list, user, env, i + 1));
         break;
+      }
       case "all":
         return true;
       case "regex":
@@ -146,10 +157,13 @@ export async function matchHba(rules: readonly HbaRule[], c: ConnectionFacts, en
       if (c.ssl ? rule.type === "hostnossl" : rule.type === "hostssl") continue;
       // No GSSAPI encryption over HTTP: hostgssenc never matches, hostnogssenc always may.
       if (rule.type === "hostgssenc") continue;
-      if (!(await addressMatches(rule.address!, client!, env, dns!))) continue;
+      const address = addressMatches(rule.address!, client!, env, dns!);
+      if (address === false || (address !== true && !(await address))) continue;
     }
-    if (!(await databaseMatches(rule.databases, c, env))) continue;
-    if (!(await userMatches(rule.users, c.user, env))) continue;
+    const database = databaseMatches(rule.databases, c, env);
+    if (database === false || (database !== true && !(await database))) continue;
+    const user = userMatches(rule.users, c.user, env);
+    if (user === false || (user !== true && !(await user))) continue;
     return { rule };
   }
   return { rule: null };
