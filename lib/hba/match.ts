@@ -3,6 +3,7 @@
 // come in as functions, and are only consulted when a line needs them.
 import { inRange, sameAddress, type IpAddress } from "./address.ts";
 import type { AddressMatcher, HbaRule, NameMatcher } from "./rule.ts";
+import { buildRuleIndex, type RuleIndex } from "./rule-index.ts";
 
 export interface ConnectionFacts {
   /** `local`: the Unix-socket listener (or a platform-authenticated call); `host`: any network request. */
@@ -145,11 +146,20 @@ export function userMatches(list: readonly NameMatcher[], user: string, env: Pic
   return false;
 }
 
+/** Built once per rules array (configurations are immutable), dropped with it. */
+const indexes = new WeakMap<readonly HbaRule[], RuleIndex>();
+
 export async function matchHba(rules: readonly HbaRule[], c: ConnectionFacts, env: MatchEnvironment): Promise<MatchResult> {
   const client = c.address;
   if (c.transport === "host" && !client) throw new TypeError("a host connection needs a client address");
   const dns = client ? new HostnameCheck(client, env) : undefined;
-  for (const rule of rules) {
+  let index = indexes.get(rules);
+  if (!index) {
+    index = buildRuleIndex(rules);
+    indexes.set(rules, index);
+  }
+  for (const position of index.candidates(c.transport, client)) {
+    const rule = rules[position]!;
     if (rule.type === "local") {
       if (c.transport !== "local") continue;
     } else {
