@@ -9,11 +9,11 @@
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import postgres from "postgres";
+import { freePort, unprivilegedUser, type RunAs } from "./process.ts";
 
 export type Flavor = "debian" | "embedded";
 
@@ -83,35 +83,6 @@ export function flavorAvailable(flavor: Flavor): boolean {
   }
 }
 
-interface RunAs {
-  readonly uid: number;
-  readonly gid: number;
-}
-
-function serverUser(): RunAs | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  for (const name of ["postgres", "nobody"]) {
-    try {
-      const uid = Number(execFileSync("id", ["-u", name], { encoding: "utf8" }).trim());
-      const gid = Number(execFileSync("id", ["-g", name], { encoding: "utf8" }).trim());
-      return { uid, gid };
-    } catch {
-      // try the next candidate
-    }
-  }
-  throw new Error("running as root but found no unprivileged user for PostgreSQL");
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === "object" && addr ? resolve(addr.port) : reject(new Error("no port"))));
-    });
-  });
-}
 
 function run(cmd: string, args: readonly string[], as: RunAs | undefined, env: NodeJS.ProcessEnv): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -138,7 +109,7 @@ async function own(path: string, as: RunAs | undefined, mode?: number): Promise<
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
   const flavor = options.flavor ?? "debian";
   const bin = binDir(flavor);
-  const as = serverUser();
+  const as = unprivilegedUser(["postgres", "nobody"], "PostgreSQL");
   const dir = await mkdtemp(join(tmpdir(), `hbagate-pg-${flavor}-`));
   await own(dir, as, 0o755);
   const dataDir = join(dir, "data");

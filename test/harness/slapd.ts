@@ -14,6 +14,7 @@
 // Under root everything runs as the `openldap` system user (or `nobody`) via
 // spawn's uid/gid, and the files are owned by it; slapd never needs root here.
 import { fileURLToPath } from "node:url";
+import { freePort, unprivilegedUser, type RunAs } from "./process.ts";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -111,43 +112,15 @@ export interface Blackhole {
   close(): Promise<void>;
 }
 
-interface RunAs {
-  readonly uid: number;
-  readonly gid: number;
-}
 
 export function slapdAvailable(): boolean {
   return existsSync(SLAPD) && existsSync(SLAPADD) && existsSync(join(SCHEMA_DIR, "nis.schema"));
 }
 
-function serverUser(): RunAs | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  for (const name of ["openldap", "nobody"]) {
-    try {
-      const uid = Number(execFileSync("id", ["-u", name], { encoding: "utf8" }).trim());
-      const gid = Number(execFileSync("id", ["-g", name], { encoding: "utf8" }).trim());
-      return { uid, gid };
-    } catch {
-      // try the next candidate
-    }
-  }
-  throw new Error("running as root but found no unprivileged user for slapd");
-}
-
-function listenEphemeral(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on("error", reject);
-    srv.listen(0, LDAP_HOST, () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === "object" && addr ? resolve(addr.port) : reject(new Error("no port"))));
-    });
-  });
-}
 
 /** A loopback port on which nothing listens (a connection is refused), as far as can be known. */
 export async function freeClosedPort(): Promise<number> {
-  return listenEphemeral();
+  return freePort(LDAP_HOST);
 }
 
 /** A TCP server on 127.0.0.1 that accepts connections and never writes a byte. */
@@ -373,7 +346,7 @@ export async function startSlapd(): Promise<Slapd> {
   if (!slapdAvailable()) {
     throw new Error("Debian's slapd is not installed (apt-get install -y slapd ldap-utils)");
   }
-  const as = serverUser();
+  const as = unprivilegedUser(["openldap", "nobody"], "slapd");
   const dir = await mkdtemp(join(tmpdir(), "hbagate-slapd-"));
   let child: ChildProcess | undefined;
   const killOnExit = () => {
@@ -395,9 +368,9 @@ export async function startSlapd(): Promise<Slapd> {
 
     await run(SLAPADD, ["-q", "-f", confPath, "-l", ldifPath], as);
 
-    const port = await listenEphemeral();
-    let ldapsPort = await listenEphemeral();
-    while (ldapsPort === port) ldapsPort = await listenEphemeral();
+    const port = await freePort(LDAP_HOST);
+    let ldapsPort = await freePort(LDAP_HOST);
+    while (ldapsPort === port) ldapsPort = await freePort(LDAP_HOST);
     const url = `ldap://${LDAP_HOST}:${port}`;
     const ldapsUrl = `ldaps://${LDAP_HOST}:${ldapsPort}`;
 

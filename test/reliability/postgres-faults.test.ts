@@ -3,7 +3,6 @@
 // loopback only.
 import assert from "node:assert/strict";
 import { mkdtempSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -11,17 +10,10 @@ import { loadSettings } from "../../lib/config/settings.ts";
 import { startGateway, type RunningGateway } from "../../lib/node/gateway.ts";
 import postgres from "postgres";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
+import { freePort } from "../harness/process.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function gatewayFor(port: number, extra: Record<string, string> = {}): Promise<RunningGateway> {
   const dir = mkdtempSync(join(tmpdir(), "hbagate-faults-"));
