@@ -1,0 +1,18 @@
+// The load generator, in a process of its own: autocannon against one URL for a
+// fixed time, printing one JSON line with throughput and latency.
+import autocannon from "autocannon";
+
+const [url, body, headersJson, duration, connections] = process.argv.slice(2);
+const result = await autocannon({
+  url: url!,
+  method: "POST",
+  body: body!,
+  headers: { "content-type": "application/json", ...(JSON.parse(headersJson!) as Record<string, string>) },
+  duration: Number(duration),
+  connections: Number(connections),
+  pipelining: 1,
+});
+const bad = result.non2xx + result.errors + result.timeouts;
+process.stdout.write(
+  JSON.stringify({ rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, total: result.requests.total, bad }) + "\n",
+);
