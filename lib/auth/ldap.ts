@@ -27,12 +27,19 @@ export interface LdapSettings {
 }
 
 /** ldapbindpasswd as written, or the secret it refers to. */
-async function bindPassword(value: string | undefined, settings: LdapSettings): Promise<string> {
+async function bindPassword(value: string | undefined, settings: LdapSettings, log: LdapLog): Promise<string> {
   if (value === undefined) return "";
   if (!isSecretReference(value)) return value;
-  if (!settings.readSecret) throw new Error("ldapbindpasswd refers to a secret but the secrets service is not configured");
-  const ref = parseSecretReference(value);
-  return selectValue(ref, await settings.readSecret(ref.secretId));
+  try {
+    if (!settings.readSecret) throw new Error("the secrets service is not configured (HBAGATE_SECRETS_REGION)");
+    const ref = parseSecretReference(value);
+    return selectValue(ref, await settings.readSecret(ref.secretId));
+  } catch (err) {
+    if (err instanceof GatewayError) throw err;
+    // A service password that cannot be had: the line cannot be used now; never a pass.
+    log({ level: "error", msg: "ldapbindpasswd cannot be read", detail: (err as Error).message });
+    throw unavailable();
+  }
 }
 
 export type LdapLog = (event: { level: string; msg: string; server?: string; detail?: string }) => void;
@@ -121,7 +128,7 @@ async function attempt(ldap: LdapOptions, host: string, user: string, password: 
     if (mode.kind === "simple-bind") {
       dn = `${mode.prefix}${escapeDnValue(user)}${mode.suffix}`;
     } else {
-      const servicePassword = await bindPassword(mode.bindPassword, settings);
+      const servicePassword = await bindPassword(mode.bindPassword, settings, log);
       await op(`initial bind for ldapbinddn "${mode.bindDn ?? ""}"`, () => client.bind(mode.bindDn ?? "", servicePassword));
       const value = escapeFilterValue(user);
       const filter =

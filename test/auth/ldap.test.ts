@@ -44,6 +44,7 @@ describe("LDAP authentication", { skip: !slapdAvailable() && !process.env.CI && 
       `host all all 10.1.0.11/32 ldap ldapserver=127.0.0.1 ldapport=${closedPort} ${simple}`,
       `host all all 10.1.0.12/32 ldap ldapserver=127.0.0.1 ldapport=${blackhole.port} ${simple}`,
       `host all all 10.1.0.13/32 ldap ldapserver=127.0.0.1 ldapport=${S} ldapbasedn="${BASE}" ldapbinddn="${slapd.searchDn}" ldapbindpasswd=wrong`,
+      `host all all 10.1.0.14/32 ldap ldapserver=127.0.0.1 ldapport=${S} ldapbasedn="${BASE}" ldapbinddn="${slapd.searchDn}" ldapbindpasswd="secretsmanager:ldap/service#password"`,
     ].join("\n");
   });
   after(async () => {
@@ -116,6 +117,28 @@ describe("LDAP authentication", { skip: !slapdAvailable() && !process.env.CI && 
     // mail=dup@example.net matches two entries: "not unique", even with a right password.
     await refused("10.1.0.4", slapd.dupMail, slapd.users.dup1.password);
     assert.ok(logs.some((l) => String(l.msg).includes("is not unique")));
+  });
+
+  test("ldapbindpasswd may be a Secrets Manager reference", async () => {
+    const asked: string[] = [];
+    const withSecrets = app({
+      ldap: {
+        connectTimeoutMs: 1500,
+        operationTimeoutMs: 1500,
+        caFile: slapd.caFile,
+        readSecret: async (id) => (asked.push(id), JSON.stringify({ password: slapd.searchPassword })),
+      },
+    });
+    peer = { transport: "host", address: "10.1.0.14", encrypted: false };
+    const res = await withSecrets.request("/v1/postgres/sql", {
+      method: "POST",
+      headers: { authorization: "Basic " + Buffer.from("test1:secret1").toString("base64") },
+      body: JSON.stringify({ query: "select current_user as u" }),
+    });
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.deepEqual(asked, ["ldap/service"]);
+    // Without a secrets service the line cannot be used: unavailable, never a pass.
+    await unavailable("10.1.0.14", "test1", "secret1");
   });
 
   test("a wrong ldapbindpasswd fails the login, never lets it through", async () => {

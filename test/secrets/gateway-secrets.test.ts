@@ -20,8 +20,14 @@ describe("configuration and credentials from Secrets Manager", () => {
   const logs: LogEvent[] = [];
   let svcPassword = "svc-pw-1";
 
+  // One JSON secret carries every configuration text.
   const config = (hba: string) =>
-    JSON.stringify({ hba, roles: JSON.stringify({ svc: "secretsmanager:gw/svc-db", late: "secretsmanager:gw/late-db" }) });
+    JSON.stringify({
+      hba,
+      ident: "iam  deploy-bot  svc\n",
+      verifier: '"nobody-here" "SCRAM-SHA-256$4096:c2FsdHNhbHQ=$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="\n',
+      roles: JSON.stringify({ svc: "secretsmanager:gw/svc-db", late: "secretsmanager:gw/late-db" }),
+    });
   const rds = (password: string) =>
     JSON.stringify({ username: "svc", password, host: "db.internal", port: 5432, dbname: "postgres", engine: "postgres" });
 
@@ -35,6 +41,8 @@ describe("configuration and credentials from Secrets Manager", () => {
       HBAGATE_PORT: "0",
       HBAGATE_HBA_FILE: "secretsmanager:gw/config#hba",
       HBAGATE_ROLE_CREDENTIALS_FILE: "secretsmanager:gw/config#roles",
+      HBAGATE_IDENT_FILE: "secretsmanager:gw/config#ident",
+      HBAGATE_VERIFIER_FILE: "secretsmanager:gw/config#verifier",
       HBAGATE_UPSTREAM_HOST: "127.0.0.1",
       HBAGATE_UPSTREAM_PORT: String(cluster.port),
       HBAGATE_SECRETS_TTL_MS: String(TTL_MS),
@@ -60,7 +68,8 @@ describe("configuration and credentials from Secrets Manager", () => {
   };
   const callsFor = (id: string) => sm.calls.filter((c) => c.secretId === id).length;
 
-  test("rules and an RDS-shaped credential come from secrets", async () => {
+  test("rules, ident maps, verifier file and an RDS-shaped credential come from secrets", async () => {
+    assert.ok(logs.every((l) => l.msg !== "invalid configuration"), JSON.stringify(logs));
     const r = await ask();
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.deepEqual(r.body.rows, [{ u: "svc" }]);
