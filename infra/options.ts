@@ -1,0 +1,51 @@
+// Deploy-time choices, read once from the stage and the environment of
+// `sst deploy`, validated into a frozen object. They are HBAGATE_DEPLOY_*
+// rather than the runtime names so that a shell set up for local testing
+// (HBAGATE_UPSTREAM_HOST=127.0.0.1) cannot leak into a deployment.
+
+/** Where the gateway's PostgreSQL is: one it creates for the `demo` stage, or one that exists. */
+export type Upstream = { readonly kind: "demo" } | ExternalUpstream;
+export interface ExternalUpstream {
+  readonly kind: "external";
+  readonly host: string;
+  readonly port: string;
+  readonly ssl: UpstreamSsl;
+}
+
+const SSL_MODES = ["disable", "require", "verify-full"] as const;
+export type UpstreamSsl = (typeof SSL_MODES)[number];
+
+export interface DeployOptions {
+  readonly upstream: Upstream;
+  /** Set HBAGATE_VERIFIER_FILE: passwords are checked against the `verifier` key, not by an upstream login. */
+  readonly verifier: boolean;
+  /** Put an API Gateway HTTP API in front instead of the function URL. */
+  readonly apiGateway: boolean;
+}
+
+/** The stage that creates a VPC, an RDS PostgreSQL instance and an RDS Proxy. */
+export const DEMO_STAGE = "demo";
+
+export function deployOptions(stage: string, env: Readonly<Record<string, string | undefined>>): DeployOptions {
+  const problems: string[] = [];
+  const flag = (key: string): boolean => {
+    const value = env[key];
+    if (value === undefined || value === "" || value === "false" || value === "0") return false;
+    if (value === "true" || value === "1") return true;
+    problems.push(`${key}=${JSON.stringify(value)}: expected true or false`);
+    return false;
+  };
+  const upstream = ((): Upstream => {
+    if (stage === DEMO_STAGE) return { kind: "demo" };
+    const host = env.HBAGATE_DEPLOY_UPSTREAM_HOST ?? "";
+    const port = env.HBAGATE_DEPLOY_UPSTREAM_PORT ?? "5432";
+    const ssl = env.HBAGATE_DEPLOY_UPSTREAM_SSL ?? "require";
+    if (host === "") problems.push(`HBAGATE_DEPLOY_UPSTREAM_HOST is required: the PostgreSQL server the gateway connects to (or deploy the stage "${DEMO_STAGE}" for a new one)`);
+    if (!/^\d+$/.test(port) || Number(port) < 1 || Number(port) > 65535) problems.push(`HBAGATE_DEPLOY_UPSTREAM_PORT=${JSON.stringify(port)}: expected a port 1-65535`);
+    if (!(SSL_MODES as readonly string[]).includes(ssl)) problems.push(`HBAGATE_DEPLOY_UPSTREAM_SSL=${JSON.stringify(ssl)}: expected one of ${SSL_MODES.join(", ")}`);
+    return { kind: "external", host, port, ssl: ssl as UpstreamSsl };
+  })();
+  const options = { upstream, verifier: flag("HBAGATE_DEPLOY_VERIFIER"), apiGateway: flag("HBAGATE_DEPLOY_API_GATEWAY") };
+  if (problems.length > 0) throw new Error(`invalid deploy options:\n  ${problems.join("\n  ")}`);
+  return Object.freeze(options);
+}

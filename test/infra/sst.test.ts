@@ -1,0 +1,265 @@
+// The SST app, offline: `sst install` when .sst/platform is missing, a
+// type-check of sst.config.ts and infra/ against it, and the program run with
+// SST's real components under Pulumi mocks (test/harness/sst-mocks.ts), whose
+// resource graph is asserted. This validates the app's shape, not a
+// deployment: nothing here reaches AWS.
+import assert from "node:assert/strict";
+import { before, describe, test, type TestContext } from "node:test";
+import { prepareSstPlatform, runSstProgramUnderMocks, typecheckInfra, type MockResource, type MockRun, type PlatformState } from "../harness/sst-mocks.ts";
+
+const INSTALL_MS = 5 * 60_000;
+const RUN_MS = 3 * 60_000;
+
+const BASIC_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole";
+const VPC_ACCESS = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole";
+
+let platform: PlatformState = { ready: false, skip: "not prepared" };
+let typecheck: Promise<{ code: number | null; output: string }>;
+let external: Promise<MockRun>;
+let demo: Promise<MockRun>;
+
+before(
+  async () => {
+    platform = await prepareSstPlatform(INSTALL_MS);
+    if (!platform.ready) return;
+    // Started together; each test awaits the one it needs.
+    typecheck = typecheckInfra(RUN_MS);
+    external = runSstProgramUnderMocks("ci", { HBAGATE_DEPLOY_UPSTREAM_HOST: "db.example.net", HBAGATE_DEPLOY_UPSTREAM_PORT: "6432" }, RUN_MS);
+    demo = runSstProgramUnderMocks("demo", { HBAGATE_DEPLOY_API_GATEWAY: "true", HBAGATE_DEPLOY_VERIFIER: "true" }, RUN_MS);
+    for (const p of [typecheck, external, demo]) p.catch(() => {}); // reported by the tests that await them
+  },
+  { timeout: INSTALL_MS + 60_000 },
+);
+
+/** The run, or undefined after marking the test skipped (registry unreachable off CI). */
+async function ready<T>(t: TestContext, value: () => Promise<T>): Promise<T | undefined> {
+  if (!platform.ready) {
+    t.skip(platform.skip);
+    return undefined;
+  }
+  return value();
+}
+
+const custom = (run: MockRun) => run.resources.filter((r) => r.custom);
+const ofType = (run: MockRun, type: string) => custom(run).filter((r) => r.type === type);
+function one(run: MockRun, type: string, name?: string): MockResource {
+  const found = ofType(run, type).filter((r) => name === undefined || r.name === name);
+  assert.equal(found.length, 1, `expected one ${type}${name ? ` "${name}"` : ""}, found ${found.map((r) => r.name).join(", ") || "none"}`);
+  return found[0]!;
+}
+const str = (v: unknown) => v as string;
+const rec = (v: unknown) => v as Record<string, unknown>;
+
+function secrets(run: MockRun) {
+  return { rules: str(one(run, "aws:secretsmanager/secret:Secret", "GatewayRules").state.arn), credentials: str(one(run, "aws:secretsmanager/secret:Secret", "GatewayCredentials").state.arn) };
+}
+const fn = (run: MockRun) => one(run, "aws:lambda/function:Function", "GatewayFunction");
+const env = (run: MockRun) => rec(rec(fn(run).inputs.environment).variables) as Record<string, string>;
+
+interface Statement {
+  Effect: string;
+  Action?: string | string[];
+  Resource?: string | string[];
+  Principal?: Record<string, string | string[]>;
+}
+const list = (v: string | string[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+function trustPolicy(role: MockResource): Statement[] {
+  const doc = role.inputs.assumeRolePolicy;
+  return (typeof doc === "string" ? JSON.parse(doc) : doc).Statement as Statement[];
+}
+function inlineStatements(role: MockResource): Statement[] {
+  const inline = role.inputs.inlinePolicies as { name: string; policy: string }[];
+  return inline.flatMap((p) => (JSON.parse(p.policy) as { Statement: Statement[] }).Statement);
+}
+
+/** The function's role: trusted by Lambda only, allowed GetSecretValue on exactly the two secrets and nothing else inline. */
+function assertLeastPrivilege(run: MockRun, managed: readonly string[]) {
+  const role = one(run, "aws:iam/role:Role", "GatewayRole");
+  assert.equal(fn(run).inputs.role, role.state.arn, "the function runs as GatewayRole");
+  for (const s of trustPolicy(role)) {
+    assert.equal(s.Effect, "Allow");
+    assert.deepEqual(list(s.Action), ["sts:AssumeRole"]);
+    assert.deepEqual(s.Principal, { Service: "lambda.amazonaws.com" }, "only Lambda may assume the gateway's role");
+  }
+  const { rules, credentials } = secrets(run);
+  assert.deepEqual(inlineStatements(role), [{ Effect: "Allow", Action: ["secretsmanager:GetSecretValue"], Resource: [rules, credentials] }]);
+  // AWS-managed: CloudWatch Logs and (in a VPC) network interfaces; no Secrets Manager action.
+  assert.deepEqual([...(role.inputs.managedPolicyArns as string[])].sort(), [...managed].sort());
+  // Nothing else attaches policies to any role.
+  for (const type of ["aws:iam/rolePolicy:RolePolicy", "aws:iam/rolePolicyAttachment:RolePolicyAttachment", "aws:iam/policy:Policy", "aws:iam/policyAttachment:PolicyAttachment"]) {
+    assert.deepEqual(ofType(run, type), [], `no ${type}`);
+  }
+}
+
+function assertCleanRun(run: MockRun) {
+  assert.deepEqual(run.errors, [], "the program ran without errors");
+  assert.deepEqual(run.unmockedCalls, [], "every data source SST called is mocked");
+  assert.deepEqual([...new Set(run.rpc)].sort(), ["Provider.Aws.Bootstrap", "Runtime.Build"], "the CLI calls SST made are the ones the harness answers");
+  // SST built the handler from functions/lambda.ts (esbuild, SST's Node options) and it exports `handler`.
+  assert.deepEqual(
+    run.builds.map((b) => [b.handler, b.exports]),
+    [["functions/lambda.handler", ["handler"]]],
+  );
+}
+
+test("sst.config.ts and infra/ type-check against SST's platform types (tsconfig.infra.json)", async (t) => {
+  const r = await ready(t, () => typecheck);
+  if (r) assert.equal(r.code, 0, `tsc -p tsconfig.infra.json:${r.output}`);
+});
+
+describe("stage with an existing database, behind the function URL", () => {
+  test("runs cleanly and builds the handler", async (t) => {
+    const run = await ready(t, () => external);
+    if (run) assertCleanRun(run);
+  });
+
+  test("Lambda: nodejs22.x on arm64, 256 MB, 30 s, SST's bundle of functions/lambda.ts", async (t) => {
+    const run = await ready(t, () => external);
+    if (!run) return;
+    const { inputs } = fn(run);
+    assert.equal(inputs.runtime, "nodejs22.x");
+    assert.deepEqual(inputs.architectures, ["arm64"]);
+    assert.equal(inputs.memorySize, 256);
+    assert.equal(inputs.timeout, 30);
+    assert.equal(inputs.handler, "lambda.handler");
+    assert.equal(inputs.packageType, "Zip");
+    assert.equal(inputs.vpcConfig, undefined);
+  });
+
+  test("environment: the four files are secretsmanager:<arn>#key references to the declared secrets; the upstream as deployed", async (t) => {
+    const run = await ready(t, () => external);
+    if (!run) return;
+    const { rules, credentials } = secrets(run);
+    const e = env(run);
+    assert.equal(e.HBAGATE_HBA_FILE, `secretsmanager:${rules}#hba`);
+    assert.equal(e.HBAGATE_IDENT_FILE, `secretsmanager:${rules}#ident`);
+    assert.equal(e.HBAGATE_ROLE_CREDENTIALS_FILE, `secretsmanager:${credentials}#roles`);
+    assert.equal(e.HBAGATE_VERIFIER_FILE, undefined, "the verifier only with HBAGATE_DEPLOY_VERIFIER");
+    assert.equal(e.HBAGATE_UPSTREAM_HOST, "db.example.net");
+    assert.equal(e.HBAGATE_UPSTREAM_PORT, "6432");
+    assert.equal(e.HBAGATE_UPSTREAM_SSL, "require");
+    assert.equal(e.HBAGATE_STATEMENT_TIMEOUT_MS, "25000");
+    // No secret value ever sits in the environment: every HBAGATE_ value is a reference or a plain setting.
+    for (const [k, v] of Object.entries(e)) assert.doesNotMatch(`${k}=${v}`, /PASSWORD|SERVICE_USER/, k);
+  });
+
+  test("function URL: auth NONE (hba rules and passwords decide; callers are host connections), no CORS at the URL", async (t) => {
+    const run = await ready(t, () => external);
+    if (!run) return;
+    const url = one(run, "aws:lambda/functionUrl:FunctionUrl");
+    assert.equal(url.inputs.authorizationType, "NONE");
+    assert.equal(url.inputs.functionName, fn(run).state.name);
+    assert.equal(url.inputs.cors, undefined, "HBAGATE_CORS_ORIGINS decides, not the URL");
+    assert.equal(url.inputs.invokeMode, "BUFFERED");
+    // The public invoke permissions are exactly the two a NONE function URL needs.
+    const permissions = ofType(run, "aws:lambda/permission:Permission").map((p) => p.inputs);
+    assert.deepEqual(
+      permissions.map((p) => [p.action, p.principal, p.functionUrlAuthType ?? null, p.invokedViaFunctionUrl ?? null]).sort(),
+      [
+        ["lambda:InvokeFunction", "*", null, true],
+        ["lambda:InvokeFunctionUrl", "*", "NONE", null],
+      ],
+    );
+    assert.equal(run.outputs.url, url.state.functionUrl);
+  });
+
+  test("IAM: the role reads exactly the two declared secrets with GetSecretValue, nothing else of Secrets Manager", async (t) => {
+    const run = await ready(t, () => external);
+    if (run) assertLeastPrivilege(run, [BASIC_EXECUTION]);
+  });
+
+  test("the secrets are plain Secrets Manager secrets, created without a value; their ARNs are outputs", async (t) => {
+    const run = await ready(t, () => external);
+    if (!run) return;
+    const { rules, credentials } = secrets(run);
+    assert.equal(ofType(run, "aws:secretsmanager/secret:Secret").length, 2);
+    assert.deepEqual(ofType(run, "aws:secretsmanager/secretVersion:SecretVersion"), [], "values are put by the operator, never by a deploy");
+    assert.equal(run.outputs.rulesSecret, rules);
+    assert.equal(run.outputs.credentialsSecret, credentials);
+    const linkable = run.resources.filter((r) => r.type === "sst:sst:Linkable").map((r) => r.name);
+    assert.deepEqual(linkable, ["GatewaySecrets"]);
+  });
+
+  test("no VPC, database or API Gateway", async (t) => {
+    const run = await ready(t, () => external);
+    if (!run) return;
+    const types = new Set(custom(run).map((r) => r.type));
+    for (const type of ["aws:ec2/vpc:Vpc", "aws:rds/instance:Instance", "aws:rds/proxy:Proxy", "aws:apigatewayv2/api:Api", "aws:ec2/vpcEndpoint:VpcEndpoint"]) {
+      assert.ok(!types.has(type), type);
+    }
+  });
+});
+
+describe('stage "demo": VPC, RDS PostgreSQL behind RDS Proxy; with the API Gateway and verifier options', () => {
+  test("runs cleanly and builds the handler", async (t) => {
+    const run = await ready(t, () => demo);
+    if (run) assertCleanRun(run);
+  });
+
+  test("a VPC whose private subnets hold the function, the proxy and a Secrets Manager endpoint", async (t) => {
+    const run = await ready(t, () => demo);
+    if (!run) return;
+    const vpc = one(run, "aws:ec2/vpc:Vpc");
+    const privateSubnets = ofType(run, "aws:ec2/subnet:Subnet")
+      .filter((s) => s.name.includes("Private"))
+      .map((s) => `${s.name}-id`);
+    assert.equal(privateSubnets.length, 2);
+    assert.deepEqual(ofType(run, "aws:ec2/natGateway:NatGateway"), [], "no NAT: no internet egress");
+    const sg = `${one(run, "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup").name}-id`;
+    const vpcConfig = rec(fn(run).inputs.vpcConfig);
+    assert.deepEqual(vpcConfig.subnetIds, privateSubnets);
+    assert.deepEqual(vpcConfig.securityGroupIds, [sg]);
+    const endpoint = one(run, "aws:ec2/vpcEndpoint:VpcEndpoint").inputs;
+    assert.equal(endpoint.vpcId, `${vpc.name}-id`);
+    assert.equal(endpoint.serviceName, "com.amazonaws.us-east-1.secretsmanager");
+    assert.equal(endpoint.vpcEndpointType, "Interface");
+    assert.equal(endpoint.privateDnsEnabled, true);
+    assert.deepEqual(endpoint.subnetIds, vpcConfig.subnetIds);
+  });
+
+  test("an RDS PostgreSQL instance and an RDS Proxy targeting it; the function points at the proxy over TLS", async (t) => {
+    const run = await ready(t, () => demo);
+    if (!run) return;
+    const instance = one(run, "aws:rds/instance:Instance");
+    assert.equal(instance.inputs.engine, "postgres");
+    assert.equal(instance.inputs.storageEncrypted, true);
+    const proxy = one(run, "aws:rds/proxy:Proxy");
+    assert.equal(proxy.inputs.engineFamily, "POSTGRESQL");
+    assert.deepEqual(proxy.inputs.vpcSubnetIds, rec(fn(run).inputs.vpcConfig).subnetIds);
+    const target = one(run, "aws:rds/proxyTarget:ProxyTarget").inputs;
+    assert.equal(target.dbProxyName, proxy.state.name);
+    assert.equal(target.dbInstanceIdentifier, instance.state.identifier);
+    one(run, "aws:rds/proxyDefaultTargetGroup:ProxyDefaultTargetGroup");
+    const e = env(run);
+    assert.equal(e.HBAGATE_UPSTREAM_HOST, proxy.state.endpoint);
+    assert.equal(e.HBAGATE_UPSTREAM_PORT, "5432");
+    assert.equal(e.HBAGATE_UPSTREAM_SSL, "require");
+    const tags = rec(instance.inputs.tags);
+    assert.equal(run.outputs.databaseSecret, tags["sst:lookup:password"], "the output names the master user's secret, never the password");
+  });
+
+  test("IAM: still exactly the two declared secrets (not the proxy's), plus VPC network interfaces", async (t) => {
+    const run = await ready(t, () => demo);
+    if (!run) return;
+    assertLeastPrivilege(run, [BASIC_EXECUTION, VPC_ACCESS]);
+    const { credentials } = secrets(run);
+    assert.equal(env(run).HBAGATE_VERIFIER_FILE, `secretsmanager:${credentials}#verifier`);
+  });
+
+  test("API Gateway HTTP API in front, payload v2, no CORS of its own; no function URL", async (t) => {
+    const run = await ready(t, () => demo);
+    if (!run) return;
+    assert.deepEqual(ofType(run, "aws:lambda/functionUrl:FunctionUrl"), []);
+    const api = one(run, "aws:apigatewayv2/api:Api");
+    assert.equal(api.inputs.protocolType, "HTTP");
+    assert.equal(api.inputs.corsConfiguration, undefined);
+    const integration = one(run, "aws:apigatewayv2/integration:Integration").inputs;
+    assert.equal(integration.integrationType, "AWS_PROXY");
+    assert.equal(integration.payloadFormatVersion, "2.0");
+    assert.equal(integration.integrationUri, fn(run).state.arn);
+    assert.equal(one(run, "aws:apigatewayv2/route:Route").inputs.routeKey, "$default");
+    const permission = one(run, "aws:lambda/permission:Permission").inputs;
+    assert.equal(permission.principal, "apigateway.amazonaws.com");
+    assert.equal(run.outputs.url, api.state.apiEndpoint);
+  });
+});
