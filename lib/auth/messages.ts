@@ -2,11 +2,13 @@
 import { formatAddress } from "../hba/address.ts";
 import type { ConnectionFacts } from "../hba/match.ts";
 
+/** The client as PostgreSQL names it in messages: its address, or "[local]". */
+export function clientHost(c: ConnectionFacts): string {
+  return c.transport === "local" || !c.address ? "[local]" : formatAddress(c.address);
+}
+
 function hostAndEncryption(c: ConnectionFacts): { host: string; encryption: string } {
-  return {
-    host: c.transport === "local" || !c.address ? "[local]" : formatAddress(c.address),
-    encryption: c.ssl ? "SSL encryption" : "no encryption",
-  };
+  return { host: clientHost(c), encryption: c.ssl ? "SSL encryption" : "no encryption" };
 }
 
 export function noEntryMessage(c: ConnectionFacts): string {

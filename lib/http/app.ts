@@ -7,11 +7,10 @@ import { cors } from "hono/cors";
 import { authenticate } from "../auth/authenticate.ts";
 import type { VerifiedCallers } from "../auth/verified-callers.ts";
 import type { FailureLimiter } from "../auth/failure-limiter.ts";
-import { formatAddress } from "../hba/address.ts";
 import type { VerifierFile } from "../auth/verifier-file.ts";
 import type { IdentFile } from "../ident/ident.ts";
 import type { LdapSettings } from "../auth/ldap.ts";
-import { noEntryMessage } from "../auth/messages.ts";
+import { clientHost, noEntryMessage } from "../auth/messages.ts";
 import { callerFor, identifyCaller, startupParameters, type Caller, type CallerSettings, type PeerInfo } from "../connection/caller.ts";
 import { parseNeonConnectionString } from "../connection/neon-connection-string.ts";
 import { forwardedPeer, type TrustedProxies } from "../connection/forwarded.ts";
@@ -134,7 +133,7 @@ export function createApp(deps: GatewayDeps): Hono {
     const { rule } = await matchHba(rules, caller.facts, deps.environment);
     if (!rule) throw gatewayError(SQLSTATE.invalidAuthorizationSpecification, noEntryMessage(caller.facts));
     // Who is asking, for the brute-force brake: the client address (or the socket) and the user.
-    const who = caller.facts.transport === "local" || !caller.facts.address ? "[local]" : formatAddress(caller.facts.address);
+    const who = clientHost(caller.facts);
     const locked = deps.failureLimiter.check(who, caller.facts.user);
     if (locked) throw locked;
     try {

@@ -121,7 +121,7 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
       const c = config?.roleCredentials.get(role);
       if (c?.kind !== "secret" || !store) return false;
       log({ level: "info", msg: "the database refused a configured password; fetching the secret again", role });
-      await store.refresh(parseSecretReference(c.reference).secretId, "force");
+      await store.refresh(parseSecretReference(c.reference).secretId);
       return true;
     },
   });

@@ -74,8 +74,8 @@ export class SecretStore {
     return (await this.refresh(id)).text;
   }
 
-  /** Fetch now (one call however many ask at once); `force` is for a credential the database just refused. */
-  refresh(id: string, _reason: "scheduled" | "force" = "scheduled"): Promise<FetchedSecret> {
+  /** Fetch now (one call however many ask at once): scheduled, or because the database refused a credential. */
+  refresh(id: string): Promise<FetchedSecret> {
     const e = this.entry(id);
     e.inflight ??= (async () => {
       try {

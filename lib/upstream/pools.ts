@@ -132,8 +132,7 @@ export class Pools {
     try {
       await this.slot(entry);
     } catch (err) {
-      entry.leases--;
-      if (entry.leases === 0) this.wake();
+      this.release(entry);
       throw err;
     }
     try {
@@ -161,12 +160,21 @@ export class Pools {
       const next = entry.queue.shift();
       if (next) next();
       else entry.active--;
-      entry.leases--;
-      if (entry.leases === 0) this.wake();
+      this.release(entry);
     }
   }
 
-  /** Close a pool whose server connection was lost; the next request opens a new one. */
+  /** A request lets go of a pool; an unused pool may be what a waiting creator needs. */
+  private release(entry: Entry): void {
+    entry.leases--;
+    if (entry.leases === 0) this.wake();
+  }
+
+  /**
+   * Take a pool out of use and close it; it counts against the bound until it
+   * has closed. For an idle pool that makes room, and for one whose server
+   * connection was lost (the next request opens a new pool).
+   */
   private discard(key: string, entry: Entry): void {
     if (this.pools.get(key) !== entry) return;
     this.pools.delete(key);
@@ -261,12 +269,7 @@ export class Pools {
     while ((this.pools.size + this.closing) * max + this.logins + needed > maxTotal) {
       const idle = [...this.pools].find(([, e]) => e.leases === 0);
       if (idle) {
-        this.pools.delete(idle[0]);
-        this.closing++;
-        void idle[1].sql.end({ timeout: 5 }).finally(() => {
-          this.closing--;
-          this.wake();
-        });
+        this.discard(idle[0], idle[1]);
         continue;
       }
       const left = deadline - Date.now();

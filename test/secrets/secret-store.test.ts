@@ -80,9 +80,9 @@ describe("secret store", () => {
     const heard: string[] = [];
     w.store.onChange((id, v) => heard.push(`${id}:${v.text}`));
     await w.store.get("rules");
-    await w.store.refresh("rules", "force");
+    await w.store.refresh("rules");
     w.rotate("v2");
-    await w.store.refresh("rules", "force");
+    await w.store.refresh("rules");
     assert.deepEqual(heard, ["rules:v2"]);
     w.store.close();
   });
