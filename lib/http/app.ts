@@ -2,7 +2,6 @@
 // where a GatewayError becomes an HTTP status. Runtime-neutral (Request/Response).
 import { Hono, type Context } from "hono";
 import type postgres from "postgres";
-import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { authenticate } from "../auth/authenticate.ts";
 import type { VerifiedCallers } from "../auth/verified-callers.ts";
@@ -21,6 +20,7 @@ import { parseQueryRequest, runBatch, runSingle, type QueryRequest, type Respons
 import { neonError, neonResult, neonStatus } from "./neon-format.ts";
 import type { Pools } from "../upstream/pools.ts";
 import { httpStatus } from "./status.ts";
+import { readBodyText } from "./read-body.ts";
 
 export type LogEvent = Readonly<Record<string, string | number | boolean | null | undefined>>;
 
@@ -117,13 +117,6 @@ export function createApp(deps: GatewayDeps): Hono {
     return c.json({ status: ready ? "ready" : "not ready", checks }, ready ? 200 : 503);
   });
 
-  const limit = bodyLimit({
-    maxSize: deps.maxBodyBytes,
-    onError: () => {
-      throw gatewayError(SQLSTATE.programLimitExceeded, `request body exceeds ${deps.maxBodyBytes} bytes`);
-    },
-  });
-
   /** request -> identity -> rule -> verification -> pool: the same for every framing. */
   async function connect(caller: Caller): Promise<<T>(fn: (sql: postgres.Sql) => Promise<T>) => Promise<T>> {
     // One snapshot per request: a reload meanwhile does not mix two configurations.
@@ -162,16 +155,17 @@ export function createApp(deps: GatewayDeps): Hono {
   const peerOf = (c: Context) => forwardedPeer(deps.peer(c), (name) => c.req.header(name), deps.trustedProxies);
 
   async function readRequest(c: Context): Promise<QueryRequest> {
+    const text = await readBodyText(c.req, deps.maxBodyBytes);
     let raw: unknown;
     try {
-      raw = JSON.parse(await c.req.text());
+      raw = JSON.parse(text);
     } catch {
       throw gatewayError("22P02", "invalid JSON in request body");
     }
     return parseQueryRequest(raw);
   }
 
-  app.post("/v1/:database/sql", limit, async (c) => {
+  app.post("/v1/:database/sql", async (c) => {
     const caller = identifyCaller(peerOf(c), c.req.param("database"), c.req.header("authorization"), deps.caller);
     const request = await readRequest(c);
     const withPool = await connect(caller);
@@ -183,7 +177,7 @@ export function createApp(deps: GatewayDeps): Hono {
   });
 
   // Neon's SQL-over-HTTP endpoint, answered as Neon does so its clients work unmodified.
-  app.post("/sql", limit, async (c) => {
+  app.post("/sql", async (c) => {
     try {
       const target = parseNeonConnectionString(c.req.header("neon-connection-string"));
       const caller = callerFor(peerOf(c), target.database, target.user, target.password, startupParameters(target.parameters));

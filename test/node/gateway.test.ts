@@ -65,6 +65,7 @@ describe("the Node server", () => {
       HBAGATE_TLS_KEY_FILE: join(dir, "key.pem"),
       HBAGATE_IDENT_FILE: join(dir, "pg_ident.conf"),
       HBAGATE_ROLE_CREDENTIALS_FILE: join(dir, "roles.json"),
+      HBAGATE_MAX_BODY_BYTES: "4096",
     });
     const started = await startGateway(settings, (e) => logs.push(e));
     assert.ok(started);
@@ -89,6 +90,37 @@ describe("the Node server", () => {
   test("HTTPS requests are encrypted connections (hostssl matches)", async () => {
     const r = await call({ url: gateway.urls[0]! }, { query: "select 1 as one" });
     assert.equal(r.status, 200, JSON.stringify(r.body));
+  });
+
+  /** A request whose body goes out in `chunks` (chunked framing unless a content-length is given). */
+  function rawPost(chunks: readonly string[], headers: Record<string, string> = {}): Promise<Reply> {
+    return new Promise((resolve, reject) => {
+      const req = httpRequest(
+        { socketPath: join(dir, "hbagate.sock"), path: "/v1/postgres/sql", method: "POST", headers: { authorization: "Basic " + Buffer.from("app:").toString("base64"), ...headers } },
+        (res) => {
+          let text = "";
+          res.on("data", (d: Buffer) => (text += d.toString()));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, any> }));
+        },
+      );
+      req.on("error", reject);
+      for (const c of chunks) req.write(c);
+      req.end();
+    });
+  }
+
+  test("request bodies are bounded whether their length is declared or streamed in chunks", async () => {
+    const big = JSON.stringify({ query: `select '${"x".repeat(5000)}' as x` });
+    const declared = await rawPost([big], { "content-length": String(Buffer.byteLength(big)) });
+    assert.deepEqual([declared.status, declared.body.error.code, declared.body.error.message], [413, "54000", "request body exceeds 4096 bytes"]);
+    const streamed = await rawPost([big.slice(0, 3000), big.slice(3000)]);
+    assert.deepEqual([streamed.status, streamed.body.error.code], [413, "54000"]);
+    // Within the limit, a chunked body is read whole, however it was cut.
+    const small = JSON.stringify({ query: "select $1::text as t", params: ["ü".repeat(500)] });
+    const pieces = [small.slice(0, 7), small.slice(7, 600), small.slice(600)];
+    const ok = await rawPost(pieces);
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    assert.deepEqual(ok.body.rows, [{ t: "ü".repeat(500) }]);
   });
 
   test("a role with configured credentials logs in upstream with them, not the caller's", async () => {
