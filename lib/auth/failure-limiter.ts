@@ -43,6 +43,7 @@ export class FailureLimiter {
 
   /** Refuse at once when the pair is cooling off. */
   check(address: string, user: string): GatewayError | undefined {
+    if (this.records.size === 0) return undefined;
     const r = this.records.get(this.key(address, user));
     const now = this.now();
     if (!r || r.lockedUntil <= now) return undefined;
@@ -68,6 +69,7 @@ export class FailureLimiter {
   }
 
   succeeded(address: string, user: string): void {
+    if (this.records.size === 0) return;
     this.records.delete(this.key(address, user));
   }
 }

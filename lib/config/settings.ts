@@ -25,6 +25,8 @@ const Schema = z.object({
   HBAGATE_CONNECT_TIMEOUT: seconds.default(10),
   HBAGATE_MAX_LIFETIME: seconds.default(1800),
   HBAGATE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(0).default(30000),
+  /** Distinct statements each pool runs as prepared statements (seen twice, then prepared); 0 turns it off. */
+  HBAGATE_PREPARED_STATEMENTS: z.coerce.number().int().min(0).max(10_000).default(100),
   HBAGATE_MAX_BODY_BYTES: z.coerce.number().int().min(1).default(1024 * 1024),
   /** Comma-separated browser origins allowed by CORS, or "*". */
   HBAGATE_CORS_ORIGINS: z

@@ -1,7 +1,7 @@
 // Who is calling: the transport facts the adapter saw, the database in the
 // URL, and the credentials in the Authorization header. Nothing here trusts
 // a header that a client could forge.
-import { parseClientAddress, unmapIpv4 } from "../hba/address.ts";
+import { clientAddress } from "./client-address.ts";
 import type { ConnectionFacts } from "../hba/match.ts";
 import { gatewayError, SQLSTATE } from "../errors.ts";
 
@@ -46,10 +46,14 @@ export function startupParameters(params: Readonly<Record<string, string>>): Sta
 /** PostgreSQL truncates identifiers to NAMEDATALEN-1 bytes; longer names are refused rather than silently cut. */
 const MAX_NAME_BYTES = 63;
 
+const utf8 = new TextEncoder();
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
 function checkName(kind: "user" | "database", name: string): void {
   if (name === "") throw gatewayError(SQLSTATE.invalidAuthorizationSpecification, `no PostgreSQL ${kind} name specified`);
   if (name.includes("\0")) throw gatewayError(SQLSTATE.protocolViolation, `invalid ${kind} name: contains a NUL byte`);
-  if (new TextEncoder().encode(name).length > MAX_NAME_BYTES) {
+  // A UTF-16 code unit is at most 3 UTF-8 bytes: short names need no encoding to be measured.
+  if (name.length * 3 > MAX_NAME_BYTES && utf8.encode(name).length > MAX_NAME_BYTES) {
     throw gatewayError(SQLSTATE.invalidParameterValue, `${kind} name is longer than ${MAX_NAME_BYTES} bytes`);
   }
 }
@@ -59,8 +63,10 @@ function decodeBasic(header: string): { user: string; password: string } {
   if (!m) throw gatewayError(SQLSTATE.protocolViolation, "malformed Authorization header: expected Basic credentials");
   let text: string;
   try {
-    const bytes = Uint8Array.from(atob(m[1]!), (ch) => ch.charCodeAt(0));
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    const binary = atob(m[1]!);
+    const bytes = new Uint8Array(binary.length);
+    for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+    text = strictUtf8.decode(bytes);
   } catch {
     throw gatewayError(SQLSTATE.protocolViolation, "malformed Authorization header: credentials are not base64 UTF-8");
   }
@@ -97,7 +103,7 @@ export function callerFor(peer: PeerInfo, database: string, user: string, passwo
   checkName("database", database);
   const base = { database, user, ssl: peer.encrypted, replication: false };
   if (peer.transport === "local") return { facts: { transport: "local", ...base }, password, startup, systemUser: peer.systemUser };
-  const address = peer.address === undefined ? undefined : parseClientAddress(peer.address);
+  const address = peer.address === undefined ? undefined : clientAddress(peer.address);
   if (!address) throw gatewayError(SQLSTATE.internalError, "the client address is unknown");
-  return { facts: { transport: "host", address: unmapIpv4(address), ...base }, password, startup, systemUser: undefined };
+  return { facts: { transport: "host", address, ...base }, password, startup, systemUser: undefined };
 }

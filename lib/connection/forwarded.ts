@@ -2,7 +2,8 @@
 // Walking the X-Forwarded-For chain from the right, trusted proxies are
 // skipped and the first untrusted hop is the client; a caller outside the
 // trusted list cannot choose the address its rules see.
-import { cidrMask, inRange, parseClientAddress, parseNumericHost, unmapIpv4, type IpAddress } from "../hba/address.ts";
+import { cidrMask, inRange, parseNumericHost, unmapIpv4, type IpAddress } from "../hba/address.ts";
+import { clientAddress } from "./client-address.ts";
 import { gatewayError, SQLSTATE } from "../errors.ts";
 import type { PeerInfo } from "./caller.ts";
 
@@ -32,16 +33,16 @@ export function forwardedPeer(
   trusted: TrustedProxies,
 ): PeerInfo {
   if (socket.transport !== "host" || socket.address === undefined) return socket;
-  const direct = parseClientAddress(socket.address);
-  if (!direct || !trusted.contains(unmapIpv4(direct))) return socket;
+  const direct = clientAddress(socket.address);
+  if (!direct || !trusted.contains(direct)) return socket;
 
   let address = socket.address;
   const chain = (header("x-forwarded-for") ?? "").split(",").map((s) => s.trim()).filter(Boolean);
   for (let i = chain.length - 1; i >= 0; i--) {
-    const hop = parseClientAddress(chain[i]!.replace(/^\[(.*)\]$/, "$1"));
+    const hop = clientAddress(chain[i]!.replace(/^\[(.*)\]$/, "$1"));
     if (!hop) throw gatewayError(SQLSTATE.protocolViolation, `invalid X-Forwarded-For entry "${chain[i]}"`);
     address = chain[i]!.replace(/^\[(.*)\]$/, "$1");
-    if (!trusted.contains(unmapIpv4(hop))) break;
+    if (!trusted.contains(hop)) break;
   }
   // The nearest proxy's view of the connection it received.
   const proto = (header("x-forwarded-proto") ?? "").split(",").map((s) => s.trim().toLowerCase()).filter(Boolean).at(-1);

@@ -1,7 +1,6 @@
 // The HTTP surface: routes, body limits, JSON in and out, and the single place
 // where a GatewayError becomes an HTTP status. Runtime-neutral (Request/Response).
 import { Hono, type Context } from "hono";
-import type postgres from "postgres";
 import { cors } from "hono/cors";
 import { authenticate } from "../auth/authenticate.ts";
 import type { VerifiedCallers } from "../auth/verified-callers.ts";
@@ -17,8 +16,9 @@ import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
 import { matchHba, type MatchEnvironment } from "../hba/match.ts";
 import type { HbaRule } from "../hba/rule.ts";
 import { parseQueryRequest, runBatch, runSingle, type QueryRequest, type ResponseLimits, type TransactionOptions } from "../query/run.ts";
-import { neonError, neonResult, neonStatus } from "./neon-format.ts";
-import type { Pools } from "../upstream/pools.ts";
+import { neonError, neonResultJson, neonStatus } from "./neon-format.ts";
+import { resultJson, resultsJson } from "./result-json.ts";
+import type { Pools, Session } from "../upstream/pools.ts";
 import { httpStatus } from "./status.ts";
 import { readBodyText } from "./read-body.ts";
 
@@ -73,6 +73,9 @@ function transactionOptions(header: (name: string) => string | undefined): Trans
   };
 }
 
+/** A 200 whose body is JSON text built already (see result-json.ts). */
+const json = (c: Context, text: string) => c.body(text, 200, { "content-type": "application/json" });
+
 function errorBody(e: GatewayError) {
   return { error: e.fields };
 }
@@ -118,7 +121,7 @@ export function createApp(deps: GatewayDeps): Hono {
   });
 
   /** request -> identity -> rule -> verification -> pool: the same for every framing. */
-  async function connect(caller: Caller): Promise<<T>(fn: (sql: postgres.Sql) => Promise<T>) => Promise<T>> {
+  async function connect(caller: Caller): Promise<<T>(fn: (session: Session) => Promise<T>) => Promise<T>> {
     // One snapshot per request: a reload meanwhile does not mix two configurations.
     const rules = deps.rules();
     const verifierFile = deps.verifierFile();
@@ -169,11 +172,11 @@ export function createApp(deps: GatewayDeps): Hono {
     const caller = identifyCaller(peerOf(c), c.req.param("database"), c.req.header("authorization"), deps.caller);
     const request = await readRequest(c);
     const withPool = await connect(caller);
-    const signal = c.req.raw.signal;
+    const signal = () => c.req.raw.signal;
     const limits = deps.responseLimits;
-    if (request.kind === "single") return c.json(await withPool((sql) => runSingle(sql, request.statement, "json", limits, signal)));
+    if (request.kind === "single") return json(c, resultJson(await withPool((session) => runSingle(session, request.statement, "json", limits, signal))));
     const options = transactionOptions(c.req.header.bind(c.req));
-    return c.json({ results: await withPool((sql) => runBatch(sql, request.statements, options, "json", limits, signal)) });
+    return json(c, resultsJson((await withPool((session) => runBatch(session, request.statements, options, "json", limits, signal))).map(resultJson)));
   });
 
   // Neon's SQL-over-HTTP endpoint, answered as Neon does so its clients work unmodified.
@@ -183,12 +186,12 @@ export function createApp(deps: GatewayDeps): Hono {
       const caller = callerFor(peerOf(c), target.database, target.user, target.password, startupParameters(target.parameters));
       const request = await readRequest(c);
       const withPool = await connect(caller);
-      const signal = c.req.raw.signal;
+      const signal = () => c.req.raw.signal;
       const limits = deps.responseLimits;
-      if (request.kind === "single") return c.json(neonResult(await withPool((sql) => runSingle(sql, request.statement, "text", limits, signal))));
+      if (request.kind === "single") return json(c, neonResultJson(await withPool((session) => runSingle(session, request.statement, "text", limits, signal))));
       const options = transactionOptions(c.req.header.bind(c.req));
-      const results = await withPool((sql) => runBatch(sql, request.statements, options, "text", limits, signal));
-      return c.json({ results: results.map(neonResult) });
+      const results = await withPool((session) => runBatch(session, request.statements, options, "text", limits, signal));
+      return json(c, resultsJson(results.map(neonResultJson)));
     } catch (err) {
       if (!(err instanceof GatewayError)) throw err;
       return c.json(neonError(err), neonStatus(err.code) as 400);

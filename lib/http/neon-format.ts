@@ -4,8 +4,9 @@ import type { GatewayError, PgErrorFields } from "../errors.ts";
 import type { TextResult } from "../query/run.ts";
 import { httpStatus } from "./status.ts";
 
-export function neonResult(r: TextResult) {
-  return { fields: r.fields, rows: r.rows, command: r.command, rowCount: r.rowCount, rowAsArray: true };
+/** One statement's result as Neon shapes it, as JSON text (the rows are already serialised). */
+export function neonResultJson(r: TextResult): string {
+  return `{"fields":${JSON.stringify(r.fields)},"rows":[${r.rowsJson.join(",")}],"command":${JSON.stringify(r.command)},"rowCount":${JSON.stringify(r.rowCount)},"rowAsArray":true}`;
 }
 
 const FIELDS: readonly (keyof PgErrorFields)[] = [

@@ -103,6 +103,7 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
     connectTimeout: settings.HBAGATE_CONNECT_TIMEOUT,
     maxLifetime: settings.HBAGATE_MAX_LIFETIME,
     statementTimeout: settings.HBAGATE_STATEMENT_TIMEOUT_MS,
+    preparedStatements: settings.HBAGATE_PREPARED_STATEMENTS,
     ssl:
       ssl === "disable"
         ? false

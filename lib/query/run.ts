@@ -7,6 +7,7 @@ import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
 import { fromDriverError, isConnectionLoss } from "../upstream/errors.ts";
 import { parameterText } from "../upstream/json-types.ts";
 import { typeSize } from "./type-sizes.ts";
+import type { Session } from "../upstream/pools.ts";
 
 /** PostgreSQL's limit on bind parameters in one statement. */
 const MAX_PARAMS = 65535;
@@ -48,12 +49,17 @@ export interface TransactionOptions {
   readonly deferrable?: boolean;
 }
 
-/** Rows as JSON objects with typed values (/v1). */
+/**
+ * Rows as JSON objects with typed values (/v1). Each row is kept as its JSON
+ * text: it was serialised once to be counted against the response limits, and
+ * that text goes into the response as it is.
+ */
 export interface StatementResult {
   readonly command: string;
   readonly rowCount: number | null;
   readonly fields: readonly { readonly name: string; readonly dataTypeID: number }[];
-  readonly rows: readonly Record<string, unknown>[];
+  /** Each row's JSON text: an object of typed values. */
+  readonly rowsJson: readonly string[];
 }
 
 /** Rows as arrays of PostgreSQL's text output, with Neon's field metadata (/sql). */
@@ -61,7 +67,8 @@ export interface TextResult {
   readonly command: string;
   readonly rowCount: number | null;
   readonly fields: readonly TextField[];
-  readonly rows: readonly (readonly (string | null)[])[];
+  /** Each row's JSON text: an array of strings and nulls. */
+  readonly rowsJson: readonly string[];
 }
 
 export interface TextField {
@@ -103,17 +110,42 @@ export function parseQueryRequest(value: unknown): QueryRequest {
 
 const utf8 = new TextDecoder();
 
+/**
+ * Whether the caller is still there. Asking the runtime for a request's
+ * AbortSignal costs an AbortController and listeners per request, and nearly
+ * every statement is done long before a disconnect could matter: a statement
+ * starts watching only once it has run for WATCH_AFTER_MS. A caller who left
+ * earlier is still seen then (the runtime keeps the reason), so the statement
+ * is cancelled at most that much later.
+ */
+export type Disconnect = () => AbortSignal;
+const WATCH_AFTER_MS = 20;
+
+const disconnected = () => gatewayError(SQLSTATE.queryCanceled, "canceling statement due to client disconnect");
+
 /** A caller who goes away cancels the statement on the server (a CancelRequest), not just the wait. */
-async function cancellable<T>(query: { cancel(): unknown }, signal: AbortSignal | undefined, run: () => Promise<T>): Promise<T> {
-  if (!signal) return run();
-  if (signal.aborted) throw gatewayError(SQLSTATE.queryCanceled, "canceling statement due to client disconnect");
+async function cancellable<T>(query: { cancel(): unknown }, watch: Watch | undefined, run: () => Promise<T>): Promise<T> {
+  if (!watch) return run();
+  if (watch.signal?.aborted) throw disconnected();
   const cancel = () => void query.cancel();
-  signal.addEventListener("abort", cancel, { once: true });
+  let signal: AbortSignal | undefined;
+  const timer = setTimeout(() => {
+    signal = watch.signal ??= watch.disconnect();
+    if (signal.aborted) cancel();
+    else signal.addEventListener("abort", cancel, { once: true });
+  }, WATCH_AFTER_MS);
   try {
     return await run();
   } finally {
-    signal.removeEventListener("abort", cancel);
+    clearTimeout(timer);
+    signal?.removeEventListener("abort", cancel);
   }
+}
+
+/** One request's watch, shared by the statements of a batch. */
+interface Watch {
+  readonly disconnect: Disconnect;
+  signal?: AbortSignal;
 }
 
 /**
@@ -131,9 +163,9 @@ class Budget {
   bytes = 0;
   constructor(private readonly limits: ResponseLimits) {}
   /** undefined while within limits; the error to report once past them. */
-  take(row: unknown): GatewayError | undefined {
+  take(rowJson: string): GatewayError | undefined {
     this.rows += 1;
-    this.bytes += JSON.stringify(row).length + 1;
+    this.bytes += rowJson.length + 1;
     if (this.rows > this.limits.maxRows) {
       return gatewayError(SQLSTATE.configurationLimitExceeded, `the result exceeds the limit of ${this.limits.maxRows} rows`, {
         hint: "Add a LIMIT, or page through the result.",
@@ -165,25 +197,27 @@ async function runOne<M extends ResultMode>(
   s: Statement,
   mode: M,
   budget: Budget,
-  signal: AbortSignal | undefined,
+  watch: Watch | undefined,
+  prepare: boolean,
 ): Promise<ResultOf<M>> {
   const params = (s.params ?? []).map(parameterText) as postgres.ParameterOrJSON<never>[];
-  const rows: unknown[] = [];
+  const rows: string[] = [];
   let exceeded: GatewayError | undefined;
   // Always the extended protocol, parameters or not: one statement per query, as Neon does
   // (postgres.js would use the simple protocol for a query without parameters).
-  const extended = { simple: false } as postgres.UnsafeQueryOptions;
+  const extended = { simple: false, prepare } as postgres.UnsafeQueryOptions;
   const query = mode === "json" ? sql.unsafe(s.query, params, extended) : sql.unsafe(s.query, params, extended).raw();
   const collect = (row: unknown) => {
     if (exceeded) return;
     const value = mode === "json" ? row : (row as (Uint8Array | null)[]).map((v) => (v === null ? null : utf8.decode(v)));
-    exceeded = budget.take(value);
+    const text = JSON.stringify(value);
+    exceeded = budget.take(text);
     if (exceeded) void query.cancel();
-    else rows.push(value);
+    else rows.push(text);
   };
   let result;
   try {
-    result = await cancellable(query, signal, () => (query as unknown as postgres.PendingQuery<postgres.Row[]>).forEach(collect));
+    result = await cancellable(query, watch, () => (query as unknown as postgres.PendingQuery<postgres.Row[]>).forEach(collect));
   } catch (err) {
     throw exceeded ?? err;
   }
@@ -193,11 +227,11 @@ async function runOne<M extends ResultMode>(
       command: result.command,
       rowCount: result.count ?? null,
       fields: (result.columns ?? []).map((c) => ({ name: c.name, dataTypeID: c.type })),
-      rows: rows as Record<string, unknown>[],
+      rowsJson: rows,
     };
     return out as ResultOf<M>;
   }
-  const out: TextResult = { command: result.command, rowCount: result.count ?? null, fields: textFields(result.columns), rows: rows as (string | null)[][] };
+  const out: TextResult = { command: result.command, rowCount: result.count ?? null, fields: textFields(result.columns), rowsJson: rows };
   return out as ResultOf<M>;
 }
 
@@ -208,35 +242,38 @@ function beginMode(o: TransactionOptions): string {
 }
 
 export async function runSingle<M extends ResultMode>(
-  sql: postgres.Sql,
+  session: Session,
   s: Statement,
   mode: M,
   limits: ResponseLimits,
-  signal?: AbortSignal,
+  disconnect?: Disconnect,
 ): Promise<ResultOf<M>> {
   try {
-    return await runOne(sql, s, mode, new Budget(limits), signal);
+    // Outside a transaction postgres.js re-prepares a statement that DDL invalidated
+    // ("cached plan must not change result type") and retries it: the caller never sees it.
+    return await runOne(session.sql, s, mode, new Budget(limits), disconnect && { disconnect }, session.prepare(s.query));
   } catch (err) {
     throw fromDriverError(err);
   }
 }
 
 export async function runBatch<M extends ResultMode>(
-  sql: postgres.Sql,
+  session: Session,
   statements: readonly Statement[],
   options: TransactionOptions,
   mode: M,
   limits: ResponseLimits,
-  signal?: AbortSignal,
+  disconnect?: Disconnect,
 ): Promise<ResultOf<M>[]> {
   const budget = new Budget(limits);
+  const watch = disconnect && { disconnect };
   // One reserved connection and our own BEGIN/COMMIT/ROLLBACK rather than sql.begin():
   // when the server dies mid-batch, postgres.js's begin() still writes a ROLLBACK to the
   // dead socket, which throws out of a timer and would take the process down. A lost
   // session needs no ROLLBACK: the server discards the transaction itself.
   let tx: postgres.ReservedSql;
   try {
-    tx = await sql.reserve();
+    tx = await session.sql.reserve();
   } catch (err) {
     throw fromDriverError(err);
   }
@@ -244,7 +281,9 @@ export async function runBatch<M extends ResultMode>(
   try {
     await tx.unsafe(`begin ${beginMode(options)}`, [], plain);
     const out: ResultOf<M>[] = [];
-    for (const s of statements) out.push(await runOne(tx, s, mode, budget, signal));
+    // Unprepared: inside a transaction, a prepared statement that DDL invalidated cannot be
+    // retried (the transaction is already aborted), so a batch would fail where it need not.
+    for (const s of statements) out.push(await runOne(tx, s, mode, budget, watch, false));
     await tx.unsafe("commit", [], plain);
     return out;
   } catch (err) {

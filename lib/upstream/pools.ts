@@ -7,6 +7,7 @@ import { passwordFailedMessage } from "../auth/messages.ts";
 import { fromDriverError, isConnectionLoss } from "./errors.ts";
 import { jsonTypes } from "./json-types.ts";
 import type { StartupParameters } from "../connection/caller.ts";
+import { PreparedStatements } from "./prepared-statements.ts";
 
 export interface UpstreamSettings {
   readonly host: string;
@@ -32,6 +33,8 @@ export interface UpstreamSettings {
   readonly maxLifetime: number;
   /** Milliseconds; 0 = the server's default. */
   readonly statementTimeout: number;
+  /** Distinct statements a pool may run as prepared statements (0: none); default 100. */
+  readonly preparedStatements?: number;
   /** TLS to the upstream (postgres.js `ssl`): false, "require", or verification options. */
   readonly ssl?: false | "require" | { readonly ca: string; readonly rejectUnauthorized: true };
 }
@@ -46,8 +49,16 @@ export interface RoleCredentials {
 
 const NO_CREDENTIALS: RoleCredentials = { password: async () => undefined, refresh: async () => false };
 
+/** A pool as a request sees it: the connections, and which statements to prepare on them. */
+export interface Session {
+  readonly sql: postgres.Sql;
+  /** Whether to run `query` as a named prepared statement (counts the sighting). */
+  prepare(query: string): boolean;
+}
+
 interface Entry {
   readonly sql: postgres.Sql;
+  readonly session: Session;
   password: string | undefined;
   /** Requests currently using the pool; only pools with none are closed to make room. */
   leases: number;
@@ -111,7 +122,7 @@ export class Pools {
     user: string,
     password: string | undefined,
     startup: StartupParameters,
-    fn: (sql: postgres.Sql) => Promise<T>,
+    fn: (session: Session) => Promise<T>,
   ): Promise<T> {
     // Resolve a configured password first: if its secret cannot be had, fail now (08001),
     // not inside a login attempt.
@@ -137,13 +148,13 @@ export class Pools {
     }
     try {
       try {
-        return await fn(entry.sql);
+        return await fn(entry.session);
       } catch (err) {
         // A rotated secret: the database refused the configured password. Fetch it again, retry once.
         if (err instanceof GatewayError && err.code === SQLSTATE.invalidPassword && (await this.credentials.refresh(user))) {
           configured = await this.credentials.password(user);
           entry.configured = configured;
-          return await fn(entry.sql);
+          return await fn(entry.session);
         }
         // The server went away (restart, crash, failover): its other idle connections are dead
         // too, so the pool is replaced rather than handing them out one failure at a time.
@@ -235,14 +246,20 @@ export class Pools {
       }
       await this.makeRoom(this.settings.max);
       const base = this.options(database, user);
+      const preparable = this.settings.preparedStatements ?? 100;
+      const statements = new PreparedStatements(preparable);
+      const sql = postgres({
+        ...base,
+        connection: { ...base.connection, ...startup },
+        max: this.settings.max,
+        // Each query says whether it is prepared; postgres.js ignores that unless the pool allows it.
+        prepare: preparable > 0,
+        // A role with configured credentials logs in with them; otherwise with the caller's own password.
+        pass: () => created.configured ?? created.password ?? "",
+      });
       const created: Entry = {
-        sql: postgres({
-          ...base,
-          connection: { ...base.connection, ...startup },
-          max: this.settings.max,
-          // A role with configured credentials logs in with them; otherwise with the caller's own password.
-          pass: () => created.configured ?? created.password ?? "",
-        }),
+        sql,
+        session: { sql, prepare: (query) => statements.shouldPrepare(query) },
         password: undefined,
         configured: undefined,
         leases: 1,

@@ -6,6 +6,8 @@ import { after, before, describe, test } from "node:test";
 import { createApp } from "../../lib/http/app.ts";
 import { nodePeer, startListeners, type Listening } from "../../lib/node/listeners.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
+import { runBatch, runSingle } from "../../lib/query/run.ts";
+import { GatewayError } from "../../lib/errors.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { testDeps, testPools } from "./deps.ts";
 
@@ -120,5 +122,25 @@ describe("pools under load and disconnects", () => {
     // The connection went back to the pool healthy.
     const res = await fetch(`${base}/v1/postgres/sql`, { method: "POST", headers: { authorization: auth("r1") }, body: '{"query":"select 1 as ok"}' });
     assert.equal(res.status, 200);
+  });
+
+  test("a caller gone before the statement starts is still seen: the statement is cancelled, a batch stops", async () => {
+    const gone = new AbortController();
+    gone.abort(new Error("client went away"));
+    const limits = { maxRows: 10, maxBytes: 1 << 20 };
+    const started = Date.now();
+    const single = await pools
+      .use("postgres", "r3", undefined, {}, (session) => runSingle(session, { query: "select pg_sleep(30)" }, "json", limits, () => gone.signal))
+      .then(() => undefined, (e: unknown) => e);
+    assert.ok(single instanceof GatewayError, String(single));
+    assert.equal(single.code, "57014");
+    const batch = await pools
+      .use("postgres", "r3", undefined, {}, (session) =>
+        runBatch(session, [{ query: "select pg_sleep(30)" }, { query: "select 1" }], {}, "json", limits, () => gone.signal),
+      )
+      .then(() => undefined, (e: unknown) => e);
+    assert.ok(batch instanceof GatewayError, String(batch));
+    assert.equal(batch.code, "57014");
+    assert.ok(Date.now() - started < 10_000, "neither waited for pg_sleep(30)");
   });
 });

@@ -1,0 +1,107 @@
+// Prepared statements against a real PostgreSQL: a statement seen twice is
+// prepared on the connection, one-off statements and batches never are, the
+// number per pool is bounded, and DDL that changes a prepared statement's
+// result is absorbed (postgres.js re-prepares and retries).
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { createApp } from "../../lib/http/app.ts";
+import { PreparedStatements } from "../../lib/upstream/prepared-statements.ts";
+import type { Pools } from "../../lib/upstream/pools.ts";
+import { startCluster, type Cluster } from "../harness/postgres.ts";
+import { testDeps, testPools } from "./deps.ts";
+
+describe("the prepare policy", () => {
+  test("second sighting prepares; the bound and the length limit hold", () => {
+    const p = new PreparedStatements(2);
+    assert.equal(p.shouldPrepare("select 1"), false, "first sighting");
+    assert.equal(p.shouldPrepare("select 1"), true, "second sighting");
+    assert.equal(p.shouldPrepare("select 1"), true, "stays prepared");
+    assert.equal(p.shouldPrepare("select 2"), false);
+    assert.equal(p.shouldPrepare("select 2"), true);
+    assert.equal(p.size, 2);
+    assert.equal(p.shouldPrepare("select 3"), false);
+    assert.equal(p.shouldPrepare("select 3"), false, "the pool is full");
+    assert.equal(p.size, 2);
+    const long = "select " + "1".repeat(20_000);
+    const q = new PreparedStatements(10);
+    q.shouldPrepare(long);
+    assert.equal(q.shouldPrepare(long), false, "too long to prepare");
+    assert.equal(new PreparedStatements(0).shouldPrepare("select 1") || new PreparedStatements(0).shouldPrepare("select 1"), false);
+  });
+
+  test("one-off statements do not crowd out repeated ones", () => {
+    const p = new PreparedStatements(5);
+    for (let i = 0; i < 5000; i++) p.shouldPrepare(`select ${i}`);
+    assert.equal(p.size, 0);
+    p.shouldPrepare("select $1::int");
+    assert.equal(p.shouldPrepare("select $1::int"), true);
+  });
+});
+
+describe("prepared statements upstream", () => {
+  let cluster: Cluster;
+  let pools: Pools;
+  let app: ReturnType<typeof createApp>;
+
+  before(async () => {
+    cluster = await startCluster();
+    await cluster.sql.unsafe("create role prep login; create table things (id int); insert into things values (1); grant all on things to prep");
+    await cluster.writeHba("host all prep 127.0.0.1/32 trust\n", { reload: true });
+    // One connection, so every statement shares the session whose prepared statements we read.
+    pools = testPools(cluster.port, { max: 1, preparedStatements: 3 });
+    app = createApp(testDeps(pools, "host all all all trust\n", { caller: { anonymousUser: "prep" } }));
+  });
+  after(async () => {
+    await pools?.close();
+    await cluster?.stop();
+  });
+
+  async function run(body: unknown) {
+    const res = await app.request("/v1/postgres/sql", { method: "POST", body: JSON.stringify(body) });
+    const json = (await res.json()) as Record<string, any>;
+    assert.equal(res.status, 200, JSON.stringify(json));
+    return json;
+  }
+  // postgres.js prepares its own array-type lookup once per connection; only callers' statements count.
+  const prepared = async () =>
+    ((await run({ query: "select statement from pg_prepared_statements order by statement" })).rows as { statement: string }[])
+      .map((r) => r.statement)
+      .filter((s) => !s.includes("pg_catalog.pg_type"));
+
+  test("a repeated statement is prepared, a one-off is not", async () => {
+    for (let i = 0; i < 3; i++) assert.deepEqual((await run({ query: "select $1::int as n", params: [i] })).rows, [{ n: i }]);
+    await run({ query: "select 42 as once" });
+    assert.deepEqual(await prepared(), ["select $1::int as n"]);
+  });
+
+  test("statements inside a batch are never prepared", async () => {
+    const batch = { queries: [{ query: "select 7 as in_batch" }, { query: "select 7 as in_batch" }] };
+    await run(batch);
+    await run(batch);
+    assert.ok(!(await prepared()).includes("select 7 as in_batch"));
+  });
+
+  test("no more than the bound are prepared on a connection", async () => {
+    for (const q of ["select 'a' as x", "select 'b' as x", "select 'c' as x", "select 'd' as x"]) {
+      await run({ query: q });
+      await run({ query: q });
+    }
+    // Already prepared: "select $1::int as n", then the pg_prepared_statements query (now seen twice).
+    const names = await prepared();
+    assert.equal(names.length, 3, JSON.stringify(names));
+    assert.ok(names.includes("select 'a' as x") && !names.includes("select 'b' as x"), JSON.stringify(names));
+  });
+
+  test("DDL that changes a prepared statement's result is absorbed", async () => {
+    // "select * from things" cannot be prepared any more (the pool is full): use a new pool.
+    const fresh = testPools(cluster.port, { max: 1 });
+    const other = createApp(testDeps(fresh, "host all all all trust\n", { caller: { anonymousUser: "prep" } }));
+    const ask = async () => (await (await other.request("/v1/postgres/sql", { method: "POST", body: '{"query":"select * from things"}' })).json()) as Record<string, any>;
+    await ask();
+    assert.deepEqual((await ask()).rows, [{ id: 1 }]);
+    await cluster.sql.unsafe("alter table things add column label text default 'new'");
+    const after = await ask();
+    assert.deepEqual(after.rows, [{ id: 1, label: "new" }], JSON.stringify(after));
+    await fresh.close();
+  });
+});
