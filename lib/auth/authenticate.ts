@@ -25,7 +25,7 @@ export interface Verifiers {
 
 /** Run `verify` unless the same credentials passed it recently; only successes are remembered. */
 async function remembered(cache: VerifiedCallers, parts: readonly string[], verify: () => Promise<void>): Promise<void> {
-  const key = await cache.keyFor(parts);
+  const key = cache.keyFor(parts);
   if (cache.has(key)) return;
   await verify();
   cache.remember(key);
