@@ -1,10 +1,11 @@
 // `npm run bench`: the gateway against the naive bridge (plain and prepared),
 // the direct driver and the HTTP floor, as ratios computed within each round
-// (this machine is shared and noisy; absolute numbers drift). Servers run in
-// processes pinned to core 0, the load generator to core 1, when taskset is
-// there. Writes bench/results/latest.{md,json}.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+// (this machine is shared and noisy; absolute numbers drift). Servers and
+// PostgreSQL run on core 0, the load generator on core 1, when taskset is
+// there; one more pass runs everything unpinned. Writes
+// bench/results/latest.{md,json}.
+import { execFileSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -14,47 +15,20 @@ import { loadHba } from "../lib/hba/load.ts";
 import { matchHba } from "../lib/hba/match.ts";
 import { startCluster } from "../test/harness/postgres.ts";
 import { freePort } from "../test/harness/process.ts";
+import { BASE_DN, slapdAvailable, startSlapd, type Slapd } from "../test/harness/slapd.ts";
+import { cpuMicros, pinned, postgresPids, runJson, setAffinity, startProcess, TASKSET } from "./processes.ts";
+import { summarizeProfile } from "./profile-summary.ts";
+import { report, type Results, type Row } from "./report.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const DURATION = Number(process.env.BENCH_SECONDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
 const POOL_MAX = "10";
-const taskset = existsSync("/usr/bin/taskset") ? ["/usr/bin/taskset", "-c"] : undefined;
-const pin = (core: string, argv: string[]) => (taskset ? [...taskset, core, ...argv] : argv);
-
-
-function startProcess(argv: string[], env: NodeJS.ProcessEnv, readyPattern: RegExp): Promise<ChildProcess> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    const timer = setTimeout(() => reject(new Error(`not ready: ${argv.join(" ")}\n${out}`)), 60_000);
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      if (readyPattern.test(out)) {
-        clearTimeout(timer);
-        resolve(child);
-      }
-    };
-    child.stdout!.on("data", onData);
-    child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
-    child.once("exit", (code) => reject(new Error(`exited ${code}: ${out}`)));
-  });
-}
-
-function runJson(argv: string[], env: NodeJS.ProcessEnv = {}): Record<string, number> {
-  const out = execFileSync(argv[0]!, argv.slice(1), { cwd: root, env: { ...process.env, ...env }, encoding: "utf8", maxBuffer: 1 << 26 });
-  return JSON.parse(out.trim().split("\n").pop()!) as Record<string, number>;
-}
+const SERVER_CORE = "0";
+const LOAD_CORE = "1";
 
 const node = (script: string, ...args: string[]) => [process.execPath, "--import", "tsx", script, ...args];
-
-function load(url: string, body: unknown, headers: Record<string, string>): { rps: number; p50: number; bad: number } {
-  const r = runJson(pin("1", node("bench/load.ts", url, JSON.stringify(body), JSON.stringify(headers), String(DURATION), String(CONNECTIONS))));
-  return { rps: r.rps!, p50: r.p50!, bad: r.bad! };
-}
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const basic = (user: string, password = "") => "Basic " + Buffer.from(`${user}:${password}`).toString("base64");
 
 /** Microseconds per decision when the matching line is the last of `n`. */
@@ -73,18 +47,23 @@ async function hbaDecision(n: number): Promise<number> {
 }
 
 async function main() {
-  // Four gateways, two bridges and the direct driver, each with its own pool.
-  const cluster = await startCluster({ settings: { max_connections: "200" } });
+  const cluster = await startCluster({ settings: { max_connections: "300" } });
+  const slapd: Slapd | undefined = slapdAvailable() ? await startSlapd() : undefined;
+  const pgPids = () => postgresPids(join(cluster.dir, "data"));
+  // PostgreSQL shares the servers' core ("postgres.js direct on the same core as PostgreSQL").
+  for (const pid of pgPids()) setAffinity(pid, SERVER_CORE);
   await cluster.sql.unsafe(`
     create role bench login; create role benchpw login password 'bench-pw'; create role benchvf login password 'bench-vf';
+    create role test1 login;
     create table t (id int primary key, v text);
     insert into t select g, md5(g::text) from generate_series(1, 10000) g;
-    grant select on t to bench, benchpw, benchvf;
+    grant select on t to bench, benchpw, benchvf, test1;
   `);
-  await cluster.writeHba("host all bench 127.0.0.1/32 trust\nhost all benchpw,benchvf 127.0.0.1/32 scram-sha-256\n", { reload: true });
+  await cluster.writeHba("host all bench,test1 127.0.0.1/32 trust\nhost all benchpw,benchvf 127.0.0.1/32 scram-sha-256\n", { reload: true });
   const [vf] = await cluster.sql<{ rolpassword: string }[]>`select rolpassword from pg_authid where rolname = 'benchvf'`;
   const dir = mkdtempSync(join(tmpdir(), "hbagate-bench-"));
-  writeFileSync(join(dir, "pg_hba.conf"), "host all bench 127.0.0.1/32 trust\nhost all benchpw,benchvf 127.0.0.1/32 scram-sha-256\n");
+  const ldapLine = slapd ? `host all test1 127.0.0.1/32 ldap ldapserver=127.0.0.1 ldapport=${slapd.port} ldapprefix="uid=" ldapsuffix=",${BASE_DN}"\n` : "";
+  writeFileSync(join(dir, "pg_hba.conf"), `host all bench 127.0.0.1/32 trust\nhost all benchpw,benchvf 127.0.0.1/32 scram-sha-256\n${ldapLine}`);
   writeFileSync(join(dir, "verifiers.txt"), `"benchvf" "${vf!.rolpassword}"\n`);
 
   const pg = { PGHOST: "127.0.0.1", PGPORT: String(cluster.port), PGUSER: "bench", POOL_MAX };
@@ -100,7 +79,7 @@ async function main() {
   const servers: Record<string, { url: string; child: ChildProcess }> = {};
   const launch = async (name: string, argv: (port: number) => string[], env: NodeJS.ProcessEnv, ready: RegExp) => {
     const port = await freePort();
-    servers[name] = { url: `http://127.0.0.1:${port}/v1/postgres/sql`, child: await startProcess(pin("0", argv(port)), env, ready) };
+    servers[name] = { url: `http://127.0.0.1:${port}/v1/postgres/sql`, child: await startProcess(root, pinned(SERVER_CORE, argv(port)), env, ready) };
   };
   for (const [name, extra] of [
     ["gateway", {}],
@@ -111,13 +90,31 @@ async function main() {
     const port = await freePort();
     servers[name] = {
       url: `http://127.0.0.1:${port}/v1/postgres/sql`,
-      child: await startProcess(pin("0", [process.execPath, "bin/hbagate.js", "start"]), gatewayEnv({ ...extra, HBAGATE_PORT: String(port) }), /listening/),
+      child: await startProcess(root, pinned(SERVER_CORE, [process.execPath, "bin/hbagate.js", "start"]), gatewayEnv({ ...extra, HBAGATE_PORT: String(port) }), /listening/),
     };
   }
   for (const kind of ["floor", "naive", "naive-prepared"]) await launch(kind, (p) => node("bench/servers.ts", kind, String(p)), pg, /ready/);
 
+  const load = (server: string, body: unknown, authorization: string | undefined, cores = LOAD_CORE) => {
+    const headers = authorization ? { authorization } : {};
+    const r = runJson(root, pinned(cores, node("bench/load.ts", servers[server]!.url, JSON.stringify(body), JSON.stringify(headers), String(DURATION), String(CONNECTIONS))));
+    return { rps: r.rps!, total: r.total!, bad: r.bad! };
+  };
+  /** Requests per second and the server's CPU per request over the same run. */
+  const loadWithCpu = (server: string, body: unknown, authorization: string | undefined) => {
+    const pid = servers[server]!.child.pid!;
+    const before = cpuMicros(pid);
+    const r = load(server, body, authorization);
+    return { ...r, cpuPerRequest: (cpuMicros(pid) - before) / r.total };
+  };
+  const direct = (query: string, params: string, cores = LOAD_CORE) =>
+    runJson(root, pinned(cores, node("bench/direct.ts", query, params, String(DURATION), String(CONNECTIONS), "true")), pg).rps!;
+  const latency = (server: string, body: unknown, authorization: string | undefined) =>
+    runJson(root, pinned(LOAD_CORE, node("bench/latency.ts", servers[server]!.url, JSON.stringify(body), JSON.stringify(authorization ? { authorization } : {}), String(DURATION))));
+
+  const oneRow = { query: "select $1::int as n", params: [1] };
   const scenarios = [
-    { name: "1 row", body: { query: "select $1::int as n", params: [1] }, direct: ["select $1::int as n", "[1]"] },
+    { name: "1 row", body: oneRow, direct: ["select $1::int as n", "[1]"] },
     { name: "100 rows", body: { query: "select id, v from t where id <= 100" }, direct: ["select id, v from t where id <= 100", "[]"] },
     { name: "10,000 rows", body: { query: "select id, v from t" }, direct: ["select id, v from t", "[]"] },
     { name: "5-statement batch", body: { queries: Array.from({ length: 5 }, (_, i) => ({ query: "select $1::int as n", params: [i] })) }, direct: undefined },
@@ -128,38 +125,96 @@ async function main() {
     { name: "passthrough password, cache off", server: "gateway-nocache", user: basic("benchpw", "bench-pw") },
     { name: "verifier-file SCRAM, cache on", server: "gateway-verifier", user: basic("benchvf", "bench-vf") },
     { name: "verifier-file SCRAM, cache off", server: "gateway-verifier-nocache", user: basic("benchvf", "bench-vf") },
-  ] as const;
+    ...(slapd
+      ? [
+          { name: "LDAP simple bind, cache on", server: "gateway", user: basic("test1", slapd.users.test1.password) },
+          { name: "LDAP simple bind, cache off", server: "gateway-nocache", user: basic("test1", slapd.users.test1.password) },
+        ]
+      : []),
+  ];
 
-  type Row = { scenario: string; rounds: Record<string, number>[] };
-  const rows: Row[] = [];
-  for (const s of scenarios) rows.push({ scenario: s.name, rounds: [] });
-  for (const a of auth) rows.push({ scenario: `auth: ${a.name}`, rounds: [] });
+  const rows: Row[] = scenarios.map((s) => ({ scenario: s.name, rounds: [] }));
+  const authRows: Row[] = auth.map((a) => ({ scenario: a.name, rounds: [] }));
+  const c1: Row = { scenario: "c1 latency", rounds: [] };
+  const unpinned: Row = { scenario: "1 row, unpinned", rounds: [] };
 
   // Every server process starts cold (JIT, tsx's transform cache, pools): warm each one first.
   process.stderr.write("warming up\n");
-  for (const [name, server] of Object.entries(servers)) {
-    const user = name.startsWith("gateway-verifier") ? basic("benchvf", "bench-vf") : basic("benchpw", "bench-pw");
-    load(server.url, scenarios[0].body, { authorization: name === "gateway" ? basic("bench") : user });
+  for (const name of Object.keys(servers)) {
+    const user = name.startsWith("gateway-verifier") ? basic("benchvf", "bench-vf") : name === "gateway" ? basic("bench") : basic("benchpw", "bench-pw");
+    load(name, oneRow, user);
   }
 
   for (let round = 1; round <= ROUNDS; round++) {
     process.stderr.write(`round ${round}/${ROUNDS}\n`);
     for (const [i, s] of scenarios.entries()) {
       const r: Record<string, number> = {};
-      r.gateway = load(servers.gateway!.url, s.body, { authorization: basic("bench") }).rps;
-      r.naive = load(servers.naive!.url, s.body, {}).rps;
-      r.naivePrepared = load(servers["naive-prepared"]!.url, s.body, {}).rps;
-      if (i === 0) r.floor = load(servers.floor!.url, s.body, {}).rps;
-      if (s.direct) r.direct = runJson(pin("1", node("bench/direct.ts", s.direct[0], s.direct[1], String(DURATION), String(CONNECTIONS), "false")), pg).rps!;
+      if (i === 0) {
+        const g = loadWithCpu("gateway", s.body, basic("bench"));
+        const b = loadWithCpu("naive-prepared", s.body, undefined);
+        Object.assign(r, { gateway: g.rps, naivePrepared: b.rps, gatewayCpu: g.cpuPerRequest, naivePreparedCpu: b.cpuPerRequest, bad: g.bad });
+        r.floor = load("floor", s.body, undefined).rps;
+      } else {
+        const g = load("gateway", s.body, basic("bench"));
+        Object.assign(r, { gateway: g.rps, bad: g.bad, naivePrepared: load("naive-prepared", s.body, undefined).rps });
+      }
+      r.naive = load("naive", s.body, undefined).rps;
+      if (s.direct) r.direct = direct(s.direct[0], s.direct[1]);
       rows[i]!.rounds.push(r);
     }
+    // Each authentication method right after a trust run on the same process: ratios of neighbours.
     for (const [j, a] of auth.entries()) {
-      const r = { gateway: load(servers[a.server]!.url, scenarios[0].body, { authorization: a.user }).rps };
-      rows[scenarios.length + j]!.rounds.push(r);
+      const t = j === 0 ? undefined : load("gateway", oneRow, basic("bench"));
+      const g = load(a.server, oneRow, a.user);
+      authRows[j]!.rounds.push({ gateway: g.rps, trust: t?.rps ?? g.rps, bad: g.bad });
     }
+    const lg = latency("gateway", oneRow, basic("bench"));
+    const lb = latency("naive-prepared", oneRow, undefined);
+    c1.rounds.push({ gatewayP50: lg.p50!, naivePreparedP50: lb.p50!, gatewayP99: lg.p99!, naivePreparedP99: lb.p99! });
+  }
+
+  // The same 1-row comparison with nothing pinned: servers, PostgreSQL and load free to use both cores.
+  if (TASKSET) {
+    process.stderr.write("unpinned\n");
+    for (const s of Object.values(servers)) setAffinity(s.child.pid!, "0,1");
+    for (const pid of pgPids()) setAffinity(pid, "0,1");
+    for (let round = 1; round <= ROUNDS; round++) {
+      unpinned.rounds.push({
+        gateway: load("gateway", oneRow, basic("bench"), "0,1").rps,
+        naivePrepared: load("naive-prepared", oneRow, undefined, "0,1").rps,
+        direct: direct("select $1::int as n", "[1]", "0,1"),
+      });
+    }
+    for (const s of Object.values(servers)) setAffinity(s.child.pid!, SERVER_CORE);
+    for (const pid of pgPids()) setAffinity(pid, SERVER_CORE);
   }
 
   const peakKiB = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${servers.gateway!.child.pid}/status`, "utf8"))?.[1] ?? 0);
+  for (const s of Object.values(servers)) s.child.kill();
+
+  // A CPU profile of the 1-row case: where the gateway's time goes.
+  process.stderr.write("profiling\n");
+  const profileDir = join(dir, "profile");
+  const profPort = await freePort();
+  const spawnedAt = Date.now();
+  const profiled = await startProcess(
+    root,
+    pinned(SERVER_CORE, [process.execPath, "--cpu-prof", `--cpu-prof-dir=${profileDir}`, "bin/hbagate.js", "start"]),
+    gatewayEnv({ HBAGATE_PORT: String(profPort) }),
+    /listening/,
+  );
+  servers.profiled = { url: `http://127.0.0.1:${profPort}/v1/postgres/sql`, child: profiled };
+  load("profiled", oneRow, basic("bench"));
+  const window = { fromMs: Date.now() - spawnedAt, toMs: 0 };
+  let profiledRequests = 0;
+  for (let i = 0; i < 3; i++) profiledRequests += load("profiled", oneRow, basic("bench")).total;
+  window.toMs = Date.now() - spawnedAt;
+  const exited = new Promise((resolve) => profiled.once("exit", resolve));
+  profiled.kill("SIGINT");
+  await exited;
+  const profileFile = readdirSync(profileDir).filter((f) => f.endsWith(".cpuprofile")).sort()[0];
+  const profile = profileFile ? summarizeProfile(join(profileDir, profileFile), window, profiledRequests) : [];
+
   const hba = { "10": await hbaDecision(10), "1000": await hbaDecision(1000), "10000": await hbaDecision(10000) };
   const bundle = join(dir, "lambda.mjs");
   execFileSync(process.execPath, ["scripts/build-lambda.mjs", bundle], { cwd: root });
@@ -173,41 +228,29 @@ async function main() {
     importMs.push(Date.now() - t);
   }
 
-  for (const s of Object.values(servers)) s.child.kill();
+  await slapd?.stop();
   await cluster.stop();
 
-  // Ratios within each round, then their median (min–max) over rounds.
-  const ratio = (row: Row, a: string, b: string) => {
-    const xs = row.rounds.filter((r) => r[a] !== undefined && r[b] !== undefined).map((r) => r[a]! / r[b]!);
-    return xs.length ? `${median(xs).toFixed(2)} (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})` : "—";
+  const results: Results = {
+    date: new Date().toISOString(),
+    rounds: ROUNDS,
+    seconds: DURATION,
+    connections: CONNECTIONS,
+    pinned: TASKSET !== undefined,
+    scenarios: rows,
+    auth: authRows,
+    c1,
+    unpinned,
+    profile,
+    hba,
+    bundleKiB,
+    importMs,
+    peakKiB,
+    ldap: slapd !== undefined,
   };
-  const rps = (row: Row, k: string) => {
-    const xs = row.rounds.map((r) => r[k]).filter((x): x is number => x !== undefined);
-    return xs.length ? `${Math.round(median(xs))} (${Math.round(Math.min(...xs))}–${Math.round(Math.max(...xs))})` : "—";
-  };
-  const trust = rows[scenarios.length]!;
-  const lines = [
-    `Run ${new Date().toISOString()}, ${ROUNDS} rounds × ${DURATION} s, ${CONNECTIONS} connections, servers ${taskset ? "pinned to core 0, load to core 1" : "unpinned"}. Medians (min–max).`,
-    "",
-    "| scenario | gateway req/s | ÷ naive | ÷ naive prepared | ÷ direct driver | ÷ HTTP floor |",
-    "|---|---|---|---|---|---|",
-    ...rows.slice(0, scenarios.length).map(
-      (r) => `| ${r.scenario} | ${rps(r, "gateway")} | ${ratio(r, "gateway", "naive")} | ${ratio(r, "gateway", "naivePrepared")} | ${ratio(r, "gateway", "direct")} | ${ratio(r, "gateway", "floor")} |`,
-    ),
-    "",
-    "| authentication (1-row statement) | gateway req/s | ÷ trust |",
-    "|---|---|---|",
-    ...rows.slice(scenarios.length).map((r, j) => {
-      const xs = r.rounds.map((x, k) => x.gateway! / trust.rounds[k]!.gateway!);
-      return `| ${r.scenario.replace("auth: ", "")} | ${rps(r, "gateway")} | ${j === 0 ? "1.00" : `${median(xs).toFixed(2)} (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`} |`;
-    }),
-    "",
-    `hba decision, matching line last: 10 rules ${hba["10"].toFixed(2)} µs, 1,000 rules ${hba["1000"].toFixed(1)} µs, 10,000 rules ${hba["10000"].toFixed(1)} µs (${(hba["10000"] / hba["10"]).toFixed(0)}× the 10-rule decision).`,
-    `Lambda bundle ${bundleKiB.toFixed(0)} KiB; cold import ${median(importMs)} ms (median of 3, including Node's start). Gateway peak RSS after the 10,000-row runs: ${(peakKiB / 1024).toFixed(0)} MiB.`,
-  ];
-  const md = lines.join("\n") + "\n";
+  const md = report(results);
   writeFileSync(join(root, "bench/results/latest.md"), md);
-  writeFileSync(join(root, "bench/results/latest.json"), JSON.stringify({ rows, hba, bundleKiB, importMs, peakKiB }, null, 2) + "\n");
+  writeFileSync(join(root, "bench/results/latest.json"), JSON.stringify(results, null, 2) + "\n");
   process.stdout.write(md);
 }
 

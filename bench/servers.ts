@@ -47,3 +47,4 @@ if (kind === "floor") {
 }
 
 serve({ fetch: app.fetch, hostname: "127.0.0.1", port }, () => process.stdout.write("ready\n"));
+process.on("SIGINT", () => process.exit(0));

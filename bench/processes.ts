@@ -1,0 +1,58 @@
+// Processes the benchmark starts and watches: spawn until ready, run to a
+// JSON line, CPU ticks from /proc, and core affinity with taskset.
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+
+export const TASKSET = existsSync("/usr/bin/taskset") ? "/usr/bin/taskset" : undefined;
+
+/** argv run on `cores` ("0", "1", "0,1") when taskset is there. */
+export const pinned = (cores: string, argv: readonly string[]): string[] => (TASKSET ? [TASKSET, "-c", cores, ...argv] : [...argv]);
+
+export function startProcess(cwd: string, argv: readonly string[], env: NodeJS.ProcessEnv, readyPattern: RegExp): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), { cwd, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    const timer = setTimeout(() => reject(new Error(`not ready: ${argv.join(" ")}\n${out}`)), 60_000);
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      if (readyPattern.test(out)) {
+        clearTimeout(timer);
+        resolve(child);
+      }
+    });
+    child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+    child.once("exit", (code) => reject(new Error(`exited ${code}: ${out}`)));
+  });
+}
+
+/** Run to completion; the last line of its output is JSON. */
+export function runJson(cwd: string, argv: readonly string[], env: NodeJS.ProcessEnv = {}): Record<string, number> {
+  const out = execFileSync(argv[0]!, argv.slice(1), { cwd, env: { ...process.env, ...env }, encoding: "utf8", maxBuffer: 1 << 26 });
+  return JSON.parse(out.trim().split("\n").pop()!) as Record<string, number>;
+}
+
+/** User + system CPU of a process so far, in microseconds (from /proc, 100 ticks a second). */
+export function cpuMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
+/** Move a running process (all its threads) to `cores`. */
+export function setAffinity(pid: number, cores: string): void {
+  if (TASKSET) execFileSync(TASKSET, ["-a", "-cp", cores, String(pid)], { stdio: "ignore" });
+}
+
+/** The postmaster and its children (backends fork from it and inherit its affinity). */
+export function postgresPids(dataDir: string): number[] {
+  const pidFile = join(dataDir, "postmaster.pid");
+  if (!existsSync(pidFile)) return [];
+  const postmaster = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
+  let children: number[] = [];
+  try {
+    children = execFileSync("pgrep", ["-P", String(postmaster)], { encoding: "utf8" }).trim().split("\n").filter(Boolean).map(Number);
+  } catch {
+    // no children listed
+  }
+  return [postmaster, ...children];
+}

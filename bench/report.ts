@@ -1,0 +1,101 @@
+// The benchmark's markdown report: ratios within each round, then their
+// median (min–max) over rounds, and each target of issue 7 with what was
+// measured against it.
+export interface Row {
+  readonly scenario: string;
+  readonly rounds: Record<string, number>[];
+}
+
+export interface Results {
+  readonly date: string;
+  readonly rounds: number;
+  readonly seconds: number;
+  readonly connections: number;
+  readonly pinned: boolean;
+  readonly scenarios: readonly Row[];
+  readonly auth: readonly Row[];
+  readonly c1: Row;
+  readonly unpinned: Row;
+  readonly profile: readonly { bucket: string; usPerRequest: number; share: number }[];
+  readonly hba: Readonly<Record<"10" | "1000" | "10000", number>>;
+  readonly bundleKiB: number;
+  readonly importMs: readonly number[];
+  readonly peakKiB: number;
+  readonly ldap: boolean;
+}
+
+const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+interface Spread {
+  readonly median: number;
+  readonly min: number;
+  readonly max: number;
+}
+
+function spread(xs: readonly number[]): Spread | undefined {
+  return xs.length ? { median: median(xs), min: Math.min(...xs), max: Math.max(...xs) } : undefined;
+}
+
+/** a ÷ b within each round that has both. */
+const ratios = (row: Row, a: string, b: string) => spread(row.rounds.filter((r) => r[a] !== undefined && r[b] !== undefined).map((r) => r[a]! / r[b]!));
+const values = (row: Row, k: string) => spread(row.rounds.map((r) => r[k]).filter((x): x is number => x !== undefined));
+
+const fmt = (s: Spread | undefined, digits = 2) => (s ? `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}–${s.max.toFixed(digits)})` : "—");
+
+export function report(r: Results): string {
+  const oneRow = r.scenarios[0]!;
+  const overTrust = (row: Row) => ratios(row, "gateway", "trust");
+  const c1Gap = spread(r.c1.rounds.map((x) => x.gatewayP50! - x.naivePreparedP50!));
+
+  const targets: [string, Spread | undefined, (m: number) => boolean, string][] = [
+    ["1 row: gateway ÷ prepared naive bridge ≥ 1.2", ratios(oneRow, "gateway", "naivePrepared"), (m) => m >= 1.2, ""],
+    ["1 row: gateway ÷ direct driver ≥ 0.85", ratios(oneRow, "gateway", "direct"), (m) => m >= 0.85, ""],
+    ["1 row: Node CPU per request, gateway ÷ prepared bridge ≤ 1", ratios(oneRow, "gatewayCpu", "naivePreparedCpu"), (m) => m <= 1, ""],
+    ...r.auth
+      .filter((a) => a.scenario.endsWith("cache on"))
+      .map((a): [string, Spread | undefined, (m: number) => boolean, string] => [`${a.scenario}: ÷ trust ≥ 0.9`, overTrust(a), (m) => m >= 0.9, ""]),
+    ["100 rows: gateway ÷ direct driver ≥ 0.8", ratios(r.scenarios[1]!, "gateway", "direct"), (m) => m >= 0.8, ""],
+    ["10,000 rows: gateway ÷ direct driver ≥ 0.8", ratios(r.scenarios[2]!, "gateway", "direct"), (m) => m >= 0.8, ""],
+    ["c1 p50: gateway − prepared bridge ≤ 0.3 ms", c1Gap, (m) => m <= 0.3, " ms"],
+    ["hba decision at 10,000 rules ≤ 5× at 10 rules", spread([r.hba["10000"] / r.hba["10"]]), (m) => m <= 5, "×"],
+    ["hba decision at 10,000 rules < 20 µs", spread([r.hba["10000"]]), (m) => m < 20, " µs"],
+  ];
+
+  const bad = [...r.scenarios, ...r.auth].reduce((n, row) => n + row.rounds.reduce((m, x) => m + (x.bad ?? 0), 0), 0);
+  const lines = [
+    ...(bad > 0 ? [`**${bad} responses were not 200: the figures below are not trustworthy.**`, ""] : []),
+    `Run ${r.date}, ${r.rounds} rounds × ${r.seconds} s, ${r.connections} connections; servers and PostgreSQL ${r.pinned ? "pinned to core 0, load to core 1" : "unpinned (no taskset)"}. Medians (min–max) of per-round figures.`,
+    "",
+    "| scenario | gateway req/s | ÷ naive | ÷ naive prepared | ÷ direct driver | ÷ HTTP floor |",
+    "|---|---|---|---|---|---|",
+    ...r.scenarios.map(
+      (row) =>
+        `| ${row.scenario} | ${fmt(values(row, "gateway"), 0)} | ${fmt(ratios(row, "gateway", "naive"))} | ${fmt(ratios(row, "gateway", "naivePrepared"))} | ${fmt(ratios(row, "gateway", "direct"))} | ${fmt(ratios(row, "gateway", "floor"))} |`,
+    ),
+    "",
+    `Node CPU per 1-row request: gateway ${fmt(values(oneRow, "gatewayCpu"), 0)} µs, prepared naive bridge ${fmt(values(oneRow, "naivePreparedCpu"), 0)} µs.`,
+    `Latency at one connection (c1), p50: gateway ${fmt(values(r.c1, "gatewayP50"))} ms, prepared naive bridge ${fmt(values(r.c1, "naivePreparedP50"))} ms; p99 ${fmt(values(r.c1, "gatewayP99"))} ms and ${fmt(values(r.c1, "naivePreparedP99"))} ms.`,
+    r.unpinned.rounds.length
+      ? `Unpinned (servers, PostgreSQL and load on both cores), 1 row: gateway ${fmt(values(r.unpinned, "gateway"), 0)} req/s, ÷ naive prepared ${fmt(ratios(r.unpinned, "gateway", "naivePrepared"))}, ÷ direct driver ${fmt(ratios(r.unpinned, "gateway", "direct"))}.`
+      : "Unpinned: not measured (no taskset, so every figure above is unpinned).",
+    "",
+    "| authentication (1-row statement) | gateway req/s | ÷ trust (measured just before, same round) |",
+    "|---|---|---|",
+    ...r.auth.map((row, j) => `| ${row.scenario} | ${fmt(values(row, "gateway"), 0)} | ${j === 0 ? "1.00" : fmt(overTrust(row))} |`),
+    ...(r.ldap ? [] : ["", "LDAP: not measured (slapd is not installed)."]),
+    "",
+    `hba decision, matching line last: 10 rules ${r.hba["10"].toFixed(2)} µs, 1,000 rules ${r.hba["1000"].toFixed(1)} µs, 10,000 rules ${r.hba["10000"].toFixed(1)} µs.`,
+    `Lambda bundle ${r.bundleKiB.toFixed(0)} KiB; cold import ${median(r.importMs)} ms (median of 3, including Node's start). Gateway peak RSS after the 10,000-row runs: ${(r.peakKiB / 1024).toFixed(0)} MiB.`,
+    "",
+    "Where the gateway's time goes, 1 row (`node --cpu-prof` of a gateway of its own, main thread, self time per request over three loaded runs after a warm-up; idle is time the core spent elsewhere, mostly in PostgreSQL):",
+    "",
+    "| bucket | µs per request | share |",
+    "|---|---|---|",
+    ...r.profile.map((p) => `| ${p.bucket} | ${p.usPerRequest.toFixed(1)} | ${(p.share * 100).toFixed(0)} % |`),
+    "",
+    "| target (issue 7) | measured | met |",
+    "|---|---|---|",
+    ...targets.map(([name, s, ok, unit]) => `| ${name} | ${s ? fmt(s) + unit : "—"} | ${s ? (ok(s.median) ? "yes" : "**no**") : "—"} |`),
+  ];
+  return lines.join("\n") + "\n";
+}
