@@ -8,6 +8,9 @@ import { fromDriverError, isConnectionLoss } from "../upstream/errors.ts";
 import { parameterText } from "../upstream/json-types.ts";
 import { typeSize } from "./type-sizes.ts";
 import type { Session } from "../upstream/pools.ts";
+import { rowObject, rowWriter } from "./row-json.ts";
+
+type RawValue = Uint8Array | null;
 
 /** PostgreSQL's limit on bind parameters in one statement. */
 const MAX_PARAMS = 65535;
@@ -206,18 +209,28 @@ async function runOne<M extends ResultMode>(
   // Always the extended protocol, parameters or not: one statement per query, as Neon does
   // (postgres.js would use the simple protocol for a query without parameters).
   const extended = { simple: false, prepare } as postgres.UnsafeQueryOptions;
-  const query = mode === "json" ? sql.unsafe(s.query, params, extended) : sql.unsafe(s.query, params, extended).raw();
-  const collect = (row: unknown) => {
+  // Raw rows (each value PostgreSQL's text bytes) in both modes: /v1 writes each row's JSON
+  // itself (row-json.ts), /sql passes the text through.
+  const query = sql.unsafe(s.query, params, extended).raw();
+  let write: ((row: readonly RawValue[]) => string) | undefined | null = null;
+  const collect = (row: RawValue[], columns: postgres.ColumnList<string>) => {
     if (exceeded) return;
-    const value = mode === "json" ? row : (row as (Uint8Array | null)[]).map((v) => (v === null ? null : utf8.decode(v)));
-    const text = JSON.stringify(value);
+    let text: string;
+    if (mode === "json") {
+      if (write === null) write = rowWriter(columns);
+      text = write ? write(row) : JSON.stringify(rowObject(columns, row));
+    } else {
+      text = JSON.stringify(row.map((v) => (v === null ? null : utf8.decode(v))));
+    }
     exceeded = budget.take(text);
     if (exceeded) void query.cancel();
     else rows.push(text);
   };
   let result;
   try {
-    result = await cancellable(query, watch, () => (query as unknown as postgres.PendingQuery<postgres.Row[]>).forEach(collect));
+    result = await cancellable(query, watch, () =>
+      (query as unknown as postgres.PendingQuery<postgres.Row[]>).forEach((row, r) => collect(row as unknown as RawValue[], r.columns)),
+    );
   } catch (err) {
     throw exceeded ?? err;
   }
