@@ -15,7 +15,7 @@ import { forwardedPeer, type TrustedProxies } from "../connection/forwarded.ts";
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
 import { matchHba, type MatchEnvironment } from "../hba/match.ts";
 import type { HbaRule } from "../hba/rule.ts";
-import { parseQueryRequest, runBatch, runSingle, type QueryRequest, type ResponseLimits, type TransactionOptions } from "../query/run.ts";
+import { parseQueryRequest, responseWithinLimits, runBatch, runSingle, type QueryRequest, type ResponseLimits, type TransactionOptions } from "../query/run.ts";
 import { neonError, neonResultJson, neonStatus } from "./neon-format.ts";
 import { resultJson, resultsJson } from "./result-json.ts";
 import type { Pools, Session } from "../upstream/pools.ts";
@@ -73,8 +73,6 @@ function transactionOptions(header: (name: string) => string | undefined): Trans
   };
 }
 
-/** A 200 whose body is JSON text built already (see result-json.ts). */
-const json = (c: Context, text: string) => c.body(text, 200, { "content-type": "application/json" });
 
 function errorBody(e: GatewayError) {
   return { error: e.fields };
@@ -154,6 +152,9 @@ export function createApp(deps: GatewayDeps): Hono {
     const { database, user } = caller.facts;
     return (fn) => deps.pools.use(database, user, caller.password, caller.startup, fn);
   }
+
+  /** A 200 whose body is JSON text built already (see result-json.ts), measured against the response limit. */
+  const json = (c: Context, text: string) => c.body(responseWithinLimits(text, deps.responseLimits), 200, { "content-type": "application/json" });
 
   const peerOf = (c: Context) => forwardedPeer(deps.peer(c), (name) => c.req.header(name), deps.trustedProxies);
 

@@ -8,7 +8,6 @@ import { fromDriverError, isConnectionLoss } from "../upstream/errors.ts";
 import { parameterText } from "../upstream/json-types.ts";
 import { typeSize } from "./type-sizes.ts";
 import type { Session } from "../upstream/pools.ts";
-import { rowObject, rowWriter } from "./row-json.ts";
 
 type RawValue = Uint8Array | null;
 
@@ -61,8 +60,7 @@ export interface StatementResult {
   readonly command: string;
   readonly rowCount: number | null;
   readonly fields: readonly { readonly name: string; readonly dataTypeID: number }[];
-  /** Each row's JSON text: an object of typed values. */
-  readonly rowsJson: readonly string[];
+  readonly rows: readonly Record<string, unknown>[];
 }
 
 /** Rows as arrays of PostgreSQL's text output, with Neon's field metadata (/sql). */
@@ -161,24 +159,51 @@ export interface ResponseLimits {
   readonly maxBytes: number;
 }
 
+/**
+ * A row's JSON length as the limit counts it while rows stream in: exact but
+ * for escapes in strings and keys, which only add. Serialising every row just
+ * to measure it cost as much again as the response itself; the whole
+ * response is measured exactly once it is built (responseWithinLimits).
+ */
+function jsonLength(row: Record<string, unknown>): number {
+  let n = 2;
+  for (const key in row) {
+    const v = row[key];
+    n += key.length + 4;
+    if (typeof v === "string") n += v.length + 2;
+    else if (typeof v === "number") n += String(v).length;
+    else if (typeof v === "boolean") n += v ? 4 : 5;
+    else if (v === null) n += 4;
+    else n += JSON.stringify(v)?.length ?? 4;
+  }
+  return n;
+}
+
+const bytesExceeded = (limits: ResponseLimits) =>
+  gatewayError(SQLSTATE.configurationLimitExceeded, `the response exceeds the limit of ${limits.maxBytes} bytes`, {
+    hint: "Select fewer columns or rows.",
+  });
+
+/** The response text, or 53400 when it is over the byte limit (escaping can take it past what streaming counted). */
+export function responseWithinLimits(text: string, limits: ResponseLimits): string {
+  if (text.length > limits.maxBytes) throw bytesExceeded(limits);
+  return text;
+}
+
 class Budget {
   rows = 0;
   bytes = 0;
   constructor(private readonly limits: ResponseLimits) {}
   /** undefined while within limits; the error to report once past them. */
-  take(rowJson: string): GatewayError | undefined {
+  take(size: number): GatewayError | undefined {
     this.rows += 1;
-    this.bytes += rowJson.length + 1;
+    this.bytes += size + 1;
     if (this.rows > this.limits.maxRows) {
       return gatewayError(SQLSTATE.configurationLimitExceeded, `the result exceeds the limit of ${this.limits.maxRows} rows`, {
         hint: "Add a LIMIT, or page through the result.",
       });
     }
-    if (this.bytes > this.limits.maxBytes) {
-      return gatewayError(SQLSTATE.configurationLimitExceeded, `the response exceeds the limit of ${this.limits.maxBytes} bytes`, {
-        hint: "Select fewer columns or rows.",
-      });
-    }
+    if (this.bytes > this.limits.maxBytes) return bytesExceeded(this.limits);
     return undefined;
   }
 }
@@ -204,32 +229,34 @@ async function runOne<M extends ResultMode>(
   prepare: boolean,
 ): Promise<ResultOf<M>> {
   const params = (s.params ?? []).map(parameterText) as postgres.ParameterOrJSON<never>[];
-  const rows: string[] = [];
+  const rows: unknown[] = [];
   let exceeded: GatewayError | undefined;
   // Always the extended protocol, parameters or not: one statement per query, as Neon does
   // (postgres.js would use the simple protocol for a query without parameters).
   const extended = { simple: false, prepare } as postgres.UnsafeQueryOptions;
-  // Raw rows (each value PostgreSQL's text bytes) in both modes: /v1 writes each row's JSON
-  // itself (row-json.ts), /sql passes the text through.
-  const query = sql.unsafe(s.query, params, extended).raw();
-  let write: ((row: readonly RawValue[]) => string) | undefined | null = null;
-  const collect = (row: RawValue[], columns: postgres.ColumnList<string>) => {
+  // /v1: rows as postgres.js builds them, serialised once with the response. /sql: raw rows,
+  // PostgreSQL's text passed through (each row serialised as it arrives).
+  const query = mode === "json" ? sql.unsafe(s.query, params, extended) : sql.unsafe(s.query, params, extended).raw();
+  const collect = (row: unknown) => {
     if (exceeded) return;
-    let text: string;
+    let value: unknown;
+    let size: number;
     if (mode === "json") {
-      if (write === null) write = rowWriter(columns);
-      text = write ? write(row) : JSON.stringify(rowObject(columns, row));
+      value = row;
+      size = jsonLength(row as Record<string, unknown>);
     } else {
-      text = JSON.stringify(row.map((v) => (v === null ? null : utf8.decode(v))));
+      const text = JSON.stringify((row as RawValue[]).map((v) => (v === null ? null : utf8.decode(v))));
+      value = text;
+      size = text.length;
     }
-    exceeded = budget.take(text);
+    exceeded = budget.take(size);
     if (exceeded) void query.cancel();
-    else rows.push(text);
+    else rows.push(value);
   };
   let result;
   try {
     result = await cancellable(query, watch, () =>
-      (query as unknown as postgres.PendingQuery<postgres.Row[]>).forEach((row, r) => collect(row as unknown as RawValue[], r.columns)),
+      (query as unknown as postgres.PendingQuery<postgres.Row[]>).forEach(collect),
     );
   } catch (err) {
     throw exceeded ?? err;
@@ -240,11 +267,11 @@ async function runOne<M extends ResultMode>(
       command: result.command,
       rowCount: result.count ?? null,
       fields: (result.columns ?? []).map((c) => ({ name: c.name, dataTypeID: c.type })),
-      rowsJson: rows,
+      rows: rows as Record<string, unknown>[],
     };
     return out as ResultOf<M>;
   }
-  const out: TextResult = { command: result.command, rowCount: result.count ?? null, fields: textFields(result.columns), rowsJson: rows };
+  const out: TextResult = { command: result.command, rowCount: result.count ?? null, fields: textFields(result.columns), rowsJson: rows as string[] };
   return out as ResultOf<M>;
 }
 

@@ -248,6 +248,9 @@ describe("gateway main path", () => {
     const bytes = await ask("select repeat('x', 100) from generate_series(1, 50)");
     assert.deepEqual([bytes.status, bytes.json.error.code], [507, "53400"]);
     assert.match(bytes.json.error.message, /2000 bytes/);
+    // Counted while streaming as 400 characters; escaped, the response is over 2,000.
+    const escaped = await ask("select repeat(chr(1), 400) as s");
+    assert.deepEqual([escaped.status, escaped.json.error.code], [507, "53400"]);
     // The connection is still good afterwards.
     assert.equal((await ask("select 1")).status, 200);
   });
