@@ -73,7 +73,6 @@ function transactionOptions(header: (name: string) => string | undefined): Trans
   };
 }
 
-
 function errorBody(e: GatewayError) {
   return { error: e.fields };
 }
@@ -173,11 +172,11 @@ export function createApp(deps: GatewayDeps): Hono {
     const caller = identifyCaller(peerOf(c), c.req.param("database"), c.req.header("authorization"), deps.caller);
     const request = await readRequest(c);
     const withPool = await connect(caller);
-    const signal = () => c.req.raw.signal;
+    const disconnect = () => c.req.raw.signal;
     const limits = deps.responseLimits;
-    if (request.kind === "single") return json(c, resultJson(await withPool((session) => runSingle(session, request.statement, "json", limits, signal))));
+    if (request.kind === "single") return json(c, resultJson(await withPool((session) => runSingle(session, request.statement, "json", limits, disconnect))));
     const options = transactionOptions(c.req.header.bind(c.req));
-    return json(c, resultsJson((await withPool((session) => runBatch(session, request.statements, options, "json", limits, signal))).map(resultJson)));
+    return json(c, resultsJson((await withPool((session) => runBatch(session, request.statements, options, "json", limits, disconnect))).map(resultJson)));
   });
 
   // Neon's SQL-over-HTTP endpoint, answered as Neon does so its clients work unmodified.
@@ -187,11 +186,11 @@ export function createApp(deps: GatewayDeps): Hono {
       const caller = callerFor(peerOf(c), target.database, target.user, target.password, startupParameters(target.parameters));
       const request = await readRequest(c);
       const withPool = await connect(caller);
-      const signal = () => c.req.raw.signal;
+      const disconnect = () => c.req.raw.signal;
       const limits = deps.responseLimits;
-      if (request.kind === "single") return json(c, neonResultJson(await withPool((session) => runSingle(session, request.statement, "text", limits, signal))));
+      if (request.kind === "single") return json(c, neonResultJson(await withPool((session) => runSingle(session, request.statement, "text", limits, disconnect))));
       const options = transactionOptions(c.req.header.bind(c.req));
-      const results = await withPool((session) => runBatch(session, request.statements, options, "text", limits, signal));
+      const results = await withPool((session) => runBatch(session, request.statements, options, "text", limits, disconnect));
       return json(c, resultsJson(results.map(neonResultJson)));
     } catch (err) {
       if (!(err instanceof GatewayError)) throw err;

@@ -51,11 +51,7 @@ export interface TransactionOptions {
   readonly deferrable?: boolean;
 }
 
-/**
- * Rows as JSON objects with typed values (/v1). Each row is kept as its JSON
- * text: it was serialised once to be counted against the response limits, and
- * that text goes into the response as it is.
- */
+/** Rows as JSON objects with typed values (/v1), serialised once, with the whole response. */
 export interface StatementResult {
   readonly command: string;
   readonly rowCount: number | null;
