@@ -18,6 +18,8 @@ export interface Results {
   readonly unpinned: Row;
   readonly profile: readonly { bucket: string; usPerRequest: number; share: number }[];
   readonly hba: Readonly<Record<"10" | "1000" | "10000", number>>;
+  /** The gateway's own per-request steps, in-process, microseconds. */
+  readonly own?: Readonly<Record<string, number>>;
   readonly bundleKiB: number;
   readonly importMs: readonly number[];
   readonly peakKiB: number;
@@ -73,13 +75,17 @@ export function report(r: Results): string {
         `| ${row.scenario} | ${fmt(values(row, "gateway"), 0)} | ${fmt(ratios(row, "gateway", "naive"))} | ${fmt(ratios(row, "gateway", "naivePrepared"))} | ${fmt(ratios(row, "gateway", "direct"))} | ${fmt(ratios(row, "gateway", "floor"))} |`,
     ),
     "",
+    `The HTTP floor (a bare Hono server answering with as many bytes as the gateway does) ÷ the direct driver: ${r.scenarios
+      .filter((row) => row.rounds.some((x) => x.direct !== undefined && x.floor !== undefined))
+      .map((row) => `${row.scenario} ${fmt(ratios(row, "floor", "direct"))}`)
+      .join(", ")}. A ratio to the direct driver above the floor's is out of reach of any HTTP server on this machine.`,
     `Node CPU per 1-row request: gateway ${fmt(values(oneRow, "gatewayCpu"), 0)} µs, prepared naive bridge ${fmt(values(oneRow, "naivePreparedCpu"), 0)} µs.`,
     `Latency at one connection (c1), p50: gateway ${fmt(values(r.c1, "gatewayP50"))} ms, prepared naive bridge ${fmt(values(r.c1, "naivePreparedP50"))} ms; p99 ${fmt(values(r.c1, "gatewayP99"))} ms and ${fmt(values(r.c1, "naivePreparedP99"))} ms.`,
     r.unpinned.rounds.length
       ? `Unpinned (servers, PostgreSQL and load on both cores), 1 row: gateway ${fmt(values(r.unpinned, "gateway"), 0)} req/s, ÷ naive prepared ${fmt(ratios(r.unpinned, "gateway", "naivePrepared"))}, ÷ direct driver ${fmt(ratios(r.unpinned, "gateway", "direct"))}.`
       : "Unpinned: not measured (no taskset, so every figure above is unpinned).",
     "",
-    "| authentication (1-row statement) | gateway req/s | ÷ trust (measured just before, same round) |",
+    "| authentication (1-row statement) | gateway req/s | ÷ trust (trust, method, method, trust in each round) |",
     "|---|---|---|",
     ...r.auth.map((row, j) => `| ${row.scenario} | ${fmt(values(row, "gateway"), 0)} | ${j === 0 ? "1.00" : fmt(overTrust(row))} |`),
     ...(r.ldap ? [] : ["", "LDAP: not measured (slapd is not installed)."]),
@@ -93,6 +99,12 @@ export function report(r: Results): string {
     "|---|---|---|",
     ...r.profile.map((p) => `| ${p.bucket} | ${p.usPerRequest.toFixed(1)} | ${(p.share * 100).toFixed(0)} % |`),
     "",
+    ...(r.own
+      ? [
+          `The gateway's own work per 1-row request, in-process without I/O (bench/own-work.ts): ${(["identity", "parse", "hba", "verifyTrust", "pool", "response"] as const).reduce((n, k) => n + (r.own![k] ?? 0), 0).toFixed(1)} µs with trust, ${(r.own.verifyPasswordCached! - r.own.verifyTrust!).toFixed(1)} µs more for a cached password: ${Object.entries(r.own).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", ")} µs.`,
+          "",
+        ]
+      : []),
     "| target (issue 7) | measured | met |",
     "|---|---|---|",
     ...targets.map(([name, s, ok, unit]) => `| ${name} | ${s ? fmt(s) + unit : "—"} | ${s ? (ok(s.median) ? "yes" : "**no**") : "—"} |`),

@@ -18,6 +18,7 @@ import { freePort } from "../test/harness/process.ts";
 import { BASE_DN, slapdAvailable, startSlapd, type Slapd } from "../test/harness/slapd.ts";
 import { cpuMicros, pinned, postgresPids, runJson, setAffinity, startProcess, TASKSET } from "./processes.ts";
 import { summarizeProfile } from "./profile-summary.ts";
+import { ownWork } from "./own-work.ts";
 import { report, type Results, type Row } from "./report.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -95,8 +96,8 @@ async function main() {
   }
   for (const kind of ["floor", "naive", "naive-prepared"]) await launch(kind, (p) => node("bench/servers.ts", kind, String(p)), pg, /ready/);
 
-  const load = (server: string, body: unknown, authorization: string | undefined, cores = LOAD_CORE) => {
-    const headers = authorization ? { authorization } : {};
+  const load = (server: string, body: unknown, authorization: string | undefined, cores = LOAD_CORE, extra: Record<string, string> = {}) => {
+    const headers = { ...extra, ...(authorization ? { authorization } : {}) };
     const r = runJson(root, pinned(cores, node("bench/load.ts", servers[server]!.url, JSON.stringify(body), JSON.stringify(headers), String(DURATION), String(CONNECTIONS))));
     return { rps: r.rps!, total: r.total!, bad: r.bad! };
   };
@@ -107,7 +108,8 @@ async function main() {
     const r = load(server, body, authorization);
     return { ...r, cpuPerRequest: (cpuMicros(pid) - before) / r.total };
   };
-  const direct = (query: string, params: string, cores = LOAD_CORE) =>
+  // The direct driver runs where the servers do, beside PostgreSQL: it is a server's ceiling.
+  const direct = (query: string, params: string, cores = SERVER_CORE) =>
     runJson(root, pinned(cores, node("bench/direct.ts", query, params, String(DURATION), String(CONNECTIONS), "true")), pg).rps!;
   const latency = (server: string, body: unknown, authorization: string | undefined) =>
     runJson(root, pinned(LOAD_CORE, node("bench/latency.ts", servers[server]!.url, JSON.stringify(body), JSON.stringify(authorization ? { authorization } : {}), String(DURATION))));
@@ -133,6 +135,13 @@ async function main() {
       : []),
   ];
 
+  // The floor answers each scenario with as many bytes as the gateway's response to it.
+  const responseBytes = await Promise.all(
+    scenarios.map(async (s) => {
+      const res = await fetch(servers.gateway!.url, { method: "POST", headers: { authorization: basic("bench"), "content-type": "application/json" }, body: JSON.stringify(s.body) });
+      return String((await res.arrayBuffer()).byteLength);
+    }),
+  );
   const rows: Row[] = scenarios.map((s) => ({ scenario: s.name, rounds: [] }));
   const authRows: Row[] = auth.map((a) => ({ scenario: a.name, rounds: [] }));
   const c1: Row = { scenario: "c1 latency", rounds: [] };
@@ -153,20 +162,28 @@ async function main() {
         const g = loadWithCpu("gateway", s.body, basic("bench"));
         const b = loadWithCpu("naive-prepared", s.body, undefined);
         Object.assign(r, { gateway: g.rps, naivePrepared: b.rps, gatewayCpu: g.cpuPerRequest, naivePreparedCpu: b.cpuPerRequest, bad: g.bad });
-        r.floor = load("floor", s.body, undefined).rps;
       } else {
         const g = load("gateway", s.body, basic("bench"));
         Object.assign(r, { gateway: g.rps, bad: g.bad, naivePrepared: load("naive-prepared", s.body, undefined).rps });
       }
+      r.floor = load("floor", s.body, undefined, LOAD_CORE, { "x-floor-bytes": responseBytes[i]! }).rps;
       r.naive = load("naive", s.body, undefined).rps;
       if (s.direct) r.direct = direct(s.direct[0], s.direct[1]);
       rows[i]!.rounds.push(r);
     }
-    // Each authentication method right after a trust run on the same process: ratios of neighbours.
+    // Each method against trust on the same process, in the order trust, method, method, trust
+    // (ABBA): neighbouring runs drift less than whole rounds, and the order cancels out.
     for (const [j, a] of auth.entries()) {
-      const t = j === 0 ? undefined : load("gateway", oneRow, basic("bench"));
-      const g = load(a.server, oneRow, a.user);
-      authRows[j]!.rounds.push({ gateway: g.rps, trust: t?.rps ?? g.rps, bad: g.bad });
+      if (j === 0) {
+        const t = load("gateway", oneRow, basic("bench"));
+        authRows[0]!.rounds.push({ gateway: t.rps, trust: t.rps, bad: t.bad });
+        continue;
+      }
+      const t1 = load("gateway", oneRow, basic("bench"));
+      const m1 = load(a.server, oneRow, a.user);
+      const m2 = load(a.server, oneRow, a.user);
+      const t2 = load("gateway", oneRow, basic("bench"));
+      authRows[j]!.rounds.push({ gateway: (m1.rps + m2.rps) / 2, trust: (t1.rps + t2.rps) / 2, bad: m1.bad + m2.bad });
     }
     const lg = latency("gateway", oneRow, basic("bench"));
     const lb = latency("naive-prepared", oneRow, undefined);
@@ -215,6 +232,7 @@ async function main() {
   const profileFile = readdirSync(profileDir).filter((f) => f.endsWith(".cpuprofile")).sort()[0];
   const profile = profileFile ? summarizeProfile(join(profileDir, profileFile), window, profiledRequests) : [];
 
+  const own = await ownWork();
   const hba = { "10": await hbaDecision(10), "1000": await hbaDecision(1000), "10000": await hbaDecision(10000) };
   const bundle = join(dir, "lambda.mjs");
   execFileSync(process.execPath, ["scripts/build-lambda.mjs", bundle], { cwd: root });
@@ -242,6 +260,7 @@ async function main() {
     c1,
     unpinned,
     profile,
+    own,
     hba,
     bundleKiB,
     importMs,
@@ -254,4 +273,11 @@ async function main() {
   process.stdout.write(md);
 }
 
-await main();
+if (process.argv.includes("--report-only")) {
+  // Rewrite the markdown from the last run's JSON (after a change to the report's wording).
+  const results = JSON.parse(readFileSync(join(root, "bench/results/latest.json"), "utf8")) as Results;
+  writeFileSync(join(root, "bench/results/latest.md"), report(results));
+  process.stdout.write(report(results));
+} else {
+  await main();
+}

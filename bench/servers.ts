@@ -2,6 +2,8 @@
 // (`node --import tsx bench/servers.ts KIND PORT`) so the load generator never
 // shares an event loop with what it measures.
 //   floor           a bare Hono server answering a parsed POST with fixed JSON
+//                   (as many bytes as the x-floor-bytes header asks, so each
+//                   scenario has a floor with the gateway's response size)
 //   naive           ~30 lines of Hono + postgres.js sql.unsafe(query, params) -> {rows}, no auth
 //   naive-prepared  the same with {prepare: true}
 import { serve } from "@hono/node-server";
@@ -13,9 +15,20 @@ const port = Number(portText);
 const app = new Hono();
 
 if (kind === "floor") {
+  const bodies = new Map<number, string>();
+  const sized = (n: number) => {
+    let body = bodies.get(n);
+    if (body === undefined) {
+      body = JSON.stringify({ rows: [{ answer: "x".repeat(Math.max(0, n - 24)) }] });
+      bodies.set(n, body);
+    }
+    return body;
+  };
   app.post("/v1/:db/sql", async (c) => {
     await c.req.json();
-    return c.json({ rows: [{ answer: 42 }] });
+    const bytes = c.req.header("x-floor-bytes");
+    if (bytes === undefined) return c.json({ rows: [{ answer: 42 }] });
+    return c.body(sized(Number(bytes)), 200, { "content-type": "application/json" });
   });
 } else if (kind === "naive" || kind === "naive-prepared") {
   const sql = postgres({
