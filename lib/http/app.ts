@@ -15,7 +15,17 @@ import { forwardedPeer, type TrustedProxies } from "../connection/forwarded.ts";
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
 import { matchHba, type MatchEnvironment } from "../hba/match.ts";
 import type { HbaRule } from "../hba/rule.ts";
-import { parseQueryRequest, responseWithinLimits, runBatch, runSingle, type QueryRequest, type ResponseLimits, type TransactionOptions } from "../query/run.ts";
+import {
+  parseQueryRequest,
+  responseWithinLimits,
+  runBatch,
+  runSingle,
+  type QueryRequest,
+  type ResponseLimits,
+  type ResultMode,
+  type ResultOf,
+  type TransactionOptions,
+} from "../query/run.ts";
 import { neonError, neonResultJson, neonStatus } from "./neon-format.ts";
 import { resultJson, resultsJson } from "./result-json.ts";
 import type { Pools, Session } from "../upstream/pools.ts";
@@ -73,6 +83,9 @@ function transactionOptions(header: (name: string) => string | undefined): Trans
   };
 }
 
+/** Runs a function on the caller's pool (a lease held throughout). */
+type WithPool = <T>(fn: (session: Session) => Promise<T>) => Promise<T>;
+
 function errorBody(e: GatewayError) {
   return { error: e.fields };
 }
@@ -118,7 +131,7 @@ export function createApp(deps: GatewayDeps): Hono {
   });
 
   /** request -> identity -> rule -> verification -> pool: the same for every framing. */
-  async function connect(caller: Caller): Promise<<T>(fn: (session: Session) => Promise<T>) => Promise<T>> {
+  async function connect(caller: Caller): Promise<WithPool> {
     // One snapshot per request: a reload meanwhile does not mix two configurations.
     const rules = deps.rules();
     const verifierFile = deps.verifierFile();
@@ -168,15 +181,20 @@ export function createApp(deps: GatewayDeps): Hono {
     return parseQueryRequest(raw);
   }
 
+  /** Run the statement or batch on the caller's pool; each framing formats a result its own way. */
+  async function answer<M extends ResultMode>(c: Context, request: QueryRequest, withPool: WithPool, mode: M, format: (r: ResultOf<M>) => string): Promise<Response> {
+    const disconnect = () => c.req.raw.signal;
+    const limits = deps.responseLimits;
+    if (request.kind === "single") return json(c, format(await withPool((session) => runSingle(session, request.statement, mode, limits, disconnect))));
+    const options = transactionOptions(c.req.header.bind(c.req));
+    const results = await withPool((session) => runBatch(session, request.statements, options, mode, limits, disconnect));
+    return json(c, resultsJson(results.map(format)));
+  }
+
   app.post("/v1/:database/sql", async (c) => {
     const caller = identifyCaller(peerOf(c), c.req.param("database"), c.req.header("authorization"), deps.caller);
     const request = await readRequest(c);
-    const withPool = await connect(caller);
-    const disconnect = () => c.req.raw.signal;
-    const limits = deps.responseLimits;
-    if (request.kind === "single") return json(c, resultJson(await withPool((session) => runSingle(session, request.statement, "json", limits, disconnect))));
-    const options = transactionOptions(c.req.header.bind(c.req));
-    return json(c, resultsJson((await withPool((session) => runBatch(session, request.statements, options, "json", limits, disconnect))).map(resultJson)));
+    return answer(c, request, await connect(caller), "json", resultJson);
   });
 
   // Neon's SQL-over-HTTP endpoint, answered as Neon does so its clients work unmodified.
@@ -185,13 +203,7 @@ export function createApp(deps: GatewayDeps): Hono {
       const target = parseNeonConnectionString(c.req.header("neon-connection-string"));
       const caller = callerFor(peerOf(c), target.database, target.user, target.password, startupParameters(target.parameters));
       const request = await readRequest(c);
-      const withPool = await connect(caller);
-      const disconnect = () => c.req.raw.signal;
-      const limits = deps.responseLimits;
-      if (request.kind === "single") return json(c, neonResultJson(await withPool((session) => runSingle(session, request.statement, "text", limits, disconnect))));
-      const options = transactionOptions(c.req.header.bind(c.req));
-      const results = await withPool((session) => runBatch(session, request.statements, options, "text", limits, disconnect));
-      return json(c, resultsJson(results.map(neonResultJson)));
+      return await answer(c, request, await connect(caller), "text", neonResultJson);
     } catch (err) {
       if (!(err instanceof GatewayError)) throw err;
       return c.json(neonError(err), neonStatus(err.code) as 400);

@@ -79,7 +79,7 @@ export interface TextField {
 }
 
 export type ResultMode = "json" | "text";
-type ResultOf<M extends ResultMode> = M extends "json" ? StatementResult : TextResult;
+export type ResultOf<M extends ResultMode> = M extends "json" ? StatementResult : TextResult;
 
 export function parseQueryRequest(value: unknown): QueryRequest {
   const parsed = Body.safeParse(value);
