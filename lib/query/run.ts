@@ -120,11 +120,26 @@ const WATCH_AFTER_MS = 20;
 
 const disconnected = () => gatewayError(SQLSTATE.queryCanceled, "canceling statement due to client disconnect");
 
+/**
+ * Cancel a running statement with a CancelRequest. postgres.js's
+ * Query.cancel() drops the promise of that request, and the promise rejects
+ * when the server cannot be reached (restarting, a network cut): an unhandled
+ * rejection, which ends a Node process. Its canceller is called here instead
+ * and the failure ignored: the statement then runs on to statement_timeout.
+ */
+function cancelStatement(query: object): void {
+  const q = query as { canceller?: ((query: object) => Promise<void>) | null };
+  const canceller = q.canceller;
+  if (typeof canceller !== "function") return;
+  q.canceller = null;
+  canceller(query).catch(() => {});
+}
+
 /** A caller who goes away cancels the statement on the server (a CancelRequest), not just the wait. */
-async function cancellable<T>(query: { cancel(): unknown }, watch: Watch | undefined, run: () => Promise<T>): Promise<T> {
+async function cancellable<T>(query: object, watch: Watch | undefined, run: () => Promise<T>): Promise<T> {
   if (!watch) return run();
   if (watch.signal?.aborted) throw disconnected();
-  const cancel = () => void query.cancel();
+  const cancel = () => cancelStatement(query);
   let signal: AbortSignal | undefined;
   const timer = setTimeout(() => {
     signal = watch.signal ??= watch.disconnect();
@@ -246,7 +261,7 @@ async function runOne<M extends ResultMode>(
       size = text.length;
     }
     exceeded = budget.take(size);
-    if (exceeded) void query.cancel();
+    if (exceeded) cancelStatement(query);
     else rows.push(value);
   };
   let result;

@@ -2,6 +2,7 @@
 // who disconnects cancels the statement on the server.
 import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
+import { connect as tcpConnect, createServer, type AddressInfo, type Socket } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { createApp } from "../../lib/http/app.ts";
 import { nodePeer, startListeners, type Listening } from "../../lib/node/listeners.ts";
@@ -142,5 +143,50 @@ describe("pools under load and disconnects", () => {
     assert.ok(batch instanceof GatewayError, String(batch));
     assert.equal(batch.code, "57014");
     assert.ok(Date.now() - started < 10_000, "neither waited for pg_sleep(30)");
+  });
+
+  test("a cancel that cannot reach the server does not take the process down", async () => {
+    // A TCP proxy in front of PostgreSQL: once it stops accepting, the running session goes on,
+    // but the CancelRequest (a new connection) is refused.
+    const sockets = new Set<Socket>();
+    const proxy = createServer((client) => {
+      const upstream = tcpConnect(cluster.port, "127.0.0.1");
+      for (const s of [client, upstream]) {
+        sockets.add(s);
+        s.on("error", () => {
+          client.destroy();
+          upstream.destroy();
+        });
+      }
+      client.pipe(upstream).pipe(client);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    const viaProxy = testPools((proxy.address() as AddressInfo).port, { max: 1, statementTimeout: 1500 });
+    const rejections: unknown[] = [];
+    const onRejection = (e: unknown) => rejections.push(e);
+    process.on("unhandledRejection", onRejection);
+    try {
+      const marker = `select pg_sleep(5) /* unreachable-cancel-${Date.now()} */`;
+      const gone = new AbortController();
+      const limits = { maxRows: 10, maxBytes: 1 << 20 };
+      const outcome = viaProxy
+        .use("postgres", "r1", undefined, {}, (session) => runSingle(session, { query: marker }, "json", limits, () => gone.signal))
+        .then(() => undefined, (e: unknown) => e);
+      const running = async () =>
+        (await cluster.sql<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where query = ${marker} and state = 'active'`)[0]!.n;
+      for (let i = 0; i < 100 && (await running()) === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 50)); // past the point where the statement watches for disconnects
+      proxy.close();
+      gone.abort();
+      const error = await outcome;
+      assert.ok(error instanceof GatewayError, String(error));
+      assert.equal(error.code, "57014", "the statement ran on to its statement_timeout");
+      await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(rejections, [], "no unhandled rejection from the failed CancelRequest");
+    } finally {
+      process.off("unhandledRejection", onRejection);
+      for (const s of sockets) s.destroy();
+      await viaProxy.close();
+    }
   });
 });
