@@ -195,9 +195,30 @@ const bytesExceeded = (limits: ResponseLimits) =>
     hint: "Select fewer columns or rows.",
   });
 
-/** The response text, or 53400 when it is over the byte limit (escaping can take it past what streaming counted). */
+/** UTF-8 bytes of a string: 1 to 3 per UTF-16 unit, 4 per surrogate pair. */
+function utf8Length(text: string): number {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
+
+/**
+ * The response text, or 53400 when its UTF-8 bytes are over the limit.
+ * Streaming counted characters before escaping, a lower bound: the built
+ * response is measured exactly, scanning it only when it could be over
+ * (UTF-8 takes at least one byte and at most three per UTF-16 unit).
+ */
 export function responseWithinLimits(text: string, limits: ResponseLimits): string {
   if (text.length > limits.maxBytes) throw bytesExceeded(limits);
+  if (text.length * 3 > limits.maxBytes && utf8Length(text) > limits.maxBytes) throw bytesExceeded(limits);
   return text;
 }
 

@@ -251,6 +251,13 @@ describe("gateway main path", () => {
     // Counted while streaming as 400 characters; escaped, the response is over 2,000.
     const escaped = await ask("select repeat(chr(1), 400) as s");
     assert.deepEqual([escaped.status, escaped.json.error.code], [507, "53400"]);
+    // Bytes are UTF-8 bytes: 900 characters of three bytes each, 2,700 bytes.
+    const wide = await ask("select repeat('€', 900) as s");
+    assert.deepEqual([wide.status, wide.json.error.code], [507, "53400"]);
+    const astral = await ask("select repeat('🎉', 400) as s"); // 4 bytes each (a surrogate pair), 1,600 + framing
+    assert.equal(astral.status, 200);
+    const astralOver = await ask("select repeat('🎉', 500) as s"); // 2,000 + framing
+    assert.deepEqual([astralOver.status, astralOver.json.error.code], [507, "53400"]);
     // The connection is still good afterwards.
     assert.equal((await ask("select 1")).status, 200);
   });
