@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url";
 import { freePort, unprivilegedUser, type RunAs } from "./process.ts";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { chmod, chown, mkdir, mkdtemp, open, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { connect, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -112,6 +112,25 @@ export interface Blackhole {
   close(): Promise<void>;
 }
 
+
+/**
+ * SIGSTOP takes effect asynchronously, thread by thread: wait (synchronously,
+ * briefly) until every thread of the process is stopped, so a request sent
+ * right after pause() cannot be answered by a thread still running.
+ */
+function waitStopped(pid: number): void {
+  const deadline = Date.now() + 2000;
+  const tick = new Int32Array(new SharedArrayBuffer(4));
+  try {
+    while (Date.now() < deadline) {
+      const states = readdirSync(`/proc/${pid}/task`).map((t) => readFileSync(`/proc/${pid}/task/${t}/stat`, "utf8").replace(/^.*\) /, "")[0]);
+      if (states.every((state) => state === "T" || state === "t")) return;
+      Atomics.wait(tick, 0, 0, 1);
+    }
+  } catch {
+    // the process is gone: nothing left to wait for
+  }
+}
 
 export function slapdAvailable(): boolean {
   return existsSync(SLAPD) && existsSync(SLAPADD) && existsSync(join(SCHEMA_DIR, "nis.schema"));
@@ -426,7 +445,10 @@ export async function startSlapd(): Promise<Slapd> {
       logPath,
       readLog: () => readFile(logPath, "utf8"),
       pause() {
-        if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGSTOP");
+        if (proc.exitCode === null && proc.signalCode === null) {
+          proc.kill("SIGSTOP");
+          waitStopped(pid);
+        }
       },
       resume() {
         if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGCONT");
