@@ -17,8 +17,8 @@ const MAX_CANDIDATES = 1000;
 
 export class PreparedStatements {
   private readonly prepared = new Set<string>();
-  /** Least recently seen first (a Map iterates in insertion order). */
-  private readonly candidates = new Map<string, true>();
+  /** Least recently seen first (a Set iterates in insertion order). */
+  private readonly candidates = new Set<string>();
 
   constructor(private readonly max: number) {}
 
@@ -35,7 +35,7 @@ export class PreparedStatements {
       this.prepared.add(query);
       return true;
     }
-    this.candidates.set(query, true);
+    this.candidates.add(query);
     if (this.candidates.size > MAX_CANDIDATES) this.candidates.delete(this.candidates.keys().next().value!);
     return false;
   }
