@@ -8,6 +8,7 @@ import { fromDriverError, isConnectionLoss } from "../upstream/errors.ts";
 import { parameterText } from "../upstream/json-types.ts";
 import { typeSize } from "./type-sizes.ts";
 import type { Session } from "../upstream/pools.ts";
+import type { CancelRequests } from "../upstream/cancel-requests.ts";
 
 type RawValue = Uint8Array | null;
 
@@ -120,26 +121,10 @@ const WATCH_AFTER_MS = 20;
 
 const disconnected = () => gatewayError(SQLSTATE.queryCanceled, "canceling statement due to client disconnect");
 
-/**
- * Cancel a running statement with a CancelRequest. postgres.js's
- * Query.cancel() drops the promise of that request, and the promise rejects
- * when the server cannot be reached (restarting, a network cut): an unhandled
- * rejection, which ends a Node process. Its canceller is called here instead
- * and the failure ignored: the statement then runs on to statement_timeout.
- */
-function cancelStatement(query: object): void {
-  const q = query as { canceller?: ((query: object) => Promise<void>) | null };
-  const canceller = q.canceller;
-  if (typeof canceller !== "function") return;
-  q.canceller = null;
-  canceller(query).catch(() => {});
-}
-
 /** A caller who goes away cancels the statement on the server (a CancelRequest), not just the wait. */
-async function cancellable<T>(query: object, watch: Watch | undefined, run: () => Promise<T>): Promise<T> {
+async function cancellable<T>(watch: Watch | undefined, cancel: () => void, run: () => Promise<T>): Promise<T> {
   if (!watch) return run();
   if (watch.signal?.aborted) throw disconnected();
-  const cancel = () => cancelStatement(query);
   let signal: AbortSignal | undefined;
   const timer = setTimeout(() => {
     signal = watch.signal ??= watch.disconnect();
@@ -259,6 +244,7 @@ async function runOne<M extends ResultMode>(
   budget: Budget,
   watch: Watch | undefined,
   prepare: boolean,
+  cancels: CancelRequests,
 ): Promise<ResultOf<M>> {
   const params = (s.params ?? []).map(parameterText) as postgres.ParameterOrJSON<never>[];
   const rows: unknown[] = [];
@@ -269,6 +255,8 @@ async function runOne<M extends ResultMode>(
   // /v1: rows as postgres.js builds them, serialised once with the response. /sql: raw rows,
   // PostgreSQL's text passed through (each row serialised as it arrives).
   const query = mode === "json" ? sql.unsafe(s.query, params, extended) : sql.unsafe(s.query, params, extended).raw();
+  let cancelled: Promise<void> | undefined;
+  const cancel = () => void (cancelled ??= cancels.send(query));
   const collect = (row: unknown) => {
     if (exceeded) return;
     let value: unknown;
@@ -282,16 +270,17 @@ async function runOne<M extends ResultMode>(
       size = text.length;
     }
     exceeded = budget.take(size);
-    if (exceeded) cancelStatement(query);
+    if (exceeded) cancel();
     else rows.push(value);
   };
   let result;
   try {
-    result = await cancellable(query, watch, () =>
-      (query as unknown as postgres.PendingQuery<postgres.Row[]>).forEach(collect),
-    );
+    result = await cancellable(watch, cancel, () => (query as unknown as postgres.PendingQuery<postgres.Row[]>).forEach(collect));
   } catch (err) {
     throw exceeded ?? err;
+  } finally {
+    // The connection is not let go of while the cancel could still reach it (CancelRequests).
+    if (cancelled) await cancelled;
   }
   if (exceeded) throw exceeded;
   if (mode === "json") {
@@ -321,9 +310,10 @@ export async function runSingle<M extends ResultMode>(
   disconnect?: Disconnect,
 ): Promise<ResultOf<M>> {
   try {
+    await session.cancels.settled();
     // Outside a transaction postgres.js re-prepares a statement that DDL invalidated
     // ("cached plan must not change result type") and retries it: the caller never sees it.
-    return await runOne(session.sql, s, mode, new Budget(limits), disconnect && { disconnect }, session.prepare(s.query));
+    return await runOne(session.sql, s, mode, new Budget(limits), disconnect && { disconnect }, session.prepare(s.query), session.cancels);
   } catch (err) {
     throw fromDriverError(err);
   }
@@ -345,6 +335,7 @@ export async function runBatch<M extends ResultMode>(
   // session needs no ROLLBACK: the server discards the transaction itself.
   let tx: postgres.ReservedSql;
   try {
+    await session.cancels.settled();
     tx = await session.sql.reserve();
   } catch (err) {
     throw fromDriverError(err);
@@ -355,7 +346,7 @@ export async function runBatch<M extends ResultMode>(
     const out: ResultOf<M>[] = [];
     // Unprepared: inside a transaction, a prepared statement that DDL invalidated cannot be
     // retried (the transaction is already aborted), so a batch would fail where it need not.
-    for (const s of statements) out.push(await runOne(tx, s, mode, budget, watch, false));
+    for (const s of statements) out.push(await runOne(tx, s, mode, budget, watch, false, session.cancels));
     await tx.unsafe("commit", [], plain);
     return out;
   } catch (err) {

@@ -8,6 +8,7 @@ import { fromDriverError, isConnectionLoss } from "./errors.ts";
 import { jsonTypes } from "./json-types.ts";
 import type { StartupParameters } from "../connection/caller.ts";
 import { PreparedStatements } from "./prepared-statements.ts";
+import { CancelRequests } from "./cancel-requests.ts";
 
 export interface UpstreamSettings {
   readonly host: string;
@@ -54,6 +55,8 @@ export interface Session {
   readonly sql: postgres.Sql;
   /** Whether to run `query` as a named prepared statement (counts the sighting). */
   prepare(query: string): boolean;
+  /** CancelRequests in flight on these connections; new statements wait for them. */
+  readonly cancels: CancelRequests;
 }
 
 interface Entry {
@@ -259,7 +262,7 @@ export class Pools {
       });
       const created: Entry = {
         sql,
-        session: { sql, prepare: (query) => statements.shouldPrepare(query) },
+        session: { sql, prepare: (query) => statements.shouldPrepare(query), cancels: new CancelRequests(this.settings.connectTimeout * 1000) },
         password: undefined,
         configured: undefined,
         leases: 1,
