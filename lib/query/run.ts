@@ -7,7 +7,10 @@ import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
 import { fromDriverError, isConnectionLoss } from "../upstream/errors.ts";
 import { parameterText } from "../upstream/json-types.ts";
 import { typeSize } from "./type-sizes.ts";
-import type { Session } from "../upstream/pools.ts";
+import type { Session } from "../upstream/session.ts";
+import { Budget, jsonLength, type ResponseLimits } from "./limits.ts";
+
+export { responseWithinLimits, type ResponseLimits } from "./limits.ts";
 import type { CancelRequests } from "../upstream/cancel-requests.ts";
 
 type RawValue = Uint8Array | null;
@@ -145,86 +148,6 @@ interface Watch {
   signal?: AbortSignal;
 }
 
-/**
- * Limits on what one response may carry, shared by every statement of a
- * batch. Rows are counted as they arrive, so a runaway result is cancelled on
- * the server instead of being buffered whole.
- */
-export interface ResponseLimits {
-  readonly maxRows: number;
-  readonly maxBytes: number;
-}
-
-/**
- * A row's JSON length as the limit counts it while rows stream in: exact but
- * for escapes in strings and keys, which only add. Serialising every row just
- * to measure it cost as much again as the response itself; the whole
- * response is measured exactly once it is built (responseWithinLimits).
- */
-function jsonLength(row: Record<string, unknown>): number {
-  let n = 2;
-  for (const key in row) {
-    const v = row[key];
-    n += key.length + 4;
-    if (typeof v === "string") n += v.length + 2;
-    else if (typeof v === "number") n += String(v).length;
-    else if (typeof v === "boolean") n += v ? 4 : 5;
-    else if (v === null) n += 4;
-    else n += JSON.stringify(v)?.length ?? 4;
-  }
-  return n;
-}
-
-const bytesExceeded = (limits: ResponseLimits) =>
-  gatewayError(SQLSTATE.configurationLimitExceeded, `the response exceeds the limit of ${limits.maxBytes} bytes`, {
-    hint: "Select fewer columns or rows.",
-  });
-
-/** UTF-8 bytes of a string: 1 to 3 per UTF-16 unit, 4 per surrogate pair. */
-function utf8Length(text: string): number {
-  let n = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x80) n += 1;
-    else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-      n += 4;
-      i++;
-    } else n += 3;
-  }
-  return n;
-}
-
-/**
- * The response text, or 53400 when its UTF-8 bytes are over the limit.
- * Streaming counted characters before escaping, a lower bound: the built
- * response is measured exactly, scanning it only when it could be over
- * (UTF-8 takes at least one byte and at most three per UTF-16 unit).
- */
-export function responseWithinLimits(text: string, limits: ResponseLimits): string {
-  if (text.length > limits.maxBytes) throw bytesExceeded(limits);
-  if (text.length * 3 > limits.maxBytes && utf8Length(text) > limits.maxBytes) throw bytesExceeded(limits);
-  return text;
-}
-
-class Budget {
-  rows = 0;
-  bytes = 0;
-  constructor(private readonly limits: ResponseLimits) {}
-  /** undefined while within limits; the error to report once past them. */
-  take(size: number): GatewayError | undefined {
-    this.rows += 1;
-    this.bytes += size + 1;
-    if (this.rows > this.limits.maxRows) {
-      return gatewayError(SQLSTATE.configurationLimitExceeded, `the result exceeds the limit of ${this.limits.maxRows} rows`, {
-        hint: "Add a LIMIT, or page through the result.",
-      });
-    }
-    if (this.bytes > this.limits.maxBytes) return bytesExceeded(this.limits);
-    return undefined;
-  }
-}
-
 const textFields = (columns: postgres.ColumnList<string> | undefined): TextField[] =>
   (columns ?? []).map((c) => ({
     name: c.name,
@@ -256,7 +179,8 @@ async function runOne<M extends ResultMode>(
   // PostgreSQL's text passed through (each row serialised as it arrives).
   const query = mode === "json" ? sql.unsafe(s.query, params, extended) : sql.unsafe(s.query, params, extended).raw();
   let cancelled: Promise<void> | undefined;
-  const cancel = () => void (cancelled ??= cancels.send(query));
+  let finished = false;
+  const cancel = () => void (cancelled ??= cancels.send(query, () => finished));
   const collect = (row: unknown) => {
     if (exceeded) return;
     let value: unknown;
@@ -277,8 +201,15 @@ async function runOne<M extends ResultMode>(
   try {
     result = await cancellable(watch, cancel, () => (query as unknown as postgres.PendingQuery<postgres.Row[]>).forEach(collect));
   } catch (err) {
-    throw exceeded ?? err;
+    if (exceeded) throw exceeded;
+    if (isCancelled(err)) {
+      // Ours: the caller left. (postgres.js reports one taken off its queue as a plain Error.)
+      if (cancelled) throw disconnected();
+      if (cancels.mayHaveHit(query)) throw new StrayCancel(err);
+    }
+    throw err;
   } finally {
+    finished = true;
     // The connection is not let go of while the cancel could still reach it (CancelRequests).
     if (cancelled) await cancelled;
   }
@@ -296,6 +227,36 @@ async function runOne<M extends ResultMode>(
   return out as ResultOf<M>;
 }
 
+/** A statement ended by a cancel meant for another (CancelRequests): its runner runs it again, once. */
+class StrayCancel extends Error {
+  constructor(readonly error: unknown) {
+    super("ended by a cancel meant for another statement");
+  }
+}
+
+const isCancelled = (err: unknown) => (err as { code?: unknown } | null)?.code === SQLSTATE.queryCanceled;
+
+/**
+ * Run `attempt` once more if a cancel meant for another statement ended it.
+ * A cancelled statement outside a transaction, or a cancelled batch, has
+ * rolled back, so nothing runs twice (but for what never rolls back, such as
+ * a sequence's nextval).
+ */
+async function retryingStray<T>(session: Session, attempt: () => Promise<T>): Promise<T> {
+  try {
+    await session.holds.passed();
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!(err instanceof StrayCancel)) throw err;
+    }
+    await session.holds.passed();
+    return await attempt();
+  } catch (err) {
+    throw fromDriverError(err instanceof StrayCancel ? err.error : err);
+  }
+}
+
 function beginMode(o: TransactionOptions): string {
   return [o.isolation ? `isolation level ${o.isolation}` : "", o.readOnly ? "read only" : "", o.deferrable ? "deferrable" : ""]
     .filter(Boolean)
@@ -309,17 +270,25 @@ export async function runSingle<M extends ResultMode>(
   limits: ResponseLimits,
   disconnect?: Disconnect,
 ): Promise<ResultOf<M>> {
-  try {
-    await session.cancels.settled();
-    // Outside a transaction postgres.js re-prepares a statement that DDL invalidated
-    // ("cached plan must not change result type") and retries it: the caller never sees it.
-    return await runOne(session.sql, s, mode, new Budget(limits), disconnect && { disconnect }, session.prepare(s.query), session.cancels);
-  } catch (err) {
-    throw fromDriverError(err);
-  }
+  // Outside a transaction postgres.js re-prepares a statement that DDL invalidated
+  // ("cached plan must not change result type") and retries it: the caller never sees it.
+  return retryingStray(session, () =>
+    runOne(session.sql, s, mode, new Budget(limits), disconnect && { disconnect }, session.prepare(s.query), session.cancels),
+  );
 }
 
 export async function runBatch<M extends ResultMode>(
+  session: Session,
+  statements: readonly Statement[],
+  options: TransactionOptions,
+  mode: M,
+  limits: ResponseLimits,
+  disconnect?: Disconnect,
+): Promise<ResultOf<M>[]> {
+  return retryingStray(session, () => runTransaction(session, statements, options, mode, limits, disconnect));
+}
+
+async function runTransaction<M extends ResultMode>(
   session: Session,
   statements: readonly Statement[],
   options: TransactionOptions,
@@ -333,26 +302,28 @@ export async function runBatch<M extends ResultMode>(
   // when the server dies mid-batch, postgres.js's begin() still writes a ROLLBACK to the
   // dead socket, which throws out of a timer and would take the process down. A lost
   // session needs no ROLLBACK: the server discards the transaction itself.
-  let tx: postgres.ReservedSql;
-  try {
-    await session.cancels.settled();
-    tx = await session.sql.reserve();
-  } catch (err) {
-    throw fromDriverError(err);
-  }
+  const tx = await session.reserve();
   const plain = { simple: false } as postgres.UnsafeQueryOptions;
+  const control = async (text: string) => {
+    const q = tx.unsafe(text, [], plain);
+    try {
+      await q;
+    } catch (err) {
+      throw isCancelled(err) && session.cancels.mayHaveHit(q) ? new StrayCancel(err) : err;
+    }
+  };
   try {
-    await tx.unsafe(`begin ${beginMode(options)}`, [], plain);
+    await control(`begin ${beginMode(options)}`);
     const out: ResultOf<M>[] = [];
     // Unprepared: inside a transaction, a prepared statement that DDL invalidated cannot be
     // retried (the transaction is already aborted), so a batch would fail where it need not.
     for (const s of statements) out.push(await runOne(tx, s, mode, budget, watch, false, session.cancels));
-    await tx.unsafe("commit", [], plain);
+    await control("commit");
     return out;
   } catch (err) {
-    const e = err instanceof GatewayError ? err : fromDriverError(err);
+    const e = err instanceof GatewayError ? err : fromDriverError(err instanceof StrayCancel ? err.error : err);
     if (!isConnectionLoss(e.code)) await tx.unsafe("rollback", [], plain).catch(() => {});
-    throw e;
+    throw err instanceof StrayCancel ? err : e;
   } finally {
     tx.release();
   }

@@ -6,19 +6,41 @@
 // signalled between statements drops the cancel before it reads the next one.
 // So a statement's own runner waits for its cancel to be delivered before it
 // lets go of the connection, and new statements on the pool wait until no
-// cancel is in flight. Cancels are rare (a response limit, a caller gone):
-// the common path costs one check of an empty set.
+// cancel is in flight (Holds). Cancels are rare (a response limit, a caller
+// gone): the common path costs one check of an empty set.
+//
+// With pipelining, statements already queued on the connection behind the
+// cancelled one cannot be held back. One of them that the cancel ends
+// instead is recognised (mayHaveHit) and run again by its caller's runner.
+import type { Holds } from "./holds.ts";
 
-/** The part of a postgres.js query this needs: its canceller, set while it can be cancelled. */
+/** The parts of a postgres.js query this reads: its canceller, its backend, whether it is the one running. */
 interface Cancellable {
   canceller?: ((query: object) => Promise<void>) | null;
+  state?: { readonly pid?: number };
+  active?: boolean;
+}
+
+/** How long after a cancel reached a backend a 57014 there is taken for its doing. */
+const STRAY_WINDOW_MS = 1000;
+/** How often a statement waiting in a pipeline is looked at, to cancel it once it runs. */
+const PIPELINE_POLL_MS = 5;
+/** Backends remembered; older entries with nothing pending are dropped past this. */
+const MAX_BACKENDS = 256;
+
+interface Backend {
+  pending: number;
+  deliveredAt: number;
 }
 
 export class CancelRequests {
-  private readonly inFlight = new Set<Promise<void>>();
+  private readonly backends = new Map<number, Backend>();
 
   /** `deliveryTimeoutMs` bounds the wait on a server that does not answer (a cut network). */
-  constructor(private readonly deliveryTimeoutMs: number) {}
+  constructor(
+    private readonly holds: Holds,
+    private readonly deliveryTimeoutMs: number,
+  ) {}
 
   /**
    * Send a CancelRequest for `query`; the promise settles once it is
@@ -27,31 +49,71 @@ export class CancelRequests {
    * it rejects unhandled, which ends a Node process. A cancel that cannot be
    * delivered leaves the statement to statement_timeout.
    */
-  send(query: object): Promise<void> {
+  send(query: object, finished: () => boolean): Promise<void> {
     const q = query as Cancellable;
+    if (typeof q.canceller !== "function") return Promise.resolve();
+    // Queued behind another statement in its connection's pipeline: postgres.js would skip it and
+    // take the server's answer to it for the next statement's. It is cancelled once it runs.
+    if (q.state && !q.active) return this.once(q, finished);
     const canceller = q.canceller;
-    if (typeof canceller !== "function") return Promise.resolve();
     q.canceller = null;
+    // Not yet on a connection (no state): postgres.js takes it off its queue, nothing is sent.
+    const sent = q.state !== undefined;
+    const backend = this.backend(q.state?.pid);
+    if (backend) backend.pending++;
+    const delivered = canceller(query)
+      .catch(() => {})
+      .finally(() => {
+        if (!backend) return;
+        backend.pending--;
+        backend.deliveredAt = performance.now();
+      });
     let timer: ReturnType<typeof setTimeout> | undefined;
     const givenUp = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, this.deliveryTimeoutMs);
       (timer as { unref?: () => void }).unref?.();
     });
-    const sent: Promise<void> = Promise.race([canceller(query).catch(() => {}), givenUp]).finally(() => {
-      clearTimeout(timer);
-      this.inFlight.delete(sent);
+    const settled = Promise.race([delivered, givenUp]).finally(() => clearTimeout(timer));
+    if (sent) this.holds.add(settled);
+    return settled;
+  }
+
+  private once(q: Cancellable, finished: () => boolean): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const poll = () => {
+        if (finished()) resolve();
+        else if (q.active) void this.send(q, finished).then(resolve);
+        else setTimeout(poll, PIPELINE_POLL_MS);
+      };
+      setTimeout(poll, PIPELINE_POLL_MS);
     });
-    this.inFlight.add(sent);
-    return sent;
   }
 
-  /** undefined when no cancel is in flight; otherwise settles once none is. */
-  settled(): Promise<void> | undefined {
-    return this.inFlight.size === 0 ? undefined : this.drain();
+  /**
+   * Whether a statement that failed with 57014 may have been ended by a
+   * cancel meant for another: one is on its way to the same backend, or
+   * reached it a moment ago. (statement_timeout is 57014 too; one that
+   * coincides with such a cancel is run again, and times out again.)
+   */
+  mayHaveHit(query: object): boolean {
+    const pid = (query as Cancellable).state?.pid;
+    const b = pid === undefined ? undefined : this.backends.get(pid);
+    return b !== undefined && (b.pending > 0 || performance.now() - b.deliveredAt < STRAY_WINDOW_MS);
   }
 
-  private async drain(): Promise<void> {
-    // A cancel sent while waiting is for a statement on another connection, which may finish first.
-    while (this.inFlight.size > 0) await Promise.all(this.inFlight);
+  private backend(pid: number | undefined): Backend | undefined {
+    if (pid === undefined) return undefined;
+    let b = this.backends.get(pid);
+    if (!b) {
+      if (this.backends.size >= MAX_BACKENDS) this.forgetOld();
+      b = { pending: 0, deliveredAt: -Infinity };
+      this.backends.set(pid, b);
+    }
+    return b;
+  }
+
+  private forgetOld(): void {
+    const now = performance.now();
+    for (const [pid, b] of this.backends) if (b.pending === 0 && now - b.deliveredAt >= STRAY_WINDOW_MS) this.backends.delete(pid);
   }
 }

@@ -8,7 +8,9 @@ import { fromDriverError, isConnectionLoss } from "./errors.ts";
 import { jsonTypes } from "./json-types.ts";
 import type { StartupParameters } from "../connection/caller.ts";
 import { PreparedStatements } from "./prepared-statements.ts";
-import { CancelRequests } from "./cancel-requests.ts";
+import { createSession, type Session } from "./session.ts";
+
+export type { Session } from "./session.ts";
 
 export interface UpstreamSettings {
   readonly host: string;
@@ -36,6 +38,14 @@ export interface UpstreamSettings {
   readonly statementTimeout: number;
   /** Distinct statements a pool may run as prepared statements (0: none); default 100. */
   readonly preparedStatements?: number;
+  /**
+   * Statements that may be in flight on one connection once all of a pool's
+   * connections are busy (PostgreSQL's pipeline) instead of waiting for one
+   * to be free; default 1 (none pipelined). Several callers' statements then
+   * share a write and a read, and PostgreSQL reads them in one go; a
+   * statement can wait behind a slow one on its connection.
+   */
+  readonly pipelineDepth?: number;
   /** TLS to the upstream (postgres.js `ssl`): false, "require", or verification options. */
   readonly ssl?: false | "require" | { readonly ca: string; readonly rejectUnauthorized: true };
 }
@@ -49,15 +59,6 @@ export interface RoleCredentials {
 }
 
 const NO_CREDENTIALS: RoleCredentials = { password: async () => undefined, refresh: async () => false };
-
-/** A pool as a request sees it: the connections, and which statements to prepare on them. */
-export interface Session {
-  readonly sql: postgres.Sql;
-  /** Whether to run `query` as a named prepared statement (counts the sighting). */
-  prepare(query: string): boolean;
-  /** CancelRequests in flight on these connections; new statements wait for them. */
-  readonly cancels: CancelRequests;
-}
 
 interface Entry {
   readonly sql: postgres.Sql;
@@ -207,7 +208,7 @@ export class Pools {
    * (maxQueue) and time (queueTimeoutMs), then 53300.
    */
   private slot(entry: Entry): Promise<void> {
-    if (entry.active < this.settings.max) {
+    if (entry.active < this.settings.max * this.depth) {
       entry.active++;
       return Promise.resolve();
     }
@@ -227,6 +228,10 @@ export class Pools {
       }, this.queueTimeoutMs());
       entry.queue.push(granted);
     });
+  }
+
+  private get depth(): number {
+    return this.settings.pipelineDepth ?? 1;
   }
 
   private queueTimeoutMs(): number {
@@ -255,6 +260,8 @@ export class Pools {
         ...base,
         connection: { ...base.connection, ...startup },
         max: this.settings.max,
+        // postgres.js's bound on a connection's pipeline (read by its options parser, absent from its types).
+        ...({ max_pipeline: this.depth } as object),
         // Each query says whether it is prepared; postgres.js ignores that unless the pool allows it.
         prepare: preparable > 0,
         // A role with configured credentials logs in with them; otherwise with the caller's own password.
@@ -262,7 +269,7 @@ export class Pools {
       });
       const created: Entry = {
         sql,
-        session: { sql, prepare: (query) => statements.shouldPrepare(query), cancels: new CancelRequests(this.settings.connectTimeout * 1000) },
+        session: createSession(sql, statements, { pipelined: this.depth > 1, cancelDeliveryTimeoutMs: this.settings.connectTimeout * 1000 }),
         password: undefined,
         configured: undefined,
         leases: 1,
