@@ -53,11 +53,16 @@ export function report(r: Results): string {
     ["1 row: gateway ÷ prepared naive bridge ≥ 1.2", ratios(oneRow, "gateway", "naivePrepared"), (m) => m >= 1.2, ""],
     ["1 row: gateway ÷ direct driver ≥ 0.85", ratios(oneRow, "gateway", "direct"), (m) => m >= 0.85, ""],
     ["1 row: Node CPU per request, gateway ÷ prepared bridge ≤ 1", ratios(oneRow, "gatewayCpu", "naivePreparedCpu"), (m) => m <= 1, ""],
+    ["1 row, pipelined: gateway ÷ prepared naive bridge ≥ 1.2", ratios(oneRow, "pipelined", "naivePrepared"), (m) => m >= 1.2, ""],
+    ["1 row, pipelined: gateway ÷ direct driver ≥ 0.85", ratios(oneRow, "pipelined", "direct"), (m) => m >= 0.85, ""],
+    ["1 row, pipelined: Node CPU per request ÷ prepared bridge ≤ 1", ratios(oneRow, "pipelinedCpu", "naivePreparedCpu"), (m) => m <= 1, ""],
     ...r.auth
       .filter((a) => a.scenario.endsWith("cache on"))
       .map((a): [string, Spread | undefined, (m: number) => boolean, string] => [`${a.scenario}: ÷ trust ≥ 0.9`, overTrust(a), (m) => m >= 0.9, ""]),
     ["100 rows: gateway ÷ direct driver ≥ 0.8", ratios(r.scenarios[1]!, "gateway", "direct"), (m) => m >= 0.8, ""],
     ["10,000 rows: gateway ÷ direct driver ≥ 0.8", ratios(r.scenarios[2]!, "gateway", "direct"), (m) => m >= 0.8, ""],
+    ["100 rows, pipelined: gateway ÷ direct driver ≥ 0.8", ratios(r.scenarios[1]!, "pipelined", "direct"), (m) => m >= 0.8, ""],
+    ["10,000 rows, pipelined: gateway ÷ direct driver ≥ 0.8", ratios(r.scenarios[2]!, "pipelined", "direct"), (m) => m >= 0.8, ""],
     ["c1 p50: gateway − prepared bridge ≤ 0.3 ms", c1Gap, (m) => m <= 0.3, " ms"],
     ["hba decision at 10,000 rules ≤ 5× at 10 rules", spread([r.hba["10000"] / r.hba["10"]]), (m) => m <= 5, "×"],
     ["hba decision at 10,000 rules < 20 µs", spread([r.hba["10000"]]), (m) => m < 20, " µs"],
@@ -75,14 +80,29 @@ export function report(r: Results): string {
         `| ${row.scenario} | ${fmt(values(row, "gateway"), 0)} | ${fmt(ratios(row, "gateway", "naive"))} | ${fmt(ratios(row, "gateway", "naivePrepared"))} | ${fmt(ratios(row, "gateway", "direct"))} | ${fmt(ratios(row, "gateway", "floor"))} |`,
     ),
     "",
+    ...(oneRow.rounds.some((x) => x.pipelined !== undefined)
+      ? [
+          `Pipelined: the gateway with one connection per pool and every caller's statement on its pipeline (\`HBAGATE_POOL_MAX=1\`, \`HBAGATE_PIPELINE_DEPTH=${r.connections}\`); the default above pipelines nothing. Batches are left out: each needs a connection of its own.`,
+          "",
+          "| scenario | pipelined req/s | ÷ gateway default | ÷ naive prepared | ÷ direct driver |",
+          "|---|---|---|---|---|",
+          ...r.scenarios
+            .filter((row) => row.rounds.some((x) => x.pipelined !== undefined))
+            .map(
+              (row) =>
+                `| ${row.scenario} | ${fmt(values(row, "pipelined"), 0)} | ${fmt(ratios(row, "pipelined", "gateway"))} | ${fmt(ratios(row, "pipelined", "naivePrepared"))} | ${fmt(ratios(row, "pipelined", "direct"))} |`,
+            ),
+          "",
+        ]
+      : []),
     `The HTTP floor (a bare Hono server answering with as many bytes as the gateway does) ÷ the direct driver: ${r.scenarios
       .filter((row) => row.rounds.some((x) => x.direct !== undefined && x.floor !== undefined))
       .map((row) => `${row.scenario} ${fmt(ratios(row, "floor", "direct"))}`)
       .join(", ")}. A ratio to the direct driver above the floor's is out of reach of any HTTP server on this machine.`,
-    `Node CPU per 1-row request: gateway ${fmt(values(oneRow, "gatewayCpu"), 0)} µs, prepared naive bridge ${fmt(values(oneRow, "naivePreparedCpu"), 0)} µs.`,
+    `Node CPU per 1-row request: gateway ${fmt(values(oneRow, "gatewayCpu"), 0)} µs, pipelined ${fmt(values(oneRow, "pipelinedCpu"), 0)} µs, prepared naive bridge ${fmt(values(oneRow, "naivePreparedCpu"), 0)} µs.`,
     `Latency at one connection (c1), p50: gateway ${fmt(values(r.c1, "gatewayP50"))} ms, prepared naive bridge ${fmt(values(r.c1, "naivePreparedP50"))} ms; p99 ${fmt(values(r.c1, "gatewayP99"))} ms and ${fmt(values(r.c1, "naivePreparedP99"))} ms.`,
     r.unpinned.rounds.length
-      ? `Unpinned (servers, PostgreSQL and load on both cores), 1 row: gateway ${fmt(values(r.unpinned, "gateway"), 0)} req/s, ÷ naive prepared ${fmt(ratios(r.unpinned, "gateway", "naivePrepared"))}, ÷ direct driver ${fmt(ratios(r.unpinned, "gateway", "direct"))}.`
+      ? `Unpinned (servers, PostgreSQL and load on both cores), 1 row: gateway ${fmt(values(r.unpinned, "gateway"), 0)} req/s, ÷ naive prepared ${fmt(ratios(r.unpinned, "gateway", "naivePrepared"))}, ÷ direct driver ${fmt(ratios(r.unpinned, "gateway", "direct"))}; pipelined ${fmt(values(r.unpinned, "pipelined"), 0)} req/s, ÷ naive prepared ${fmt(ratios(r.unpinned, "pipelined", "naivePrepared"))}, ÷ direct driver ${fmt(ratios(r.unpinned, "pipelined", "direct"))}.`
       : "Unpinned: not measured (no taskset, so every figure above is unpinned).",
     "",
     "| authentication (1-row statement) | gateway req/s | ÷ trust (trust, method, method, trust in each round) |",

@@ -87,6 +87,8 @@ async function main() {
     ["gateway-nocache", { HBAGATE_VERIFIED_TTL_MS: "0" }],
     ["gateway-verifier", { HBAGATE_VERIFIER_FILE: join(dir, "verifiers.txt") }],
     ["gateway-verifier-nocache", { HBAGATE_VERIFIER_FILE: join(dir, "verifiers.txt"), HBAGATE_VERIFIED_TTL_MS: "0" }],
+    // Every caller's statement on one connection's pipeline (PostgreSQL has one core here).
+    ["gateway-pipelined", { HBAGATE_POOL_MAX: "1", HBAGATE_PIPELINE_DEPTH: String(CONNECTIONS) }],
   ] as const) {
     const port = await freePort();
     servers[name] = {
@@ -150,7 +152,7 @@ async function main() {
   // Every server process starts cold (JIT, tsx's transform cache, pools): warm each one first.
   process.stderr.write("warming up\n");
   for (const name of Object.keys(servers)) {
-    const user = name.startsWith("gateway-verifier") ? basic("benchvf", "bench-vf") : name === "gateway" ? basic("bench") : basic("benchpw", "bench-pw");
+    const user = name.startsWith("gateway-verifier") ? basic("benchvf", "bench-vf") : name === "gateway-nocache" ? basic("benchpw", "bench-pw") : basic("bench");
     load(name, oneRow, user);
   }
 
@@ -161,10 +163,16 @@ async function main() {
       if (i === 0) {
         const g = loadWithCpu("gateway", s.body, basic("bench"));
         const b = loadWithCpu("naive-prepared", s.body, undefined);
-        Object.assign(r, { gateway: g.rps, naivePrepared: b.rps, gatewayCpu: g.cpuPerRequest, naivePreparedCpu: b.cpuPerRequest, bad: g.bad });
+        const p = loadWithCpu("gateway-pipelined", s.body, basic("bench"));
+        Object.assign(r, { gateway: g.rps, naivePrepared: b.rps, gatewayCpu: g.cpuPerRequest, naivePreparedCpu: b.cpuPerRequest, pipelined: p.rps, pipelinedCpu: p.cpuPerRequest, bad: g.bad + p.bad });
       } else {
         const g = load("gateway", s.body, basic("bench"));
         Object.assign(r, { gateway: g.rps, bad: g.bad, naivePrepared: load("naive-prepared", s.body, undefined).rps });
+        // A batch needs a connection of its own: with one connection, batches run one at a time.
+        if (!("queries" in s.body)) {
+          const p = load("gateway-pipelined", s.body, basic("bench"));
+          Object.assign(r, { pipelined: p.rps, bad: r.bad! + p.bad });
+        }
       }
       r.floor = load("floor", s.body, undefined, LOAD_CORE, { "x-floor-bytes": responseBytes[i]! }).rps;
       r.naive = load("naive", s.body, undefined).rps;
@@ -198,6 +206,7 @@ async function main() {
     for (let round = 1; round <= ROUNDS; round++) {
       unpinned.rounds.push({
         gateway: load("gateway", oneRow, basic("bench"), "0,1").rps,
+        pipelined: load("gateway-pipelined", oneRow, basic("bench"), "0,1").rps,
         naivePrepared: load("naive-prepared", oneRow, undefined, "0,1").rps,
         direct: direct("select $1::int as n", "[1]", "0,1"),
       });
