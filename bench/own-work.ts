@@ -8,6 +8,7 @@ import { memorySource } from "../lib/config/source.ts";
 import { loadHba } from "../lib/hba/load.ts";
 import { matchHba } from "../lib/hba/match.ts";
 import { resultJson } from "../lib/http/result-json.ts";
+import { nodeMac } from "../lib/node/node-mac.ts";
 import { parseQueryRequest } from "../lib/query/run.ts";
 import { Pools } from "../lib/upstream/pools.ts";
 
@@ -25,7 +26,7 @@ export async function ownWork(): Promise<Record<string, number>> {
   const environment = { isMember: () => false };
   const socket = { transport: "host" as const, address: "127.0.0.1", encrypted: false };
   const verifiers: Verifiers = {
-    cache: new VerifiedCallers({ ttlMs: 3_600_000, maxEntries: 100 }),
+    cache: new VerifiedCallers({ ttlMs: 3_600_000, maxEntries: 100, mac: nodeMac() }), // as the Node gateway has it
     ident: undefined,
     roles: environment,
     ldap: { connectTimeoutMs: 1000, operationTimeoutMs: 1000, caFile: undefined },

@@ -17,6 +17,7 @@ import { awsSecretFetcher } from "../secrets/aws.ts";
 import { passwordFromSecret } from "../secrets/rds-credentials.ts";
 import { isSecretReference, parseSecretReference } from "../secrets/reference.ts";
 import { SecretStore } from "../secrets/secret-store.ts";
+import { nodeMac } from "./node-mac.ts";
 import { reachable } from "./reachable.ts";
 
 export interface AssembledGateway {
@@ -139,7 +140,7 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
     log({ level: "warn", msg: "rules use +group or samerole but HBAGATE_SERVICE_USER is not set: those entries match no one" });
   }
 
-  const verifiedCallers = new VerifiedCallers({ ttlMs: settings.HBAGATE_VERIFIED_TTL_MS, maxEntries: settings.HBAGATE_VERIFIED_MAX });
+  const verifiedCallers = new VerifiedCallers({ ttlMs: settings.HBAGATE_VERIFIED_TTL_MS, maxEntries: settings.HBAGATE_VERIFIED_MAX, mac: nodeMac() });
   let lastReloadError: string | undefined;
 
   const app = createApp({

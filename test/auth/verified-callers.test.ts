@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { VerifiedCallers } from "../../lib/auth/verified-callers.ts";
+import { javascriptMac, VerifiedCallers } from "../../lib/auth/verified-callers.ts";
+import { nodeMac } from "../../lib/node/node-mac.ts";
 
 describe("verified-caller cache", () => {
   test("remembers for the TTL, then forgets", async () => {
@@ -16,18 +17,27 @@ describe("verified-caller cache", () => {
     assert.equal(c.has(k), false);
   });
 
-  test("keys differ by every part and never contain the password", async () => {
-    const c = new VerifiedCallers({ ttlMs: 500, maxEntries: 10 });
-    const a = c.keyFor(["r", "db", "alice", "secret-password"]);
-    const b = c.keyFor(["r", "db", "alice", "secret-passwore"]);
-    const d = c.keyFor(["r", "db2", "alice", "secret-password"]);
-    assert.notEqual(a, b);
-    assert.notEqual(a, d);
-    assert.equal(a, c.keyFor(["r", "db", "alice", "secret-password"]));
-    assert.ok(!a.includes("secret"));
-    // Another process (another random key) cannot recompute the same key.
-    assert.notEqual(a, new VerifiedCallers({ ttlMs: 500, maxEntries: 10 }).keyFor(["r", "db", "alice", "secret-password"]));
+  test("both MACs are HMAC-SHA-256 (RFC 4231, test case 2)", () => {
+    const key = new TextEncoder().encode("Jefe");
+    const expected = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+    assert.equal(javascriptMac(key)("what do ya want for nothing?"), expected);
+    assert.equal(nodeMac(key)("what do ya want for nothing?"), expected);
   });
+
+  for (const [name, mac] of [["JavaScript", javascriptMac], ["node:crypto", nodeMac]] as const) {
+    test(`keys differ by every part and never contain the password (${name} HMAC)`, async () => {
+      const c = new VerifiedCallers({ ttlMs: 500, maxEntries: 10, mac: mac() });
+      const a = c.keyFor(["r", "db", "alice", "secret-password"]);
+      const b = c.keyFor(["r", "db", "alice", "secret-passwore"]);
+      const d = c.keyFor(["r", "db2", "alice", "secret-password"]);
+      assert.notEqual(a, b);
+      assert.notEqual(a, d);
+      assert.equal(a, c.keyFor(["r", "db", "alice", "secret-password"]));
+      assert.match(a, /^[0-9a-f]{64}$/);
+      // Another process (another random key) cannot recompute the same key.
+      assert.notEqual(a, new VerifiedCallers({ ttlMs: 500, maxEntries: 10, mac: mac() }).keyFor(["r", "db", "alice", "secret-password"]));
+    });
+  }
 
   test("is bounded, oldest out first, and clear() empties it", async () => {
     const c = new VerifiedCallers({ ttlMs: 10_000, maxEntries: 2 });
