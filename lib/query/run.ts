@@ -285,46 +285,38 @@ export async function runBatch<M extends ResultMode>(
   limits: ResponseLimits,
   disconnect?: Disconnect,
 ): Promise<ResultOf<M>[]> {
-  return retryingStray(session, () => runTransaction(session, statements, options, mode, limits, disconnect));
-}
-
-async function runTransaction<M extends ResultMode>(
-  session: Session,
-  statements: readonly Statement[],
-  options: TransactionOptions,
-  mode: M,
-  limits: ResponseLimits,
-  disconnect?: Disconnect,
-): Promise<ResultOf<M>[]> {
-  const budget = new Budget(limits);
-  const watch = disconnect && { disconnect };
-  // One reserved connection and our own BEGIN/COMMIT/ROLLBACK rather than sql.begin():
-  // when the server dies mid-batch, postgres.js's begin() still writes a ROLLBACK to the
-  // dead socket, which throws out of a timer and would take the process down. A lost
-  // session needs no ROLLBACK: the server discards the transaction itself.
-  const tx = await session.reserve();
-  const plain = { simple: false } as postgres.UnsafeQueryOptions;
-  const control = async (text: string) => {
-    const q = tx.unsafe(text, [], plain);
+  // Each attempt is a transaction of its own (a stray cancel's retry starts afresh).
+  return retryingStray(session, async () => {
+    const budget = new Budget(limits);
+    const watch = disconnect && { disconnect };
+    // One reserved connection and our own BEGIN/COMMIT/ROLLBACK rather than sql.begin():
+    // when the server dies mid-batch, postgres.js's begin() still writes a ROLLBACK to the
+    // dead socket, which throws out of a timer and would take the process down. A lost
+    // session needs no ROLLBACK: the server discards the transaction itself.
+    const tx = await session.reserve();
+    const plain = { simple: false } as postgres.UnsafeQueryOptions;
+    const control = async (text: string) => {
+      const q = tx.unsafe(text, [], plain);
+      try {
+        await q;
+      } catch (err) {
+        throw isCancelled(err) && session.cancels.mayHaveHit(q) ? new StrayCancel(err) : err;
+      }
+    };
     try {
-      await q;
+      await control(`begin ${beginMode(options)}`);
+      const out: ResultOf<M>[] = [];
+      // Unprepared: inside a transaction, a prepared statement that DDL invalidated cannot be
+      // retried (the transaction is already aborted), so a batch would fail where it need not.
+      for (const s of statements) out.push(await runOne(tx, s, mode, budget, watch, false, session.cancels));
+      await control("commit");
+      return out;
     } catch (err) {
-      throw isCancelled(err) && session.cancels.mayHaveHit(q) ? new StrayCancel(err) : err;
+      const e = err instanceof GatewayError ? err : fromDriverError(err instanceof StrayCancel ? err.error : err);
+      if (!isConnectionLoss(e.code)) await tx.unsafe("rollback", [], plain).catch(() => {});
+      throw err instanceof StrayCancel ? err : e;
+    } finally {
+      tx.release();
     }
-  };
-  try {
-    await control(`begin ${beginMode(options)}`);
-    const out: ResultOf<M>[] = [];
-    // Unprepared: inside a transaction, a prepared statement that DDL invalidated cannot be
-    // retried (the transaction is already aborted), so a batch would fail where it need not.
-    for (const s of statements) out.push(await runOne(tx, s, mode, budget, watch, false, session.cancels));
-    await control("commit");
-    return out;
-  } catch (err) {
-    const e = err instanceof GatewayError ? err : fromDriverError(err instanceof StrayCancel ? err.error : err);
-    if (!isConnectionLoss(e.code)) await tx.unsafe("rollback", [], plain).catch(() => {});
-    throw err instanceof StrayCancel ? err : e;
-  } finally {
-    tx.release();
-  }
+  });
 }
