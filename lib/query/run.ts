@@ -8,10 +8,10 @@ import { fromDriverError, isConnectionLoss } from "../upstream/errors.ts";
 import { parameterText } from "../upstream/json-types.ts";
 import { typeSize } from "./type-sizes.ts";
 import type { Session } from "../upstream/session.ts";
+import type { CancelRequests } from "../upstream/cancel-requests.ts";
 import { Budget, jsonLength, type ResponseLimits } from "./limits.ts";
 
 export { responseWithinLimits, type ResponseLimits } from "./limits.ts";
-import type { CancelRequests } from "../upstream/cancel-requests.ts";
 
 type RawValue = Uint8Array | null;
 
@@ -202,12 +202,9 @@ async function runOne<M extends ResultMode>(
     result = await cancellable(watch, cancel, () => (query as unknown as postgres.PendingQuery<postgres.Row[]>).forEach(collect));
   } catch (err) {
     if (exceeded) throw exceeded;
-    if (isCancelled(err)) {
-      // Ours: the caller left. (postgres.js reports one taken off its queue as a plain Error.)
-      if (cancelled) throw disconnected();
-      if (cancels.mayHaveHit(query)) throw new StrayCancel(err);
-    }
-    throw err;
+    // Ours: the caller left. (postgres.js reports one taken off its queue as a plain Error.)
+    if (cancelled && isCancelled(err)) throw disconnected();
+    throw strayOr(err, query, cancels);
   } finally {
     finished = true;
     // The connection is not let go of while the cancel could still reach it (CancelRequests).
@@ -235,6 +232,10 @@ class StrayCancel extends Error {
 }
 
 const isCancelled = (err: unknown) => (err as { code?: unknown } | null)?.code === SQLSTATE.queryCanceled;
+
+/** `err`, or a StrayCancel when it is a cancel that may have been meant for another statement. */
+const strayOr = (err: unknown, query: object, cancels: CancelRequests) =>
+  isCancelled(err) && cancels.mayHaveHit(query) ? new StrayCancel(err) : err;
 
 /**
  * Run `attempt` once more if a cancel meant for another statement ended it.
@@ -300,7 +301,7 @@ export async function runBatch<M extends ResultMode>(
       try {
         await q;
       } catch (err) {
-        throw isCancelled(err) && session.cancels.mayHaveHit(q) ? new StrayCancel(err) : err;
+        throw strayOr(err, q, session.cancels);
       }
     };
     try {
