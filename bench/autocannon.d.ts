@@ -8,6 +8,7 @@ declare module "autocannon" {
     duration?: number;
     connections?: number;
     pipelining?: number;
+    maxOverallRequests?: number;
   }
   interface Result {
     requests: { average: number; total: number };

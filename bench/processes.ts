@@ -26,9 +26,12 @@ export function startProcess(cwd: string, argv: readonly string[], env: NodeJS.P
   });
 }
 
+/** A measuring process that has not finished in this long is killed (the run fails rather than hangs). */
+const RUN_TIMEOUT_MS = 5 * 60_000;
+
 /** Run to completion; the last line of its output is JSON. */
 export function runJson(cwd: string, argv: readonly string[], env: NodeJS.ProcessEnv = {}): Record<string, number> {
-  const out = execFileSync(argv[0]!, argv.slice(1), { cwd, env: { ...process.env, ...env }, encoding: "utf8", maxBuffer: 1 << 26 });
+  const out = execFileSync(argv[0]!, argv.slice(1), { cwd, env: { ...process.env, ...env }, encoding: "utf8", maxBuffer: 1 << 26, timeout: RUN_TIMEOUT_MS, killSignal: "SIGKILL" });
   return JSON.parse(out.trim().split("\n").pop()!) as Record<string, number>;
 }
 

@@ -1,6 +1,7 @@
 // Where a --cpu-prof profile's time went, in buckets a reader can act on:
 // socket writes (the syscalls every server here pays), the gateway's own
-// code, the driver, the HTTP stack, garbage collection, idle.
+// code, the driver, the HTTP stack, garbage collection, idle. The same buckets
+// for the gateway and the bridge, so the two can be set side by side.
 import { readFileSync } from "node:fs";
 
 interface ProfileNode {
@@ -24,7 +25,8 @@ const BUCKETS: readonly [string, (fn: string, url: string) => boolean][] = [
   ["idle", (fn) => fn === "(idle)"],
   ["socket writes (syscalls)", (fn) => fn === "writev" || fn === "writeBuffer" || fn === "writeUtf8String"],
   ["garbage collection", (fn) => fn === "(garbage collector)"],
-  ["gateway code (lib/)", (_, url) => url.includes("/lib/") && !url.includes("node_modules")],
+  // The server's own code: the gateway's lib/, or the bridge's few lines.
+  ["own code (gateway lib/, bridge bench/servers.ts)", (_, url) => !url.includes("node_modules") && (url.includes("/lib/") || url.includes("/bench/servers.ts"))],
   ["postgres.js", (_, url) => url.includes("node_modules/postgres/")],
   ["Hono and @hono/node-server", (_, url) => url.includes("node_modules/hono/") || url.includes("node_modules/@hono/")],
   ["zod", (_, url) => url.includes("node_modules/zod/")],

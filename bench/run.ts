@@ -223,28 +223,37 @@ async function main() {
   const peakKiB = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${servers.gateway!.child.pid}/status`, "utf8"))?.[1] ?? 0);
   for (const s of Object.values(servers)) s.child.kill();
 
-  // A CPU profile of the 1-row case: where the gateway's time goes.
+  // CPU profiles of the 1-row case, the gateway's and the prepared bridge's, taken alike:
+  // where the gateway's time goes, and where it goes beyond the bridge's.
   process.stderr.write("profiling\n");
-  const profileDir = join(dir, "profile");
-  const profPort = await freePort();
-  const spawnedAt = Date.now();
-  const profiled = await startProcess(
-    root,
-    pinned(SERVER_CORE, [process.execPath, "--cpu-prof", `--cpu-prof-dir=${profileDir}`, "bin/hbagate.js", "start"]),
-    gatewayEnv({ HBAGATE_PORT: String(profPort) }),
-    /listening/,
+  const profileLoaded = async (name: string, start: (profileDir: string, port: number) => { argv: string[]; env: NodeJS.ProcessEnv }, authorization: string | undefined) => {
+    const profileDir = join(dir, `profile-${name}`);
+    const port = await freePort();
+    const { argv, env } = start(profileDir, port);
+    const spawnedAt = Date.now();
+    const child = await startProcess(root, pinned(SERVER_CORE, argv), env, /listening|ready/);
+    servers[name] = { url: `http://127.0.0.1:${port}/v1/postgres/sql`, child };
+    load(name, oneRow, authorization);
+    const window = { fromMs: Date.now() - spawnedAt, toMs: 0 };
+    let requests = 0;
+    for (let i = 0; i < 3; i++) requests += load(name, oneRow, authorization).total;
+    window.toMs = Date.now() - spawnedAt;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGINT");
+    await exited;
+    const file = readdirSync(profileDir).filter((f) => f.endsWith(".cpuprofile")).sort()[0];
+    return file ? summarizeProfile(join(profileDir, file), window, requests) : [];
+  };
+  const profile = await profileLoaded(
+    "profiled-gateway",
+    (d, port) => ({ argv: [process.execPath, "--cpu-prof", `--cpu-prof-dir=${d}`, "bin/hbagate.js", "start"], env: gatewayEnv({ HBAGATE_PORT: String(port) }) }),
+    basic("bench"),
   );
-  servers.profiled = { url: `http://127.0.0.1:${profPort}/v1/postgres/sql`, child: profiled };
-  load("profiled", oneRow, basic("bench"));
-  const window = { fromMs: Date.now() - spawnedAt, toMs: 0 };
-  let profiledRequests = 0;
-  for (let i = 0; i < 3; i++) profiledRequests += load("profiled", oneRow, basic("bench")).total;
-  window.toMs = Date.now() - spawnedAt;
-  const exited = new Promise((resolve) => profiled.once("exit", resolve));
-  profiled.kill("SIGINT");
-  await exited;
-  const profileFile = readdirSync(profileDir).filter((f) => f.endsWith(".cpuprofile")).sort()[0];
-  const profile = profileFile ? summarizeProfile(join(profileDir, profileFile), window, profiledRequests) : [];
+  const bridgeProfile = await profileLoaded(
+    "profiled-bridge",
+    (d, port) => ({ argv: [process.execPath, "--cpu-prof", `--cpu-prof-dir=${d}`, "--import", "tsx", "bench/servers.ts", "naive-prepared", String(port)], env: pg }),
+    undefined,
+  );
 
   const own = await ownWork();
   const hba = { "10": await hbaDecision(10), "1000": await hbaDecision(1000), "10000": await hbaDecision(10000) };
@@ -274,6 +283,7 @@ async function main() {
     c1,
     unpinned,
     profile,
+    bridgeProfile,
     own,
     hba,
     bundleKiB,
