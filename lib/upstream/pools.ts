@@ -5,58 +5,14 @@ import postgres from "postgres";
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
 import { passwordFailedMessage } from "../auth/messages.ts";
 import { fromDriverError, isConnectionLoss } from "./errors.ts";
-import { jsonTypes } from "./json-types.ts";
 import type { StartupParameters } from "../connection/caller.ts";
 import { PreparedStatements } from "./prepared-statements.ts";
 import { createSession, type Session } from "./session.ts";
+import { exhausted, Slots, WaitingRoom } from "./slots.ts";
+import { driverOptions, type RoleCredentials, type UpstreamSettings } from "./upstream-settings.ts";
 
 export type { Session } from "./session.ts";
-
-export interface UpstreamSettings {
-  readonly host: string;
-  readonly port: number;
-  /** Connections per (database, role) pool. */
-  readonly max: number;
-  /** Bound on connections across all pools; the least recently used pool is closed to make room. */
-  readonly maxTotal: number;
-  /** How long a request may wait for a free connection before 53300, in milliseconds. */
-  readonly queueTimeoutMs?: number;
-  /** How many requests may wait at once; more are refused at once with 53300. */
-  readonly maxQueue?: number;
-  /**
-   * A pool unused for longer than this whose connection turns out dead (a
-   * Lambda instance thawed, a NAT timeout) is replaced and the statement
-   * retried once: the server cannot have run it on a connection that was
-   * already gone. Milliseconds; default 5000.
-   */
-  readonly staleAfterMs?: number;
-  /** Seconds. */
-  readonly idleTimeout: number;
-  readonly connectTimeout: number;
-  readonly maxLifetime: number;
-  /** Milliseconds; 0 = the server's default. */
-  readonly statementTimeout: number;
-  /** Distinct statements a pool may run as prepared statements (0: none); default 100. */
-  readonly preparedStatements?: number;
-  /**
-   * Statements that may be in flight on one connection once all of a pool's
-   * connections are busy (PostgreSQL's pipeline) instead of waiting for one
-   * to be free; default 1 (none pipelined). Several callers' statements then
-   * share a write and a read, and PostgreSQL reads them in one go; a
-   * statement can wait behind a slow one on its connection.
-   */
-  readonly pipelineDepth?: number;
-  /** TLS to the upstream (postgres.js `ssl`): false, "require", or verification options. */
-  readonly ssl?: false | "require" | { readonly ca: string; readonly rejectUnauthorized: true };
-}
-
-/** Configured upstream passwords, for roles whose callers' passwords the database does not know. */
-export interface RoleCredentials {
-  /** The configured password for a role, or undefined to log in with the caller's own. Asked for every request (cached by the caller). */
-  password(role: string): Promise<string | undefined>;
-  /** The database refused the configured password: fetch it again. True when a retry may help. */
-  refresh(role: string): Promise<boolean>;
-}
+export type { RoleCredentials, UpstreamSettings } from "./upstream-settings.ts";
 
 const NO_CREDENTIALS: RoleCredentials = { password: async () => undefined, refresh: async () => false };
 
@@ -68,52 +24,29 @@ interface Entry {
   leases: number;
   /** The role's configured password as last resolved (secrets rotate; each use refreshes it). */
   configured: string | undefined;
-  /** Requests running on the pool (at most `max`), and those waiting for one of its connections. */
-  active: number;
+  /** Statements in flight on the pool, and requests waiting for a place. */
+  readonly slots: Slots;
   /** When a request last finished on this pool. */
   lastUsedAt: number;
-  readonly queue: (() => void)[];
 }
 
 export class Pools {
   /** Callers' pools in least-recently-used-first order (a Map iterates in insertion order). */
   private readonly pools = new Map<string, Entry>();
   private readonly servicePools = new Map<string, postgres.Sql>();
+  private readonly waitingRoom: WaitingRoom;
   constructor(
     private readonly settings: UpstreamSettings,
     /** Asked at every login, so a rotated password needs no pool rebuild. */
     private readonly credentials: RoleCredentials = NO_CREDENTIALS,
   ) {
     if (settings.maxTotal < settings.max) throw new RangeError("maxTotal must be at least max");
+    this.waitingRoom = new WaitingRoom(settings.maxQueue ?? 1000, this.queueTimeoutMs());
   }
 
   /** How many callers' pools exist (each may hold up to `max` connections). */
   get size(): number {
     return this.pools.size;
-  }
-
-  private options(database: string, user: string) {
-    const s = this.settings;
-    return {
-      host: s.host,
-      port: s.port,
-      database,
-      username: user,
-      idle_timeout: s.idleTimeout,
-      connect_timeout: s.connectTimeout,
-      max_lifetime: s.maxLifetime,
-      ssl: s.ssl === undefined || s.ssl === false ? false : s.ssl === "require" ? "require" : { ...s.ssl },
-      prepare: false,
-      types: jsonTypes,
-      onnotice: () => {},
-      // Text formats the JSON conversions and Neon's clients rely on.
-      connection: {
-        DateStyle: "ISO, MDY",
-        IntervalStyle: "postgres",
-        bytea_output: "hex",
-        ...(s.statementTimeout > 0 ? { statement_timeout: s.statementTimeout } : {}),
-      },
-    } as const;
   }
 
   /**
@@ -144,11 +77,14 @@ export class Pools {
     this.pools.set(key, entry);
     if (password !== undefined) entry.password = password;
     entry.configured = configured;
-    try {
-      await this.slot(entry);
-    } catch (err) {
-      this.release(entry);
-      throw err;
+    const wait = entry.slots.take();
+    if (wait) {
+      try {
+        await wait;
+      } catch (err) {
+        this.release(entry);
+        throw err;
+      }
     }
     try {
       try {
@@ -172,9 +108,7 @@ export class Pools {
       }
     } finally {
       entry.lastUsedAt = Date.now();
-      const next = entry.queue.shift();
-      if (next) next();
-      else entry.active--;
+      entry.slots.give();
       this.release(entry);
     }
   }
@@ -200,46 +134,12 @@ export class Pools {
     });
   }
 
-  private waiting = 0;
-
-  /**
-   * One of the pool's `max` connections for this request. postgres.js would
-   * queue without bound or time limit; here the wait is bounded in count
-   * (maxQueue) and time (queueTimeoutMs), then 53300.
-   */
-  private slot(entry: Entry): Promise<void> {
-    if (entry.active < this.settings.max * this.depth) {
-      entry.active++;
-      return Promise.resolve();
-    }
-    if (this.waiting >= (this.settings.maxQueue ?? 1000)) return Promise.reject(this.exhausted("the wait queue is full"));
-    this.waiting++;
-    return new Promise<void>((resolve, reject) => {
-      const granted = () => {
-        clearTimeout(timer);
-        this.waiting--;
-        resolve(); // the finishing request hands its slot over: `active` stays the same
-      };
-      const timer = setTimeout(() => {
-        const i = entry.queue.indexOf(granted);
-        if (i >= 0) entry.queue.splice(i, 1);
-        this.waiting--;
-        reject(this.exhausted("no connection became free in time"));
-      }, this.queueTimeoutMs());
-      entry.queue.push(granted);
-    });
-  }
-
   private get depth(): number {
     return this.settings.pipelineDepth ?? 1;
   }
 
   private queueTimeoutMs(): number {
     return this.settings.queueTimeoutMs ?? this.settings.connectTimeout * 1000;
-  }
-
-  private exhausted(why: string): GatewayError {
-    return gatewayError(SQLSTATE.tooManyConnections, "sorry, too many clients already", { detail: `${why}.` });
   }
 
   /** Pool creation is serialized, so two creators never count the same free slot. */
@@ -253,7 +153,7 @@ export class Pools {
         return existing;
       }
       await this.makeRoom(this.settings.max);
-      const base = this.options(database, user);
+      const base = driverOptions(this.settings, database, user);
       const preparable = this.settings.preparedStatements ?? 100;
       const statements = new PreparedStatements(preparable);
       const sql = postgres({
@@ -273,9 +173,8 @@ export class Pools {
         password: undefined,
         configured: undefined,
         leases: 1,
-        active: 0,
+        slots: new Slots(this.settings.max * this.depth, this.waitingRoom),
         lastUsedAt: Date.now(),
-        queue: [],
       };
       this.pools.set(key, created);
       return created;
@@ -300,7 +199,7 @@ export class Pools {
         continue;
       }
       const left = deadline - Date.now();
-      if (left <= 0 || !(await this.waitForChange(left))) throw this.exhausted(`all ${maxTotal} upstream connections are in use`);
+      if (left <= 0 || !(await this.waitForChange(left))) throw exhausted(`all ${maxTotal} upstream connections are in use`);
     }
   }
 
@@ -329,7 +228,7 @@ export class Pools {
     const key = JSON.stringify([database, user]);
     let sql = this.servicePools.get(key);
     if (!sql) {
-      sql = postgres({ ...this.options(database, user), max: 1, pass: password });
+      sql = postgres({ ...driverOptions(this.settings, database, user), max: 1, pass: password });
       this.servicePools.set(key, sql);
     }
     return sql;
@@ -344,7 +243,7 @@ export class Pools {
     });
     this.creating = reserve.catch(() => undefined);
     await reserve;
-    const sql = postgres({ ...this.options(database, user), max: 1, pass: password });
+    const sql = postgres({ ...driverOptions(this.settings, database, user), max: 1, pass: password });
     try {
       await sql`select 1`;
     } catch (err) {
