@@ -72,14 +72,14 @@ class HostnameCheck {
   }
 }
 
-function addressMatches(m: AddressMatcher, client: IpAddress, env: MatchEnvironment, dns: HostnameCheck): boolean | Promise<boolean> {
+function addressMatches(m: AddressMatcher, client: IpAddress, env: MatchEnvironment, dns: () => HostnameCheck): boolean | Promise<boolean> {
   switch (m.kind) {
     case "all":
       return true;
     case "cidr":
       return inRange(client, m.network, m.mask.bytes);
     case "hostname":
-      return dns.matches(m.name);
+      return dns().matches(m.name);
     case "samehost":
       return (env.interfaces?.() ?? []).some((i) => sameAddress(i.address, client));
     case "samenet":
@@ -149,17 +149,34 @@ export function userMatches(list: readonly NameMatcher[], user: string, env: Pic
 /** Built once per rules array (configurations are immutable), dropped with it. */
 const indexes = new WeakMap<readonly HbaRule[], RuleIndex>();
 
-export async function matchHba(rules: readonly HbaRule[], c: ConnectionFacts, env: MatchEnvironment): Promise<MatchResult> {
-  const client = c.address;
-  if (c.transport === "host" && !client) throw new TypeError("a host connection needs a client address");
-  const dns = client ? new HostnameCheck(client, env) : undefined;
+/**
+ * Up to this many lines, checking every line costs less than asking the
+ * index (its lookups and merge allocate on every decision); past it, the
+ * index keeps a decision flat in the file's length.
+ */
+const WALK_WITHOUT_INDEX = 16;
+
+function candidates(rules: readonly HbaRule[], c: ConnectionFacts): readonly number[] | undefined {
+  if (rules.length <= WALK_WITHOUT_INDEX) return undefined;
   let index = indexes.get(rules);
   if (!index) {
     index = buildRuleIndex(rules);
     indexes.set(rules, index);
   }
-  for (const position of index.candidates(c.transport, client)) {
-    const rule = rules[position]!;
+  return index.candidates(c.transport, c.address);
+}
+
+export async function matchHba(rules: readonly HbaRule[], c: ConnectionFacts, env: MatchEnvironment): Promise<MatchResult> {
+  const client = c.address;
+  if (c.transport === "host" && !client) throw new TypeError("a host connection needs a client address");
+  // Host-name lines are rare: the DNS state is made when one is reached.
+  let dns: HostnameCheck | undefined;
+  const dnsCheck = () => (dns ??= new HostnameCheck(client!, env));
+  // undefined: every line, in file order.
+  const positions = candidates(rules, c);
+  const count = positions ? positions.length : rules.length;
+  for (let k = 0; k < count; k++) {
+    const rule = rules[positions ? positions[k]! : k]!;
     if (rule.type === "local") {
       if (c.transport !== "local") continue;
     } else {
@@ -167,7 +184,7 @@ export async function matchHba(rules: readonly HbaRule[], c: ConnectionFacts, en
       if (c.ssl ? rule.type === "hostnossl" : rule.type === "hostssl") continue;
       // No GSSAPI encryption over HTTP: hostgssenc never matches, hostnogssenc always may.
       if (rule.type === "hostgssenc") continue;
-      const address = addressMatches(rule.address!, client!, env, dns!);
+      const address = addressMatches(rule.address!, client!, env, dnsCheck);
       if (address === false || (address !== true && !(await address))) continue;
     }
     const database = databaseMatches(rule.databases, c, env);

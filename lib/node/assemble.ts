@@ -113,12 +113,12 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
           ? "require"
           : { ca: settings.HBAGATE_UPSTREAM_CA_FILE ? readFileSync(settings.HBAGATE_UPSTREAM_CA_FILE, "utf8") : "", rejectUnauthorized: true },
   }, {
-    async password(role) {
+    password(role) {
       const c = config?.roleCredentials.get(role);
       if (!c) return undefined;
       if (c.kind === "literal") return c.password;
       if (!store) return undefined;
-      return passwordFromSecret(role, c.reference, await store.get(parseSecretReference(c.reference).secretId));
+      return store.get(parseSecretReference(c.reference).secretId).then((secret) => passwordFromSecret(role, c.reference, secret));
     },
     async refresh(role) {
       const c = config?.roleCredentials.get(role);

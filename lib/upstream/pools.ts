@@ -14,7 +14,7 @@ import { driverOptions, type RoleCredentials, type UpstreamSettings } from "./up
 export type { Session } from "./session.ts";
 export type { RoleCredentials, UpstreamSettings } from "./upstream-settings.ts";
 
-const NO_CREDENTIALS: RoleCredentials = { password: async () => undefined, refresh: async () => false };
+const NO_CREDENTIALS: RoleCredentials = { password: () => undefined, refresh: async () => false };
 
 interface Entry {
   readonly sql: postgres.Sql;
@@ -63,7 +63,8 @@ export class Pools {
   ): Promise<T> {
     // Resolve a configured password first: if its secret cannot be had, fail now (08001),
     // not inside a login attempt.
-    let configured = await this.credentials.password(user);
+    const answer = this.credentials.password(user);
+    let configured = answer instanceof Promise ? await answer : answer;
     // Sessions with other startup parameters are other sessions: a pool of their own.
     const key = JSON.stringify([database, user, startup.application_name ?? null, startup.options ?? null]);
     let entry = this.pools.get(key);

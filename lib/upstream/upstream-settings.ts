@@ -43,8 +43,13 @@ export interface UpstreamSettings {
 
 /** Configured upstream passwords, for roles whose callers' passwords the database does not know. */
 export interface RoleCredentials {
-  /** The configured password for a role, or undefined to log in with the caller's own. Asked for every request (cached by the caller). */
-  password(role: string): Promise<string | undefined>;
+  /**
+   * The configured password for a role, or undefined to log in with the
+   * caller's own. Asked for every request, so it answers at once when it can
+   * (no configured credentials, a literal one) and with a promise only when a
+   * secret has to be fetched.
+   */
+  password(role: string): string | undefined | Promise<string | undefined>;
   /** The database refused the configured password: fetch it again. True when a retry may help. */
   refresh(role: string): Promise<boolean>;
 }
