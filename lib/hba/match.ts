@@ -72,14 +72,13 @@ class HostnameCheck {
   }
 }
 
-function addressMatches(m: AddressMatcher, client: IpAddress, env: MatchEnvironment, dns: () => HostnameCheck): boolean | Promise<boolean> {
+/** Every address form but host names (which need the request's DNS state: HostnameCheck). */
+function addressMatches(m: Exclude<AddressMatcher, { kind: "hostname" }>, client: IpAddress, env: MatchEnvironment): boolean {
   switch (m.kind) {
     case "all":
       return true;
     case "cidr":
       return inRange(client, m.network, m.mask.bytes);
-    case "hostname":
-      return dns().matches(m.name);
     case "samehost":
       return (env.interfaces?.() ?? []).some((i) => sameAddress(i.address, client));
     case "samenet":
@@ -171,7 +170,6 @@ export async function matchHba(rules: readonly HbaRule[], c: ConnectionFacts, en
   if (c.transport === "host" && !client) throw new TypeError("a host connection needs a client address");
   // Host-name lines are rare: the DNS state is made when one is reached.
   let dns: HostnameCheck | undefined;
-  const dnsCheck = () => (dns ??= new HostnameCheck(client!, env));
   // undefined: every line, in file order.
   const positions = candidates(rules, c);
   const count = positions ? positions.length : rules.length;
@@ -184,7 +182,8 @@ export async function matchHba(rules: readonly HbaRule[], c: ConnectionFacts, en
       if (c.ssl ? rule.type === "hostnossl" : rule.type === "hostssl") continue;
       // No GSSAPI encryption over HTTP: hostgssenc never matches, hostnogssenc always may.
       if (rule.type === "hostgssenc") continue;
-      const address = addressMatches(rule.address!, client!, env, dnsCheck);
+      const a = rule.address!;
+      const address = a.kind === "hostname" ? (dns ??= new HostnameCheck(client!, env)).matches(a.name) : addressMatches(a, client!, env);
       if (address === false || (address !== true && !(await address))) continue;
     }
     const database = databaseMatches(rule.databases, c, env);

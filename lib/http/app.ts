@@ -130,6 +130,9 @@ export function createApp(deps: GatewayDeps): Hono {
     return c.json({ status: ready ? "ready" : "not ready", checks }, ready ? 200 : 503);
   });
 
+  // Made once, not per request: under tsx every named closure costs a defineProperty (keepNames).
+  const upstreamLogin = (d: string, u: string, p: string) => deps.pools.login(d, u, p);
+
   /** request -> identity -> rule -> verification -> pool: the same for every framing. */
   async function connect(caller: Caller): Promise<WithPool> {
     // One snapshot per request: a reload meanwhile does not mix two configurations.
@@ -144,7 +147,7 @@ export function createApp(deps: GatewayDeps): Hono {
     if (locked) throw locked;
     try {
       await authenticate(rule, caller, {
-        upstreamLogin: (d, u, p) => deps.pools.login(d, u, p),
+        upstreamLogin,
         verifierFile,
         ident,
         roles: deps.environment,
@@ -183,11 +186,10 @@ export function createApp(deps: GatewayDeps): Hono {
 
   /** Run the statement or batch on the caller's pool; each framing formats a result its own way. */
   async function answer<M extends ResultMode>(c: Context, request: QueryRequest, withPool: WithPool, mode: M, format: (r: ResultOf<M>) => string): Promise<Response> {
-    const disconnect = () => c.req.raw.signal;
     const limits = deps.responseLimits;
-    if (request.kind === "single") return json(c, format(await withPool((session) => runSingle(session, request.statement, mode, limits, disconnect))));
+    if (request.kind === "single") return json(c, format(await withPool((session) => runSingle(session, request.statement, mode, limits, () => c.req.raw.signal))));
     const options = transactionOptions(c.req.header.bind(c.req));
-    const results = await withPool((session) => runBatch(session, request.statements, options, mode, limits, disconnect));
+    const results = await withPool((session) => runBatch(session, request.statements, options, mode, limits, () => c.req.raw.signal));
     return json(c, resultsJson(results.map(format)));
   }
 

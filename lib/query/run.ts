@@ -178,37 +178,40 @@ async function runOne<M extends ResultMode>(
   // /v1: rows as postgres.js builds them, serialised once with the response. /sql: raw rows,
   // PostgreSQL's text passed through (each row serialised as it arrives).
   const query = mode === "json" ? sql.unsafe(s.query, params, extended) : sql.unsafe(s.query, params, extended).raw();
-  let cancelled: Promise<void> | undefined;
-  let finished = false;
-  const cancel = () => void (cancelled ??= cancels.send(query, () => finished));
-  const collect = (row: unknown) => {
-    if (exceeded) return;
-    let value: unknown;
-    let size: number;
-    if (mode === "json") {
-      value = row;
-      size = jsonLength(row as Record<string, unknown>);
-    } else {
-      const text = JSON.stringify((row as RawValue[]).map((v) => (v === null ? null : utf8.decode(v))));
-      value = text;
-      size = text.length;
-    }
-    exceeded = budget.take(size);
-    if (exceeded) cancel();
-    else rows.push(value);
-  };
+  const own = new OwnCancel(query, cancels);
   let result;
   try {
-    result = await cancellable(watch, cancel, () => (query as unknown as postgres.PendingQuery<postgres.Row[]>).forEach(collect));
+    // Callbacks written inline, not named: under tsx every named closure costs a defineProperty.
+    result = await cancellable(
+      watch,
+      () => own.send(),
+      () =>
+        (query as unknown as postgres.PendingQuery<postgres.Row[]>).forEach((row: unknown) => {
+          if (exceeded) return;
+          let value: unknown;
+          let size: number;
+          if (mode === "json") {
+            value = row;
+            size = jsonLength(row as Record<string, unknown>);
+          } else {
+            const text = JSON.stringify((row as RawValue[]).map((v) => (v === null ? null : utf8.decode(v))));
+            value = text;
+            size = text.length;
+          }
+          exceeded = budget.take(size);
+          if (exceeded) own.send();
+          else rows.push(value);
+        }),
+    );
   } catch (err) {
     if (exceeded) throw exceeded;
     // Ours: the caller left. (postgres.js reports one taken off its queue as a plain Error.)
-    if (cancelled && isCancelled(err)) throw disconnected();
+    if (own.sent && isCancelled(err)) throw disconnected();
     throw strayOr(err, query, cancels);
   } finally {
-    finished = true;
+    own.finished = true;
     // The connection is not let go of while the cancel could still reach it (CancelRequests).
-    if (cancelled) await cancelled;
+    if (own.sent) await own.sent;
   }
   if (exceeded) throw exceeded;
   if (mode === "json") {
@@ -222,6 +225,19 @@ async function runOne<M extends ResultMode>(
   }
   const out: TextResult = { command: result.command, rowCount: result.count ?? null, fields: textFields(result.columns), rowsJson: rows as string[] };
   return out as ResultOf<M>;
+}
+
+/** A statement's own cancel (caller gone, limit passed): sent at most once, and waited for. */
+class OwnCancel {
+  sent: Promise<void> | undefined;
+  finished = false;
+  constructor(
+    private readonly query: object,
+    private readonly cancels: CancelRequests,
+  ) {}
+  send(): void {
+    this.sent ??= this.cancels.send(this.query, () => this.finished);
+  }
 }
 
 /** A statement ended by a cancel meant for another (CancelRequests): its runner runs it again, once. */
