@@ -7,7 +7,8 @@ import { passwordFailedMessage, rejectMessage } from "./messages.ts";
 import type { VerifiedCallers } from "./verified-callers.ts";
 import { identAllows, type IdentFile } from "../ident/ident.ts";
 import type { MatchEnvironment } from "../hba/match.ts";
-import { verifyPassword, type VerifierFile } from "./verifier-file.ts";
+import type { VerifierFile } from "./verifier-file.ts";
+import { verifyPassword } from "./verify-password.ts";
 import { authenticateLdap, ldapFailed, type LdapSettings } from "./ldap.ts";
 
 export interface Verifiers {

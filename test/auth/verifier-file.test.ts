@@ -4,7 +4,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import postgres from "postgres";
-import { parseVerifierFile, verifyPassword, type PasswordMethod } from "../../lib/auth/verifier-file.ts";
+import { parseVerifierFile } from "../../lib/auth/verifier-file.ts";
+import { verifyPassword, type PasswordMethod } from "../../lib/auth/verify-password.ts";
 import { flavorAvailable, startCluster, type Cluster } from "../harness/postgres.ts";
 
 const METHODS: readonly PasswordMethod[] = ["password", "md5", "scram-sha-256"];

@@ -1,0 +1,143 @@
+// Whether a password is a user's, against a parsed verifier file, with
+// PostgreSQL's rules for which stored form each method accepts (PostgreSQL 18,
+// 20.5 "Password Authentication"; auth.c CheckPWChallengeAuth, crypt.c
+// plain_crypt_verify):
+// - `scram-sha-256` needs a SCRAM secret: an MD5 hash can never pass;
+// - `md5` does MD5 with an MD5 hash and SCRAM with a SCRAM secret;
+// - `password` checks the cleartext against either.
+// A plain-text password (PgBouncer files only) passes all three: the gateway
+// receives the cleartext over HTTP.
+import { createHash, createHmac, pbkdf2, randomBytes, timingSafeEqual } from "node:crypto";
+import { promisify } from "node:util";
+import type { MethodName } from "../hba/rule.ts";
+import type { StoredSecret, VerifierFile } from "./verifier-file.ts";
+
+export type PasswordMethod = Extract<MethodName, "password" | "md5" | "scram-sha-256">;
+
+/** SCRAM_SHA_256_KEY_LEN */
+export const KEY_LEN = 32;
+/** PostgreSQL's default scram_iterations, for the dummy verifier of a file without SCRAM secrets. */
+const DEFAULT_ITERATIONS = 4096;
+
+/** The methods each stored form can satisfy; a Record so a new method must be placed here. */
+const ACCEPTS: Readonly<Record<PasswordMethod, ReadonlySet<StoredSecret["kind"]>>> = {
+  password: new Set(["plain", "md5", "scram-sha-256"]),
+  md5: new Set(["plain", "md5", "scram-sha-256"]),
+  "scram-sha-256": new Set(["plain", "scram-sha-256"]),
+};
+
+type ScramSecret = Extract<StoredSecret, { kind: "scram-sha-256" }>;
+
+/** The verifier unknown users are checked against, per file (see verifyPassword). */
+const dummies = new WeakMap<VerifierFile, ScramSecret>();
+
+/**
+ * A dummy SCRAM secret that no password matches, with the file's most common
+ * iteration count so that an unknown user costs what a real one does
+ * (PostgreSQL's mock authentication uses the configured scram_iterations).
+ */
+export function dummyFor(file: VerifierFile): ScramSecret {
+  const known = dummies.get(file);
+  if (known) return known;
+  const counts = new Map<number, number>();
+  for (const s of file.entries.values()) {
+    if (s.kind === "scram-sha-256") counts.set(s.iterations, (counts.get(s.iterations) ?? 0) + 1);
+  }
+  let iterations = DEFAULT_ITERATIONS;
+  let best = 0;
+  for (const [n, count] of counts) if (count > best) [iterations, best] = [n, count];
+  const dummy: ScramSecret = Object.freeze({
+    kind: "scram-sha-256",
+    iterations,
+    salt: new Uint8Array(randomBytes(16)),
+    storedKey: new Uint8Array(randomBytes(KEY_LEN)),
+    serverKey: new Uint8Array(randomBytes(KEY_LEN)),
+  });
+  dummies.set(file, dummy);
+  return dummy;
+}
+
+const pbkdf2Async = promisify(pbkdf2);
+
+/** Constant-time equality; unequal lengths are simply unequal (the lengths here are public). */
+function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+// RFC 4013 (SASLprep) step 1: RFC 3454 table C.1.2 maps to a space, table B.1 to nothing.
+const NON_ASCII_SPACE = /[\u00A0\u1680\u2000-\u200B\u202F\u205F\u3000]/g;
+const MAPPED_TO_NOTHING = /[\u00AD\u034F\u1806\u180B-\u180D\u200B-\u200D\u2060\uFE00-\uFE0F\uFEFF]/g;
+
+/**
+ * The strings whose UTF-8 bytes PostgreSQL may have fed to SCRAM for this
+ * password. PostgreSQL (common/saslprep.c) leaves ASCII alone; otherwise it
+ * maps (above) and NFKC-normalizes, and if the result contains a prohibited or
+ * unassigned-in-Unicode-3.2 character or breaks the bidi rule, it uses the
+ * raw bytes instead. Telling those apart needs Unicode 3.2 tables (~800
+ * ranges), so both are tried: the raw string and the mapped, normalized one.
+ * Consequence: when PostgreSQL stored the raw bytes of a password that
+ * SASLprep refuses, a variant that only maps to those bytes (a no-break space
+ * for a space, an added soft hyphen) is accepted here but not by PostgreSQL.
+ */
+function scramCandidates(password: string): string[] {
+  if (/^[\x00-\x7f]*$/.test(password)) return [password];
+  const prepared = password.replace(NON_ASCII_SPACE, " ").replace(MAPPED_TO_NOTHING, "").normalize("NFKC");
+  return prepared === password ? [password] : [password, prepared];
+}
+
+/** RFC 5802: StoredKey = H(HMAC(SaltedPassword, "Client Key")), ServerKey = HMAC(SaltedPassword, "Server Key"). */
+async function scramMatches(secret: ScramSecret, password: string): Promise<boolean> {
+  let ok = false;
+  // Every candidate is computed: the time depends on the input's shape, never on which one matched.
+  for (const candidate of scramCandidates(password)) {
+    const salted = await pbkdf2Async(Buffer.from(candidate, "utf8"), secret.salt, secret.iterations, KEY_LEN, "sha256");
+    const clientKey = createHmac("sha256", salted).update("Client Key").digest();
+    const storedKey = createHash("sha256").update(clientKey).digest();
+    const serverKey = createHmac("sha256", salted).update("Server Key").digest();
+    // A SCRAM exchange checks StoredKey, the `password` method ServerKey (scram_verify_plain_password): require both.
+    const stored = constantTimeEqual(storedKey, secret.storedKey);
+    const server = constantTimeEqual(serverKey, secret.serverKey);
+    ok = (stored && server) || ok;
+  }
+  return ok;
+}
+
+/** No SASLprep for MD5: PostgreSQL hashes the password's bytes as sent. */
+function md5Matches(hash: string, user: string, password: string): boolean {
+  const computed = "md5" + createHash("md5").update(password + user, "utf8").digest("hex");
+  return constantTimeEqual(Buffer.from(computed, "latin1"), Buffer.from(hash, "latin1"));
+}
+
+/** Compared as SHA-256 digests so that the stored password's length does not show either. */
+function plainMatches(stored: string, password: string): boolean {
+  const digest = (s: string) => createHash("sha256").update(s, "utf8").digest();
+  return constantTimeEqual(digest(stored), digest(password));
+}
+
+/**
+ * Whether `password` is `user`'s password under `method`. An unknown user, or
+ * one whose stored form `method` cannot use, costs the same SCRAM work against
+ * a dummy secret, so refusals take about equally long; MD5 and plain-text
+ * checks run alongside that work, never instead of it.
+ */
+export async function verifyPassword(file: VerifierFile, method: PasswordMethod, user: string, password: string): Promise<boolean> {
+  if (file.errors.length > 0) throw new Error(`verifier file ${file.path} has errors and must not be used`);
+  // PostgreSQL refuses an empty password before any check (auth.c: recv_password_packet).
+  if (password === "") return false;
+  const stored = file.entries.get(user);
+  const usable = stored !== undefined && ACCEPTS[method].has(stored.kind) ? stored : undefined;
+  const scramOk = await scramMatches(usable?.kind === "scram-sha-256" ? usable : dummyFor(file), password);
+  if (usable === undefined) return false;
+  switch (usable.kind) {
+    case "plain":
+      return plainMatches(usable.password, password);
+    case "md5":
+      return md5Matches(usable.hash, user, password);
+    case "scram-sha-256":
+      return scramOk;
+    default: {
+      const unreachable: never = usable;
+      throw unreachable;
+    }
+  }
+}
