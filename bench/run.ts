@@ -9,16 +9,13 @@ import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { memorySource } from "../lib/config/source.ts";
-import { parseNumericHost } from "../lib/hba/address.ts";
-import { loadHba } from "../lib/hba/load.ts";
-import { matchHba } from "../lib/hba/match.ts";
 import { startCluster } from "../test/harness/postgres.ts";
 import { freePort } from "../test/harness/process.ts";
 import { BASE_DN, slapdAvailable, startSlapd, type Slapd } from "../test/harness/slapd.ts";
 import { cpuMicros, pinned, postgresPids, runJson, setAffinity, startProcess, TASKSET } from "./processes.ts";
 import { summarizeProfile } from "./profile-summary.ts";
 import { ownWork } from "./own-work.ts";
+import { hbaDecision } from "./hba-decision.ts";
 import { report, type Results, type Row } from "./report.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -33,21 +30,6 @@ const LOAD_CORE = "1";
 
 const node = (script: string, ...args: string[]) => [process.execPath, "--import", "tsx", script, ...args];
 const basic = (user: string, password = "") => "Basic " + Buffer.from(`${user}:${password}`).toString("base64");
-
-/** Microseconds per decision when the matching line is the last of `n`. */
-async function hbaDecision(n: number): Promise<number> {
-  const lines: string[] = [];
-  for (let i = 0; i < n - 1; i++) lines.push(`host all all 10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}/32 md5`);
-  lines.push("host all all 192.0.2.0/24 trust");
-  const file = loadHba("/bench", memorySource({ "/bench": lines.join("\n") }));
-  const facts = { transport: "host" as const, address: parseNumericHost("192.0.2.7")!, ssl: false, database: "db", user: "u", replication: false };
-  const env = { isMember: () => false };
-  const iterations = Math.max(200, Math.floor(2_000_000 / n));
-  for (let i = 0; i < 50; i++) await matchHba(file.rules, facts, env);
-  const t = process.hrtime.bigint();
-  for (let i = 0; i < iterations; i++) await matchHba(file.rules, facts, env);
-  return Number(process.hrtime.bigint() - t) / 1000 / iterations;
-}
 
 async function main() {
   const cluster = await startCluster({ settings: { max_connections: "300" } });

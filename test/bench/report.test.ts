@@ -104,6 +104,17 @@ describe("benchmark report", () => {
     assert.match(why, /LDAP simple bind, cache on: ÷ trust ≥ 0\.9: .*5\.0 µs more than trust.*predict 0\.98 of trust/);
   });
 
+  test("every missed target is explained, whichever it is", () => {
+    const r = results({ hba: { "10": 1, "1000": 30, "10000": 60 }, c1: row("c1 latency", [{ gatewayP50: 1.9, naivePreparedP50: 0.8, gatewayP99: 5, naivePreparedP99: 4 }]) });
+    const why = report(r).split("Why each missed target is missed")[1]!;
+    const lines = why.split("\n").filter((l) => l.startsWith("- "));
+    assert.ok(lines.some((l) => l.startsWith("- c1 p50")));
+    assert.ok(lines.some((l) => l.startsWith("- hba decision at 10,000 rules < 20 µs")));
+    for (const l of lines) assert.match(l, /: \S.{20,}$/, `no explanation: ${l}`);
+    assert.match(why, /gateway's p50 was 1\.90 ms and the bridge's 0\.80 ms/);
+    assert.match(why, /10,000 rules 60\.00 µs/);
+  });
+
   test("non-200 responses put a warning above everything", () => {
     const r = results();
     const bad = { ...r, scenarios: [{ ...r.scenarios[0]!, rounds: r.scenarios[0]!.rounds.map((x, i) => (i === 0 ? { ...x, bad: 3 } : x)) }, ...r.scenarios.slice(1)] };
