@@ -53,8 +53,6 @@ const values = (row: Row, k: string) => spread(row.rounds.map((r) => r[k]).filte
 /** The steps of a 1-row trust request in bench/own-work.ts. */
 const OWN_TRUST_STEPS = ["identity", "parse", "hba", "verifyTrust", "pool", "response"] as const;
 
-/** The own-code bucket was named for the gateway alone before the bridge was profiled too. */
-const sameBucket = (a: string, b: string) => a === b || (a.startsWith("own code") && b.startsWith("gateway code")) || (b.startsWith("own code") && a.startsWith("gateway code"));
 
 const fmt = (s: Spread | undefined, digits = 2) => (s ? `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}–${s.max.toFixed(digits)})` : "—");
 
@@ -83,10 +81,12 @@ export function report(r: Results): string {
     ]
       .filter(Boolean)
       .join(" ");
+  /** The bridge's µs per request in a bucket of the gateway's profile (0 where it spent none). */
+  const bridgeUs = (bucket: string) => r.bridgeProfile?.find((b) => b.bucket === bucket)?.usPerRequest ?? 0;
   const profileDifference = () => {
     if (!r.bridgeProfile) return "";
     const diffs = r.profile
-      .map((g) => ({ bucket: g.bucket, d: g.usPerRequest - (r.bridgeProfile!.find((b) => sameBucket(b.bucket, g.bucket))?.usPerRequest ?? 0) }))
+      .map((g) => ({ bucket: g.bucket, d: g.usPerRequest - bridgeUs(g.bucket) }))
       .filter((x) => x.bucket !== "idle" && x.d > 0)
       .sort((a, b) => b.d - a.d)
       .slice(0, 4);
@@ -181,7 +181,7 @@ export function report(r: Results): string {
           "| bucket | gateway µs per request | share | prepared bridge µs per request | gateway − bridge |",
           "|---|---|---|---|---|",
           ...r.profile.map((p) => {
-            const b = r.bridgeProfile!.find((x) => sameBucket(x.bucket, p.bucket))?.usPerRequest ?? 0;
+            const b = bridgeUs(p.bucket);
             return `| ${p.bucket} | ${p.usPerRequest.toFixed(1)} | ${(p.share * 100).toFixed(0)} % | ${b.toFixed(1)} | ${(p.usPerRequest - b).toFixed(1)} |`;
           }),
         ]
