@@ -11,13 +11,7 @@ import { resultJson } from "../lib/http/result-json.ts";
 import { nodeMac } from "../lib/node/node-mac.ts";
 import { parseQueryRequest } from "../lib/query/run.ts";
 import { Pools } from "../lib/upstream/pools.ts";
-
-async function perCall(f: () => unknown, n = 100_000): Promise<number> {
-  for (let i = 0; i < n / 10; i++) await f();
-  const t = process.hrtime.bigint();
-  for (let i = 0; i < n; i++) await f();
-  return Number(process.hrtime.bigint() - t) / 1000 / n;
-}
+import { microsPerCall } from "./per-call.ts";
 
 export async function ownWork(): Promise<Record<string, number>> {
   const rules = loadHba("/bench", memorySource({ "/bench": "host all bench 127.0.0.1/32 trust\nhost all benchpw 127.0.0.1/32 scram-sha-256\n" })).rules;
@@ -39,13 +33,13 @@ export async function ownWork(): Promise<Record<string, number>> {
   const body = '{"query":"select $1::int as n","params":[1]}';
   const result = { command: "SELECT", rowCount: 1, fields: [{ name: "n", dataTypeID: 23 }], rows: [{ n: 1 }] };
   const out = {
-    identity: await perCall(() => identifyCaller(forwardedPeer(socket, () => undefined, NO_TRUSTED_PROXIES), "postgres", "Basic YmVuY2g6", { anonymousUser: undefined })),
-    parse: await perCall(() => parseQueryRequest(JSON.parse(body))),
-    hba: await perCall(() => matchHba(rules, trust.facts, environment)),
-    verifyTrust: await perCall(() => authenticate(rules[0]!, trust, verifiers)),
-    verifyPasswordCached: await perCall(() => authenticate(rules[1]!, password, verifiers)),
-    pool: await perCall(() => pools.use("postgres", "bench", undefined, {}, async () => 1)),
-    response: await perCall(() => resultJson(result)),
+    identity: await microsPerCall(() => identifyCaller(forwardedPeer(socket, () => undefined, NO_TRUSTED_PROXIES), "postgres", "Basic YmVuY2g6", { anonymousUser: undefined })),
+    parse: await microsPerCall(() => parseQueryRequest(JSON.parse(body))),
+    hba: await microsPerCall(() => matchHba(rules, trust.facts, environment)),
+    verifyTrust: await microsPerCall(() => authenticate(rules[0]!, trust, verifiers)),
+    verifyPasswordCached: await microsPerCall(() => authenticate(rules[1]!, password, verifiers)),
+    pool: await microsPerCall(() => pools.use("postgres", "bench", undefined, {}, async () => 1)),
+    response: await microsPerCall(() => resultJson(result)),
   };
   await pools.close();
   return out;
