@@ -41,7 +41,8 @@ export class Pools {
     private readonly credentials: RoleCredentials = NO_CREDENTIALS,
   ) {
     if (settings.maxTotal < settings.max) throw new RangeError("maxTotal must be at least max");
-    this.waitingRoom = new WaitingRoom(settings.maxQueue ?? 1000, this.queueTimeoutMs());
+    // Waiting for a place and waiting for room for a new pool share one time bound.
+    this.waitingRoom = new WaitingRoom(settings.maxQueue ?? 1000, settings.queueTimeoutMs ?? settings.connectTimeout * 1000);
   }
 
   /** How many callers' pools exist (each may hold up to `max` connections). */
@@ -139,10 +140,6 @@ export class Pools {
     return this.settings.pipelineDepth ?? 1;
   }
 
-  private queueTimeoutMs(): number {
-    return this.settings.queueTimeoutMs ?? this.settings.connectTimeout * 1000;
-  }
-
   /** Pool creation is serialized, so two creators never count the same free slot. */
   private creating: Promise<unknown> = Promise.resolve();
 
@@ -192,7 +189,7 @@ export class Pools {
    */
   private async makeRoom(needed: number): Promise<void> {
     const { max, maxTotal } = this.settings;
-    const deadline = Date.now() + this.queueTimeoutMs();
+    const deadline = Date.now() + this.waitingRoom.timeoutMs;
     while ((this.pools.size + this.closing) * max + this.logins + needed > maxTotal) {
       const idle = [...this.pools].find(([, e]) => e.leases === 0);
       if (idle) {
