@@ -25,7 +25,8 @@ export async function ownWork(): Promise<Record<string, number>> {
     roles: environment,
     ldap: { connectTimeoutMs: 1000, operationTimeoutMs: 1000, caFile: undefined },
     log: () => {},
-    upstreamLogin: async () => {},
+    upstreamLogin: async () => ({ ok: true, exchange: "scram-sha-256" }),
+    logOnce: () => {},
     verifierFile: undefined,
   };
   const trust = identifyCaller(socket, "postgres", "Basic " + btoa("bench:"), { anonymousUser: undefined });

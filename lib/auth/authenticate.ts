@@ -9,6 +9,7 @@ import { identAllows, type IdentFile } from "../ident/ident.ts";
 import type { MatchEnvironment } from "../hba/match.ts";
 import type { VerifierFile } from "./verifier-file.ts";
 import { verifyPassword } from "./verify-password.ts";
+import { verifyByLogin, type LoginVerifier } from "./login-proof.ts";
 import { authenticateLdap, ldapFailed, type LdapSettings } from "./ldap.ts";
 
 export interface Verifiers {
@@ -16,9 +17,10 @@ export interface Verifiers {
   readonly ident: IdentFile | undefined;
   readonly roles: Pick<MatchEnvironment, "isMember">;
   readonly ldap: LdapSettings;
-  log(event: { level: string; msg: string; server?: string; detail?: string }): void;
-  /** Check the caller's password by logging in upstream as that role; throws 28P01 on failure. */
-  upstreamLogin(database: string, user: string, password: string): Promise<void>;
+  log(event: { level: string; msg: string; [k: string]: string | number | undefined }): void;
+  logOnce: LoginVerifier["logOnce"];
+  /** Log in upstream as the role with the caller's password (see login-proof.ts for what that proves). */
+  upstreamLogin: LoginVerifier["upstreamLogin"];
   /** When set, passwords are checked against this file instead of an upstream login. */
   readonly verifierFile: VerifierFile | undefined;
   readonly cache: VerifiedCallers;
@@ -48,7 +50,7 @@ export async function authenticate(rule: HbaRule, caller: Caller, verifiers: Ver
         throw gatewayError(SQLSTATE.invalidPassword, passwordFailedMessage(facts.user));
       }
       return remembered(verifiers.cache, [rule.file, String(rule.line), method.name, facts.database, facts.user, password], async () => {
-        if (!verifiers.verifierFile) return verifiers.upstreamLogin(facts.database, facts.user, password);
+        if (!verifiers.verifierFile) return verifyByLogin(method.name, facts.database, facts.user, password, verifiers);
         if (!(await verifyPassword(verifiers.verifierFile, method.name, facts.user, password))) {
           throw gatewayError(SQLSTATE.invalidPassword, passwordFailedMessage(facts.user));
         }

@@ -132,6 +132,14 @@ export function createApp(deps: GatewayDeps): Hono {
 
   // Made once, not per request: under tsx every named closure costs a defineProperty (keepNames).
   const upstreamLogin = (d: string, u: string, p: string) => deps.pools.login(d, u, p);
+  // Reasons logged once per role: a bounded set, forgotten whole when full.
+  const logged = new Set<string>();
+  const logOnce = (key: string, event: LogEvent) => {
+    if (logged.has(key)) return;
+    if (logged.size >= 10_000) logged.clear();
+    logged.add(key);
+    deps.log(event);
+  };
 
   /** request -> identity -> rule -> verification -> pool: the same for every framing. */
   async function connect(caller: Caller): Promise<WithPool> {
@@ -148,6 +156,7 @@ export function createApp(deps: GatewayDeps): Hono {
     try {
       await authenticate(rule, caller, {
         upstreamLogin,
+        logOnce,
         verifierFile,
         ident,
         roles: deps.environment,

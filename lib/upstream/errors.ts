@@ -4,6 +4,11 @@ import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
 
 const CONNECT_CODES = new Set(["CONNECT_TIMEOUT", "ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "EHOSTUNREACH", "ETIMEDOUT", "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED", "EPIPE"]);
 
+/** The upstream's certificate could not be verified: no connection, as with a refused one. */
+function isTlsFailure(code: string): boolean {
+  return code.startsWith("ERR_TLS_") || code.startsWith("ERR_SSL_") || /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(code);
+}
+
 export function fromDriverError(err: unknown): GatewayError {
   if (err instanceof GatewayError) return err;
   if (err instanceof postgres.PostgresError) {
@@ -32,7 +37,7 @@ export function fromDriverError(err: unknown): GatewayError {
     );
   }
   const code = (err as { code?: unknown })?.code;
-  if (typeof code === "string" && CONNECT_CODES.has(code)) {
+  if (typeof code === "string" && (CONNECT_CODES.has(code) || isTlsFailure(code))) {
     return gatewayError(SQLSTATE.sqlclientUnableToEstablishSqlconnection, "the database is unavailable", { detail: code });
   }
   if (typeof code === "string" && code === "UNDEFINED_VALUE") {

@@ -2,9 +2,9 @@
 // postgres.js asks for it at every login and a changed password needs no
 // rebuild (porsager/postgres calls `pass` per connection).
 import postgres from "postgres";
-import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
-import { passwordFailedMessage } from "../auth/messages.ts";
+import { GatewayError, SQLSTATE } from "../errors.ts";
 import { fromDriverError, isConnectionLoss } from "./errors.ts";
+import { ExchangeWatcher, watchedSocket, type LoginOutcome } from "./login-exchange.ts";
 import type { StartupParameters } from "../connection/caller.ts";
 import { PreparedStatements } from "./prepared-statements.ts";
 import { createSession, type Session } from "./session.ts";
@@ -232,8 +232,13 @@ export class Pools {
     return sql;
   }
 
-  /** Verify a password by logging in with it on a connection of its own. */
-  async login(database: string, user: string, password: string): Promise<void> {
+  /**
+   * Log in as `user` with `password` on a connection of its own and report
+   * what the server asked for: whether that proves the password is for the
+   * caller's line to decide. Refusals (class 28) come back as outcomes, other
+   * failures (the server unreachable) are thrown.
+   */
+  async login(database: string, user: string, password: string): Promise<LoginOutcome> {
     // A verification login is an upstream connection too: it counts against maxTotal.
     const reserve = this.creating.then(async () => {
       await this.makeRoom(1);
@@ -241,13 +246,22 @@ export class Pools {
     });
     this.creating = reserve.catch(() => undefined);
     await reserve;
-    const sql = postgres({ ...driverOptions(this.settings, database, user), max: 1, pass: password });
+    const watcher = new ExchangeWatcher();
+    const sql = postgres({
+      ...driverOptions(this.settings, database, user),
+      // TLS is negotiated by the watched socket (see login-exchange.ts).
+      ssl: false,
+      ...({ socket: watchedSocket(this.settings, watcher) } as object),
+      fetch_types: false,
+      max: 1,
+      pass: password,
+    });
     try {
       await sql`select 1`;
+      return { ok: true, exchange: watcher.exchange, ...(watcher.exchange === "password" ? { systemUser: await systemUser(sql) } : {}) };
     } catch (err) {
       const e = fromDriverError(err);
-      // Wrong password, unknown role: the same answer, as PostgreSQL gives.
-      if (e.code === SQLSTATE.invalidPassword) throw gatewayError(SQLSTATE.invalidPassword, passwordFailedMessage(user));
+      if (e.code.startsWith("28")) return { ok: false, code: e.code, reason: e.message };
       throw e;
     } finally {
       await sql.end({ timeout: 0 });
@@ -264,5 +278,17 @@ export class Pools {
     this.pools.clear();
     this.servicePools.clear();
     await Promise.all(all.map((sql) => sql.end({ timeout: 1 })));
+  }
+}
+
+/** PostgreSQL 16+'s `system_user` for this session; undefined where the server has none. */
+async function systemUser(sql: postgres.Sql): Promise<string | null | undefined> {
+  try {
+    const [row] = await sql`select system_user as s`;
+    return (row?.s as string | null | undefined) ?? null;
+  } catch (err) {
+    // 42703: before PostgreSQL 16 `system_user` is no keyword, just an unknown column.
+    if (err instanceof postgres.PostgresError && err.code === "42703") return undefined;
+    throw err;
   }
 }

@@ -1,0 +1,138 @@
+// What a verification login proved: which authentication exchange the server
+// asked for before it let the login in. "The connection opened" proves nothing
+// when the upstream trusts the gateway's address; a password proves what the
+// exchange that checked it proves (see lib/auth/login-proof.ts).
+//
+// postgres.js does the exchange but does not say which one it did, so the
+// socket it reads from is opened here and the server's Authentication
+// messages are read alongside it. TLS is therefore negotiated here too (the
+// driver's own TLS would hide the messages).
+import { connect as netConnect, type Socket } from "node:net";
+import { connect as tlsConnect, type ConnectionOptions } from "node:tls";
+import { isIP } from "node:net";
+import { gatewayError, SQLSTATE } from "../errors.ts";
+import type { UpstreamSettings } from "./upstream-settings.ts";
+
+/** The password exchange the server asked for: none at all (trust, and the like), or one of the three. */
+export type Exchange = "none" | "password" | "md5" | "scram-sha-256" | "other";
+
+/** AuthenticationRequest codes (PostgreSQL protocol, "Message Formats"). */
+const REQUEST: Readonly<Record<number, Exchange>> = { 3: "password", 5: "md5", 10: "scram-sha-256" };
+
+/**
+ * Reads the server's side of a login, message by message, and remembers the
+ * first authentication request. It stops reading at AuthenticationOk or at
+ * the first message that is not part of authentication (an ErrorResponse).
+ */
+export class ExchangeWatcher {
+  exchange: Exchange = "none";
+  private pending: Buffer = Buffer.alloc(0);
+  private done = false;
+
+  readonly feed = (chunk: Buffer): void => {
+    if (this.done) return;
+    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    while (this.pending.length >= 5) {
+      const type = this.pending[0];
+      const length = this.pending.readUInt32BE(1);
+      if (type !== 0x52 /* R */) {
+        this.done = true;
+        this.pending = Buffer.alloc(0);
+        return;
+      }
+      if (this.pending.length < 1 + length) return;
+      const code = length >= 8 ? this.pending.readUInt32BE(5) : -1;
+      this.pending = this.pending.subarray(1 + length);
+      if (code === 0) {
+        // AuthenticationOk: authentication is over.
+        this.done = true;
+        this.pending = Buffer.alloc(0);
+        return;
+      }
+      // 11 and 12 continue the SASL exchange that 10 began.
+      if (this.exchange === "none") this.exchange = REQUEST[code] ?? "other";
+    }
+  };
+}
+
+const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
+
+/** The connection as libpq would open it: a host that is a directory is a Unix socket directory. */
+function open(host: string, port: number): Socket {
+  return host.startsWith("/") ? netConnect({ path: `${host}/.s.PGSQL.${port}` }) : netConnect({ host, port });
+}
+
+function connected(socket: Socket): Promise<void> {
+  return new Promise((resolve, reject) => {
+    socket.once("connect", () => {
+      socket.off("error", reject);
+      resolve();
+    });
+    socket.once("error", reject);
+  });
+}
+
+/** SSLRequest, then TLS with the same verification postgres.js is configured with. */
+async function secure(raw: Socket, host: string, ssl: NonNullable<UpstreamSettings["ssl"]>): Promise<Socket> {
+  raw.write(SSL_REQUEST);
+  const answer = await new Promise<number | undefined>((resolve, reject) => {
+    raw.once("data", (d: Buffer) => {
+      raw.off("error", reject);
+      resolve(d[0]);
+    });
+    raw.once("error", reject);
+  });
+  if (answer !== 0x53 /* S */) {
+    raw.destroy();
+    throw gatewayError(SQLSTATE.sqlclientUnableToEstablishSqlconnection, "the database is unavailable", { detail: "the server does not support SSL" });
+  }
+  const options: ConnectionOptions =
+    ssl === "require" ? { socket: raw, rejectUnauthorized: false } : { socket: raw, ...ssl, ...(isIP(host) ? {} : { servername: host }) };
+  return new Promise((resolve, reject) => {
+    const tls = tlsConnect(options, () => {
+      tls.off("error", reject);
+      resolve(tls);
+    });
+    tls.once("error", reject);
+  });
+}
+
+/**
+ * A socket factory for postgres.js (its `socket` option) whose connection
+ * feeds `watcher`; the driver must be given `ssl: false`, TLS being done here.
+ */
+export function watchedSocket(settings: Pick<UpstreamSettings, "host" | "port" | "ssl" | "connectTimeout">, watcher: ExchangeWatcher): () => Promise<Socket> {
+  return async () => {
+    const raw = open(settings.host, settings.port);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(Object.assign(new Error("connect timeout"), { code: "CONNECT_TIMEOUT" })), settings.connectTimeout * 1000);
+    });
+    try {
+      await Promise.race([connected(raw), timeout]);
+      const socket = settings.ssl ? await Promise.race([secure(raw, settings.host, settings.ssl), timeout]) : raw;
+      // Added before the driver's own listener, so both see every chunk.
+      socket.on("data", watcher.feed);
+      return socket;
+    } catch (err) {
+      raw.destroy();
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+}
+
+/**
+ * A verification login's outcome: let in, with the exchange the server asked
+ * for (and, after a cleartext one, who PostgreSQL 16+ says authenticated
+ * whom), or refused, with the server's reason for the gateway's log only.
+ */
+export type LoginOutcome =
+  | {
+      readonly ok: true;
+      readonly exchange: Exchange;
+      /** `system_user` (`method:identity`, null without one); undefined when not asked or unknown (before PostgreSQL 16). */
+      readonly systemUser?: string | null | undefined;
+    }
+  | { readonly ok: false; readonly code: string; readonly reason: string };
