@@ -1,6 +1,7 @@
 // The gateway assembled from settings: configuration (files or secrets),
 // pools, caches and the HTTP app, with reload and shutdown. Shared by the Node
 // server (which adds listeners) and the Lambda handler (which adds none).
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { VerifiedCallers } from "../auth/verified-callers.ts";
 import { FailureLimiter } from "../auth/failure-limiter.ts";
@@ -11,7 +12,7 @@ import { createApp, type GatewayDeps, type LogEvent } from "../http/app.ts";
 import type { Hono } from "hono";
 import { Pools } from "../upstream/pools.ts";
 import { RoleMembership } from "../upstream/role-membership.ts";
-import { loadConfiguration, secretIdsOf, usesMembership, type Configuration } from "./configuration.ts";
+import { embeddedCannotVerify, isPasswordRule, loadConfiguration, secretIdsOf, usesMembership, type Configuration } from "./configuration.ts";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { awsSecretFetcher } from "../secrets/aws.ts";
 import { passwordFromSecret } from "../secrets/rds-credentials.ts";
@@ -75,7 +76,17 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
     : undefined;
   const readSecret = store ? (id: string) => store.get(id) : undefined;
 
-  let config: Configuration | undefined = await loadConfiguration(paths, readSecret, log);
+  const embedded = !settings.HBAGATE_UPSTREAM_HOST;
+  /** The configuration, with what only this deployment can tell (the embedded upstream checks no passwords). */
+  const load = async (): Promise<Configuration | undefined> => {
+    const loaded = await loadConfiguration(paths, readSecret, log);
+    const problem = loaded && embedded ? embeddedCannotVerify(loaded.rules, loaded.verifierFile !== undefined) : undefined;
+    if (problem === undefined) return loaded;
+    log({ level: "error", msg: "invalid configuration", error: problem });
+    return undefined;
+  };
+
+  let config: Configuration | undefined = await load();
   if (!config) {
     log({ level: "error", msg: "not starting: the configuration is invalid", file: paths.hba });
     store?.close();
@@ -84,11 +95,11 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
 
   let upstream = { host: settings.HBAGATE_UPSTREAM_HOST ?? "", port: settings.HBAGATE_UPSTREAM_PORT, close: async () => {} };
   let anonymousUser = settings.HBAGATE_ANONYMOUS_USER;
-  if (!settings.HBAGATE_UPSTREAM_HOST) {
+  if (embedded) {
     const { startEmbeddedUpstream } = await import("../upstream/embedded.ts");
     upstream = await startEmbeddedUpstream();
     anonymousUser ??= "postgres";
-    log({ level: "info", msg: "using the embedded PGlite upstream", upstream: `${upstream.host}:${upstream.port}` });
+    log({ level: "info", msg: "using the embedded PGlite upstream (in memory: its data is gone when the gateway stops)", upstream: upstream.host });
   }
 
   const ssl = settings.HBAGATE_UPSTREAM_SSL;
@@ -140,6 +151,24 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
     log({ level: "warn", msg: "rules use +group or samerole but HBAGATE_SERVICE_USER is not set: those entries match no one" });
   }
 
+  // Does the upstream check passwords from the gateway's address? A deliberately wrong one for
+  // the service user tells. Asked at start and after each reload (never per readiness call), and
+  // only where password lines are verified by upstream login.
+  let passwordProbe: string | undefined;
+  const probeUpstreamPasswords = async (rules: Configuration): Promise<void> => {
+    passwordProbe = undefined;
+    if (embedded || !serviceUser || rules.verifierFile || !rules.rules.some(isPasswordRule)) return;
+    try {
+      const outcome = await pools.login(settings.HBAGATE_SERVICE_DATABASE, serviceUser, `wrong-${randomBytes(18).toString("base64url")}`);
+      if (!outcome.ok) return;
+      passwordProbe = `ok (warning: the upstream let "${serviceUser}" in with a wrong password: password lines verified by upstream login refuse everyone; require scram-sha-256 upstream for the gateway's address, or set HBAGATE_VERIFIER_FILE)`;
+      log({ level: "warn", msg: "the upstream accepted a wrong password for the service user: password lines will refuse everyone", user: serviceUser, exchange: outcome.exchange });
+    } catch {
+      // Unreachable now: /readyz's upstream check says so.
+    }
+  };
+  void probeUpstreamPasswords(config);
+
   const verifiedCallers = new VerifiedCallers({ ttlMs: settings.HBAGATE_VERIFIED_TTL_MS, maxEntries: settings.HBAGATE_VERIFIED_MAX, mac: nodeMac() });
   let lastReloadError: string | undefined;
 
@@ -174,6 +203,7 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
     readiness: async () => ({
       config: lastReloadError ?? "ok",
       upstream: await reachable(upstream.host, upstream.port),
+      ...(passwordProbe ? { passwords: passwordProbe } : {}),
       ...(store ? { secrets: store.status() } : {}),
     }),
     log,
@@ -183,7 +213,7 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
   const reload = (): Promise<boolean> =>
     (reloading ??= (async () => {
       try {
-        const next = await loadConfiguration(paths, readSecret, log);
+        const next = await load();
         if (!next) {
           lastReloadError = "the last reload failed; the previous configuration is in force";
           log({ level: "error", msg: "configuration has errors; keeping the previous one", file: paths.hba });
@@ -195,6 +225,7 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
         verifiedCallers.clear();
         membership?.clear();
         log({ level: "info", msg: "reloaded configuration", file: paths.hba, rules: next.rules.length });
+        void probeUpstreamPasswords(next);
         return true;
       } finally {
         reloading = undefined;

@@ -126,3 +126,22 @@ export function secretIdsOf(locations: ConfigurationLocations): Set<string> {
   for (const l of Object.values(locations)) if (typeof l === "string" && isSecretReference(l)) ids.add(parseSecretReference(l).secretId);
   return ids;
 }
+
+const PASSWORD_METHODS: ReadonlySet<string> = new Set(["password", "md5", "scram-sha-256"]);
+
+/** A line whose method checks a password PostgreSQL stores. */
+export function isPasswordRule(rule: HbaRule): boolean {
+  return PASSWORD_METHODS.has(rule.method.name);
+}
+
+/**
+ * Why these rules cannot work on the embedded upstream, or undefined: a
+ * password line needs a verifier file there, PGlite having no passwords to
+ * check (a login would prove nothing and refuse everyone).
+ */
+export function embeddedCannotVerify(rules: readonly HbaRule[], hasVerifierFile: boolean): string | undefined {
+  if (hasVerifierFile) return undefined;
+  const line = rules.find(isPasswordRule);
+  if (!line) return undefined;
+  return `${line.file}:${line.line}: "${line.method.name}" needs HBAGATE_VERIFIER_FILE with the embedded PGlite upstream, which checks no passwords (or set HBAGATE_UPSTREAM_HOST to a PostgreSQL server that does)`;
+}

@@ -1,9 +1,10 @@
-// Readiness probe: can a TCP connection to the upstream be opened?
+// Readiness probe: can a connection to the upstream be opened?
 import { connect } from "node:net";
 
+/** `host` may be a Unix socket directory, as libpq takes it (the embedded upstream). */
 export function reachable(host: string, port: number, timeoutMs = 2000): Promise<string> {
   return new Promise((resolve) => {
-    const socket = connect({ host, port, timeout: timeoutMs });
+    const socket = host.startsWith("/") ? connect({ path: `${host}/.s.PGSQL.${port}`, timeout: timeoutMs }) : connect({ host, port, timeout: timeoutMs });
     const done = (state: string) => {
       socket.destroy();
       resolve(state);
