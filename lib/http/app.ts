@@ -86,6 +86,12 @@ function transactionOptions(header: (name: string) => string | undefined): Trans
 /** Runs a function on the caller's pool (a lease held throughout). */
 type WithPool = <T>(fn: (session: Session) => Promise<T>) => Promise<T>;
 
+function describeCause(cause: unknown): string {
+  if (!(cause instanceof Error)) return String(cause);
+  const code = (cause as { code?: unknown }).code;
+  return `${cause.name}${typeof code === "string" ? ` ${code}` : ""}: ${cause.message}`;
+}
+
 function errorBody(e: GatewayError) {
   return { error: e.fields };
 }
@@ -96,7 +102,8 @@ export function createApp(deps: GatewayDeps): Hono {
   app.onError((err, c) => {
     if (err instanceof GatewayError) {
       const status = httpStatus(err.code);
-      if (status >= 500) deps.log({ level: "warn", msg: "request failed", code: err.code, error: err.message });
+      // The cause stays in the log (the caller never sees it): a driver's error, never a password.
+      if (status >= 500) deps.log({ level: "warn", msg: "request failed", code: err.code, error: err.message, ...(err.cause === undefined ? {} : { cause: describeCause(err.cause) }) });
       return c.json(errorBody(err), status as 400);
     }
     // Anything unexpected: log it, tell the caller nothing about it.

@@ -10,13 +10,17 @@ import { typeSize } from "./type-sizes.ts";
 import type { Session } from "../upstream/session.ts";
 import type { CancelRequests } from "../upstream/cancel-requests.ts";
 import { Budget, jsonLength, type ResponseLimits } from "./limits.ts";
+import { refuseUnsafe } from "./refused-statements.ts";
 
 export { responseWithinLimits, type ResponseLimits } from "./limits.ts";
 
 type RawValue = Uint8Array | null;
 
-/** PostgreSQL's limit on bind parameters in one statement. */
-const MAX_PARAMS = 65535;
+/**
+ * Bind parameters in one statement: PostgreSQL takes 65535, postgres.js
+ * refuses 65534 and more (with an error that is not the caller's to read).
+ */
+const MAX_PARAMS = 65533;
 /** Deeper JSON parameters are refused: turning them into text would exhaust the stack. */
 const MAX_PARAM_DEPTH = 100;
 
@@ -40,7 +44,7 @@ const Statement = z
     // Neon's per-statement option; rows are arrays either way on /sql.
     arrayMode: z.boolean().optional(),
     // Any JSON value; each is sent as text (objects and arrays as JSON text).
-    params: z.array(z.unknown()).max(MAX_PARAMS).optional(),
+    params: z.array(z.unknown()).max(MAX_PARAMS, `at most ${MAX_PARAMS} parameters per statement`).optional(),
   })
   .strict();
 export type Statement = z.infer<typeof Statement>;
@@ -106,6 +110,7 @@ export function parseQueryRequest(value: unknown): QueryRequest {
       }
     });
   }
+  refuseUnsafe(statements, "queries" in body);
   return "queries" in body ? { kind: "batch", statements: body.queries } : { kind: "single", statement: body };
 }
 

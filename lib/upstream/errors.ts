@@ -38,7 +38,7 @@ export function fromDriverError(err: unknown): GatewayError {
   }
   const code = (err as { code?: unknown })?.code;
   if (typeof code === "string" && (CONNECT_CODES.has(code) || isTlsFailure(code))) {
-    return gatewayError(SQLSTATE.sqlclientUnableToEstablishSqlconnection, "the database is unavailable", { detail: code });
+    return new GatewayError({ code: SQLSTATE.sqlclientUnableToEstablishSqlconnection, message: "the database is unavailable", detail: code }, { cause: err });
   }
   if (typeof code === "string" && code === "UNDEFINED_VALUE") {
     return gatewayError(SQLSTATE.invalidParameterValue, "a parameter value is undefined");
