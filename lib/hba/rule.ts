@@ -98,6 +98,10 @@ export interface HbaError {
 export interface HbaFile {
   readonly path: string;
   readonly rules: readonly HbaRule[];
+  /**
+   * Every line's error, in order; or, when there is no line at all, the one
+   * file-level error "contains no entries" at line 1 (not among `entries`).
+   */
   readonly errors: readonly HbaError[];
   /** Every line in file order, for the pg_hba_file_rules view. */
   readonly entries: readonly ({ readonly rule: HbaRule } | { readonly error: HbaError })[];

