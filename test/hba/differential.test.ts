@@ -53,8 +53,7 @@ host all all "samenet" trust
 host all all all trust
 host all all "all" trust
 hostssl all all all cert
-hostssl all all all cert map=m clientcert=verify-full
-hostssl all all all md5 clientcert=verify-ca
+hostssl all all all cert map=m
 hostnossl all all all md5 clientcert=verify-full
 host all all all cert
 local all all peer map=x
@@ -152,6 +151,19 @@ m4 x /^pg_
 m4 x /(
 include inc/ident.conf
 `;
+
+/**
+ * Deliberate differences (README): lines both servers accept that hbagate
+ * refuses, because it would not enforce what they say (client certificates).
+ */
+const REFUSED_HERE: readonly (readonly [line: string, option: string])[] = [
+  ["hostssl all all all md5 clientcert=verify-ca", "clientcert"],
+  ["hostssl all all all scram-sha-256 clientcert=verify-full", "clientcert"],
+  ["hostssl all all all cert clientcert=verify-full", "clientcert"],
+  ["hostssl all all all cert map=m clientcert=verify-full", "clientcert"],
+  ["hostssl all all all md5 clientname=DN", "clientname"],
+  ["hostssl all all all trust clientname=CN", "clientname"],
+];
 
 // Deliberately absent, because the server's view does not show what it does:
 // "clientcert=maybe" fails the line (the file would not load) but the view shows
@@ -270,6 +282,21 @@ for (const flavor of flavors()) {
         });
       assert.ok(theirs.length >= 8);
       assert.deepEqual(pick(ours), pick(theirs));
+    });
+
+    test("deliberate differences: client certificate options the server accepts are errors here", async () => {
+      await c.writeHba(REFUSED_HERE.map(([line]) => line).join("\n") + "\n");
+      const theirs = (await c.sql<{ line_number: number; error: string | null }[]>`select line_number, error from pg_hba_file_rules order by line_number`).slice(1);
+      const ours = loadHba(c.hbaPath, fileSource);
+      assert.deepEqual(
+        theirs.map((r) => [r.line_number, r.error]),
+        REFUSED_HERE.map((_, i) => [i + 2, null]),
+        "the server accepts every one of these lines",
+      );
+      assert.deepEqual(
+        ours.errors.map((e) => [e.line, e.message]),
+        REFUSED_HERE.map(([, option], i) => [i + 2, `authentication option "${option}" is not supported by this version of hbagate`]),
+      );
     });
 
     test("a file with no entries: the server refuses it, keeps its rules, and says what we say", async () => {

@@ -412,7 +412,7 @@ const METHODS = [
 const validishLine = fc.record({ type: fc.constantFrom(...TYPES), db: fc.constantFrom(...DATABASES), user: fc.constantFrom(...USERS), address: fc.constantFrom(...ADDRESSES), method: fc.constantFrom(...METHODS), peer: fc.boolean() }).map(
   ({ type, db, user, address, method, peer }) => {
     if (type === "local") return `local ${db} ${user} ${peer ? "peer map=m" : method}`;
-    if (type === "hostssl" && peer) return `hostssl ${db} ${user} ${address} cert clientcert=verify-full`;
+    if (type === "hostssl" && peer) return `hostssl ${db} ${user} ${address} cert map=m`;
     return `${type} ${db} ${user} ${address} ${method}`;
   },
 );
