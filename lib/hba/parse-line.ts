@@ -93,7 +93,9 @@ function parse(tl: TokenizedLine, ruleNumber: number): HbaRule {
   const fields = tl.fields;
   const typeToken = single(fields[0]!, "connection type");
   if (!(CONNECTION_TYPES as readonly string[]).includes(typeToken.text)) {
-    fail(`invalid connection type "${typeToken.text}"`);
+    // PostgreSQL's message alone shows nothing wrong with "\uFEFFhost": the mark is invisible.
+    const bom = typeToken.text.startsWith("\uFEFF") ? " (the line starts with a byte order mark, U+FEFF: save the file without one)" : "";
+    fail(`invalid connection type "${typeToken.text}"${bom}`);
   }
   const type = typeToken.text as ConnectionType;
 

@@ -152,3 +152,15 @@ describe("golden: a file with no entries", () => {
     });
   }
 });
+
+describe("golden: an unlucky editor", () => {
+  test("bom.rules: a byte order mark fails line 1, as in PostgreSQL, and the message says why", () => {
+    // PostgreSQL: invalid connection type "\uFEFF" (the mark is invisible in a terminal).
+    const file = loadHba(join(dir, "bom.rules"), fileSource);
+    assert.deepEqual(
+      file.errors.map((e) => [e.line, e.message]),
+      [[1, 'invalid connection type "\uFEFF" (the line starts with a byte order mark, U+FEFF: save the file without one)']],
+    );
+    assert.equal(file.rules.length, 1, "the CRLF line after it still parses");
+  });
+});
