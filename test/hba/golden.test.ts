@@ -1,7 +1,7 @@
 // Golden tables: rules files beside expected decisions and expected errors, in
 // the spirit of PgBouncer's hba_test.rules / hba_test.eval.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -94,35 +94,73 @@ describe("golden: main.rules decisions", () => {
   }
 });
 
-describe("golden: errors.rules messages", () => {
-  const file = loadHba(join(dir, "errors.rules"), fileSource);
-  const expected = readFileSync(join(dir, "errors.expected"), "utf8")
+/** LINE<TAB>MESSAGE rows of a .expected file; ${DIR} is this directory, a trailing * matches any rest. */
+function readExpected(name: string): { line: number; message: string }[] {
+  return readFileSync(join(dir, name), "utf8")
     .split("\n")
     .filter((l) => l !== "" && !l.startsWith("#"))
     .map((l) => {
       const [line, message] = l.split("\t");
       return { line: Number(line), message: message!.replaceAll("${DIR}", dir) };
     });
+}
 
-  test("every bad line is reported, in order, with file and line", () => {
-    assert.deepEqual(
-      file.errors.map((e) => e.line),
-      expected.map((e) => e.line),
-    );
-    for (const e of file.errors) assert.equal(e.file, join(dir, "errors.rules"));
+/** Every X.rules beside an X.expected: exactly the expected errors, each at its line of X.rules. */
+function describeErrors(rules: string): void {
+  describe(`golden: ${rules} messages`, () => {
+    const file = loadHba(join(dir, rules), fileSource);
+    const expected = readExpected(rules.replace(/\.rules$/, ".expected"));
+
+    test("every bad line is reported, in order, with file and line", () => {
+      assert.deepEqual(
+        file.errors.map((e) => e.line),
+        expected.map((e) => e.line),
+      );
+      for (const e of file.errors) assert.equal(e.file, join(dir, rules));
+    });
+
+    for (const e of expected) {
+      test(`line ${e.line}: ${e.message}`, () => {
+        const got = file.errors.find((x) => x.line === e.line);
+        assert.ok(got, `no error reported for line ${e.line}`);
+        if (e.message.endsWith("*")) assert.ok(got.message.startsWith(e.message.slice(0, -1)), got.message);
+        else assert.equal(got.message, e.message);
+      });
+    }
+
+    if (rules === "errors.rules") {
+      test("the valid lines still parse, but the file as a whole is invalid", () => {
+        assert.ok(file.rules.length >= 3);
+        assert.ok(file.errors.length > 0);
+      });
+    }
   });
+}
 
-  for (const e of expected) {
-    test(`line ${e.line}: ${e.message}`, () => {
-      const got = file.errors.find((x) => x.line === e.line);
-      assert.ok(got, `no error reported for line ${e.line}`);
-      if (e.message.endsWith("*")) assert.ok(got.message.startsWith(e.message.slice(0, -1)), got.message);
-      else assert.equal(got.message, e.message);
+for (const name of readdirSync(dir).filter((n) => n.endsWith(".expected")).sort()) {
+  describeErrors(name.replace(/\.expected$/, ".rules"));
+}
+
+describe("golden: a file with no entries", () => {
+  for (const rules of ["empty.rules", "comments-only.rules", "includes-nothing.rules"]) {
+    test(`${rules}: no rules, no line errors, and still invalid (PostgreSQL: "contains no entries")`, () => {
+      const file = loadHba(join(dir, rules), fileSource);
+      assert.deepEqual(file.rules, []);
+      // The view (pg_hba_file_rules) has nothing to show, as PostgreSQL's has not.
+      assert.deepEqual(file.entries, []);
+      assert.deepEqual(file.errors, [{ file: join(dir, rules), line: 1, message: `configuration file "${join(dir, rules)}" contains no entries` }]);
     });
   }
+});
 
-  test("the valid lines still parse, but the file as a whole is invalid", () => {
-    assert.ok(file.rules.length >= 3);
-    assert.ok(file.errors.length > 0);
+describe("golden: an unlucky editor", () => {
+  test("bom.rules: a byte order mark fails line 1, as in PostgreSQL, and the message says why", () => {
+    // PostgreSQL: invalid connection type "\uFEFF" (the mark is invisible in a terminal).
+    const file = loadHba(join(dir, "bom.rules"), fileSource);
+    assert.deepEqual(
+      file.errors.map((e) => [e.line, e.message]),
+      [[1, 'invalid connection type "\uFEFF" (the line starts with a byte order mark, U+FEFF: save the file without one)']],
+    );
+    assert.equal(file.rules.length, 1, "the CRLF line after it still parses");
   });
 });

@@ -57,6 +57,14 @@ function assertLocated(what: string, x: Located, files: Readonly<Record<string, 
 }
 
 function checkHbaInvariants(file: HbaFile, files: Readonly<Record<string, string>>): void {
+  if (file.entries.length === 0) {
+    // Not a single entry (PostgreSQL: "contains no entries"): one error for the
+    // whole top-level file, at its line 1 even when the file is empty.
+    assert.ok(files[file.path] !== undefined, `no entries, yet ${file.path} was read`);
+    assert.deepEqual(file.errors, [{ file: file.path, line: 1, message: `configuration file "${file.path}" contains no entries` }]);
+    assert.deepEqual(file.rules, []);
+    return;
+  }
   for (const e of file.errors) {
     assertLocated("error", e, files);
     assert.equal(typeof e.message, "string");
@@ -404,7 +412,7 @@ const METHODS = [
 const validishLine = fc.record({ type: fc.constantFrom(...TYPES), db: fc.constantFrom(...DATABASES), user: fc.constantFrom(...USERS), address: fc.constantFrom(...ADDRESSES), method: fc.constantFrom(...METHODS), peer: fc.boolean() }).map(
   ({ type, db, user, address, method, peer }) => {
     if (type === "local") return `local ${db} ${user} ${peer ? "peer map=m" : method}`;
-    if (type === "hostssl" && peer) return `hostssl ${db} ${user} ${address} cert clientcert=verify-full`;
+    if (type === "hostssl" && peer) return `hostssl ${db} ${user} ${address} cert map=m`;
     return `${type} ${db} ${user} ${address} ${method}`;
   },
 );

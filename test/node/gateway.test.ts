@@ -19,9 +19,9 @@ interface Reply {
   body: Record<string, any>;
 }
 
-function call(target: { socketPath: string } | { url: string }, body: unknown, user = "app"): Promise<Reply> {
+function call(target: { socketPath: string } | { url: string }, body: unknown, user = "app", password = ""): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const headers = { authorization: "Basic " + Buffer.from(`${user}:`).toString("base64") };
+    const headers = { authorization: "Basic " + Buffer.from(`${user}:${password}`).toString("base64") };
     const onResponse = (res: import("node:http").IncomingMessage) => {
       let text = "";
       res.on("data", (d: Buffer) => (text += d.toString()));
@@ -138,6 +138,70 @@ describe("the Node server", () => {
     writeFileSync(join(dir, "roles.json"), '{"svc": 42}');
     assert.equal(await gateway.reload(), false);
     writeFileSync(join(dir, "roles.json"), JSON.stringify({ svc: "svc-upstream-pw" }));
+    assert.equal(await gateway.reload(), true);
+  });
+
+  test("a file with no rules (empty, or comments only) does not start the gateway", async () => {
+    for (const [name, text] of [["empty.conf", ""], ["comments.conf", "# hostssl all app 127.0.0.1/32 trust\n\n"]] as const) {
+      const path = join(dir, name);
+      writeFileSync(path, text);
+      const startLogs: LogEvent[] = [];
+      const g = await startGateway(loadSettings({ HBAGATE_PORT: "0", HBAGATE_HBA_FILE: path, HBAGATE_UPSTREAM_HOST: "127.0.0.1", HBAGATE_UPSTREAM_PORT: String(cluster.port) }), (e) => startLogs.push(e));
+      await g?.close();
+      assert.equal(g, undefined, `${name}: the gateway started`);
+      assert.ok(startLogs.some((l) => l.error === `${path}:1: configuration file "${path}" contains no entries`), JSON.stringify(startLogs));
+    }
+  });
+
+  test("a reload to a file with no rules keeps the running rules (PostgreSQL keeps its old ones too)", async () => {
+    const hba = join(dir, "pg_hba.conf");
+    const url = gateway.urls[0]!;
+    assert.equal((await call({ url }, { query: "select 1" })).status, 200, "admitted before the reload");
+    for (const text of ["", "# everything commented out\n# hostssl all app 127.0.0.1/32 trust\n\n   \n"]) {
+      writeFileSync(hba, text);
+      assert.equal(await gateway.reload(), false, `reload of ${JSON.stringify(text)}`);
+      assert.ok(logs.some((l) => l.error === `${hba}:1: configuration file "${hba}" contains no entries`));
+      // Were the empty file applied, no line would match and this would be a 403.
+      const r = await call({ url }, { query: "select 1" });
+      assert.equal(r.status, 200, `old rules still in force after ${JSON.stringify(text)}: ${JSON.stringify(r.body)}`);
+    }
+    writeFileSync(hba, "local all app,svc trust\nhostssl all app 127.0.0.1/32 trust\n");
+    assert.equal(await gateway.reload(), true);
+  });
+
+  test("a file with a clientcert= line does not start the gateway", async () => {
+    const path = join(dir, "clientcert.conf");
+    writeFileSync(path, "hostssl all all 127.0.0.1/32 reject\nhostssl all svc 127.0.0.1/32 scram-sha-256 clientcert=verify-ca\n");
+    const startLogs: LogEvent[] = [];
+    const g = await startGateway(loadSettings({ HBAGATE_PORT: "0", HBAGATE_HBA_FILE: path, HBAGATE_UPSTREAM_HOST: "127.0.0.1", HBAGATE_UPSTREAM_PORT: String(cluster.port) }), (e) => startLogs.push(e));
+    await g?.close();
+    assert.equal(g, undefined, "the gateway started");
+    assert.ok(startLogs.some((l) => l.error === `${path}:2: authentication option "clientcert" is not supported by this version of hbagate`), JSON.stringify(startLogs));
+  });
+
+  test("a reload to a file with a clientcert= line keeps the running rules; the line never admits anyone", async () => {
+    const hba = join(dir, "pg_hba.conf");
+    const url = gateway.urls[0]!;
+    const good = "local all app,svc trust\nhostssl all app 127.0.0.1/32 trust\n";
+    writeFileSync(hba, good);
+    assert.equal(await gateway.reload(), true);
+    // Besides the clientcert line, the new file only refuses: applying any of it would lock app out.
+    writeFileSync(hba, "hostssl all app,svc 127.0.0.1/32 scram-sha-256 clientcert=verify-ca\nhostssl all all 127.0.0.1/32 reject\n");
+    assert.equal(await gateway.reload(), false);
+    assert.ok(logs.some((l) => l.error === `${hba}:1: authentication option "clientcert" is not supported by this version of hbagate`));
+    const app = await call({ url }, { query: "select current_user as u" });
+    assert.equal(app.status, 200, `old rules still in force: ${JSON.stringify(app.body)}`);
+    assert.deepEqual(app.body.rows, [{ u: "app" }]);
+    // svc, right password, no client certificate (PostgreSQL: "connection requires a valid client
+    // certificate"): the old rules have no HTTPS line for svc, so no entry, not a login.
+    const svc = await call({ url }, { query: "select 1" }, "svc", "svc-upstream-pw");
+    assert.equal(svc.status, 403, JSON.stringify(svc.body));
+    assert.match(svc.body.error.message, /^no pg_hba.conf entry for host "127.0.0.1", user "svc"/);
+    // Without the option the same line admits svc with that password: the option was all that stood in the way.
+    writeFileSync(hba, "hostssl all app 127.0.0.1/32 trust\nhostssl all svc 127.0.0.1/32 scram-sha-256\n");
+    assert.equal(await gateway.reload(), true);
+    assert.equal((await call({ url }, { query: "select 1" }, "svc", "svc-upstream-pw")).status, 200);
+    writeFileSync(hba, good);
     assert.equal(await gateway.reload(), true);
   });
 

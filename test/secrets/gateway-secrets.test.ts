@@ -139,6 +139,19 @@ describe("configuration and credentials from Secrets Manager", () => {
     assert.equal(status, 200);
   });
 
+  test("a rules secret with no rules (emptied, or commented out) is refused; the old rules stay", async () => {
+    for (const hba of ["", "# host all svc,late 127.0.0.1/32 trust\n"]) {
+      const before = logs.length;
+      sm.put("gw/config", config(hba));
+      await sleep(TTL_MS + 500);
+      assert.ok(
+        logs.slice(before).some((l) => l.error === 'secretsmanager:gw/config#hba:1: configuration file "secretsmanager:gw/config#hba" contains no entries'),
+        JSON.stringify(logs.slice(-5)),
+      );
+      assert.equal((await ask()).status, 200, "the old rules are in force");
+    }
+  });
+
   test("a broken rules secret is refused with the old rules still enforced; a good one is taken", async () => {
     sm.put("gw/config", config("host all svc,late 127.0.0.1/32 trust\nhost all all all bogus\n"));
     await sleep(TTL_MS + 500);
