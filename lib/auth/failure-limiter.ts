@@ -1,7 +1,9 @@
-// Brute-force brake: failed verifications for the same (client address, user)
-// are answered ever more slowly, then refused outright for a cooling-off
-// period (08004, HTTP 429) without touching the database or LDAP. A success
-// clears the record; other users and other addresses are unaffected.
+// Brute-force brake: failed verifications for the same (client address,
+// identity) are answered ever more slowly, then refused outright for a
+// cooling-off period (08004, HTTP 429) without touching the database or LDAP.
+// A success clears the record; other identities and other addresses are
+// unaffected. The identity is a failure key (failure-key.ts): the name as the
+// verifier compares it, so "TEST1" counts against test1 under LDAP.
 import { gatewayError, type GatewayError } from "../errors.ts";
 
 export interface FailureLimiterOptions {
@@ -37,14 +39,14 @@ export class FailureLimiter {
     this.now = options.now ?? Date.now;
   }
 
-  private key(address: string, user: string): string {
-    return JSON.stringify([address, user]);
+  private key(address: string, identity: string): string {
+    return JSON.stringify([address, identity]);
   }
 
-  /** Refuse at once when the pair is cooling off. */
-  check(address: string, user: string): GatewayError | undefined {
+  /** Refuse at once when the pair is cooling off; `user` is the name the caller sent, for the message. */
+  check(address: string, identity: string, user: string = identity): GatewayError | undefined {
     if (this.records.size === 0) return undefined;
-    const r = this.records.get(this.key(address, user));
+    const r = this.records.get(this.key(address, identity));
     const now = this.now();
     if (!r || r.lockedUntil <= now) return undefined;
     const seconds = Math.ceil((r.lockedUntil - now) / 1000);
@@ -54,8 +56,8 @@ export class FailureLimiter {
   }
 
   /** Record a failure; resolves after the delay its answer should carry. */
-  async failed(address: string, user: string): Promise<void> {
-    const key = this.key(address, user);
+  async failed(address: string, identity: string): Promise<void> {
+    const key = this.key(address, identity);
     const now = this.now();
     let r = this.records.get(key);
     if (!r || now - r.firstAt > this.options.windowMs) r = { failures: 0, firstAt: now, lockedUntil: 0 };
@@ -68,8 +70,8 @@ export class FailureLimiter {
     if (over > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(this.options.maxDelayMs, over * this.options.delayStepMs)));
   }
 
-  succeeded(address: string, user: string): void {
+  succeeded(address: string, identity: string): void {
     if (this.records.size === 0) return;
-    this.records.delete(this.key(address, user));
+    this.records.delete(this.key(address, identity));
   }
 }

@@ -5,6 +5,7 @@ import { cors } from "hono/cors";
 import { authenticate } from "../auth/authenticate.ts";
 import type { VerifiedCallers } from "../auth/verified-callers.ts";
 import type { FailureLimiter } from "../auth/failure-limiter.ts";
+import { failureKeyFor } from "../auth/failure-key.ts";
 import type { VerifierFile } from "../auth/verifier-file.ts";
 import type { IdentFile } from "../ident/ident.ts";
 import type { LdapSettings } from "../auth/ldap.ts";
@@ -141,9 +142,11 @@ export function createApp(deps: GatewayDeps): Hono {
     const ident = deps.ident();
     const { rule } = await matchHba(rules, caller.facts, deps.environment);
     if (!rule) throw gatewayError(SQLSTATE.invalidAuthorizationSpecification, noEntryMessage(caller.facts));
-    // Who is asking, for the brute-force brake: the client address (or the socket) and the user.
+    // Who is asking, for the brute-force brake: the client address (or the socket) and the
+    // identity the rule's verifier will compare (under LDAP "TEST1" is test1).
     const who = clientHost(caller.facts);
-    const locked = deps.failureLimiter.check(who, caller.facts.user);
+    const identity = failureKeyFor(rule, caller.facts.user);
+    const locked = deps.failureLimiter.check(who, identity, caller.facts.user);
     if (locked) throw locked;
     try {
       await authenticate(rule, caller, {
@@ -159,11 +162,11 @@ export function createApp(deps: GatewayDeps): Hono {
       if (err instanceof GatewayError && err.code.startsWith("28") && rule.method.name !== "reject") {
         // The server log names the line, as PostgreSQL's does; the caller never sees it.
         deps.log({ level: "info", msg: "authentication failed", code: err.code, user: caller.facts.user, database: caller.facts.database, file: rule.file, line: rule.line });
-        await deps.failureLimiter.failed(who, caller.facts.user);
+        await deps.failureLimiter.failed(who, identity);
       }
       throw err;
     }
-    deps.failureLimiter.succeeded(who, caller.facts.user);
+    deps.failureLimiter.succeeded(who, identity);
     const { database, user } = caller.facts;
     return (fn) => deps.pools.use(database, user, caller.password, caller.startup, fn);
   }

@@ -56,4 +56,22 @@ describe("brute-force brake", () => {
     assert.equal((await ask("bob", "bobs-pw")).status, 503);
     await pools.close();
   });
+
+  test("password lines key on the role name exactly: Alice and alice are two roles, two records", async () => {
+    const pools = testPools(1);
+    const file: VerifierFile = parseVerifierFile("/v", '"alice" "lower-pw"\n"Alice" "upper-pw"\n');
+    const limiter = new FailureLimiter({ slowAfter: 100, lockAfter: 3, windowMs: 60_000, lockMs: 60_000, delayStepMs: 0, maxDelayMs: 0, maxEntries: 10 });
+    const app = createApp(testDeps(pools, "host all all all scram-sha-256\n", { verifierFile: () => file, failureLimiter: limiter }));
+    const ask = async (user: string, password: string) => {
+      const res = await app.request("/v1/postgres/sql", { method: "POST", headers: { authorization: "Basic " + Buffer.from(`${user}:${password}`).toString("base64") }, body: '{"query":"select 1"}' });
+      return { status: res.status, code: ((await res.json()) as { error?: { code: string } }).error?.code };
+    };
+    for (let i = 0; i < 3; i++) assert.deepEqual(await ask("alice", "guess"), { status: 401, code: "28P01" });
+    assert.deepEqual(await ask("alice", "lower-pw"), { status: 429, code: "08004" });
+    // Alice verifies (then meets the absent upstream): her record is her own.
+    assert.equal((await ask("Alice", "upper-pw")).status, 503);
+    for (let i = 0; i < 3; i++) assert.deepEqual(await ask("Alice", "guess"), { status: 401, code: "28P01" });
+    assert.deepEqual(await ask("Alice", "upper-pw"), { status: 429, code: "08004" });
+    await pools.close();
+  });
 });
