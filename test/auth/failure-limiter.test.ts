@@ -40,6 +40,57 @@ describe("brute-force brake", () => {
     assert.equal(l.check("a", "u"), undefined, "the first failure had expired");
   });
 
+  test("a flood of 120,000 junk names never evicts a lock, and memory stays bounded", async () => {
+    let now = 0;
+    const l = new FailureLimiter({ slowAfter: 100, lockAfter: 3, windowMs: 60_000, lockMs: 60_000, delayStepMs: 0, maxDelayMs: 0, maxEntries: 1000, maxLocks: 100, now: () => now });
+    for (let i = 0; i < 3; i++) await l.failed("10.0.0.1", "test1");
+    assert.equal(l.check("10.0.0.1", "test1")?.code, "08004");
+    for (let i = 0; i < 120_000; i++) {
+      await l.failed(i % 2 ? "10.0.0.1" : `10.1.${i >> 8 & 255}.${i & 255}`, `junk-${i}`);
+      now += 0.1;
+    }
+    assert.equal(l.check("10.0.0.1", "test1")?.code, "08004", "still locked after the flood");
+    const sizes = l.sizes();
+    assert.ok(sizes.counters <= 1000, `counters ${sizes.counters}`);
+    assert.equal(sizes.locks, 1);
+    assert.equal(sizes.overflowActive, false);
+    now = 60_001;
+    assert.equal(l.check("10.0.0.1", "test1"), undefined, "the lock ends when it ends, not before");
+  });
+
+  test("a full lock table overflows into buckets: every lock holds for its whole period, memory stays bounded", async () => {
+    let now = 0;
+    const l = new FailureLimiter({ slowAfter: 100, lockAfter: 3, windowMs: 60_000, lockMs: 60_000, delayStepMs: 0, maxDelayMs: 0, maxEntries: 1000, maxLocks: 100, overflowSlots: 4096, now: () => now });
+    // 2,000 pairs locked: 100 fit the table, 1,900 go to the buckets.
+    for (let i = 0; i < 2000; i++) for (let j = 0; j < 3; j++) await l.failed("10.0.0.1", `user-${i}`);
+    const sizes = l.sizes();
+    assert.equal(sizes.locks, 100);
+    assert.ok(sizes.counters <= 1000);
+    assert.equal(sizes.overflowActive, true);
+    now = 59_999;
+    for (let i = 0; i < 2000; i++) assert.equal(l.check("10.0.0.1", `user-${i}`)?.code, "08004", `user-${i}`);
+    // The price of a full table: some pairs that share a bucket are refused too (fail closed), not all of them.
+    let bystanders = 0;
+    for (let i = 0; i < 1000; i++) if (l.check("10.0.0.2", `bystander-${i}`)) bystanders++;
+    assert.ok(bystanders > 0 && bystanders < 1000, `${bystanders} of 1000 bystanders refused`);
+    now = 60_001;
+    for (let i = 0; i < 2000; i += 97) assert.equal(l.check("10.0.0.1", `user-${i}`), undefined);
+    // Expired locks make room again: the next lock is exact, the buckets are cleared.
+    for (let j = 0; j < 3; j++) await l.failed("10.0.0.1", "late");
+    assert.equal(l.check("10.0.0.1", "late")?.code, "08004");
+    assert.equal(l.sizes().overflowActive, false);
+  });
+
+  test("a failure within the window after a lock ends locks again at once", async () => {
+    let now = 0;
+    const l = new FailureLimiter({ slowAfter: 100, lockAfter: 3, windowMs: 10_000, lockMs: 5_000, delayStepMs: 0, maxDelayMs: 0, maxEntries: 10, now: () => now });
+    for (let i = 0; i < 3; i++) await l.failed("a", "u");
+    now = 5_001;
+    assert.equal(l.check("a", "u"), undefined);
+    await l.failed("a", "u");
+    assert.equal(l.check("a", "u")?.code, "08004");
+  });
+
   test("through the gateway: locked out with 429 08004 even with the right password; other users unaffected", async () => {
     const pools = testPools(1);
     const file: VerifierFile = parseVerifierFile("/v", '"alice" "right-one"\n"bob" "bobs-pw"\n');
