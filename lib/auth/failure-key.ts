@@ -33,6 +33,66 @@ export function ldapNameKey(name: string): string {
   );
 }
 
+const utf8 = new TextEncoder();
+
+/** Bytes of an RFC 4514 value: "\2C" and "\," are the same comma, "\C3\A9" one é. */
+function unescapeDnValue(text: string): string {
+  const bytes: number[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === "\\" && /^[0-9a-fA-F]{2}$/.test(text.slice(i + 1, i + 3))) {
+      bytes.push(parseInt(text.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else if (c === "\\" && i + 1 < text.length) {
+      bytes.push(...utf8.encode(text[++i]!));
+    } else {
+      const cp = text.codePointAt(i)!;
+      if (cp > 0xffff) i++;
+      bytes.push(...utf8.encode(String.fromCodePoint(cp)));
+    }
+  }
+  return new TextDecoder().decode(new Uint8Array(bytes));
+}
+
+/** Split at unescaped separators. */
+function splitDn(text: string, separators: string): string[] {
+  const parts: string[] = [];
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] === "\\") i++;
+    else if (separators.includes(text[i]!)) {
+      parts.push(text.slice(start, i));
+      start = i + 1;
+    }
+  }
+  parts.push(text.slice(start));
+  return parts;
+}
+
+/**
+ * A DN as the directory compares it: attribute types case-insensitive, values
+ * unescaped and compared as ldapNameKey does. The DN a search returns
+ * (`uid=o'brien\2C \22jr\22\2Bx,…`) and the one simple bind builds
+ * (`uid=o'brien\, \"jr\"\+x,…`) give the same key.
+ */
+export function ldapDnKey(dn: string): string {
+  const rdns = splitDn(dn, ",;").map((rdn) =>
+    splitDn(rdn, "+")
+      .map((ava) => {
+        const eq = ava.indexOf("=");
+        if (eq < 0) return [ldapNameKey(ava)];
+        // Untrimmed: a trailing "\ " is an escaped space (ldapNameKey drops it after unescaping).
+        const value = ava.slice(eq + 1);
+        const type = ava.slice(0, eq).trim().toLowerCase();
+        // "#…" is a hex-encoded BER value: compared as written, whatever the case.
+        if (value.trimStart().startsWith("#")) return [type, value.trim().toLowerCase()];
+        return [type, ldapNameKey(unescapeDnValue(value))];
+      })
+      .sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1)),
+  );
+  return JSON.stringify(["ldap-dn", rdns]);
+}
+
 /**
  * The failure key for `user` under `rule`. LDAP: the name as the directory
  * compares it (one key for every LDAP line, simple bind or search+bind).

@@ -148,6 +148,13 @@ export function createApp(deps: GatewayDeps): Hono {
     const identity = failureKeyFor(rule, caller.facts.user);
     const locked = deps.failureLimiter.check(who, identity, caller.facts.user);
     if (locked) throw locked;
+    // The verifier may name the identity more exactly on the way (LDAP: the DN it is about to bind).
+    const identities = [identity];
+    const identified = (key: string) => {
+      const lockedToo = deps.failureLimiter.check(who, key, caller.facts.user);
+      if (lockedToo) throw lockedToo;
+      identities.push(key);
+    };
     try {
       await authenticate(rule, caller, {
         upstreamLogin,
@@ -157,16 +164,17 @@ export function createApp(deps: GatewayDeps): Hono {
         cache: deps.verifiedCallers,
         ldap: deps.ldap,
         log: deps.log,
+        identified,
       });
     } catch (err) {
       if (err instanceof GatewayError && err.code.startsWith("28") && rule.method.name !== "reject") {
         // The server log names the line, as PostgreSQL's does; the caller never sees it.
         deps.log({ level: "info", msg: "authentication failed", code: err.code, user: caller.facts.user, database: caller.facts.database, file: rule.file, line: rule.line });
-        await deps.failureLimiter.failed(who, identity);
+        await Promise.all(identities.map((key) => deps.failureLimiter.failed(who, key)));
       }
       throw err;
     }
-    deps.failureLimiter.succeeded(who, identity);
+    for (const key of identities) deps.failureLimiter.succeeded(who, key);
     const { database, user } = caller.facts;
     return (fn) => deps.pools.use(database, user, caller.password, caller.startup, fn);
   }

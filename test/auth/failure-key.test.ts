@@ -3,7 +3,8 @@
 // search); test/auth/failure-limiter-ldap.test.ts asks slapd again.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { failureKeyFor, ldapNameKey } from "../../lib/auth/failure-key.ts";
+import { failureKeyFor, ldapDnKey, ldapNameKey } from "../../lib/auth/failure-key.ts";
+import { escapeDnValue } from "../../lib/auth/ldap.ts";
 import { rulesFrom } from "../http/deps.ts";
 
 const [ldapSimple, ldapSearch, password, md5, scram] = rulesFrom(
@@ -47,5 +48,19 @@ describe("failure keys", () => {
     }
     // A role name and a directory name never share a key.
     assert.notEqual(failureKeyFor(password!, "test1"), failureKeyFor(ldapSimple!, "test1"));
+  });
+
+  test("LDAP DNs: the form a search returns and the form simple bind builds are one key", () => {
+    const base = ",dc=example,dc=net";
+    // slapd returned the first for the special user; the second is what simple bind sends.
+    const searched = `uid=o'brien\\2C \\22jr\\22\\2Bx${base}`;
+    assert.equal(ldapDnKey(searched), ldapDnKey(`uid=${escapeDnValue(`o'brien, "jr"+x`)}${base}`));
+    assert.equal(ldapDnKey(`UID=Test1, DC=Example, DC=Net`), ldapDnKey(`uid=test1${base}`));
+    for (const name of TEST1_SPELLINGS) assert.equal(ldapDnKey(`uid=${escapeDnValue(name)}${base}`), ldapDnKey(`uid=test1${base}`), JSON.stringify(name));
+    assert.equal(ldapDnKey(`uid=\\C3\\A9${base}`), ldapDnKey(`uid=É${base}`), "hex-escaped UTF-8");
+    assert.notEqual(ldapDnKey(`uid=test1${base}`), ldapDnKey(`uid=test2${base}`));
+    assert.notEqual(ldapDnKey(`uid=test1\\,dc=example${base}`), ldapDnKey(`uid=test1,dc=example${base}`), "an escaped comma is not an RDN");
+    // A DN key is never a name key.
+    assert.notEqual(ldapDnKey("test1"), failureKeyFor(ldapSimple!, "test1"));
   });
 });

@@ -116,6 +116,30 @@ describe("brute-force brake with LDAP", { skip: !slapdAvailable() && !process.en
     });
   });
 
+  test("search+bind: another name for the same entry (its mail) meets the lock before the password bind", async () => {
+    fresh();
+    const bindsAsTest1 = async () => (await slapd.readLog()).split("\n").filter((l) => l.includes(`BIND dn="uid=test1,${BASE}"`)).length;
+    await lockTest1("alias");
+    const before = await bindsAsTest1();
+    assert.ok(before >= 3, "the log shows the binds of the wrong guesses");
+    // The filter finds uid=test1 by its mail too; with the right password, a bind would let it through (503).
+    assert.deepEqual(await ask("alias", "test1@example.net", "secret1"), { status: 429, code: "08004" });
+    assert.deepEqual(await ask("alias", "TEST1@EXAMPLE.NET", "secret1"), { status: 429, code: "08004" });
+    assert.equal(await bindsAsTest1(), before, "no bind as test1 reached the directory");
+    // Locked under one name by simple bind, found under another by search: the same DN, the same lock.
+    fresh();
+    await lockTest1("simple");
+    assert.deepEqual(await ask("alias", "test1@example.net", "secret1"), { status: 429, code: "08004" });
+    // Guessing under the alias counts against the entry: three failures lock test1 on every line.
+    fresh();
+    for (let i = 0; i < 3; i++) assert.deepEqual(await ask("alias", "test1@example.net", "wrong"), { status: 403, code: "28000" });
+    await withoutDirectory(async () => {
+      assert.deepEqual(await ask("simple", "test1", "secret1"), { status: 429, code: "08004" });
+    });
+    // Someone else's entry is not locked by it.
+    assert.equal((await ask("alias", "test2@example.net", "secret2")).status, 503);
+  });
+
   test("look-alikes are other names to the directory: they reach it and are refused there", async () => {
     fresh();
     await lockTest1("simple");
