@@ -8,6 +8,8 @@
 // it); normalising less would let a caller keep guessing under another
 // spelling. Where in doubt, these functions equate more.
 import type { AuthMethod, HbaRule } from "../hba/rule.ts";
+import type { ConnectionFacts } from "../hba/match.ts";
+import { formatAddress } from "../hba/address.ts";
 
 /**
  * A name as LDAP's caseIgnoreMatch compares it (RFC 4518 string preparation,
@@ -119,4 +121,18 @@ export function failureKeyFor(rule: Pick<HbaRule, "method">, user: string): stri
       throw unreachable;
     }
   }
+}
+
+/**
+ * The client as the brake counts it: an IPv4 address, or an IPv6 /64. One
+ * IPv6 client usually holds a whole /64 and could otherwise take a fresh
+ * address (and a fresh record) for every guess.
+ */
+export function failureAddressFor(facts: Pick<ConnectionFacts, "transport" | "address">): string {
+  const a = facts.address;
+  if (facts.transport === "local" || !a) return "[local]";
+  if (a.family === 4) return formatAddress(a);
+  const prefix = new Uint8Array(16);
+  prefix.set(a.bytes.subarray(0, 8));
+  return `${formatAddress({ family: 6, bytes: prefix })}/64`;
 }

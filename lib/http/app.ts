@@ -5,11 +5,11 @@ import { cors } from "hono/cors";
 import { authenticate } from "../auth/authenticate.ts";
 import type { VerifiedCallers } from "../auth/verified-callers.ts";
 import type { FailureLimiter } from "../auth/failure-limiter.ts";
-import { failureKeyFor } from "../auth/failure-key.ts";
+import { failureAddressFor, failureKeyFor } from "../auth/failure-key.ts";
 import type { VerifierFile } from "../auth/verifier-file.ts";
 import type { IdentFile } from "../ident/ident.ts";
 import type { LdapSettings } from "../auth/ldap.ts";
-import { clientHost, noEntryMessage } from "../auth/messages.ts";
+import { noEntryMessage } from "../auth/messages.ts";
 import { callerFor, identifyCaller, startupParameters, type Caller, type CallerSettings, type PeerInfo } from "../connection/caller.ts";
 import { parseNeonConnectionString } from "../connection/neon-connection-string.ts";
 import { forwardedPeer, type TrustedProxies } from "../connection/forwarded.ts";
@@ -142,9 +142,9 @@ export function createApp(deps: GatewayDeps): Hono {
     const ident = deps.ident();
     const { rule } = await matchHba(rules, caller.facts, deps.environment);
     if (!rule) throw gatewayError(SQLSTATE.invalidAuthorizationSpecification, noEntryMessage(caller.facts));
-    // Who is asking, for the brute-force brake: the client address (or the socket) and the
-    // identity the rule's verifier will compare (under LDAP "TEST1" is test1).
-    const who = clientHost(caller.facts);
+    // Who is asking, for the brute-force brake: the client address (an IPv6 /64, or the socket)
+    // and the identity the rule's verifier will compare (under LDAP "TEST1" is test1).
+    const who = failureAddressFor(caller.facts);
     const identity = failureKeyFor(rule, caller.facts.user);
     const locked = deps.failureLimiter.check(who, identity, caller.facts.user);
     if (locked) throw locked;

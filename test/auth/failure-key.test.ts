@@ -3,7 +3,8 @@
 // search); test/auth/failure-limiter-ldap.test.ts asks slapd again.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { failureKeyFor, ldapDnKey, ldapNameKey } from "../../lib/auth/failure-key.ts";
+import { failureAddressFor, failureKeyFor, ldapDnKey, ldapNameKey } from "../../lib/auth/failure-key.ts";
+import { clientAddress } from "../../lib/connection/client-address.ts";
 import { escapeDnValue } from "../../lib/auth/ldap.ts";
 import { rulesFrom } from "../http/deps.ts";
 
@@ -62,5 +63,16 @@ describe("failure keys", () => {
     assert.notEqual(ldapDnKey(`uid=test1\\,dc=example${base}`), ldapDnKey(`uid=test1,dc=example${base}`), "an escaped comma is not an RDN");
     // A DN key is never a name key.
     assert.notEqual(ldapDnKey("test1"), failureKeyFor(ldapSimple!, "test1"));
+  });
+
+  test("addresses: IPv4 as is, IPv6 by its /64, the Unix socket as one", () => {
+    const at = (text: string) => failureAddressFor({ transport: "host", address: clientAddress(text)! });
+    assert.equal(at("10.0.0.1"), "10.0.0.1");
+    assert.equal(at("::ffff:10.0.0.1"), "10.0.0.1");
+    assert.equal(at("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+    assert.equal(at("2001:db8:1:2:ffff:ffff:ffff:ffff"), "2001:db8:1:2::/64");
+    assert.equal(at("::1"), "::/64");
+    assert.notEqual(at("2001:db8:1:3::1"), at("2001:db8:1:2::1"));
+    assert.equal(failureAddressFor({ transport: "local" }), "[local]");
   });
 });

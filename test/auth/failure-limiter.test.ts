@@ -4,6 +4,7 @@ import { FailureLimiter } from "../../lib/auth/failure-limiter.ts";
 import { createApp } from "../../lib/http/app.ts";
 import { testDeps, testPools } from "../http/deps.ts";
 import { parseVerifierFile, type VerifierFile } from "../../lib/auth/verifier-file.ts";
+import type { PeerInfo } from "../../lib/connection/caller.ts";
 
 describe("brute-force brake", () => {
   test("slows down after slowAfter failures, locks out after lockAfter, for lockMs", async () => {
@@ -123,6 +124,31 @@ describe("brute-force brake", () => {
     assert.equal((await ask("Alice", "upper-pw")).status, 503);
     for (let i = 0; i < 3; i++) assert.deepEqual(await ask("Alice", "guess"), { status: 401, code: "28P01" });
     assert.deepEqual(await ask("Alice", "upper-pw"), { status: 429, code: "08004" });
+    await pools.close();
+  });
+
+  test("other addresses of the same client share its lock: an IPv6 /64, IPv4-mapped IPv6, forged X-Forwarded-For", async () => {
+    const pools = testPools(1);
+    const file: VerifierFile = parseVerifierFile("/v", '"alice" "right-one"\n');
+    const limiter = new FailureLimiter({ slowAfter: 100, lockAfter: 3, windowMs: 60_000, lockMs: 60_000, delayStepMs: 0, maxDelayMs: 0, maxEntries: 10 });
+    let peer: PeerInfo = { transport: "host", address: "2001:db8:1:2::1", encrypted: false };
+    // No trusted proxy: X-Forwarded-For is the caller's own word and must change nothing.
+    const app = createApp(testDeps(pools, "host all all all password\n", { verifierFile: () => file, failureLimiter: limiter, peer: () => peer }));
+    const ask = async (address: string, headers: Record<string, string> = {}, password = "right-one") => {
+      peer = { transport: "host", address, encrypted: false };
+      const res = await app.request("/v1/postgres/sql", { method: "POST", headers: { authorization: "Basic " + Buffer.from(`alice:${password}`).toString("base64"), ...headers }, body: '{"query":"select 1"}' });
+      return { status: res.status, code: ((await res.json()) as { error?: { code: string } }).error?.code };
+    };
+    for (let i = 0; i < 3; i++) assert.deepEqual(await ask(`2001:db8:1:2::${i + 1}`, {}, "guess"), { status: 401, code: "28P01" });
+    for (const address of ["2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2:abcd::9"]) {
+      assert.deepEqual(await ask(address), { status: 429, code: "08004" }, address);
+    }
+    assert.equal((await ask("2001:db8:1:3::1")).status, 503, "the next /64 is someone else");
+    for (let i = 0; i < 3; i++) assert.deepEqual(await ask("10.0.0.1", {}, "guess"), { status: 401, code: "28P01" });
+    assert.deepEqual(await ask("::ffff:10.0.0.1"), { status: 429, code: "08004" });
+    assert.deepEqual(await ask("10.0.0.1", { "x-forwarded-for": "10.9.9.9" }), { status: 429, code: "08004" });
+    assert.deepEqual(await ask("10.0.0.1", { "x-forwarded-for": "10.9.9.9, 10.0.0.2" }), { status: 429, code: "08004" });
+    assert.equal((await ask("10.0.0.2")).status, 503, "another IPv4 address is someone else");
     await pools.close();
   });
 });
