@@ -5,6 +5,10 @@
 // unaffected. The identity is a failure key (failure-key.ts): the name as the
 // verifier compares it, so "TEST1" counts against test1 under LDAP.
 //
+// Parallel guesses do not overtake the count: admit() lets no more
+// verifications of a pair run at once than failures are left before its lock,
+// and the rest wait for a turn (a legitimate burst waits; it is not refused).
+//
 // Memory is bounded, and a flood never unlocks anything:
 // - counters (failures not yet at the lock) are bounded by maxEntries; a flood
 //   evicts the least recently failed first;
@@ -46,6 +50,12 @@ interface Counter {
   firstAt: number;
 }
 
+/** Verifications of one pair under way, and the requests waiting for a turn. */
+interface Flight {
+  running: number;
+  waiting: (() => void)[];
+}
+
 interface Lock {
   until: number;
   /** The first failure of the run that led here: a failure within the window after expiry locks again. */
@@ -64,6 +74,7 @@ export class FailureLimiter {
   private readonly overflowSlots: number;
   /** The latest expiry in any bucket: before it, checks consult the buckets. */
   private overflowUntil = 0;
+  private readonly flights = new Map<string, Flight>();
   private readonly now: () => number;
   private readonly mac: KeyedMac;
 
@@ -98,6 +109,51 @@ export class FailureLimiter {
     return gatewayError(LOCKED_OUT, `too many failed authentication attempts for user "${user}"`, {
       hint: `Try again in ${Math.ceil(ms / 1000)} s.`,
     });
+  }
+
+  /**
+   * Wait for a turn to verify the pair: no more verifications of it run at
+   * once than failures are left before the lock (at least one), so parallel
+   * guesses cannot overtake the count. Throws 08004 when the pair is locked
+   * (also after waiting). Call the returned function when the verification
+   * and its failed()/succeeded() are done.
+   */
+  async admit(address: string, identity: string, user: string = identity): Promise<() => void> {
+    const key = this.key(address, identity);
+    for (;;) {
+      const locked = this.check(address, identity, user);
+      if (locked) {
+        const idle = this.flights.get(key);
+        if (idle && idle.running === 0 && idle.waiting.length === 0) this.flights.delete(key);
+        throw locked;
+      }
+      let flight = this.flights.get(key);
+      if (!flight) this.flights.set(key, (flight = { running: 0, waiting: [] }));
+      if (flight.running < Math.max(1, this.options.lockAfter - this.failuresOf(key))) {
+        flight.running += 1;
+        let done = false;
+        return () => {
+          if (done) return;
+          done = true;
+          this.release(key, flight);
+        };
+      }
+      // Someone is running (running >= 1 here), and will wake us when done.
+      await new Promise<void>((resolve) => flight.waiting.push(resolve));
+    }
+  }
+
+  private failuresOf(key: string): number {
+    const c = this.counters.get(key);
+    return c && this.now() - c.firstAt <= this.options.windowMs ? c.failures : 0;
+  }
+
+  private release(key: string, flight: Flight): void {
+    flight.running -= 1;
+    // Everyone waiting looks again (the count or the lock may have changed); the rest wait on.
+    const waiting = flight.waiting.splice(0);
+    if (flight.running === 0 && waiting.length === 0) this.flights.delete(key);
+    for (const wake of waiting) wake();
   }
 
   /** Record a failure; resolves after the delay its answer should carry. */
@@ -164,7 +220,7 @@ export class FailureLimiter {
   }
 
   /** What is held, for tests and diagnostics. */
-  sizes(): { counters: number; locks: number; overflowActive: boolean } {
-    return { counters: this.counters.size, locks: this.locks.size, overflowActive: this.overflowUntil > this.now() };
+  sizes(): { counters: number; locks: number; overflowActive: boolean; inFlight: number } {
+    return { counters: this.counters.size, locks: this.locks.size, overflowActive: this.overflowUntil > this.now(), inFlight: this.flights.size };
   }
 }

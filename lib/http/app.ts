@@ -146,13 +146,13 @@ export function createApp(deps: GatewayDeps): Hono {
     // and the identity the rule's verifier will compare (under LDAP "TEST1" is test1).
     const who = failureAddressFor(caller.facts);
     const identity = failureKeyFor(rule, caller.facts.user);
-    const locked = deps.failureLimiter.check(who, identity, caller.facts.user);
-    if (locked) throw locked;
+    // Refused here when locked; otherwise a turn, so parallel guesses cannot overtake the count.
+    const release = await deps.failureLimiter.admit(who, identity, caller.facts.user);
     // The verifier may name the identity more exactly on the way (LDAP: the DN it is about to bind).
     const identities = [identity];
     const identified = (key: string) => {
-      const lockedToo = deps.failureLimiter.check(who, key, caller.facts.user);
-      if (lockedToo) throw lockedToo;
+      const locked = deps.failureLimiter.check(who, key, caller.facts.user);
+      if (locked) throw locked;
       identities.push(key);
     };
     try {
@@ -166,6 +166,7 @@ export function createApp(deps: GatewayDeps): Hono {
         log: deps.log,
         identified,
       });
+      for (const key of identities) deps.failureLimiter.succeeded(who, key);
     } catch (err) {
       if (err instanceof GatewayError && err.code.startsWith("28") && rule.method.name !== "reject") {
         // The server log names the line, as PostgreSQL's does; the caller never sees it.
@@ -173,8 +174,9 @@ export function createApp(deps: GatewayDeps): Hono {
         await Promise.all(identities.map((key) => deps.failureLimiter.failed(who, key)));
       }
       throw err;
+    } finally {
+      release();
     }
-    for (const key of identities) deps.failureLimiter.succeeded(who, key);
     const { database, user } = caller.facts;
     return (fn) => deps.pools.use(database, user, caller.password, caller.startup, fn);
   }

@@ -140,6 +140,18 @@ describe("brute-force brake with LDAP", { skip: !slapdAvailable() && !process.en
     assert.equal((await ask("alias", "test2@example.net", "secret2")).status, 503);
   });
 
+  test("parallel guesses: no more reach the directory than the lock allows; a parallel burst of right ones all pass", async () => {
+    fresh();
+    const guesses = await Promise.all(Array.from({ length: 30 }, (_, i) => ask(i % 2 ? "simple" : "search", i % 3 ? "test1" : "TEST1", `wrong-${i}`)));
+    const verified = guesses.filter((r) => r.status === 403).length;
+    assert.equal(verified, 3, JSON.stringify(guesses));
+    assert.ok(guesses.every((r) => r.status === 403 || (r.status === 429 && r.code === "08004")));
+    // Someone with the right password and 20 requests at once waits for a turn, never gets a 429.
+    const burst = await Promise.all(Array.from({ length: 20 }, () => ask("simple", "test2", "secret2")));
+    assert.deepEqual(new Set(burst.map((r) => r.status)), new Set([503]));
+    assert.equal(limiter.sizes().inFlight, 0, "nothing is left waiting or running");
+  });
+
   test("look-alikes are other names to the directory: they reach it and are refused there", async () => {
     fresh();
     await lockTest1("simple");
