@@ -16,7 +16,7 @@ import { testDeps, testPools } from "../http/deps.ts";
 const BASE = "dc=example,dc=net";
 
 /** Spellings slapd takes for uid=test1 (checked against it below). */
-const SPELLINGS = ["TEST1", "Test1", " test1", "test1 ", "  test1  ", "\ttest1", "test1\n", "ｔｅｓｔ１", "test①", "\u3000test1", "test1\u00a0"];
+const SPELLINGS = ["TEST1", "Test1", " test1", "test1 ", "  test1  ", "\ttest1", "test1\n", "ｔｅｓｔ１", "test①", "\u3000test1", "test1\u00a0", `test1${" ".repeat(58)}`];
 
 describe("brute-force brake with LDAP", { skip: !slapdAvailable() && !process.env.CI && "slapd is not installed" }, () => {
   let slapd: Slapd;
@@ -98,6 +98,11 @@ describe("brute-force brake with LDAP", { skip: !slapdAvailable() && !process.en
     await lockTest1("simple");
     await withoutDirectory(async () => {
       for (const name of SPELLINGS) assert.deepEqual(await ask("simple", name, "secret1"), { status: 429, code: "08004" }, JSON.stringify(name));
+      // A NUL byte, or a name longer than PostgreSQL's 63 bytes, is refused before any rule or directory.
+      for (const name of ["test1\0", "\0test1", `test1${" ".repeat(59)}`]) {
+        const r = await ask("simple", name, "secret1");
+        assert.equal(r.status, 400, JSON.stringify(name));
+      }
     });
     // Another user is not locked: it reaches the directory (up again) and gets past it.
     assert.equal((await ask("simple", "test2", "secret2")).status, 503);
