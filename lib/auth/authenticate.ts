@@ -11,6 +11,7 @@ import type { VerifierFile } from "./verifier-file.ts";
 import { verifyPassword } from "./verify-password.ts";
 import { verifyByLogin, type LoginVerifier } from "./login-proof.ts";
 import { authenticateLdap, ldapFailed, type LdapSettings } from "./ldap.ts";
+import { ldapDnKey } from "./failure-key.ts";
 
 export interface Verifiers {
   /** pg_ident.conf maps, for `map=` on peer lines. */
@@ -24,6 +25,12 @@ export interface Verifiers {
   /** When set, passwords are checked against this file instead of an upstream login. */
   readonly verifierFile: VerifierFile | undefined;
   readonly cache: VerifiedCallers;
+  /**
+   * Told each further failure key once a verifier knows exactly whom it is
+   * about to check (LDAP: the DN, before the password bind). Throwing stops
+   * the verification; failures and successes then count against it too.
+   */
+  readonly identified?: (failureKey: string) => void;
 }
 
 /** Run `verify` unless the same credentials passed it recently; only successes are remembered. */
@@ -36,6 +43,7 @@ async function remembered(cache: VerifiedCallers, parts: readonly string[], veri
 
 export async function authenticate(rule: HbaRule, caller: Caller, verifiers: Verifiers): Promise<void> {
   const { facts, password } = caller;
+  const identified = verifiers.identified;
   const method = rule.method;
   switch (method.name) {
     case "trust":
@@ -73,7 +81,7 @@ export async function authenticate(rule: HbaRule, caller: Caller, verifiers: Ver
     case "ldap":
       if (password === undefined || password === "") throw ldapFailed(facts.user);
       return remembered(verifiers.cache, [rule.file, String(rule.line), method.name, facts.user, password], () =>
-        authenticateLdap(method.ldap, facts.user, password, verifiers.ldap, verifiers.log),
+        authenticateLdap(method.ldap, facts.user, password, verifiers.ldap, verifiers.log, identified && ((dn) => identified(ldapDnKey(dn)))),
       );
     case "cert":
     case "oauth":

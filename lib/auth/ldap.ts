@@ -100,7 +100,7 @@ function unusable(server: string, err: unknown): ServerUnusable {
 }
 
 /** One complete attempt against one server; the client is always closed. */
-async function attempt(ldap: LdapOptions, host: string, user: string, password: string, settings: LdapSettings, log: LdapLog): Promise<void> {
+async function attempt(ldap: LdapOptions, host: string, user: string, password: string, settings: LdapSettings, log: LdapLog, beforeBind: BeforeBind | undefined): Promise<void> {
   const server = serverUrl(ldap, host);
   const client = new Client({
     url: server,
@@ -143,6 +143,7 @@ async function attempt(ldap: LdapOptions, host: string, user: string, password: 
       }
       dn = searchEntries[0]!.dn;
     }
+    beforeBind?.(dn);
     await op("login", () => client.bind(dn, password));
   } finally {
     await client.unbind().catch(() => {});
@@ -150,12 +151,20 @@ async function attempt(ldap: LdapOptions, host: string, user: string, password: 
 }
 
 /**
+ * Called with the DN about to be bound with the caller's password, before the
+ * bind; throwing stops the login there. A search+bind name is only one way to
+ * an entry (a filter may also take its mail), so the brute-force brake counts
+ * the DN as well.
+ */
+export type BeforeBind = (dn: string) => void;
+
+/**
  * Verify `user`/`password` against the rule's LDAP options. Resolves on
  * success; throws 28000 for wrong or unknown credentials (the same answer)
  * and 08001 when no listed LDAP server could be used (tried in order). Every
  * connection is closed, whatever happens.
  */
-export async function authenticateLdap(ldap: LdapOptions, user: string, password: string, settings: LdapSettings, log: LdapLog): Promise<void> {
+export async function authenticateLdap(ldap: LdapOptions, user: string, password: string, settings: LdapSettings, log: LdapLog, beforeBind?: BeforeBind): Promise<void> {
   // An empty password would be an anonymous bind, which "succeeds": never.
   if (password === "") throw ldapFailed(user);
   if (ldap.mode.kind === "search-bind" && hasFilterSpecials(user)) {
@@ -169,7 +178,7 @@ export async function authenticateLdap(ldap: LdapOptions, user: string, password
   const reasons: string[] = [];
   for (const host of ldap.servers) {
     try {
-      return await attempt(ldap, host, user, password, settings, log);
+      return await attempt(ldap, host, user, password, settings, log, beforeBind);
     } catch (err) {
       if (!(err instanceof ServerUnusable)) throw err;
       log({ level: "warn", msg: "LDAP server could not be used", detail: err.message });

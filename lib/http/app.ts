@@ -5,10 +5,11 @@ import { cors } from "hono/cors";
 import { authenticate } from "../auth/authenticate.ts";
 import type { VerifiedCallers } from "../auth/verified-callers.ts";
 import type { FailureLimiter } from "../auth/failure-limiter.ts";
+import { failureAddressFor, failureKeyFor } from "../auth/failure-key.ts";
 import type { VerifierFile } from "../auth/verifier-file.ts";
 import type { IdentFile } from "../ident/ident.ts";
 import type { LdapSettings } from "../auth/ldap.ts";
-import { clientHost, noEntryMessage } from "../auth/messages.ts";
+import { noEntryMessage } from "../auth/messages.ts";
 import { callerFor, identifyCaller, startupParameters, type Caller, type CallerSettings, type PeerInfo } from "../connection/caller.ts";
 import { parseNeonConnectionString } from "../connection/neon-connection-string.ts";
 import { forwardedPeer, type TrustedProxies } from "../connection/forwarded.ts";
@@ -156,10 +157,19 @@ export function createApp(deps: GatewayDeps): Hono {
     const ident = deps.ident();
     const { rule } = await matchHba(rules, caller.facts, deps.environment);
     if (!rule) throw gatewayError(SQLSTATE.invalidAuthorizationSpecification, noEntryMessage(caller.facts));
-    // Who is asking, for the brute-force brake: the client address (or the socket) and the user.
-    const who = clientHost(caller.facts);
-    const locked = deps.failureLimiter.check(who, caller.facts.user);
-    if (locked) throw locked;
+    // Who is asking, for the brute-force brake: the client address (an IPv6 /64, or the socket)
+    // and the identity the rule's verifier will compare (under LDAP "TEST1" is test1).
+    const who = failureAddressFor(caller.facts);
+    const identity = failureKeyFor(rule, caller.facts.user);
+    // Refused here when locked; otherwise a turn, so parallel guesses cannot overtake the count.
+    const release = await deps.failureLimiter.admit(who, identity, caller.facts.user);
+    // The verifier may name the identity more exactly on the way (LDAP: the DN it is about to bind).
+    const identities = [identity];
+    const identified = (key: string) => {
+      const locked = deps.failureLimiter.check(who, key, caller.facts.user);
+      if (locked) throw locked;
+      identities.push(key);
+    };
     try {
       await authenticate(rule, caller, {
         upstreamLogin,
@@ -170,16 +180,19 @@ export function createApp(deps: GatewayDeps): Hono {
         cache: deps.verifiedCallers,
         ldap: deps.ldap,
         log: deps.log,
+        identified,
       });
+      for (const key of identities) deps.failureLimiter.succeeded(who, key);
     } catch (err) {
       if (err instanceof GatewayError && err.code.startsWith("28") && rule.method.name !== "reject") {
         // The server log names the line, as PostgreSQL's does; the caller never sees it.
         deps.log({ level: "info", msg: "authentication failed", code: err.code, user: caller.facts.user, database: caller.facts.database, file: rule.file, line: rule.line });
-        await deps.failureLimiter.failed(who, caller.facts.user);
+        await Promise.all(identities.map((key) => deps.failureLimiter.failed(who, key)));
       }
       throw err;
+    } finally {
+      release();
     }
-    deps.failureLimiter.succeeded(who, caller.facts.user);
     const { database, user } = caller.facts;
     return (fn) => deps.pools.use(database, user, caller.password, caller.startup, fn);
   }
