@@ -31,6 +31,7 @@ import { resultJson, resultsJson } from "./result-json.ts";
 import type { Pools, Session } from "../upstream/pools.ts";
 import { httpStatus } from "./status.ts";
 import { readBodyText } from "./read-body.ts";
+import { requireContentType } from "./browser-guard.ts";
 
 export type LogEvent = Readonly<Record<string, string | number | boolean | null | undefined>>;
 
@@ -82,6 +83,12 @@ function transactionOptions(header: (name: string) => string | undefined): Trans
     deferrable: header("neon-batch-deferrable") === "true",
   };
 }
+
+const V1_BODY = ["application/json"] as const;
+// Neon's client posts its JSON with fetch's default type for a string body,
+// text/plain. That is safe here: /sql also needs a Neon-Connection-String
+// header, which no browser sends cross-origin without a preflight.
+const NEON_BODY = ["application/json", "text/plain"] as const;
 
 /** Runs a function on the caller's pool (a lease held throughout). */
 type WithPool = <T>(fn: (session: Session) => Promise<T>) => Promise<T>;
@@ -194,6 +201,7 @@ export function createApp(deps: GatewayDeps): Hono {
   }
 
   app.post("/v1/:database/sql", async (c) => {
+    requireContentType(c.req.header("content-type"), V1_BODY);
     const caller = identifyCaller(peerOf(c), c.req.param("database"), c.req.header("authorization"), deps.caller);
     const request = await readRequest(c);
     return answer(c, request, await connect(caller), "json", resultJson);
@@ -202,6 +210,7 @@ export function createApp(deps: GatewayDeps): Hono {
   // Neon's SQL-over-HTTP endpoint, answered as Neon does so its clients work unmodified.
   app.post("/sql", async (c) => {
     try {
+      requireContentType(c.req.header("content-type"), NEON_BODY);
       const target = parseNeonConnectionString(c.req.header("neon-connection-string"));
       const caller = callerFor(peerOf(c), target.database, target.user, target.password, startupParameters(target.parameters));
       const request = await readRequest(c);
