@@ -11,7 +11,7 @@ import type { LdapSettings } from "../auth/ldap.ts";
 import { clientHost, noEntryMessage } from "../auth/messages.ts";
 import { callerFor, identifyCaller, startupParameters, type Caller, type CallerSettings, type PeerInfo } from "../connection/caller.ts";
 import { parseNeonConnectionString } from "../connection/neon-connection-string.ts";
-import { forwardedPeer, type TrustedProxies } from "../connection/forwarded.ts";
+import { forwardedHosts, forwardedPeer, type TrustedProxies } from "../connection/forwarded.ts";
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
 import { matchHba, type MatchEnvironment } from "../hba/match.ts";
 import type { HbaRule } from "../hba/rule.ts";
@@ -31,7 +31,7 @@ import { resultJson, resultsJson } from "./result-json.ts";
 import type { Pools, Session } from "../upstream/pools.ts";
 import { httpStatus } from "./status.ts";
 import { readBodyText } from "./read-body.ts";
-import { requireContentType } from "./browser-guard.ts";
+import { browserGuard, requireContentType, type AllowedHosts } from "./browser-guard.ts";
 
 export type LogEvent = Readonly<Record<string, string | number | boolean | null | undefined>>;
 
@@ -54,8 +54,10 @@ export interface GatewayDeps {
   ident(): IdentFile | undefined;
   readonly verifiedCallers: VerifiedCallers;
   readonly failureLimiter: FailureLimiter;
-  /** Browser origins allowed to call; empty: no CORS headers at all; ["*"]: any origin, never with credentials. */
+  /** Browser origins allowed to call; empty: none (and no CORS headers); ["*"]: any origin, never with credentials. */
   readonly corsOrigins: readonly string[];
+  /** Host names requests may be for, besides IP addresses and localhost names (DNS rebinding finds nothing). */
+  readonly allowedHosts: AllowedHosts;
   /** What /readyz reports: each check's state, ready only when all are "ok". */
   readiness(): Promise<Readonly<Record<string, string>>>;
   log(event: LogEvent): void;
@@ -104,6 +106,8 @@ export function createApp(deps: GatewayDeps): Hono {
     if (err instanceof GatewayError) {
       const status = httpStatus(err.code);
       if (status >= 500) deps.log({ level: "warn", msg: "request failed", code: err.code, error: err.message });
+      // Refusals from the browser guard reach /sql here too: answered as Neon does.
+      if (c.req.path === "/sql") return c.json(neonError(err), neonStatus(err.code) as 400);
       return c.json(errorBody(err), status as 400);
     }
     // Anything unexpected: log it, tell the caller nothing about it.
@@ -112,6 +116,15 @@ export function createApp(deps: GatewayDeps): Hono {
   });
 
   app.notFound((c) => c.json(errorBody(gatewayError("42704", `no such endpoint: ${c.req.method} ${new URL(c.req.url).pathname}`)), 404));
+
+  // First of all, on every path: a request for a host that is not ours, or from a page whose origin is not allowed.
+  app.use(
+    browserGuard({
+      origins: deps.corsOrigins,
+      hosts: deps.allowedHosts,
+      forwardedHosts: (c) => forwardedHosts(deps.peer(c), (name) => c.req.header(name), deps.trustedProxies),
+    }),
+  );
 
   if (deps.corsOrigins.length > 0) {
     const wildcard = deps.corsOrigins.includes("*");
