@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { once } from "node:events";
 import { request } from "node:http";
+import { connect } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 
@@ -20,6 +21,19 @@ function post(url: string, headers: Record<string, string>, body: string): Promi
     });
     req.on("error", reject);
     req.end(body);
+  });
+}
+
+/** Bytes as written, for what no client library sends: duplicate headers, absolute-form targets. Resolves to the status code. */
+function raw(url: string, head: string, body: string): Promise<number> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    // write, not end: a half-closed socket reads as a caller gone, whose statement is cancelled.
+    const socket = connect(Number(port), hostname, () => socket.write(`${head}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`));
+    let text = "";
+    socket.on("data", (d: Buffer) => (text += d.toString()));
+    socket.on("error", reject);
+    socket.on("close", () => resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0)));
   });
 }
 
@@ -80,6 +94,32 @@ describe("npm start", () => {
       assert.deepEqual([res.status, res.body.error?.code], [status, code], JSON.stringify({ headers, body: res.body }));
     }
     assert.equal(await exists("pwned"), false);
+  });
+
+  test("what no browser sends but a hostile client might: duplicate Host, absolute-form targets, odd Host and header spellings", async () => {
+    const port = new URL(url).port;
+    const json = "content-type: application/json";
+    const body = JSON.stringify({ query: "create table pwned2 (x int)" });
+    const tries: [string, number][] = [
+      [`POST /v1/postgres/sql HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\nhost: rebind.evil.example\r\n${json}`, 403],
+      [`POST /v1/postgres/sql HTTP/1.1\r\nhost: rebind.evil.example\r\nhost: 127.0.0.1:${port}\r\n${json}`, 403],
+      [`POST http://rebind.evil.example/v1/postgres/sql HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\n${json}`, 403],
+      [`POST http://rebind.evil.example/v1/postgres/sql HTTP/1.0\r\n${json}`, 403],
+      [`POST /v1/postgres/sql HTTP/1.1\r\nHOST: localhost.evil.example:${port}\r\n${json}`, 403],
+      [`POST /v1/postgres/sql HTTP/1.1\r\nHost: rebind.evil.example.:${port}\r\n${json}`, 403],
+      [`POST /v1/postgres/sql HTTP/1.1\r\nHost: localhost:${port}\r\nORIGIN: null\r\n${json}`, 403],
+      [`POST /v1/postgres/sql HTTP/1.1\r\nHost: localhost:${port}\r\norigin: https://evil.example\r\nOrigin: https://evil.example\r\n${json}`, 403],
+      [`POST /v1/postgres/sql HTTP/1.1\r\nHost: localhost:${port}\r\nContent-Type: multipart/form-data; boundary=x`, 415],
+      [`POST /v1/postgres/sql HTTP/1.1\r\nHost: localhost:${port}\r\n${json}\r\nContent-Type: text/plain`, 415],
+      [`POST /v1/postgres/sql HTTP/1.1\r\nHost: localhost:${port}`, 415],
+    ];
+    for (const [head, status] of tries) assert.equal(await raw(url, head, body), status, head);
+    assert.equal(await exists("pwned2"), false);
+    // The same bytes with nothing wrong: names browsers keep on loopback, any case, a trailing dot.
+    const select = JSON.stringify({ query: "select 1" });
+    for (const host of [`LocalHost:${port}`, `localhost.:${port}`, `app.localhost:${port}`, `127.0.0.1:${port}`]) {
+      assert.equal(await raw(url, `POST /v1/postgres/sql HTTP/1.1\r\nHost: ${host}\r\nCONTENT-TYPE: Application/JSON; Charset=UTF-8`, select), 200, host);
+    }
   });
 
   test("stops cleanly on SIGINT", async () => {

@@ -175,7 +175,7 @@ describe("the Lambda handler", () => {
     const listed = await handler(v2Event("198.51.100.7", { ...headers, origin: "https://app.example" }));
     assert.equal(listed.statusCode, 200, listed.body);
     assert.equal(listed.headers?.["access-control-allow-origin"], "https://app.example");
-    for (const event of [v2Event("198.51.100.7", { ...headers, origin: "https://evil.example" }), v1Event("198.51.100.8", { ...headers, origin: "https://evil.example" })]) {
+    for (const event of [v2Event("198.51.100.7", { ...headers, origin: "https://evil.example" }), v1Event("198.51.100.8", { ...headers, Origin: "https://evil.example" })]) {
       const r = await handler(event);
       assert.equal(r.statusCode, 403);
       assert.equal(error(r)?.code, "28000");
