@@ -14,6 +14,8 @@ export const SQLSTATE = {
   invalidParameterValue: "22023",
   programLimitExceeded: "54000",
   featureNotSupported: "0A000",
+  /** PostgreSQL's for unreadable COPY input, which the gateway never sends; here: a request body in a format it does not read (415). */
+  badCopyFileFormat: "22P04",
   internalError: "XX000",
 } as const;
 

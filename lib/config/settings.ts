@@ -4,8 +4,23 @@
 // port unless HBAGATE_PORT says otherwise. Defaults live in this one table.
 import { z } from "zod";
 import { parseTrustedProxies } from "../connection/forwarded.ts";
+import { parseAllowedHosts, parseCorsOrigins } from "../http/browser-guard.ts";
 
 const port = z.coerce.number().int().min(0).max(65535);
+
+/** A string parsed by `parse`, whose error message becomes the setting's. */
+const parsed = <T>(parse: (text: string) => T) =>
+  z
+    .string()
+    .default("")
+    .transform((text, ctx) => {
+      try {
+        return parse(text);
+      } catch (err) {
+        ctx.addIssue({ code: "custom", message: (err as Error).message });
+        return z.NEVER;
+      }
+    });
 const seconds = z.coerce.number().min(0);
 
 const Schema = z.object({
@@ -30,11 +45,14 @@ const Schema = z.object({
   /** Statements in flight on one connection once all of a pool's connections are busy; 1 pipelines none. */
   HBAGATE_PIPELINE_DEPTH: z.coerce.number().int().min(1).max(100).default(1),
   HBAGATE_MAX_BODY_BYTES: z.coerce.number().int().min(1).default(1024 * 1024),
-  /** Comma-separated browser origins allowed by CORS, or "*". */
-  HBAGATE_CORS_ORIGINS: z
-    .string()
-    .default("")
-    .transform((s) => s.split(",").map((o) => o.trim()).filter(Boolean)),
+  /** Comma-separated browser origins allowed to call (and by CORS), or "*"; requests from other origins are refused. */
+  HBAGATE_CORS_ORIGINS: parsed(parseCorsOrigins),
+  /**
+   * Host names requests may be for besides IP addresses, localhost and
+   * *.localhost (always allowed): comma-separated names, "*.example.com", or
+   * "*" for any (the Lambda default: AWS routes by host already).
+   */
+  HBAGATE_ALLOWED_HOSTS: parsed(parseAllowedHosts),
   HBAGATE_MAX_RESPONSE_ROWS: z.coerce.number().int().min(1).default(100_000),
   HBAGATE_MAX_RESPONSE_BYTES: z.coerce.number().int().min(1).default(64 * 1024 * 1024),
   HBAGATE_VERIFIER_FILE: z.string().optional(),
@@ -47,17 +65,7 @@ const Schema = z.object({
   HBAGATE_SERVICE_DATABASE: z.string().default("postgres"),
   HBAGATE_ROLES_TTL_MS: z.coerce.number().int().min(0).default(10_000),
   /** Comma-separated addresses/CIDR ranges whose X-Forwarded-* headers are believed. */
-  HBAGATE_TRUSTED_PROXIES: z
-    .string()
-    .default("")
-    .transform((text, ctx) => {
-      try {
-        return parseTrustedProxies(text);
-      } catch (err) {
-        ctx.addIssue({ code: "custom", message: (err as Error).message });
-        return z.NEVER;
-      }
-    }),
+  HBAGATE_TRUSTED_PROXIES: parsed(parseTrustedProxies),
   HBAGATE_VERIFIED_TTL_MS: z.coerce.number().int().min(0).default(60_000),
   HBAGATE_VERIFIED_MAX: z.coerce.number().int().min(1).default(10_000),
   /** Secrets Manager: region (else AWS_REGION), an endpoint override (local testing), cache TTL, call timeout. */

@@ -26,6 +26,23 @@ export function parseTrustedProxies(text: string): TrustedProxies {
 
 export const NO_TRUSTED_PROXIES: TrustedProxies = { contains: () => false };
 
+/**
+ * The host names a trusted proxy says its client used (X-Forwarded-Host, every
+ * entry), or undefined when the header is absent or the peer is not a
+ * trusted proxy (then it is anyone's say and the Host header counts).
+ */
+export function forwardedHosts(
+  socket: PeerInfo,
+  header: (name: string) => string | undefined,
+  trusted: TrustedProxies,
+): readonly string[] | undefined {
+  const value = header("x-forwarded-host");
+  if (value === undefined || socket.transport !== "host" || socket.address === undefined) return undefined;
+  const direct = clientAddress(socket.address);
+  if (!direct || !trusted.contains(direct)) return undefined;
+  return value.split(",");
+}
+
 /** The caller as hba sees it: the socket peer, or what a trusted proxy says about its own client. */
 export function forwardedPeer(
   socket: PeerInfo,

@@ -12,7 +12,7 @@ import type { LdapSettings } from "../auth/ldap.ts";
 import { noEntryMessage } from "../auth/messages.ts";
 import { callerFor, identifyCaller, startupParameters, type Caller, type CallerSettings, type PeerInfo } from "../connection/caller.ts";
 import { parseNeonConnectionString } from "../connection/neon-connection-string.ts";
-import { forwardedPeer, type TrustedProxies } from "../connection/forwarded.ts";
+import { forwardedHosts, forwardedPeer, type TrustedProxies } from "../connection/forwarded.ts";
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
 import { matchHba, type MatchEnvironment } from "../hba/match.ts";
 import type { HbaRule } from "../hba/rule.ts";
@@ -32,6 +32,7 @@ import { resultJson, resultsJson } from "./result-json.ts";
 import type { Pools, Session } from "../upstream/pools.ts";
 import { httpStatus } from "./status.ts";
 import { readBodyText } from "./read-body.ts";
+import { browserGuard, requireContentType, type AllowedHosts } from "./browser-guard.ts";
 
 export type LogEvent = Readonly<Record<string, string | number | boolean | null | undefined>>;
 
@@ -54,8 +55,10 @@ export interface GatewayDeps {
   ident(): IdentFile | undefined;
   readonly verifiedCallers: VerifiedCallers;
   readonly failureLimiter: FailureLimiter;
-  /** Browser origins allowed to call; empty: no CORS headers at all; ["*"]: any origin, never with credentials. */
+  /** Browser origins allowed to call; empty: none (and no CORS headers); ["*"]: any origin, never with credentials. */
   readonly corsOrigins: readonly string[];
+  /** Host names requests may be for, besides IP addresses and localhost names (DNS rebinding finds nothing). */
+  readonly allowedHosts: AllowedHosts;
   /** What /readyz reports: each check's state, ready only when all are "ok". */
   readiness(): Promise<Readonly<Record<string, string>>>;
   log(event: LogEvent): void;
@@ -84,6 +87,12 @@ function transactionOptions(header: (name: string) => string | undefined): Trans
   };
 }
 
+const V1_BODY = ["application/json"] as const;
+// Neon's client posts its JSON with fetch's default type for a string body,
+// text/plain. That is safe here: /sql also needs a Neon-Connection-String
+// header, which no browser sends cross-origin without a preflight.
+const NEON_BODY = ["application/json", "text/plain"] as const;
+
 /** Runs a function on the caller's pool (a lease held throughout). */
 type WithPool = <T>(fn: (session: Session) => Promise<T>) => Promise<T>;
 
@@ -105,6 +114,8 @@ export function createApp(deps: GatewayDeps): Hono {
       const status = httpStatus(err.code);
       // The cause stays in the log (the caller never sees it): a driver's error, never a password.
       if (status >= 500) deps.log({ level: "warn", msg: "request failed", code: err.code, error: err.message, ...(err.cause === undefined ? {} : { cause: describeCause(err.cause) }) });
+      // Refusals from the browser guard reach /sql here too: answered as Neon does.
+      if (c.req.path === "/sql") return c.json(neonError(err), neonStatus(err.code) as 400);
       return c.json(errorBody(err), status as 400);
     }
     // Anything unexpected: log it, tell the caller nothing about it.
@@ -113,6 +124,15 @@ export function createApp(deps: GatewayDeps): Hono {
   });
 
   app.notFound((c) => c.json(errorBody(gatewayError("42704", `no such endpoint: ${c.req.method} ${new URL(c.req.url).pathname}`)), 404));
+
+  // First of all, on every path: a request for a host that is not ours, or from a page whose origin is not allowed.
+  app.use(
+    browserGuard({
+      origins: deps.corsOrigins,
+      hosts: deps.allowedHosts,
+      forwardedHosts: (c) => forwardedHosts(deps.peer(c), (name) => c.req.header(name), deps.trustedProxies),
+    }),
+  );
 
   if (deps.corsOrigins.length > 0) {
     const wildcard = deps.corsOrigins.includes("*");
@@ -223,6 +243,7 @@ export function createApp(deps: GatewayDeps): Hono {
   }
 
   app.post("/v1/:database/sql", async (c) => {
+    requireContentType(c.req.header("content-type"), V1_BODY);
     const caller = identifyCaller(peerOf(c), c.req.param("database"), c.req.header("authorization"), deps.caller);
     const request = await readRequest(c);
     return answer(c, request, await connect(caller), "json", resultJson);
@@ -231,6 +252,7 @@ export function createApp(deps: GatewayDeps): Hono {
   // Neon's SQL-over-HTTP endpoint, answered as Neon does so its clients work unmodified.
   app.post("/sql", async (c) => {
     try {
+      requireContentType(c.req.header("content-type"), NEON_BODY);
       const target = parseNeonConnectionString(c.req.header("neon-connection-string"));
       const caller = callerFor(peerOf(c), target.database, target.user, target.password, startupParameters(target.parameters));
       const request = await readRequest(c);

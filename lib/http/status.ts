@@ -14,6 +14,10 @@ const EXACT: Readonly<Record<string, number>> = {
   "40001": 409, // serialization failure: retry
   "40P01": 409, // deadlock: retry
   "54000": 413, // program limit exceeded (request too large)
+  // bad COPY file format: PostgreSQL raises it only while reading COPY data,
+  // which the gateway never sends, so it is free to mean a request body in a
+  // format the gateway does not read (a Content-Type other than JSON)
+  "22P04": 415,
 };
 
 const BY_CLASS: Readonly<Record<string, number>> = {

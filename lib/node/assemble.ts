@@ -200,6 +200,7 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
       maxEntries: 100_000,
     }),
     corsOrigins: settings.HBAGATE_CORS_ORIGINS,
+    allowedHosts: settings.HBAGATE_ALLOWED_HOSTS,
     readiness: async () => ({
       config: lastReloadError ?? "ok",
       upstream: await reachable(upstream.host, upstream.port),

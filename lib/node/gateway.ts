@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import type { Settings } from "../config/settings.ts";
 import type { LogEvent } from "../http/app.ts";
 import { assembleGateway } from "./assemble.ts";
-import { nodePeer, startListeners } from "./listeners.ts";
+import { isLoopbackHost, nodePeer, startListeners } from "./listeners.ts";
 
 export interface RunningGateway {
   readonly urls: readonly string[];
@@ -26,6 +26,11 @@ export async function startGateway(settings: Settings, log: (e: LogEvent) => voi
     unixSocket: settings.HBAGATE_UNIX_SOCKET,
     tls: settings.HBAGATE_TLS_CERT_FILE && settings.HBAGATE_TLS_KEY_FILE ? { certFile: settings.HBAGATE_TLS_CERT_FILE, keyFile: settings.HBAGATE_TLS_KEY_FILE } : undefined,
   });
+  const hosts = settings.HBAGATE_ALLOWED_HOSTS;
+  if (!isLoopbackHost(settings.HBAGATE_LISTEN_HOST) && !hosts.any && hosts.names.size === 0 && hosts.suffixes.length === 0) {
+    // Reachable from other machines, but no names listed: requests by name are refused until they are.
+    log({ level: "warn", msg: "HBAGATE_ALLOWED_HOSTS is not set: only requests by IP address, localhost and *.localhost are accepted; list the names clients use (or \"*\" behind a proxy that checks them)" });
+  }
   return {
     urls: listening.urls,
     reload: gateway.reload,

@@ -8,6 +8,7 @@ import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import { TLSSocket } from "node:tls";
 import type { PeerInfo } from "../connection/caller.ts";
+import { clientAddress } from "../connection/client-address.ts";
 
 export interface ListenSettings {
   readonly host: string;
@@ -32,6 +33,13 @@ export function nodePeer(c: Context): PeerInfo {
   // No address (a socket already gone): the caller cannot be identified, and is refused downstream.
   const address = socket?.remoteAddress;
   return { transport: "host", ...(address ? { address } : {}), encrypted: socket instanceof TLSSocket && socket.encrypted };
+}
+
+/** A listen address only this machine can reach (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackHost(host: string): boolean {
+  const a = clientAddress(host);
+  if (!a) return host.toLowerCase() === "localhost";
+  return a.family === 4 ? a.bytes[0] === 127 : a.bytes.every((b, i) => b === (i === 15 ? 1 : 0));
 }
 
 function listen(server: Server, target: { port: number; host: string } | { path: string }): Promise<void> {

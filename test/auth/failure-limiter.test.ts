@@ -99,7 +99,7 @@ describe("brute-force brake", () => {
     // A verifier file and a role credential keep the upstream out of it; the query itself will fail (no server), which is fine.
     const app = createApp(testDeps(pools, "host all all all password\n", { verifierFile: () => file, failureLimiter: limiter }));
     const ask = async (user: string, password: string) => {
-      const res = await app.request("/v1/postgres/sql", { method: "POST", headers: { authorization: "Basic " + Buffer.from(`${user}:${password}`).toString("base64") }, body: '{"query":"select 1"}' });
+      const res = await app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from(`${user}:${password}`).toString("base64") }, body: '{"query":"select 1"}' });
       return { status: res.status, code: ((await res.json()) as { error?: { code: string } }).error?.code };
     };
     for (let i = 0; i < 3; i++) assert.deepEqual(await ask("alice", "guess"), { status: 401, code: "28P01" });

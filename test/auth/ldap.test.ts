@@ -68,7 +68,7 @@ describe("LDAP authentication", { skip: !slapdAvailable() && !process.env.CI && 
     const started = Date.now();
     const res = await via.request("/v1/postgres/sql", {
       method: "POST",
-      headers: { authorization: "Basic " + Buffer.from(`${user}:${password}`).toString("base64") },
+      headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from(`${user}:${password}`).toString("base64") },
       body: JSON.stringify({ query: "select current_user as u" }),
     });
     const body = (await res.json()) as { rows?: { u: string }[]; error?: { code: string; message: string } };
@@ -132,7 +132,7 @@ describe("LDAP authentication", { skip: !slapdAvailable() && !process.env.CI && 
     peer = { transport: "host", address: "10.1.0.14", encrypted: false };
     const res = await withSecrets.request("/v1/postgres/sql", {
       method: "POST",
-      headers: { authorization: "Basic " + Buffer.from("test1:secret1").toString("base64") },
+      headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from("test1:secret1").toString("base64") },
       body: JSON.stringify({ query: "select current_user as u" }),
     });
     assert.equal(res.status, 200, await res.clone().text());

@@ -48,3 +48,16 @@ test("a JSON config file supplies settings; the environment overrides it; unknow
 test("TLS needs both the certificate and the key", () => {
   assert.throws(() => loadSettings({ HBAGATE_TLS_CERT_FILE: "/c.pem" }), /go together/);
 });
+
+test("browser settings: origins are normalised, allowed hosts parsed; bad entries are named with the setting", () => {
+  const s = loadSettings({ HBAGATE_CORS_ORIGINS: "https://App.example/", HBAGATE_ALLOWED_HOSTS: "db.example.com, *.apps.example.com" });
+  assert.deepEqual(s.HBAGATE_CORS_ORIGINS, ["https://app.example"]);
+  assert.deepEqual([...s.HBAGATE_ALLOWED_HOSTS.names], ["db.example.com"]);
+  assert.deepEqual(s.HBAGATE_ALLOWED_HOSTS.suffixes, [".apps.example.com"]);
+  const d = loadSettings({});
+  assert.deepEqual([d.HBAGATE_CORS_ORIGINS, d.HBAGATE_ALLOWED_HOSTS.any, d.HBAGATE_ALLOWED_HOSTS.names.size], [[], false, 0]);
+  assert.throws(
+    () => loadSettings({ HBAGATE_CORS_ORIGINS: "https://app.example/app, null", HBAGATE_ALLOWED_HOSTS: "db.example.com:5432" }),
+    (err: Error) => err.message.includes('HBAGATE_CORS_ORIGINS="https://app.example/app, null": invalid origin "https://app.example/app"') && err.message.includes('HBAGATE_ALLOWED_HOSTS="db.example.com:5432": invalid allowed host'),
+  );
+});

@@ -31,7 +31,7 @@ describe("cancels end only their own statement", () => {
     pools = testPools(cluster.port, { max: 2, statementTimeout: 20_000 });
     const app = createApp(testDeps(pools, "host all all all trust\n", { responseLimits: { maxRows: 10, maxBytes: 1 << 20 } }));
     const ask = async (query: string) => {
-      const res = await app.request("/v1/postgres/sql", { method: "POST", headers: { authorization: auth }, body: JSON.stringify({ query }) });
+      const res = await app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: auth }, body: JSON.stringify({ query }) });
       return { status: res.status, json: (await res.json()) as { error?: { code: string } } };
     };
     const victims: string[] = [];

@@ -3,6 +3,7 @@ import { VerifiedCallers } from "../../lib/auth/verified-callers.ts";
 import { FailureLimiter } from "../../lib/auth/failure-limiter.ts";
 import { memorySource } from "../../lib/config/source.ts";
 import { NO_TRUSTED_PROXIES } from "../../lib/connection/forwarded.ts";
+import { parseAllowedHosts } from "../../lib/http/browser-guard.ts";
 import { loadHba } from "../../lib/hba/load.ts";
 import type { GatewayDeps, LogEvent } from "../../lib/http/app.ts";
 import { Pools } from "../../lib/upstream/pools.ts";
@@ -36,6 +37,7 @@ export function testDeps(pools: Pools, rules: string, overrides: Partial<Gateway
     verifiedCallers: new VerifiedCallers({ ttlMs: 0, maxEntries: 10 }),
     failureLimiter: new FailureLimiter({ slowAfter: 1000, lockAfter: 1000, windowMs: 60_000, lockMs: 60_000, delayStepMs: 0, maxDelayMs: 0, maxEntries: 100 }),
     corsOrigins: [],
+    allowedHosts: parseAllowedHosts(""),
     readiness: async () => ({ config: "ok" }),
     log: (e) => logs.push(e),
     logs,

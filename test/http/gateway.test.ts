@@ -112,7 +112,7 @@ describe("gateway main path", () => {
     for (const address of ["10.0.0.7", "10.0.0.8"]) {
       peerFor = { transport: "host", address, encrypted: false };
       const ask = async (password: string) =>
-        (await both.request("/v1/postgres/sql", { method: "POST", headers: { authorization: basic("alice", password) }, body: '{"query":"select 1"}' })).status;
+        (await both.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: basic("alice", password) }, body: '{"query":"select 1"}' })).status;
       assert.equal(await ask(SECRET), 200, address);
       assert.equal(await ask("nope"), 401, address);
     }
@@ -213,7 +213,7 @@ describe("gateway main path", () => {
     const call = async (headers: Record<string, string>, queries: { query: string }[]) => {
       const res = await app.request("/v1/postgres/sql", {
         method: "POST",
-        headers: { authorization: basic("trustee", ""), ...headers },
+        headers: { "content-type": "application/json", authorization: basic("trustee", ""), ...headers },
         body: JSON.stringify({ queries }),
       });
       return { status: res.status, json: (await res.json()) as Record<string, any> };
@@ -236,7 +236,7 @@ describe("gateway main path", () => {
   test("response limits: too many rows or bytes is 507 (53400), cancelled rather than buffered", async () => {
     const limited = createApp(testDeps(pools, RULES, { responseLimits: { maxRows: 100, maxBytes: 2000 } }));
     const ask = async (query: string) => {
-      const res = await limited.request("/v1/postgres/sql", { method: "POST", headers: { authorization: basic("trustee", "") }, body: JSON.stringify({ query }) });
+      const res = await limited.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: basic("trustee", "") }, body: JSON.stringify({ query }) });
       return { status: res.status, json: (await res.json()) as Record<string, any> };
     };
     const ok = await ask("select g from generate_series(1, 100) g");
@@ -302,7 +302,7 @@ describe("gateway main path", () => {
   test("an unreachable upstream is 503 with a class 08 SQLSTATE", async () => {
     const down = testPools(1, { connectTimeout: 2 });
     const other = createApp(testDeps(down, "host all all all trust\n", { caller: { anonymousUser: "trustee" } }));
-    const res = await other.request("/v1/postgres/sql", { method: "POST", body: JSON.stringify({ query: "select 1" }) });
+    const res = await other.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query: "select 1" }) });
     assert.equal(res.status, 503);
     assert.match(((await res.json()) as { error: { code: string } }).error.code, /^08/);
     await down.close();
@@ -314,7 +314,7 @@ describe("gateway main path", () => {
     const cache = new VerifiedCallers({ ttlMs: 60_000, maxEntries: 100 });
     const cached = createApp(testDeps(pools, RULES, { pools: counting, verifiedCallers: cache, peer: () => ({ transport: "host", address: "10.0.0.3", encrypted: false }) }));
     const ask = async (password: string) =>
-      (await cached.request("/v1/postgres/sql", { method: "POST", headers: { authorization: basic("alice", password) }, body: '{"query":"select 1"}' })).status;
+      (await cached.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: basic("alice", password) }, body: '{"query":"select 1"}' })).status;
     for (let i = 0; i < 5; i++) assert.equal(await ask(SECRET), 200);
     assert.equal(logins, 1);
     assert.equal(await ask("wrong"), 401);
@@ -341,7 +341,7 @@ describe("gateway main path", () => {
     let peerNow: PeerInfo = { transport: "host", address: "10.0.0.3", encrypted: false };
     const ask = async (user: string, password: string, address: string) => {
       peerNow = { transport: "host", address, encrypted: false };
-      const res = await withFile.request("/v1/postgres/sql", { method: "POST", headers: { authorization: basic(user, password) }, body: '{"query":"select current_user as u"}' });
+      const res = await withFile.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: basic(user, password) }, body: '{"query":"select current_user as u"}' });
       return { status: res.status, json: (await res.json()) as Record<string, any> };
     };
     const ok = await ask("alice", SECRET, "10.0.0.3");
@@ -359,7 +359,7 @@ describe("gateway main path", () => {
     const behind = (trusted: string) =>
       createApp(testDeps(pools, RULES, { trustedProxies: parseTrustedProxies(trusted), peer: () => ({ transport: "host", address: "10.0.0.2", encrypted: false }) }));
     const ask = async (app: ReturnType<typeof createApp>) =>
-      (await app.request("/v1/postgres/sql", { method: "POST", headers: { authorization: basic("trustee", ""), "x-forwarded-for": "10.0.0.1" }, body: '{"query":"select 1"}' })).status;
+      (await app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: basic("trustee", ""), "x-forwarded-for": "10.0.0.1" }, body: '{"query":"select 1"}' })).status;
     // 10.0.0.2 has a reject line; claiming to be 10.0.0.1 (trust) must not help...
     assert.equal(await ask(behind("")), 403);
     // ...unless 10.0.0.2 is a proxy we trust.
@@ -378,7 +378,7 @@ describe("gateway main path", () => {
     );
     await cluster.writeHba("host all all 127.0.0.1/32 trust\n", { reload: true });
     const ask = async (user: string, db = "postgres") =>
-      (await app2.request(`/v1/${db}/sql`, { method: "POST", headers: { authorization: basic(user, "") }, body: '{"query":"select 1"}' })).status;
+      (await app2.request(`/v1/${db}/sql`, { method: "POST", headers: { "content-type": "application/json", authorization: basic(user, "") }, body: '{"query":"select 1"}' })).status;
     assert.equal(await ask("carol"), 200, "indirect member of staff");
     assert.equal(await ask("boss"), 403, "a superuser is not a member unless granted");
     assert.equal(await ask("trustee"), 403);

@@ -124,15 +124,22 @@ describe("Neon clients through /sql", () => {
     assert.deepEqual(((await res.json()) as { rows: string[][] }).rows, [["mobile-app", "custom"]]);
   });
 
-  test("any Content-Type is accepted and a forged host is ignored", async () => {
-    const res = await fetch(url, {
-      method: "POST",
-      headers: { "content-type": "application/x-anything", "neon-connection-string": "postgresql://app:app-secret@evil.example:6543/appdb" },
-      body: JSON.stringify({ query: "select current_database() as db", params: [] }),
-    });
-    assert.equal(res.status, 200);
-    const body = (await res.json()) as { rows: string[][]; rowAsArray: boolean };
-    assert.deepEqual(body.rows, [["appdb"]]);
-    assert.equal(body.rowAsArray, true);
+  test("JSON or text/plain (what the client sends) is accepted, another Content-Type is not; a forged host is ignored", async () => {
+    const post = (type: string) =>
+      fetch(url, {
+        method: "POST",
+        headers: { "content-type": type, "neon-connection-string": "postgresql://app:app-secret@evil.example:6543/appdb" },
+        body: JSON.stringify({ query: "select current_database() as db", params: [] }),
+      });
+    for (const type of ["application/json", "text/plain;charset=UTF-8"]) {
+      const res = await post(type);
+      assert.equal(res.status, 200);
+      const body = (await res.json()) as { rows: string[][]; rowAsArray: boolean };
+      assert.deepEqual(body.rows, [["appdb"]]);
+      assert.equal(body.rowAsArray, true);
+    }
+    const other = await post("application/x-anything");
+    assert.equal(other.status, 400);
+    assert.equal(((await other.json()) as { code: string }).code, "22P04");
   });
 });

@@ -1,24 +1,52 @@
 // What a newcomer does first: `npm start`, then curl a query. Runs the real
-// command (bin/hbagate.js start) on an ephemeral port with the embedded PGlite.
+// command (bin/hbagate.js start) on an ephemeral port with the embedded PGlite,
+// and what a web page open in the same browser would try against it.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { once } from "node:events";
-import { test } from "node:test";
+import { request } from "node:http";
+import { connect } from "node:net";
+import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 
-test("npm start serves a query on loopback and stops cleanly on SIGINT", async () => {
-  const child = spawn(process.execPath, ["bin/hbagate.js", "start"], {
-    cwd: root,
-    env: { ...process.env, HBAGATE_PORT: "0" },
-    stdio: ["ignore", "pipe", "pipe"],
+/** A POST with exactly these headers (Host included), as a browser or curl would send it. */
+function post(url: string, headers: Record<string, string>, body: string): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: "POST", headers: { "content-length": String(Buffer.byteLength(body)), ...headers } }, (res) => {
+      let text = "";
+      res.on("data", (d: Buffer) => (text += d.toString()));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+    });
+    req.on("error", reject);
+    req.end(body);
   });
+}
+
+/** Bytes as written, for what no client library sends: duplicate headers, absolute-form targets. Resolves to the status code. */
+function raw(url: string, head: string, body: string): Promise<number> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    // write, not end: a half-closed socket reads as a caller gone, whose statement is cancelled.
+    const socket = connect(Number(port), hostname, () => socket.write(`${head}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`));
+    let text = "";
+    socket.on("data", (d: Buffer) => (text += d.toString()));
+    socket.on("error", reject);
+    socket.on("close", () => resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0)));
+  });
+}
+
+describe("npm start", () => {
+  let child: ChildProcessWithoutNullStreams;
+  let url = "";
   let out = "";
   let err = "";
-  child.stderr.on("data", (d: Buffer) => (err += d.toString()));
-  try {
-    const url = await new Promise<string>((resolve, reject) => {
+
+  before(async () => {
+    child = spawn(process.execPath, ["bin/hbagate.js", "start"], { cwd: root, env: { ...process.env, HBAGATE_PORT: "0" }, stdio: "pipe" });
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    url = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no listening line within 60 s; stderr:\n${err}`)), 60_000);
       child.stdout.on("data", (d: Buffer) => {
         out += d.toString();
@@ -30,19 +58,73 @@ test("npm start serves a query on loopback and stops cleanly on SIGINT", async (
       });
       child.once("exit", (code) => reject(new Error(`exited ${code} before listening; stderr:\n${err}`)));
     });
-    const res = await fetch(`${url}/v1/postgres/sql`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ query: "select $1::int + 1 as answer", params: [41] }),
-    });
+  });
+  after(async () => {
+    if (child.exitCode !== null) return;
+    child.kill("SIGINT");
+    await once(child, "exit");
+  });
+
+  const exists = async (table: string) =>
+    (await post(`${url}/v1/postgres/sql`, { "content-type": "application/json" }, JSON.stringify({ query: "select to_regclass($1) is not null as e", params: [table] }))).body.rows[0].e;
+
+  test("serves the README's query on loopback", async () => {
+    // curl -s http://127.0.0.1:8080/v1/postgres/sql -H 'content-type: application/json' -d '{"query":"select $1::int + 1 as answer","params":[41]}'
+    const res = await post(`${url}/v1/postgres/sql`, { "content-type": "application/json" }, JSON.stringify({ query: "select $1::int + 1 as answer", params: [41] }));
     assert.equal(res.status, 200);
-    assert.deepEqual(((await res.json()) as { rows: unknown }).rows, [{ answer: 42 }]);
+    assert.deepEqual(res.body.rows, [{ answer: 42 }]);
     assert.match(out, /try: curl/);
     const ready = await fetch(`${url}/readyz`);
     assert.equal(ready.status, 200, await ready.clone().text());
-  } finally {
+  });
+
+  test("a web page cannot run SQL through the browser: cross-origin, text/plain, rebound Host", async () => {
+    const attack = JSON.stringify({ query: "create table pwned (x int)" });
+    const port = new URL(url).port;
+    // All three at once (what the page sends after rebinding its name to 127.0.0.1), then each alone.
+    const tries: [Record<string, string>, number, string][] = [
+      [{ origin: "https://evil.example", "content-type": "text/plain", host: `rebind.evil.example:${port}` }, 403, "28000"],
+      [{ origin: "https://evil.example", "content-type": "application/json" }, 403, "28000"],
+      [{ origin: "https://evil.example", "content-type": "text/plain" }, 403, "28000"],
+      [{ "content-type": "text/plain;charset=UTF-8" }, 415, "22P04"],
+      [{ host: `rebind.evil.example:${port}`, "content-type": "application/json" }, 403, "28000"],
+    ];
+    for (const [headers, status, code] of tries) {
+      const res = await post(`${url}/v1/postgres/sql`, headers, attack);
+      assert.deepEqual([res.status, res.body.error?.code], [status, code], JSON.stringify({ headers, body: res.body }));
+    }
+    assert.equal(await exists("pwned"), false);
+  });
+
+  test("what no browser sends but a hostile client might: duplicate Host, absolute-form targets, odd Host and header spellings", async () => {
+    const port = new URL(url).port;
+    const json = "content-type: application/json";
+    const body = JSON.stringify({ query: "create table pwned2 (x int)" });
+    const tries: [string, number][] = [
+      [`POST /v1/postgres/sql HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\nhost: rebind.evil.example\r\n${json}`, 403],
+      [`POST /v1/postgres/sql HTTP/1.1\r\nhost: rebind.evil.example\r\nhost: 127.0.0.1:${port}\r\n${json}`, 403],
+      [`POST http://rebind.evil.example/v1/postgres/sql HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\n${json}`, 403],
+      [`POST http://rebind.evil.example/v1/postgres/sql HTTP/1.0\r\n${json}`, 403],
+      [`POST /v1/postgres/sql HTTP/1.1\r\nHOST: localhost.evil.example:${port}\r\n${json}`, 403],
+      [`POST /v1/postgres/sql HTTP/1.1\r\nHost: rebind.evil.example.:${port}\r\n${json}`, 403],
+      [`POST /v1/postgres/sql HTTP/1.1\r\nHost: localhost:${port}\r\nORIGIN: null\r\n${json}`, 403],
+      [`POST /v1/postgres/sql HTTP/1.1\r\nHost: localhost:${port}\r\norigin: https://evil.example\r\nOrigin: https://evil.example\r\n${json}`, 403],
+      [`POST /v1/postgres/sql HTTP/1.1\r\nHost: localhost:${port}\r\nContent-Type: multipart/form-data; boundary=x`, 415],
+      [`POST /v1/postgres/sql HTTP/1.1\r\nHost: localhost:${port}\r\n${json}\r\nContent-Type: text/plain`, 415],
+      [`POST /v1/postgres/sql HTTP/1.1\r\nHost: localhost:${port}`, 415],
+    ];
+    for (const [head, status] of tries) assert.equal(await raw(url, head, body), status, head);
+    assert.equal(await exists("pwned2"), false);
+    // The same bytes with nothing wrong: names browsers keep on loopback, any case, a trailing dot.
+    const select = JSON.stringify({ query: "select 1" });
+    for (const host of [`LocalHost:${port}`, `localhost.:${port}`, `app.localhost:${port}`, `127.0.0.1:${port}`]) {
+      assert.equal(await raw(url, `POST /v1/postgres/sql HTTP/1.1\r\nHost: ${host}\r\nCONTENT-TYPE: Application/JSON; Charset=UTF-8`, select), 200, host);
+    }
+  });
+
+  test("stops cleanly on SIGINT", async () => {
     child.kill("SIGINT");
     const [code] = (await once(child, "exit")) as [number | null];
     assert.equal(code, 0, err);
-  }
+  });
 });

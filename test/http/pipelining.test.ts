@@ -75,7 +75,7 @@ describe("pipelined statements", () => {
     const pools = pipelined(4);
     const app = createApp(testDeps(pools, "host all all all trust\n", { responseLimits: limits }));
     const ask = async (query: string) => {
-      const res = await app.request("/v1/postgres/sql", { method: "POST", headers: { authorization: "Basic " + btoa("postgres:") }, body: JSON.stringify({ query }) });
+      const res = await app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: "Basic " + btoa("postgres:") }, body: JSON.stringify({ query }) });
       return { status: res.status, code: ((await res.json()) as { error?: { code: string } }).error?.code };
     };
     const victims: string[] = [];

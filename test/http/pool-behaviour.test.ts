@@ -51,7 +51,7 @@ describe("pools under load and disconnects", () => {
       Array.from({ length: 200 }, (_, i) =>
         fetch(`${base}/v1/postgres/sql`, {
           method: "POST",
-          headers: { authorization: auth(`r${(i % 3) + 1}`) },
+          headers: { "content-type": "application/json", authorization: auth(`r${(i % 3) + 1}`) },
           body: JSON.stringify({ query: "select pg_sleep(0.01), $1::int as i", params: [i] }),
         }).then(async (r) => [r.status, ((await r.json()) as { rows?: { i: number }[] }).rows?.[0]?.i] as const),
       ),
@@ -72,7 +72,7 @@ describe("pools under load and disconnects", () => {
     const tight = testPools(cluster.port, { max: 1, maxTotal: 1, connectTimeout: 1, statementTimeout: 20_000 });
     const app = createApp(testDeps(tight, "host all all all trust\n"));
     const ask = (user: string, query: string) =>
-      app.request("/v1/postgres/sql", { method: "POST", headers: { authorization: auth(user) }, body: JSON.stringify({ query }) });
+      app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: auth(user) }, body: JSON.stringify({ query }) });
     const busy = ask("r1", "select pg_sleep(2)");
     await new Promise((r) => setTimeout(r, 200));
     const refused = await ask("r2", "select 1");
@@ -89,7 +89,7 @@ describe("pools under load and disconnects", () => {
     const app = createApp(testDeps(small, "host all all all trust\n"));
     const ask = async (query: string) => {
       const started = Date.now();
-      const res = await app.request("/v1/postgres/sql", { method: "POST", headers: { authorization: auth("r1") }, body: JSON.stringify({ query }) });
+      const res = await app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: auth("r1") }, body: JSON.stringify({ query }) });
       return { status: res.status, code: ((await res.json()) as { error?: { code: string } }).error?.code, ms: Date.now() - started };
     };
     const busy = ask("select pg_sleep(1)");
@@ -106,7 +106,7 @@ describe("pools under load and disconnects", () => {
 
   test("a caller who disconnects cancels the running statement", async () => {
     const marker = `select pg_sleep(30) /* disconnect-${Date.now()} */`;
-    const req = httpRequest(`${base}/v1/postgres/sql`, { method: "POST", headers: { authorization: auth("r1") } });
+    const req = httpRequest(`${base}/v1/postgres/sql`, { method: "POST", headers: { "content-type": "application/json", authorization: auth("r1") } });
     req.on("error", () => {});
     req.end(JSON.stringify({ query: marker }));
     const running = async () =>
@@ -121,7 +121,7 @@ describe("pools under load and disconnects", () => {
     }
     assert.equal(left, 0, "the server is no longer running it");
     // The connection went back to the pool healthy.
-    const res = await fetch(`${base}/v1/postgres/sql`, { method: "POST", headers: { authorization: auth("r1") }, body: '{"query":"select 1 as ok"}' });
+    const res = await fetch(`${base}/v1/postgres/sql`, { method: "POST", headers: { "content-type": "application/json", authorization: auth("r1") }, body: '{"query":"select 1 as ok"}' });
     assert.equal(res.status, 200);
   });
 

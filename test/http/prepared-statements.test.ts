@@ -57,7 +57,7 @@ describe("prepared statements upstream", () => {
   });
 
   async function run(body: unknown) {
-    const res = await app.request("/v1/postgres/sql", { method: "POST", body: JSON.stringify(body) });
+    const res = await app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
     const json = (await res.json()) as Record<string, any>;
     assert.equal(res.status, 200, JSON.stringify(json));
     return json;
@@ -96,7 +96,7 @@ describe("prepared statements upstream", () => {
     // "select * from things" cannot be prepared any more (the pool is full): use a new pool.
     const fresh = testPools(cluster.port, { max: 1 });
     const other = createApp(testDeps(fresh, "host all all all trust\n", { caller: { anonymousUser: "prep" } }));
-    const ask = async () => (await (await other.request("/v1/postgres/sql", { method: "POST", body: '{"query":"select * from things"}' })).json()) as Record<string, any>;
+    const ask = async () => (await (await other.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json" }, body: '{"query":"select * from things"}' })).json()) as Record<string, any>;
     await ask();
     assert.deepEqual((await ask()).rows, [{ id: 1 }]);
     await cluster.sql.unsafe("alter table things add column label text default 'new'");

@@ -104,6 +104,7 @@ describe("the Lambda handler", () => {
       HBAGATE_UPSTREAM_HOST: "127.0.0.1",
       HBAGATE_UPSTREAM_PORT: String(cluster.port),
       HBAGATE_STALE_AFTER_MS: "100",
+      HBAGATE_CORS_ORIGINS: "https://app.example",
     });
     const built = (await buildLambda(join(dir, "lambda.mjs"))) as { outfile: string; bytes: number };
     bundleBytes = built.bytes;
@@ -162,6 +163,27 @@ describe("the Lambda handler", () => {
     await new Promise((r) => setTimeout(r, 300));
     const r = await handler(v2Event("198.51.100.7", { authorization: basic("app") }));
     assert.equal(r.statusCode, 200, r.body);
+  });
+
+  test("browser rules: any Host (AWS routes by host), a listed origin with its CORS headers; other origins and non-JSON bodies refused", async () => {
+    const headers = { authorization: basic("app") };
+    // The function URL's own domain, and any other: the Host check is off on Lambda unless configured.
+    for (const host of ["abc123.lambda-url.eu-west-1.on.aws", "api.example.com"]) {
+      const r = await handler(v2Event("198.51.100.7", { ...headers, host }));
+      assert.equal(r.statusCode, 200, r.body);
+    }
+    const listed = await handler(v2Event("198.51.100.7", { ...headers, origin: "https://app.example" }));
+    assert.equal(listed.statusCode, 200, listed.body);
+    assert.equal(listed.headers?.["access-control-allow-origin"], "https://app.example");
+    for (const event of [v2Event("198.51.100.7", { ...headers, origin: "https://evil.example" }), v1Event("198.51.100.8", { ...headers, Origin: "https://evil.example" })]) {
+      const r = await handler(event);
+      assert.equal(r.statusCode, 403);
+      assert.equal(error(r)?.code, "28000");
+      assert.match(error(r)?.message ?? "", /origin "https:\/\/evil\.example" is not allowed/);
+    }
+    const plain = await handler(v2Event("198.51.100.7", { ...headers, "content-type": "text/plain" }));
+    assert.equal(plain.statusCode, 415);
+    assert.equal(error(plain)?.code, "22P04");
   });
 
   test("IAM principal names", () => {

@@ -21,7 +21,7 @@ interface Reply {
 
 function call(target: { socketPath: string } | { url: string }, body: unknown, user = "app", password = ""): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const headers = { authorization: "Basic " + Buffer.from(`${user}:${password}`).toString("base64") };
+    const headers = { "content-type": "application/json", authorization: "Basic " + Buffer.from(`${user}:${password}`).toString("base64") };
     const onResponse = (res: import("node:http").IncomingMessage) => {
       let text = "";
       res.on("data", (d: Buffer) => (text += d.toString()));
@@ -96,7 +96,7 @@ describe("the Node server", () => {
   function rawPost(chunks: readonly string[], headers: Record<string, string> = {}): Promise<Reply> {
     return new Promise((resolve, reject) => {
       const req = httpRequest(
-        { socketPath: join(dir, "hbagate.sock"), path: "/v1/postgres/sql", method: "POST", headers: { authorization: "Basic " + Buffer.from("app:").toString("base64"), ...headers } },
+        { socketPath: join(dir, "hbagate.sock"), path: "/v1/postgres/sql", method: "POST", headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from("app:").toString("base64"), ...headers } },
         (res) => {
           let text = "";
           res.on("data", (d: Buffer) => (text += d.toString()));

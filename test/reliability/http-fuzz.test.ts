@@ -29,7 +29,7 @@ describe("hostile and broken HTTP input", () => {
   });
 
   async function send(path: string, body: string | Uint8Array, headers: Record<string, string> = {}) {
-    const res = await app.request(path, { method: "POST", headers, body });
+    const res = await app.request(path, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
     const text = await res.text();
     return { status: res.status, text };
   }

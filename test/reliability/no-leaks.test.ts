@@ -55,7 +55,7 @@ describe("credentials never leak", () => {
   });
 
   async function call(path: string, headers: Record<string, string>, body: string) {
-    const res = await fetch(`${gateway.urls[0]}${path}`, { method: "POST", headers, body });
+    const res = await fetch(`${gateway.urls[0]}${path}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
     const text = await res.text();
     seen.push(text, JSON.stringify([...res.headers]));
     return { status: res.status, text };

@@ -38,7 +38,7 @@ async function gatewayFor(port: number, extra: Record<string, string> = {}): Pro
 async function ask(g: RunningGateway, body: unknown, timeoutMs = 15_000) {
   const res = await fetch(`${g.urls[0]}/v1/postgres/sql`, {
     method: "POST",
-    headers: { authorization: "Basic " + Buffer.from("app:").toString("base64") },
+    headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from("app:").toString("base64") },
     body: JSON.stringify(body),
     signal: AbortSignal.timeout(timeoutMs),
   });

@@ -70,7 +70,7 @@ describe("soak", () => {
           heap.push(process.memoryUsage().heapUsed);
         }
         const kind = KINDS[i % KINDS.length]!;
-        const res = await fetch(base, { method: "POST", headers: { authorization: kind.user }, body: JSON.stringify(kind.body) });
+        const res = await fetch(base, { method: "POST", headers: { "content-type": "application/json", authorization: kind.user }, body: JSON.stringify(kind.body) });
         await res.arrayBuffer();
         if (res.status !== kind.expect) unexpected.push(`${i}: ${res.status} (expected ${kind.expect})`);
       }

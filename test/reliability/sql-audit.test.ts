@@ -32,7 +32,7 @@ describe("SQL audit", () => {
     const post = (body: unknown, headers: Record<string, string> = {}) =>
       app.request("/v1/postgres/sql", {
         method: "POST",
-        headers: { authorization: "Basic " + Buffer.from("auditee:").toString("base64"), ...headers },
+        headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from("auditee:").toString("base64"), ...headers },
         body: JSON.stringify(body),
       });
     assert.equal((await post({ query: "select $1::text as v", params: [HOSTILE] })).status, 200);

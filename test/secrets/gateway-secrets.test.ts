@@ -61,7 +61,7 @@ describe("configuration and credentials from Secrets Manager", () => {
   const ask = async (query = "select current_user as u", user = "svc") => {
     const res = await fetch(`${gateway.urls[0]}/v1/postgres/sql`, {
       method: "POST",
-      headers: { authorization: "Basic " + Buffer.from(`${user}:`).toString("base64") },
+      headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from(`${user}:`).toString("base64") },
       body: JSON.stringify({ query }),
     });
     return { status: res.status, body: (await res.json()) as Record<string, any> };
