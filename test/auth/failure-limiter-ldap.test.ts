@@ -59,7 +59,7 @@ describe("brute-force brake with LDAP", { skip: !slapdAvailable() && !process.en
   const ask = async (database: string, user: string, password: string, headers: Record<string, string> = {}) => {
     const res = await gateway.request(`/v1/${database}/sql`, {
       method: "POST",
-      headers: { authorization: "Basic " + Buffer.from(`${user}:${password}`).toString("base64"), ...headers },
+      headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from(`${user}:${password}`).toString("base64"), ...headers },
       body: '{"query":"select 1"}',
     });
     return { status: res.status, code: ((await res.json()) as { error?: { code: string } }).error?.code };

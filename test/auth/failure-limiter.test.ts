@@ -115,7 +115,7 @@ describe("brute-force brake", () => {
     const limiter = new FailureLimiter({ slowAfter: 100, lockAfter: 3, windowMs: 60_000, lockMs: 60_000, delayStepMs: 0, maxDelayMs: 0, maxEntries: 10 });
     const app = createApp(testDeps(pools, "host all all all scram-sha-256\n", { verifierFile: () => file, failureLimiter: limiter }));
     const ask = async (user: string, password: string) => {
-      const res = await app.request("/v1/postgres/sql", { method: "POST", headers: { authorization: "Basic " + Buffer.from(`${user}:${password}`).toString("base64") }, body: '{"query":"select 1"}' });
+      const res = await app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from(`${user}:${password}`).toString("base64") }, body: '{"query":"select 1"}' });
       return { status: res.status, code: ((await res.json()) as { error?: { code: string } }).error?.code };
     };
     for (let i = 0; i < 3; i++) assert.deepEqual(await ask("alice", "guess"), { status: 401, code: "28P01" });
@@ -136,7 +136,7 @@ describe("brute-force brake", () => {
     const app = createApp(testDeps(pools, "host all all all password\n", { verifierFile: () => file, failureLimiter: limiter, peer: () => peer }));
     const ask = async (address: string, headers: Record<string, string> = {}, password = "right-one") => {
       peer = { transport: "host", address, encrypted: false };
-      const res = await app.request("/v1/postgres/sql", { method: "POST", headers: { authorization: "Basic " + Buffer.from(`alice:${password}`).toString("base64"), ...headers }, body: '{"query":"select 1"}' });
+      const res = await app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from(`alice:${password}`).toString("base64"), ...headers }, body: '{"query":"select 1"}' });
       return { status: res.status, code: ((await res.json()) as { error?: { code: string } }).error?.code };
     };
     for (let i = 0; i < 3; i++) assert.deepEqual(await ask(`2001:db8:1:2::${i + 1}`, {}, "guess"), { status: 401, code: "28P01" });
