@@ -76,7 +76,7 @@ export function report(r: Results): string {
   // Why a missed target is missed, from this run's own figures.
   const whyNotOverDirect = (row: Row, target: number) =>
     `the prepared naive bridge — HTTP and the same driver, no authentication, nothing else — reaches ${bridgeOverDirect(row)} of the direct driver in the same rounds and the bare HTTP floor ${fmt(ratios(row, "floor", "direct"))}; a server meeting ${target} would have to be ${fmt(spread(row.rounds.filter((x) => x.naivePrepared && x.direct).map((x) => target / (x.naivePrepared! / x.direct!))))}× that bridge.`;
-  const whyNotOverBridge = (cpuKey: "gatewayCpu" | "pipelinedCpu") =>
+  const whyNotOverBridge = (cpuKey: "gatewayCpu") =>
     [
       "the gateway runs the bridge's path (Hono, the same driver, one write to PostgreSQL and one HTTP response per request) and its own work on top, so it can pass the bridge only by spending less on the shared part.",
       `Node CPU per request: ${fmt(values(oneRow, cpuKey), 0)} µs against the bridge's ${fmt(bridgeCpu, 0)} µs.`,
@@ -108,7 +108,6 @@ export function report(r: Results): string {
     `one request at a time, each request's whole path is on the clock; per round the gateway's p50 was ${perRound("gatewayP50")} ms and the bridge's ${perRound("naivePreparedP50")} ms, their p99 ${perRound("gatewayP99")} and ${perRound("naivePreparedP99")} ms.`;
   const whyHba = `decisions timed in-process (bench/hba-decision.ts, median of batches): 10 rules ${r.hba["10"].toFixed(2)} µs, 1,000 rules ${r.hba["1000"].toFixed(2)} µs, 10,000 rules ${r.hba["10000"].toFixed(2)} µs.`;
   const overBridge = ratios(oneRow, "gateway", "naivePrepared");
-  const pipelinedOverBridge = ratios(oneRow, "pipelined", "naivePrepared");
   // A CPU row points at its throughput row only when that row is missed (and so explained) too.
   const below = (s: Spread | undefined, target: number) => s !== undefined && s.median < target;
   const atLeast = (target: number) => (m: number) => m >= target;
@@ -117,16 +116,11 @@ export function report(r: Results): string {
     [`1 row: gateway ÷ prepared naive bridge ≥ ${OVER_BRIDGE}`, overBridge, atLeast(OVER_BRIDGE), "", whyNotOverBridge("gatewayCpu")],
     [`1 row: gateway ÷ direct driver ≥ ${ONE_ROW_OVER_DIRECT}`, ratios(oneRow, "gateway", "direct"), atLeast(ONE_ROW_OVER_DIRECT), "", whyNotOverDirect(oneRow, ONE_ROW_OVER_DIRECT)],
     ["1 row: Node CPU per request, gateway ÷ prepared bridge ≤ 1", ratios(oneRow, "gatewayCpu", "naivePreparedCpu"), (m) => m <= 1, "", below(overBridge, OVER_BRIDGE) ? "see the first row." : whyNotOverBridge("gatewayCpu")],
-    [`1 row, pipelined: gateway ÷ prepared naive bridge ≥ ${OVER_BRIDGE}`, pipelinedOverBridge, atLeast(OVER_BRIDGE), "", `pipelining saves wake-ups and writes (PostgreSQL's CPU per request falls), but ${whyNotOverBridge("pipelinedCpu")}`],
-    [`1 row, pipelined: gateway ÷ direct driver ≥ ${ONE_ROW_OVER_DIRECT}`, ratios(oneRow, "pipelined", "direct"), atLeast(ONE_ROW_OVER_DIRECT), "", whyNotOverDirect(oneRow, ONE_ROW_OVER_DIRECT)],
-    ["1 row, pipelined: Node CPU per request ÷ prepared bridge ≤ 1", ratios(oneRow, "pipelinedCpu", "naivePreparedCpu"), (m) => m <= 1, "", below(pipelinedOverBridge, OVER_BRIDGE) ? "see the pipelined row above." : whyNotOverBridge("pipelinedCpu")],
     ...r.auth
       .filter((a) => a.scenario.endsWith("cache on"))
       .map((a): [string, Spread | undefined, (m: number) => boolean, string, string] => [`${a.scenario}: ÷ trust ≥ ${CACHED_OVER_TRUST}`, overTrust(a), atLeast(CACHED_OVER_TRUST), "", whyNotAuth(a)]),
     [`100 rows: gateway ÷ direct driver ≥ ${ROWS_OVER_DIRECT}`, ratios(r.scenarios[1]!, "gateway", "direct"), atLeast(ROWS_OVER_DIRECT), "", whyNotOverDirect(r.scenarios[1]!, ROWS_OVER_DIRECT)],
     [`10,000 rows: gateway ÷ direct driver ≥ ${ROWS_OVER_DIRECT}`, ratios(r.scenarios[2]!, "gateway", "direct"), atLeast(ROWS_OVER_DIRECT), "", whyNotOverDirect(r.scenarios[2]!, ROWS_OVER_DIRECT)],
-    [`100 rows, pipelined: gateway ÷ direct driver ≥ ${ROWS_OVER_DIRECT}`, ratios(r.scenarios[1]!, "pipelined", "direct"), atLeast(ROWS_OVER_DIRECT), "", whyNotOverDirect(r.scenarios[1]!, ROWS_OVER_DIRECT)],
-    [`10,000 rows, pipelined: gateway ÷ direct driver ≥ ${ROWS_OVER_DIRECT}`, ratios(r.scenarios[2]!, "pipelined", "direct"), atLeast(ROWS_OVER_DIRECT), "", whyNotOverDirect(r.scenarios[2]!, ROWS_OVER_DIRECT)],
     ["c1 p50: gateway − prepared bridge ≤ 0.3 ms", c1Gap, (m) => m <= 0.3, " ms", whyC1()],
     ["hba decision at 10,000 rules ≤ 5× at 10 rules", spread([r.hba["10000"] / r.hba["10"]]), (m) => m <= 5, "×", whyHba],
     ["hba decision at 10,000 rules < 20 µs", spread([r.hba["10000"]]), (m) => m < 20, " µs", whyHba],
@@ -145,21 +139,6 @@ export function report(r: Results): string {
         `| ${row.scenario} | ${fmt(values(row, "gateway"), 0)} | ${fmt(ratios(row, "gateway", "naive"))} | ${fmt(ratios(row, "gateway", "naivePrepared"))} | ${fmt(ratios(row, "gateway", "direct"))} | ${fmt(ratios(row, "gateway", "floor"))} |`,
     ),
     "",
-    ...(oneRow.rounds.some((x) => x.pipelined !== undefined)
-      ? [
-          `Pipelined: the gateway with one connection per pool and every caller's statement on its pipeline (\`HBAGATE_POOL_MAX=1\`, \`HBAGATE_PIPELINE_DEPTH=${r.connections}\`); the default above pipelines nothing. Batches are left out: each needs a connection of its own.`,
-          "",
-          "| scenario | pipelined req/s | ÷ gateway default | ÷ naive prepared | ÷ direct driver |",
-          "|---|---|---|---|---|",
-          ...r.scenarios
-            .filter((row) => row.rounds.some((x) => x.pipelined !== undefined))
-            .map(
-              (row) =>
-                `| ${row.scenario} | ${fmt(values(row, "pipelined"), 0)} | ${fmt(ratios(row, "pipelined", "gateway"))} | ${fmt(ratios(row, "pipelined", "naivePrepared"))} | ${fmt(ratios(row, "pipelined", "direct"))} |`,
-            ),
-          "",
-        ]
-      : []),
     `The HTTP floor (a bare Hono server answering with as many bytes as the gateway does) ÷ the direct driver: ${r.scenarios
       .filter((row) => row.rounds.some((x) => x.direct !== undefined && x.floor !== undefined))
       .map((row) => `${row.scenario} ${fmt(ratios(row, "floor", "direct"))}`)
@@ -167,10 +146,10 @@ export function report(r: Results): string {
       .filter((row) => row.rounds.some((x) => x.direct !== undefined))
       .map((row) => `${row.scenario} ${bridgeOverDirect(row)}`)
       .join(", ")}.`,
-    `Node CPU per 1-row request: gateway ${fmt(values(oneRow, "gatewayCpu"), 0)} µs, pipelined ${fmt(values(oneRow, "pipelinedCpu"), 0)} µs, prepared naive bridge ${fmt(values(oneRow, "naivePreparedCpu"), 0)} µs.`,
+    `Node CPU per 1-row request: gateway ${fmt(values(oneRow, "gatewayCpu"), 0)} µs, prepared naive bridge ${fmt(values(oneRow, "naivePreparedCpu"), 0)} µs.`,
     `Latency at one connection (c1), p50: gateway ${fmt(values(r.c1, "gatewayP50"))} ms, prepared naive bridge ${fmt(values(r.c1, "naivePreparedP50"))} ms; p99 ${fmt(values(r.c1, "gatewayP99"))} ms and ${fmt(values(r.c1, "naivePreparedP99"))} ms.`,
     r.unpinned.rounds.length
-      ? `Unpinned (servers, PostgreSQL and load on both cores), 1 row: gateway ${fmt(values(r.unpinned, "gateway"), 0)} req/s, ÷ naive prepared ${fmt(ratios(r.unpinned, "gateway", "naivePrepared"))}, ÷ direct driver ${fmt(ratios(r.unpinned, "gateway", "direct"))}; pipelined ${fmt(values(r.unpinned, "pipelined"), 0)} req/s, ÷ naive prepared ${fmt(ratios(r.unpinned, "pipelined", "naivePrepared"))}, ÷ direct driver ${fmt(ratios(r.unpinned, "pipelined", "direct"))}.`
+      ? `Unpinned (servers, PostgreSQL and load on both cores), 1 row: gateway ${fmt(values(r.unpinned, "gateway"), 0)} req/s, ÷ naive prepared ${fmt(ratios(r.unpinned, "gateway", "naivePrepared"))}, ÷ direct driver ${fmt(ratios(r.unpinned, "gateway", "direct"))}.`
       : "Unpinned: not measured (no taskset, so every figure above is unpinned).",
     "",
     "| authentication (1-row statement) | gateway req/s | ÷ trust (trust, method, method, trust in each round) |",

@@ -71,8 +71,6 @@ async function main() {
     ["gateway-nocache", { HBAGATE_VERIFIED_TTL_MS: "0" }],
     ["gateway-verifier", { HBAGATE_VERIFIER_FILE: join(dir, "verifiers.txt") }],
     ["gateway-verifier-nocache", { HBAGATE_VERIFIER_FILE: join(dir, "verifiers.txt"), HBAGATE_VERIFIED_TTL_MS: "0" }],
-    // Every caller's statement on one connection's pipeline (PostgreSQL has one core here).
-    ["gateway-pipelined", { HBAGATE_POOL_MAX: "1", HBAGATE_PIPELINE_DEPTH: String(CONNECTIONS) }],
   ] as const) {
     const port = await freePort();
     servers[name] = {
@@ -88,7 +86,7 @@ async function main() {
       runJson(root, pinned(cores, node("bench/load.ts", servers[server]!.url, JSON.stringify(body), JSON.stringify(headers), String(seconds), String(CONNECTIONS))));
     // A server idle for a minute between its scenarios is cold: V8 drops compiled code in an idle
     // process, and the gateway's pool closes idle connections. Without this the processes the
-    // round uses least (the pipelined gateway, the authentication variants) were measured cold
+    // round uses least (the authentication variants) were measured cold
     // and the rest warm.
     const warm = run(WARM_SECONDS);
     const pid = servers[server]!.child.pid!;
@@ -151,16 +149,10 @@ async function main() {
       if (i === 0) {
         const g = load("gateway", s.body, basic("bench"));
         const b = load("naive-prepared", s.body, undefined);
-        const p = load("gateway-pipelined", s.body, basic("bench"));
-        Object.assign(r, { gateway: g.rps, naivePrepared: b.rps, gatewayCpu: g.cpuPerRequest, naivePreparedCpu: b.cpuPerRequest, pipelined: p.rps, pipelinedCpu: p.cpuPerRequest, bad: g.bad + p.bad });
+        Object.assign(r, { gateway: g.rps, naivePrepared: b.rps, gatewayCpu: g.cpuPerRequest, naivePreparedCpu: b.cpuPerRequest, bad: g.bad });
       } else {
         const g = load("gateway", s.body, basic("bench"));
         Object.assign(r, { gateway: g.rps, bad: g.bad, naivePrepared: load("naive-prepared", s.body, undefined).rps });
-        // A batch needs a connection of its own: with one connection, batches run one at a time.
-        if (!("queries" in s.body)) {
-          const p = load("gateway-pipelined", s.body, basic("bench"));
-          Object.assign(r, { pipelined: p.rps, bad: r.bad! + p.bad });
-        }
       }
       r.floor = load("floor", s.body, undefined, LOAD_CORE, { "x-floor-bytes": responseBytes[i]! }).rps;
       r.naive = load("naive", s.body, undefined).rps;
@@ -194,7 +186,6 @@ async function main() {
     for (let round = 1; round <= ROUNDS; round++) {
       unpinned.rounds.push({
         gateway: load("gateway", oneRow, basic("bench"), "0,1").rps,
-        pipelined: load("gateway-pipelined", oneRow, basic("bench"), "0,1").rps,
         naivePrepared: load("naive-prepared", oneRow, undefined, "0,1").rps,
         direct: direct("select $1::int as n", "[1]", "0,1"),
       });

@@ -7,6 +7,7 @@ export const SQLSTATE = {
   invalidPassword: "28P01",
   protocolViolation: "08P01",
   connectionFailure: "08006",
+  transactionResolutionUnknown: "08007",
   sqlclientUnableToEstablishSqlconnection: "08001",
   tooManyConnections: "53300",
   configurationLimitExceeded: "53400",

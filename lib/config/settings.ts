@@ -42,8 +42,16 @@ const Schema = z.object({
   HBAGATE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(0).default(30000),
   /** Distinct statements each pool runs as prepared statements (seen twice, then prepared); 0 turns it off. */
   HBAGATE_PREPARED_STATEMENTS: z.coerce.number().int().min(0).max(10_000).default(100),
-  /** Statements in flight on one connection once all of a pool's connections are busy; 1 pipelines none. */
-  HBAGATE_PIPELINE_DEPTH: z.coerce.number().int().min(1).max(100).default(1),
+  /**
+   * Withdrawn: pipelining put several callers' statements on one session at
+   * once, where one could see what another left. Kept so that a deployment
+   * still setting it is told, not silently changed.
+   */
+  HBAGATE_PIPELINE_DEPTH: z.coerce
+    .number()
+    .int()
+    .refine((n) => n === 1, "pipelining between callers was withdrawn: it shares one session between callers' statements (unset HBAGATE_PIPELINE_DEPTH)")
+    .optional(),
   HBAGATE_MAX_BODY_BYTES: z.coerce.number().int().min(1).default(1024 * 1024),
   /** Comma-separated browser origins allowed to call (and by CORS), or "*"; requests from other origins are refused. */
   HBAGATE_CORS_ORIGINS: parsed(parseCorsOrigins),

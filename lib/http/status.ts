@@ -3,6 +3,7 @@
 const EXACT: Readonly<Record<string, number>> = {
   "08P01": 400, // protocol violation: the request itself is malformed
   "08004": 429, // locked out after repeated authentication failures
+  "08007": 502, // the connection was lost with the request on it: outcome unknown, not to be retried blindly
   "28000": 403, // no pg_hba.conf entry, reject, LDAP failure
   "28P01": 401, // wrong password
   "57014": 504, // statement timeout or cancel

@@ -116,7 +116,6 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
     maxLifetime: settings.HBAGATE_MAX_LIFETIME,
     statementTimeout: settings.HBAGATE_STATEMENT_TIMEOUT_MS,
     preparedStatements: settings.HBAGATE_PREPARED_STATEMENTS,
-    pipelineDepth: settings.HBAGATE_PIPELINE_DEPTH,
     ssl:
       ssl === "disable"
         ? false

@@ -4,7 +4,8 @@
 import type postgres from "postgres";
 import { z } from "zod";
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
-import { fromDriverError, isConnectionLoss } from "../upstream/errors.ts";
+import { fromDriverError, isConnectionLoss, lostInFlight } from "../upstream/errors.ts";
+import { NotStarted } from "../upstream/session.ts";
 import { parameterText } from "../upstream/json-types.ts";
 import { typeSize } from "./type-sizes.ts";
 import type { Session } from "../upstream/session.ts";
@@ -173,6 +174,8 @@ async function runOne<M extends ResultMode>(
   watch: Watch | undefined,
   prepare: boolean,
   cancels: CancelRequests,
+  /** Called once the statement is on its way (the session's reset may follow it at once). */
+  sent?: () => void,
 ): Promise<ResultOf<M>> {
   const params = (s.params ?? []).map(parameterText) as postgres.ParameterOrJSON<never>[];
   const rows: unknown[] = [];
@@ -187,7 +190,7 @@ async function runOne<M extends ResultMode>(
   let result;
   try {
     // Callbacks written inline, not named: under tsx every named closure costs a defineProperty.
-    result = await cancellable(
+    const running = cancellable(
       watch,
       () => own.send(),
       () =>
@@ -208,6 +211,8 @@ async function runOne<M extends ResultMode>(
           else rows.push(value);
         }),
     );
+    sent?.();
+    result = await running;
   } catch (err) {
     if (exceeded) throw exceeded;
     // Ours: the caller left. (postgres.js reports one taken off its queue as a plain Error.)
@@ -275,8 +280,22 @@ async function retryingStray<T>(session: Session, attempt: () => Promise<T>): Pr
     await session.holds.passed();
     return await attempt();
   } catch (err) {
+    if (err instanceof NotStarted) throw err;
     throw fromDriverError(err instanceof StrayCancel ? err.error : err);
   }
+}
+
+/** The connection was lost with the request on it: whether it took effect is unknown (08007). */
+function outcomeUnknown(err: unknown): unknown {
+  if (!lostInFlight(err)) return err;
+  return new GatewayError(
+    {
+      code: SQLSTATE.transactionResolutionUnknown,
+      message: "the connection to the database was lost while the request was on it: it may or may not have taken effect",
+      hint: "Check whether it did before sending it again.",
+    },
+    { cause: err },
+  );
 }
 
 function beginMode(o: TransactionOptions): string {
@@ -295,7 +314,13 @@ export async function runSingle<M extends ResultMode>(
   // Outside a transaction postgres.js re-prepares a statement that DDL invalidated
   // ("cached plan must not change result type") and retries it: the caller never sees it.
   return retryingStray(session, () =>
-    runOne(session.sql, s, mode, new Budget(limits), disconnect && { disconnect }, session.prepare(s.query), session.cancels),
+    session.lease(async (conn, lastSent) => {
+      try {
+        return await runOne(conn, s, mode, new Budget(limits), disconnect && { disconnect }, session.prepare(s.query), session.cancels, lastSent);
+      } catch (err) {
+        throw outcomeUnknown(err);
+      }
+    }),
   );
 }
 
@@ -308,37 +333,43 @@ export async function runBatch<M extends ResultMode>(
   disconnect?: Disconnect,
 ): Promise<ResultOf<M>[]> {
   // Each attempt is a transaction of its own (a stray cancel's retry starts afresh).
-  return retryingStray(session, async () => {
-    const budget = new Budget(limits);
-    const watch = disconnect && { disconnect };
-    // One reserved connection and our own BEGIN/COMMIT/ROLLBACK rather than sql.begin():
-    // when the server dies mid-batch, postgres.js's begin() still writes a ROLLBACK to the
-    // dead socket, which throws out of a timer and would take the process down. A lost
-    // session needs no ROLLBACK: the server discards the transaction itself.
-    const tx = await session.reserve();
-    const plain = { simple: false } as postgres.UnsafeQueryOptions;
-    const control = async (text: string) => {
-      const q = tx.unsafe(text, [], plain);
+  return retryingStray(session, () =>
+    // One connection and our own BEGIN/COMMIT/ROLLBACK rather than sql.begin(): when the server
+    // dies mid-batch, postgres.js's begin() still writes a ROLLBACK to the dead socket, which
+    // throws out of a timer and would take the process down. A lost session needs no ROLLBACK:
+    // the server discards the transaction itself.
+    session.lease(async (tx) => {
+      const budget = new Budget(limits);
+      const watch = disconnect && { disconnect };
+      const plain = { simple: false } as postgres.UnsafeQueryOptions;
+      const control = async (text: string) => {
+        const q = tx.unsafe(text, [], plain);
+        try {
+          await q;
+        } catch (err) {
+          throw strayOr(err, q, session.cancels);
+        }
+      };
+      let committing = false;
       try {
-        await q;
+        await control(`begin ${beginMode(options)}`);
+        const out: ResultOf<M>[] = [];
+        // Unprepared: inside a transaction, a prepared statement that DDL invalidated cannot be
+        // retried (the transaction is already aborted), so a batch would fail where it need not.
+        for (const s of statements) out.push(await runOne(tx, s, mode, budget, watch, false, session.cancels));
+        committing = true;
+        await control("commit");
+        return out;
       } catch (err) {
-        throw strayOr(err, q, session.cancels);
+        // Lost before COMMIT was sent: the server discards the transaction, nothing took effect.
+        if (committing) throw outcomeUnknown(err);
+        if (lostInFlight(err)) {
+          throw new GatewayError({ code: SQLSTATE.connectionFailure, message: "the connection to the database was lost before the batch committed: none of it took effect" }, { cause: err });
+        }
+        const e = err instanceof GatewayError ? err : fromDriverError(err instanceof StrayCancel ? err.error : err);
+        if (!isConnectionLoss(e.code)) await tx.unsafe("rollback", [], plain).catch(() => {});
+        throw err instanceof StrayCancel ? err : e;
       }
-    };
-    try {
-      await control(`begin ${beginMode(options)}`);
-      const out: ResultOf<M>[] = [];
-      // Unprepared: inside a transaction, a prepared statement that DDL invalidated cannot be
-      // retried (the transaction is already aborted), so a batch would fail where it need not.
-      for (const s of statements) out.push(await runOne(tx, s, mode, budget, watch, false, session.cancels));
-      await control("commit");
-      return out;
-    } catch (err) {
-      const e = err instanceof GatewayError ? err : fromDriverError(err instanceof StrayCancel ? err.error : err);
-      if (!isConnectionLoss(e.code)) await tx.unsafe("rollback", [], plain).catch(() => {});
-      throw err instanceof StrayCancel ? err : e;
-    } finally {
-      tx.release();
-    }
-  });
+    }),
+  );
 }

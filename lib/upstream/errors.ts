@@ -50,3 +50,23 @@ export function fromDriverError(err: unknown): GatewayError {
 export function isConnectionLoss(sqlstate: string): boolean {
   return sqlstate.startsWith("08") || sqlstate === "57P01" || sqlstate === "57P02" || sqlstate === "57P03";
 }
+
+/**
+ * The driver lost the connection (a reset, a close, a timeout) as opposed to
+ * the server ending the statement with an error of its own: after a request
+ * was written, its outcome is then unknown.
+ */
+export function lostInFlight(err: unknown): boolean {
+  if (err instanceof GatewayError) return err.code === SQLSTATE.sqlclientUnableToEstablishSqlconnection && err.cause !== undefined && lostInFlight(err.cause);
+  if (err instanceof postgres.PostgresError) return false;
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && CONNECT_CODES.has(code);
+}
+
+/** Whether `err` means postgres.js has closed the connection: it lost it, or the server ended the session (FATAL). */
+export function connectionClosed(err: unknown): boolean {
+  const cause = err instanceof GatewayError && err.cause !== undefined ? err.cause : err;
+  if (cause instanceof postgres.PostgresError) return cause.severity === "FATAL" || cause.severity === "PANIC";
+  if (err instanceof GatewayError && err.cause === undefined) return false;
+  return lostInFlight(cause);
+}

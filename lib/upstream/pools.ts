@@ -3,11 +3,11 @@
 // rebuild (porsager/postgres calls `pass` per connection).
 import postgres from "postgres";
 import { GatewayError, SQLSTATE } from "../errors.ts";
-import { fromDriverError, isConnectionLoss } from "./errors.ts";
+import { fromDriverError } from "./errors.ts";
 import { ExchangeWatcher, watchedSocket, type LoginOutcome } from "./login-exchange.ts";
 import type { StartupParameters } from "../connection/caller.ts";
 import { PreparedStatements } from "./prepared-statements.ts";
-import { createSession, type Session } from "./session.ts";
+import { createSession, NotStarted, type Session } from "./session.ts";
 import { exhausted, Slots, WaitingRoom } from "./slots.ts";
 import { driverOptions, type RoleCredentials, type UpstreamSettings } from "./upstream-settings.ts";
 
@@ -28,6 +28,8 @@ interface Entry {
   readonly slots: Slots;
   /** When a request last finished on this pool. */
   lastUsedAt: number;
+  /** Set while a discarded pool waits for its last request. */
+  drained?: () => void;
 }
 
 export class Pools {
@@ -88,23 +90,24 @@ export class Pools {
         throw err;
       }
     }
+    // A pool unused for a while is asked first whether its connection still lives (see NotStarted).
+    const stale = Date.now() - entry.lastUsedAt > (this.settings.staleAfterMs ?? 5000);
+    const session: Session = stale ? { ...entry.session, lease: (f) => entry.session.lease(f, { probe: true }) } : entry.session;
     try {
       try {
-        return await fn(entry.session);
+        return await fn(session);
       } catch (err) {
         // A rotated secret: the database refused the configured password. Fetch it again, retry once.
         if (err instanceof GatewayError && err.code === SQLSTATE.invalidPassword && (await this.credentials.refresh(user))) {
           configured = await this.credentials.password(user);
           entry.configured = configured;
-          return await fn(entry.session);
+          return await fn(session);
         }
-        // The server went away (restart, crash, failover): its other idle connections are dead
-        // too, so the pool is replaced rather than handing them out one failure at a time.
-        if (err instanceof GatewayError && isConnectionLoss(err.code)) {
+        // Nothing was sent (the pool closed while this request waited, or its connection was found
+        // dead first): a fresh pool runs it. Anything sent is never run again (see run.ts: 08007).
+        if (err instanceof NotStarted) {
           this.discard(key, entry);
-          if (Date.now() - entry.lastUsedAt > (this.settings.staleAfterMs ?? 5000)) {
-            return await this.use(database, user, password, startup, fn);
-          }
+          return await this.use(database, user, password, startup, fn);
         }
         throw err;
       }
@@ -118,26 +121,36 @@ export class Pools {
   /** A request lets go of a pool; an unused pool may be what a waiting creator needs. */
   private release(entry: Entry): void {
     entry.leases--;
-    if (entry.leases === 0) this.wake();
+    if (entry.leases === 0) {
+      entry.drained?.();
+      this.wake();
+    }
   }
 
   /**
    * Take a pool out of use and close it; it counts against the bound until it
    * has closed. For an idle pool that makes room, and for one whose server
-   * connection was lost (the next request opens a new pool).
+   * connection was lost (the next request opens a new pool). It is closed
+   * once its last request is done (or after 5 s at most).
    */
   private discard(key: string, entry: Entry): void {
     if (this.pools.get(key) !== entry) return;
+    entry.session.retire();
     this.pools.delete(key);
     this.closing++;
-    void entry.sql.end({ timeout: 5 }).finally(() => {
-      this.closing--;
-      this.wake();
+    const done = new Promise<void>((resolve) => {
+      if (entry.leases === 0) return resolve();
+      entry.drained = resolve;
+      setTimeout(resolve, 5000).unref();
     });
-  }
-
-  private get depth(): number {
-    return this.settings.pipelineDepth ?? 1;
+    void done
+      // A grace period: a connection still opening is let finish (postgres.js's own type lookup
+      // on a new connection rejects unhandled if the connection is destroyed under it).
+      .then(() => entry.sql.end({ timeout: 5 }))
+      .finally(() => {
+        this.closing--;
+        this.wake();
+      });
   }
 
   /** Pool creation is serialized, so two creators never count the same free slot. */
@@ -158,8 +171,6 @@ export class Pools {
         ...base,
         connection: { ...base.connection, ...startup },
         max: this.settings.max,
-        // postgres.js's bound on a connection's pipeline (read by its options parser, absent from its types).
-        ...({ max_pipeline: this.depth } as object),
         // Each query says whether it is prepared; postgres.js ignores that unless the pool allows it.
         prepare: preparable > 0,
         // A role with configured credentials logs in with them; otherwise with the caller's own password.
@@ -167,11 +178,15 @@ export class Pools {
       });
       const created: Entry = {
         sql,
-        session: createSession(sql, statements, { pipelined: this.depth > 1, cancelDeliveryTimeoutMs: this.settings.connectTimeout * 1000 }),
+        session: createSession(sql, statements, {
+          cancelDeliveryTimeoutMs: this.settings.connectTimeout * 1000,
+          resetTimeoutMs: this.settings.connectTimeout * 1000,
+          discard: () => this.discard(key, created),
+        }),
         password: undefined,
         configured: undefined,
         leases: 1,
-        slots: new Slots(this.settings.max * this.depth, this.waitingRoom),
+        slots: new Slots(this.settings.max, this.waitingRoom),
         lastUsedAt: Date.now(),
       };
       this.pools.set(key, created);

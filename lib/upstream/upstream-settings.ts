@@ -15,10 +15,10 @@ export interface UpstreamSettings {
   /** How many requests may wait at once; more are refused at once with 53300. */
   readonly maxQueue?: number;
   /**
-   * A pool unused for longer than this whose connection turns out dead (a
-   * Lambda instance thawed, a NAT timeout) is replaced and the statement
-   * retried once: the server cannot have run it on a connection that was
-   * already gone. Milliseconds; default 5000.
+   * A pool unused for longer than this (a Lambda instance thawed, a NAT
+   * timeout) has its connection checked before a request is written to it;
+   * a dead one is replaced and the request runs on a new one. A request
+   * once written is never run again. Milliseconds; default 5000.
    */
   readonly staleAfterMs?: number;
   /** Seconds. */
@@ -29,14 +29,6 @@ export interface UpstreamSettings {
   readonly statementTimeout: number;
   /** Distinct statements a pool may run as prepared statements (0: none); default 100. */
   readonly preparedStatements?: number;
-  /**
-   * Statements that may be in flight on one connection once all of a pool's
-   * connections are busy (PostgreSQL's pipeline) instead of waiting for one
-   * to be free; default 1 (none pipelined). Several callers' statements then
-   * share a write and a read, and PostgreSQL reads them in one go; a
-   * statement can wait behind a slow one on its connection.
-   */
-  readonly pipelineDepth?: number;
   /** TLS to the upstream (postgres.js `ssl`): false, "require", or verification options. */
   readonly ssl?: false | "require" | { readonly ca: string; readonly rejectUnauthorized: true };
 }
@@ -68,6 +60,9 @@ export function driverOptions(s: UpstreamSettings, database: string, user: strin
     prepare: false,
     types: jsonTypes,
     onnotice: () => {},
+    // Seconds before reconnecting after a failed attempt: postgres.js's default grows to 20 s, which
+    // a pool would keep long after its server came back.
+    backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1),
     // Text formats the JSON conversions and Neon's clients rely on.
     connection: {
       DateStyle: "ISO, MDY",

@@ -1,0 +1,142 @@
+// A TCP proxy in front of PostgreSQL that reads the protocol's messages in
+// both directions and cuts the gateway's side of a connection at a chosen
+// step: before a message is passed on, or right after. The server's side is
+// left to finish what it received (as when a network between the two fails),
+// then closed.
+import { createServer, connect, type Server, type Socket } from "node:net";
+
+export type Direction = "toServer" | "toClient";
+
+export interface CutRule {
+  readonly direction: Direction;
+  /** The message (type letter, body) at which to cut. */
+  readonly when: (type: string, body: Buffer) => boolean;
+  /** Pass the matching message on before cutting (true), or cut before it (false). */
+  readonly forward: boolean;
+}
+
+export interface PgProxy {
+  readonly port: number;
+  /** Cut once, at the first message matching the rule on any connection. */
+  arm(rule: CutRule): Promise<void>;
+  /** Close every connection now (both sides), as a network failure between requests would. */
+  cutAll(): void;
+  close(): Promise<void>;
+}
+
+/** Splits a byte stream into protocol messages; the client's first one (startup) has no type letter. */
+class Messages {
+  private buf = Buffer.alloc(0);
+  constructor(private untyped: boolean) {}
+  push(chunk: Buffer): { type: string; body: Buffer; raw: Buffer }[] {
+    this.buf = Buffer.concat([this.buf, chunk]);
+    const out: { type: string; body: Buffer; raw: Buffer }[] = [];
+    for (;;) {
+      if (this.untyped) {
+        if (this.buf.length < 4) break;
+        const len = this.buf.readUInt32BE(0);
+        if (this.buf.length < len) break;
+        out.push({ type: "", body: this.buf.subarray(4, len), raw: this.buf.subarray(0, len) });
+        this.buf = this.buf.subarray(len);
+        this.untyped = false;
+        continue;
+      }
+      if (this.buf.length < 5) break;
+      const len = this.buf.readUInt32BE(1);
+      if (this.buf.length < 1 + len) break;
+      out.push({ type: String.fromCharCode(this.buf[0]!), body: this.buf.subarray(5, 1 + len), raw: this.buf.subarray(0, 1 + len) });
+      this.buf = this.buf.subarray(1 + len);
+    }
+    return out;
+  }
+}
+
+export async function startPgProxy(upstreamPort: number, upstreamHost = "127.0.0.1"): Promise<PgProxy> {
+  const pairs = new Set<{ client: Socket; server: Socket }>();
+  let armed: { rule: CutRule; fired: () => void } | undefined;
+
+  const server: Server = createServer((client) => {
+    const upstream = connect({ host: upstreamHost, port: upstreamPort });
+    const pair = { client, server: upstream };
+    pairs.add(pair);
+    const fromClient = new Messages(true);
+    const fromServer = new Messages(false);
+    let cut = false;
+    const cutNow = () => {
+      cut = true;
+      client.destroy();
+      // The server finishes what it has, then sees the connection end.
+      setTimeout(() => upstream.destroy(), 500).unref();
+    };
+    const relay = (direction: Direction, messages: ReturnType<Messages["push"]>, to: Socket) => {
+      for (const m of messages) {
+        if (cut) return;
+        const rule = armed?.rule;
+        if (rule && rule.direction === direction && rule.when(m.type, m.body)) {
+          const fired = armed!.fired;
+          armed = undefined;
+          if (rule.forward) to.write(m.raw);
+          cutNow();
+          fired();
+          return;
+        }
+        to.write(m.raw);
+      }
+    };
+    client.on("data", (d: Buffer) => relay("toServer", fromClient.push(d), upstream));
+    upstream.on("data", (d: Buffer) => relay("toClient", fromServer.push(d), client));
+    const end = () => {
+      pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("error", end);
+    upstream.on("error", end);
+    client.on("close", () => {
+      if (!cut) end();
+    });
+    upstream.on("close", end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  if (address === null || typeof address === "string") throw new Error("proxy has no port");
+
+  return {
+    port: address.port,
+    arm(rule) {
+      return new Promise<void>((fired) => {
+        armed = { rule, fired };
+      });
+    },
+    cutAll() {
+      for (const p of pairs) {
+        p.client.destroy();
+        p.server.destroy();
+      }
+      pairs.clear();
+    },
+    async close() {
+      armed = undefined;
+      for (const p of pairs) {
+        p.client.destroy();
+        p.server.destroy();
+      }
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** Whether a Parse (or simple Query) message carries `text` in its statement. */
+export function statementContains(text: string): (type: string, body: Buffer) => boolean {
+  return (type, body) => (type === "P" || type === "Q") && body.toString("utf8").includes(text);
+}
+
+/** The Sync that ends the extended-protocol request carrying `text`: the whole statement has been passed on. */
+export function syncAfter(text: string): (type: string, body: Buffer) => boolean {
+  const carries = statementContains(text);
+  let seen = false;
+  return (type, body) => {
+    if (carries(type, body)) seen = true;
+    return seen && type === "S";
+  };
+}

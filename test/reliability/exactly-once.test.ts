@@ -1,0 +1,136 @@
+// Exactly once, or say so: the upstream connection is cut at each step of a
+// request (through a proxy that reads the protocol), and every answer is
+// checked against what the database holds. A 200 is durable and happened
+// once; a 502 08007 says the outcome is unknown (and it happened at most
+// once); a 503 08006 says nothing took effect; nothing ever runs twice.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { createApp } from "../../lib/http/app.ts";
+import type { Pools } from "../../lib/upstream/pools.ts";
+import { startCluster, type Cluster } from "../harness/postgres.ts";
+import { startPgProxy, statementContains, syncAfter, type CutRule, type PgProxy } from "../harness/tcp-proxy.ts";
+import { testDeps, testPools } from "../http/deps.ts";
+
+describe("exactly once, or say so", () => {
+  let cluster: Cluster;
+  let proxy: PgProxy;
+  let pools: Pools;
+  let app: ReturnType<typeof createApp>;
+  let next = 0;
+
+  before(async () => {
+    cluster = await startCluster();
+    await cluster.sql.unsafe("create role app login; create table ledger (id int, note text); grant all on ledger to app");
+    await cluster.writeHba("host all app 127.0.0.1/32 trust\n", { reload: true });
+    proxy = await startPgProxy(cluster.port);
+    pools = testPools(proxy.port, { max: 1, staleAfterMs: 60_000 });
+    app = createApp(testDeps(pools, "host all all all trust\n", { caller: { anonymousUser: "app" } }));
+  });
+  after(async () => {
+    await pools?.close();
+    await proxy?.close();
+    await cluster?.stop();
+  });
+
+  async function post(body: unknown) {
+    const res = await app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    return { status: res.status, code: ((await res.json()) as { error?: { code: string } }).error?.code };
+  }
+  /** Rows with this id, once the server has finished whatever it received. */
+  async function rows(id: number): Promise<number> {
+    await new Promise((r) => setTimeout(r, 700));
+    const [row] = await cluster.sql`select count(*)::int as n from ledger where id = ${id}`;
+    return row!.n;
+  }
+  async function warm() {
+    assert.equal((await post({ query: "select 1" })).status, 200);
+  }
+  async function cutAt(rule: CutRule, body: (id: number) => unknown) {
+    await warm();
+    const id = ++next;
+    const fired = proxy.arm(rule);
+    const answer = await post(body(id));
+    await fired;
+    return { answer, rows: await rows(id) };
+  }
+  const insert = (id: number) => ({ query: "insert into ledger values ($1, 'single')", params: [id] });
+  const batch = (id: number) => ({ queries: [{ query: "insert into ledger values ($1, 'batch')", params: [id] }, { query: "select 1" }] });
+
+  test("cut while idle, before anything is sent: the request runs on a new connection, once", async () => {
+    await warm();
+    proxy.cutAll();
+    // The gateway notices the close (a real cut it would only find on writing: see the stale pool below).
+    await new Promise((r) => setTimeout(r, 100));
+    const id = ++next;
+    const answer = await post(insert(id));
+    assert.equal(answer.status, 200, JSON.stringify(answer));
+    assert.equal(await rows(id), 1);
+  });
+
+  test("cut before the statement reached the server: 08007, and it did not happen", async () => {
+    const r = await cutAt({ direction: "toServer", when: statementContains("insert into ledger"), forward: false }, insert);
+    assert.deepEqual(r.answer, { status: 502, code: "08007" });
+    assert.equal(r.rows, 0);
+  });
+
+  test("cut after the statement was sent: 08007, and it happened once", async () => {
+    const r = await cutAt({ direction: "toServer", when: syncAfter("insert into ledger"), forward: true }, insert);
+    assert.deepEqual(r.answer, { status: 502, code: "08007" });
+    assert.equal(r.rows, 1);
+  });
+
+  test("cut after CommandComplete, before ReadyForQuery: 08007, and it happened once", async () => {
+    const r = await cutAt({ direction: "toClient", when: (type, body) => type === "C" && body.toString().startsWith("INSERT"), forward: true }, insert);
+    assert.deepEqual(r.answer, { status: 502, code: "08007" });
+    assert.equal(r.rows, 1);
+  });
+
+  test("a batch cut before COMMIT was written: 08006 (503), and none of it happened", async () => {
+    const r = await cutAt({ direction: "toServer", when: syncAfter("insert into ledger"), forward: true }, batch);
+    assert.deepEqual(r.answer, { status: 503, code: "08006" });
+    assert.equal(r.rows, 0);
+  });
+
+  test("a batch cut as COMMIT was written, before it reached the server: 08007, and it did not happen", async () => {
+    const r = await cutAt({ direction: "toServer", when: statementContains("commit"), forward: false }, batch);
+    assert.deepEqual(r.answer, { status: 502, code: "08007" });
+    assert.equal(r.rows, 0);
+  });
+
+  test("a batch cut after COMMIT was sent: 08007, and it happened once", async () => {
+    const r = await cutAt({ direction: "toServer", when: syncAfter("commit"), forward: true }, batch);
+    assert.deepEqual(r.answer, { status: 502, code: "08007" });
+    assert.equal(r.rows, 1);
+  });
+
+  test("a batch cut after the server's answer to COMMIT: 08007, and it happened once", async () => {
+    const r = await cutAt({ direction: "toClient", when: (type, body) => type === "C" && body.toString().startsWith("COMMIT"), forward: true }, batch);
+    assert.deepEqual(r.answer, { status: 502, code: "08007" });
+    assert.equal(r.rows, 1);
+  });
+
+  test("after every cut the gateway answers again, and a stale pool's dead connection is found before a write", async () => {
+    await warm();
+    const stale = testPools(proxy.port, { max: 1, staleAfterMs: 0 });
+    try {
+      const other = createApp(testDeps(stale, "host all all all trust\n", { caller: { anonymousUser: "app" } }));
+      const ask = async (body: unknown) => (await other.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) })).status;
+      assert.equal(await ask({ query: "select 1" }), 200);
+      // A silently dead connection: the proxy drops what the gateway sends next, once.
+      const fired = proxy.arm({ direction: "toServer", when: (type) => type === "Q" || type === "P", forward: false });
+      const id = ++next;
+      assert.equal(await ask(insert(id)), 200, "the probe met the dead connection; the insert ran on a new one");
+      await fired;
+      assert.equal(await rows(id), 1);
+      // A stale pool is probed before the write, never retried after it: cut after the server
+      // committed, the insert is not run again.
+      const cut = proxy.arm({ direction: "toClient", when: (type, body) => type === "C" && body.toString().startsWith("INSERT"), forward: true });
+      const again = ++next;
+      assert.equal(await ask(insert(again)), 502);
+      await cut;
+      assert.equal(await rows(again), 1);
+    } finally {
+      await stale.close();
+    }
+  });
+});
