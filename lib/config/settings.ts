@@ -40,6 +40,8 @@ const Schema = z.object({
   HBAGATE_CONNECT_TIMEOUT: seconds.default(10),
   HBAGATE_MAX_LIFETIME: seconds.default(1800),
   HBAGATE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(0).default(30000),
+  /** The gateway's own deadline for a request's statements: cancelled then, whatever statement_timeout a caller set. */
+  HBAGATE_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).default(60_000),
   /** Distinct statements each pool runs as prepared statements (seen twice, then prepared); 0 turns it off. */
   HBAGATE_PREPARED_STATEMENTS: z.coerce.number().int().min(0).max(10_000).default(100),
   /**

@@ -59,6 +59,8 @@ export interface GatewayDeps {
   readonly corsOrigins: readonly string[];
   /** Host names requests may be for, besides IP addresses and localhost names (DNS rebinding finds nothing). */
   readonly allowedHosts: AllowedHosts;
+  /** The gateway's own bound on a request's statements, whatever the session's statement_timeout (default 60 s). */
+  readonly requestTimeoutMs?: number;
   /** What /readyz reports: each check's state, ready only when all are "ok". */
   readiness(): Promise<Readonly<Record<string, string>>>;
   log(event: LogEvent): void;
@@ -92,6 +94,8 @@ const V1_BODY = ["application/json"] as const;
 // text/plain. That is safe here: /sql also needs a Neon-Connection-String
 // header, which no browser sends cross-origin without a preflight.
 const NEON_BODY = ["application/json", "text/plain"] as const;
+
+const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
 
 /** Runs a function on the caller's pool (a lease held throughout). */
 type WithPool = <T>(fn: (session: Session) => Promise<T>) => Promise<T>;
@@ -236,9 +240,13 @@ export function createApp(deps: GatewayDeps): Hono {
   /** Run the statement or batch on the caller's pool; each framing formats a result its own way. */
   async function answer<M extends ResultMode>(c: Context, request: QueryRequest, withPool: WithPool, mode: M, format: (r: ResultOf<M>) => string): Promise<Response> {
     const limits = deps.responseLimits;
-    if (request.kind === "single") return json(c, format(await withPool((session) => runSingle(session, request.statement, mode, limits, () => c.req.raw.signal))));
+    // Asked for only once a statement has run a while (see run.ts): the caller's disconnect, or
+    // the gateway's deadline for the request, whichever comes first.
+    const until = Date.now() + (deps.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
+    const stop = () => AbortSignal.any([c.req.raw.signal, AbortSignal.timeout(Math.max(0, until - Date.now()))]);
+    if (request.kind === "single") return json(c, format(await withPool((session) => runSingle(session, request.statement, mode, limits, stop))));
     const options = transactionOptions(c.req.header.bind(c.req));
-    const results = await withPool((session) => runBatch(session, request.statements, options, mode, limits, () => c.req.raw.signal));
+    const results = await withPool((session) => runBatch(session, request.statements, options, mode, limits, stop));
     return json(c, resultsJson(results.map(format)));
   }
 

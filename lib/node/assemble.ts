@@ -181,6 +181,7 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
     pools,
     environment: { isMember: (u, r) => membership?.isMember(u, r) ?? false, ...systemHost },
     maxBodyBytes: settings.HBAGATE_MAX_BODY_BYTES,
+    requestTimeoutMs: settings.HBAGATE_REQUEST_TIMEOUT_MS,
     responseLimits: { maxRows: settings.HBAGATE_MAX_RESPONSE_ROWS, maxBytes: settings.HBAGATE_MAX_RESPONSE_BYTES },
     ldap: {
       ...(readSecret ? { readSecret } : {}),

@@ -123,17 +123,27 @@ const utf8 = new TextDecoder();
  * every statement is done long before a disconnect could matter: a statement
  * starts watching only once it has run for WATCH_AFTER_MS. A caller who left
  * earlier is still seen then (the runtime keeps the reason), so the statement
- * is cancelled at most that much later.
+ * is cancelled at most that much later. The same signal carries the gateway's
+ * own deadline for the request (an AbortSignal.timeout), so a session whose
+ * statement_timeout a caller lifted is still bounded.
  */
 export type Disconnect = () => AbortSignal;
 const WATCH_AFTER_MS = 20;
 
 const disconnected = () => gatewayError(SQLSTATE.queryCanceled, "canceling statement due to client disconnect");
 
+/** The request's signal fired: the caller left, or the gateway's own deadline passed (a TimeoutError). */
+const cancelledBy = (signal: AbortSignal | undefined) =>
+  (signal?.reason as { name?: string } | undefined)?.name === "TimeoutError"
+    ? gatewayError(SQLSTATE.queryCanceled, "canceling statement due to the gateway's request timeout", {
+        hint: "HBAGATE_REQUEST_TIMEOUT_MS bounds every request, whatever the session's statement_timeout says.",
+      })
+    : disconnected();
+
 /** A caller who goes away cancels the statement on the server (a CancelRequest), not just the wait. */
 async function cancellable<T>(watch: Watch | undefined, cancel: () => void, run: () => Promise<T>): Promise<T> {
   if (!watch) return run();
-  if (watch.signal?.aborted) throw disconnected();
+  if (watch.signal?.aborted) throw cancelledBy(watch.signal);
   let signal: AbortSignal | undefined;
   const timer = setTimeout(() => {
     signal = watch.signal ??= watch.disconnect();
@@ -215,8 +225,9 @@ async function runOne<M extends ResultMode>(
     result = await running;
   } catch (err) {
     if (exceeded) throw exceeded;
-    // Ours: the caller left. (postgres.js reports one taken off its queue as a plain Error.)
-    if (own.sent && isCancelled(err)) throw disconnected();
+    // Ours: the caller left, or the request's deadline passed. (postgres.js reports one taken off
+    // its queue as a plain Error.)
+    if (own.sent && isCancelled(err)) throw cancelledBy(watch?.signal);
     throw strayOr(err, query, cancels);
   } finally {
     own.finished = true;

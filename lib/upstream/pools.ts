@@ -8,6 +8,7 @@ import { ExchangeWatcher, watchedSocket, type LoginOutcome } from "./login-excha
 import type { StartupParameters } from "../connection/caller.ts";
 import { PreparedStatements } from "./prepared-statements.ts";
 import { createSession, NotStarted, type Session } from "./session.ts";
+import { startupSettings } from "./startup-settings.ts";
 import { exhausted, Slots, WaitingRoom } from "./slots.ts";
 import { driverOptions, type RoleCredentials, type UpstreamSettings } from "./upstream-settings.ts";
 
@@ -68,13 +69,14 @@ export class Pools {
     // not inside a login attempt.
     const answer = this.credentials.password(user);
     let configured = answer instanceof Promise ? await answer : answer;
-    // Sessions with other startup parameters are other sessions: a pool of their own.
-    const key = JSON.stringify([database, user, startup.application_name ?? null, startup.options ?? null]);
+    // Startup parameters are the request's settings, not a pool of their own (startup-settings.ts).
+    const settings = startupSettings(startup);
+    const key = JSON.stringify([database, user]);
     let entry = this.pools.get(key);
     if (entry) {
       entry.leases++;
     } else {
-      entry = await this.create(key, database, user, startup);
+      entry = await this.create(key, database, user);
     }
     // Most recently used last.
     this.pools.delete(key);
@@ -92,7 +94,8 @@ export class Pools {
     }
     // A pool unused for a while is asked first whether its connection still lives (see NotStarted).
     const stale = Date.now() - entry.lastUsedAt > (this.settings.staleAfterMs ?? 5000);
-    const session: Session = stale ? { ...entry.session, lease: (f) => entry.session.lease(f, { probe: true }) } : entry.session;
+    const session: Session =
+      stale || settings.length > 0 ? { ...entry.session, lease: (f) => entry.session.lease(f, { probe: stale, settings }) } : entry.session;
     try {
       try {
         return await fn(session);
@@ -156,7 +159,7 @@ export class Pools {
   /** Pool creation is serialized, so two creators never count the same free slot. */
   private creating: Promise<unknown> = Promise.resolve();
 
-  private create(key: string, database: string, user: string, startup: StartupParameters): Promise<Entry> {
+  private create(key: string, database: string, user: string): Promise<Entry> {
     const run = this.creating.then(async () => {
       const existing = this.pools.get(key);
       if (existing) {
@@ -169,7 +172,6 @@ export class Pools {
       const statements = new PreparedStatements(preparable);
       const sql = postgres({
         ...base,
-        connection: { ...base.connection, ...startup },
         max: this.settings.max,
         // Each query says whether it is prepared; postgres.js ignores that unless the pool allows it.
         prepare: preparable > 0,

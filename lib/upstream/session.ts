@@ -8,6 +8,7 @@ import type { PreparedStatements } from "./prepared-statements.ts";
 import { gatewayError, SQLSTATE } from "../errors.ts";
 import { connectionClosed } from "./errors.ts";
 import { resetSession } from "./session-reset.ts";
+import type { StartupSettings } from "./startup-settings.ts";
 
 export interface Session {
   /** Whether to run `query` as a named prepared statement (counts the sighting). */
@@ -24,7 +25,10 @@ export interface Session {
    * once it has sent its last statement: the reset is then sent behind it at
    * once (one round trip for both) instead of after `fn`'s answer.
    */
-  lease<T>(fn: (conn: postgres.ReservedSql, lastSent: () => void) => Promise<T>, options?: { readonly probe?: boolean }): Promise<T>;
+  lease<T>(
+    fn: (conn: postgres.ReservedSql, lastSent: () => void) => Promise<T>,
+    options?: { readonly probe?: boolean; readonly settings?: StartupSettings },
+  ): Promise<T>;
   /** The pool is being closed: later leases fail with NotStarted before anything is sent. */
   retire(): void;
 }
@@ -74,12 +78,18 @@ export function createSession(
           throw new NotStarted("the connection was dead before the request was sent", { cause: err });
         }
       }
+      const settings = probeFirst?.settings ?? [];
       let reset: Promise<boolean> | undefined;
       const lastSent = () => {
         reset ??= resetSession(conn).catch(() => false);
       };
       let outcome: { ok: true; value: Awaited<ReturnType<typeof fn>> } | { ok: false; error: unknown };
       try {
+        // The caller's startup parameters, for this request only (the reset undoes them).
+        if (settings.length > 0) {
+          const calls = settings.map((_, i) => `pg_catalog.set_config($${2 * i + 1}, $${2 * i + 2}, false)`).join(", ");
+          await conn.unsafe(`select ${calls}`, settings.flat());
+        }
         outcome = { ok: true, value: await fn(conn, lastSent) };
       } catch (error) {
         outcome = { ok: false, error };
