@@ -124,6 +124,33 @@ export function failureKeyFor(rule: Pick<HbaRule, "method">, user: string): stri
 }
 
 /**
+ * Whether a success on this rule may clear the identity's failures: only one
+ * that checked a secret of the kind the failures guessed at. A `trust` or
+ * `peer` line for the same role proves no password, and were it to clear the
+ * record, alternating with it would make guessing free.
+ */
+export function successClearsFailures(rule: Pick<HbaRule, "method">): boolean {
+  const method: AuthMethod = rule.method;
+  switch (method.name) {
+    case "password":
+    case "md5":
+    case "scram-sha-256":
+    case "ldap":
+      return true;
+    case "trust":
+    case "reject":
+    case "peer":
+    case "cert":
+    case "oauth":
+      return false;
+    default: {
+      const unreachable: never = method;
+      throw unreachable;
+    }
+  }
+}
+
+/**
  * The client as the brake counts it: an IPv4 address, or an IPv6 /64. One
  * IPv6 client usually holds a whole /64 and could otherwise take a fresh
  * address (and a fresh record) for every guess.

@@ -1,5 +1,7 @@
 // PostgreSQL's wording for refused connections (src/backend/libpq/auth.c).
+import { gatewayError, SQLSTATE, type GatewayError } from "../errors.ts";
 import { formatAddress } from "../hba/address.ts";
+import type { HbaRule } from "../hba/rule.ts";
 import type { ConnectionFacts } from "../hba/match.ts";
 
 /** The client as PostgreSQL names it in messages: its address, or "[local]". */
@@ -25,6 +27,27 @@ export function rejectMessage(c: ConnectionFacts): string {
     : `pg_hba.conf rejects connection for host "${host}", user "${c.user}", database "${c.database}", ${encryption}`;
 }
 
+export function ldapFailedMessage(user: string): string {
+  return `LDAP authentication failed for user "${user}"`;
+}
+
 export function passwordFailedMessage(user: string): string {
   return `password authentication failed for user "${user}"`;
+}
+
+/**
+ * What a caller refused by this rule's verifier is told, for the methods that
+ * check a secret; undefined for the others (nothing to hide there).
+ */
+export function refusalFor(rule: Pick<HbaRule, "method">, user: string): GatewayError | undefined {
+  switch (rule.method.name) {
+    case "password":
+    case "md5":
+    case "scram-sha-256":
+      return gatewayError(SQLSTATE.invalidPassword, passwordFailedMessage(user));
+    case "ldap":
+      return gatewayError(SQLSTATE.invalidAuthorizationSpecification, ldapFailedMessage(user));
+    default:
+      return undefined;
+  }
 }

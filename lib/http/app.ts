@@ -5,11 +5,11 @@ import { cors } from "hono/cors";
 import { authenticate } from "../auth/authenticate.ts";
 import type { VerifiedCallers } from "../auth/verified-callers.ts";
 import type { FailureLimiter } from "../auth/failure-limiter.ts";
-import { failureAddressFor, failureKeyFor } from "../auth/failure-key.ts";
+import { failureAddressFor, failureKeyFor, successClearsFailures } from "../auth/failure-key.ts";
 import type { VerifierFile } from "../auth/verifier-file.ts";
 import type { IdentFile } from "../ident/ident.ts";
 import type { LdapSettings } from "../auth/ldap.ts";
-import { noEntryMessage } from "../auth/messages.ts";
+import { noEntryMessage, refusalFor } from "../auth/messages.ts";
 import { callerFor, identifyCaller, startupParameters, type Caller, type CallerSettings, type PeerInfo } from "../connection/caller.ts";
 import { parseNeonConnectionString } from "../connection/neon-connection-string.ts";
 import { forwardedHosts, forwardedPeer, type TrustedProxies } from "../connection/forwarded.ts";
@@ -206,7 +206,7 @@ export function createApp(deps: GatewayDeps): Hono {
         log: deps.log,
         identified,
       });
-      for (const key of identities) deps.failureLimiter.succeeded(who, key);
+      if (successClearsFailures(rule)) for (const key of identities) deps.failureLimiter.succeeded(who, key);
     } catch (err) {
       if (err instanceof GatewayError && err.code.startsWith("28") && rule.method.name !== "reject") {
         // The server log names the line, as PostgreSQL's does; the caller never sees it.
@@ -218,7 +218,29 @@ export function createApp(deps: GatewayDeps): Hono {
       release();
     }
     const { database, user } = caller.facts;
-    return (fn) => deps.pools.use(database, user, caller.password, caller.startup, fn);
+    return async (fn) => {
+      try {
+        return await deps.pools.use(database, user, caller.password, caller.startup, fn);
+      } catch (err) {
+        throw loginRefusal(rule, caller, err);
+      }
+    };
+  }
+
+  /**
+   * The upstream refusing the request's own login (FATAL, class 28: no such
+   * role there, its line for the gateway, a changed password) after the
+   * caller's password was accepted would tell the caller the password was
+   * right: it reads as that line's ordinary refusal instead, and the reason
+   * goes to the log. (A statement cannot raise FATAL, so this is the login.)
+   */
+  function loginRefusal(rule: HbaRule, caller: Caller, err: unknown): unknown {
+    if (!(err instanceof GatewayError) || !err.code.startsWith("28") || err.fields.severity !== "FATAL") return err;
+    const { user, database } = caller.facts;
+    const refusal = refusalFor(rule, user);
+    if (!refusal) return err;
+    deps.log({ level: "warn", msg: "the upstream refused the request's login after the caller was verified", user, database, code: err.code, reason: err.message, file: rule.file, line: rule.line });
+    return refusal;
   }
 
   /** A 200 whose body is JSON text built already (see result-json.ts), measured against the response limit. */
