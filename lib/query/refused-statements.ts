@@ -2,8 +2,9 @@
 // session somewhere the next caller could find it (an open transaction, a
 // named prepared statement, a listener), or into a protocol sub-mode the
 // HTTP bridge does not carry (COPY). Decided by the statement's first
-// keyword, read as PostgreSQL's lexer reads it (scan.l): whitespace, `--`
-// comments and nested `/* */` comments before it; an unquoted keyword,
+// keyword, read as PostgreSQL's lexer and grammar read it (scan.l, gram.y):
+// whitespace, `--` comments, nested `/* */` comments and empty statements
+// (`;`, which the grammar drops) before it; an unquoted keyword,
 // case-insensitive. A statement sent with the extended protocol is one
 // statement, and a function cannot COPY to or from the client or start a
 // transaction block, so the first keyword decides.
@@ -14,7 +15,7 @@ export function leadingKeyword(query: string): string {
   let i = 0;
   const n = query.length;
   for (;;) {
-    while (i < n && " \t\n\r\f\v".includes(query[i]!)) i++;
+    while (i < n && " \t\n\r\f\v;".includes(query[i]!)) i++;
     if (query.startsWith("--", i)) {
       while (i < n && query[i] !== "\n" && query[i] !== "\r") i++;
       continue;

@@ -5,7 +5,7 @@ import type postgres from "postgres";
 import { z } from "zod";
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
 import { fromDriverError, isConnectionLoss, lostInFlight } from "../upstream/errors.ts";
-import { NotStarted } from "../upstream/session.ts";
+import { NotStarted, Unusable } from "../upstream/session.ts";
 import { parameterText } from "../upstream/json-types.ts";
 import { typeSize } from "./type-sizes.ts";
 import type { Session } from "../upstream/session.ts";
@@ -223,12 +223,20 @@ async function runOne<M extends ResultMode>(
     );
     sent?.();
     result = await running;
+    // COPY is refused before it is sent (refused-statements.ts); should one start anyway,
+    // postgres.js hands back a stream that nobody reads: end it, and the session with it.
+    if (typeof (result as unknown as { pipe?: unknown }).pipe === "function") {
+      const stream = result as unknown as NodeJS.EventEmitter & { destroy(error?: Error): void };
+      stream.on("error", () => {});
+      stream.destroy(new Error("COPY is not supported by hbagate"));
+      throw new Unusable(gatewayError(SQLSTATE.featureNotSupported, "COPY is not supported by hbagate"));
+    }
   } catch (err) {
     if (exceeded) throw exceeded;
     // Ours: the caller left, or the request's deadline passed. (postgres.js reports one taken off
     // its queue as a plain Error.)
     if (own.sent && isCancelled(err)) throw cancelledBy(watch?.signal);
-    throw strayOr(err, query, cancels);
+    throw err;
   } finally {
     own.finished = true;
     // The connection is not let go of while the cancel could still reach it (CancelRequests).
@@ -261,38 +269,21 @@ class OwnCancel {
   }
 }
 
-/** A statement ended by a cancel meant for another (CancelRequests): its runner runs it again, once. */
-class StrayCancel extends Error {
-  constructor(readonly error: unknown) {
-    super("ended by a cancel meant for another statement");
-  }
-}
-
 const isCancelled = (err: unknown) => (err as { code?: unknown } | null)?.code === SQLSTATE.queryCanceled;
 
-/** `err`, or a StrayCancel when it is a cancel that may have been meant for another statement. */
-const strayOr = (err: unknown, query: object, cancels: CancelRequests) =>
-  isCancelled(err) && cancels.mayHaveHit(query) ? new StrayCancel(err) : err;
-
 /**
- * Run `attempt` once more if a cancel meant for another statement ended it.
- * A cancelled statement outside a transaction, or a cancelled batch, has
- * rolled back, so nothing runs twice (but for what never rolls back, such as
- * a sequence's nextval).
+ * Run `attempt` once. It is never run again: with a connection of its own
+ * per request, held until its own cancels have landed and its session has
+ * been reset, a cancel meant for another request cannot end it, and a
+ * request whose connection was lost may have taken effect (08007).
  */
-async function retryingStray<T>(session: Session, attempt: () => Promise<T>): Promise<T> {
+async function runOnce<T>(session: Session, attempt: () => Promise<T>): Promise<T> {
   try {
-    await session.holds.passed();
-    try {
-      return await attempt();
-    } catch (err) {
-      if (!(err instanceof StrayCancel)) throw err;
-    }
     await session.holds.passed();
     return await attempt();
   } catch (err) {
     if (err instanceof NotStarted) throw err;
-    throw fromDriverError(err instanceof StrayCancel ? err.error : err);
+    throw fromDriverError(err);
   }
 }
 
@@ -324,7 +315,7 @@ export async function runSingle<M extends ResultMode>(
 ): Promise<ResultOf<M>> {
   // Outside a transaction postgres.js re-prepares a statement that DDL invalidated
   // ("cached plan must not change result type") and retries it: the caller never sees it.
-  return retryingStray(session, () =>
+  return runOnce(session, () =>
     session.lease(async (conn, lastSent) => {
       try {
         return await runOne(conn, s, mode, new Budget(limits), disconnect && { disconnect }, session.prepare(s.query), session.cancels, lastSent);
@@ -343,8 +334,7 @@ export async function runBatch<M extends ResultMode>(
   limits: ResponseLimits,
   disconnect?: Disconnect,
 ): Promise<ResultOf<M>[]> {
-  // Each attempt is a transaction of its own (a stray cancel's retry starts afresh).
-  return retryingStray(session, () =>
+  return runOnce(session, () =>
     // One connection and our own BEGIN/COMMIT/ROLLBACK rather than sql.begin(): when the server
     // dies mid-batch, postgres.js's begin() still writes a ROLLBACK to the dead socket, which
     // throws out of a timer and would take the process down. A lost session needs no ROLLBACK:
@@ -354,12 +344,7 @@ export async function runBatch<M extends ResultMode>(
       const watch = disconnect && { disconnect };
       const plain = { simple: false } as postgres.UnsafeQueryOptions;
       const control = async (text: string) => {
-        const q = tx.unsafe(text, [], plain);
-        try {
-          await q;
-        } catch (err) {
-          throw strayOr(err, q, session.cancels);
-        }
+        await tx.unsafe(text, [], plain);
       };
       let committing = false;
       try {
@@ -372,14 +357,15 @@ export async function runBatch<M extends ResultMode>(
         await control("commit");
         return out;
       } catch (err) {
+        if (err instanceof Unusable) throw err;
         // Lost before COMMIT was sent: the server discards the transaction, nothing took effect.
         if (committing) throw outcomeUnknown(err);
         if (lostInFlight(err)) {
           throw new GatewayError({ code: SQLSTATE.connectionFailure, message: "the connection to the database was lost before the batch committed: none of it took effect" }, { cause: err });
         }
-        const e = err instanceof GatewayError ? err : fromDriverError(err instanceof StrayCancel ? err.error : err);
+        const e = fromDriverError(err);
         if (!isConnectionLoss(e.code)) await tx.unsafe("rollback", [], plain).catch(() => {});
-        throw err instanceof StrayCancel ? err : e;
+        throw e;
       }
     }),
   );

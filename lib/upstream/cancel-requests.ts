@@ -7,11 +7,9 @@
 // So a statement's own runner waits for its cancel to be delivered before it
 // lets go of the connection, and new statements on the pool wait until no
 // cancel is in flight (Holds). Cancels are rare (a response limit, a caller
-// gone): the common path costs one check of an empty set.
-//
-// With pipelining, statements already queued on the connection behind the
-// cancelled one cannot be held back. One of them that the cancel ends
-// instead is recognised (mayHaveHit) and run again by its caller's runner.
+// gone): the common path costs one check of an empty set. Each request has its
+// connection to itself until its cancel has landed and its session has been
+// reset (session.ts), so a cancel ends its own request's work or nothing.
 import type { Holds } from "./holds.ts";
 
 /** The parts of a postgres.js query this reads: its canceller, its backend, whether it is the one running. */
@@ -21,21 +19,10 @@ interface Cancellable {
   active?: boolean;
 }
 
-/** How long after a cancel reached a backend a 57014 there is taken for its doing. */
-const STRAY_WINDOW_MS = 1000;
-/** How often a statement waiting in a pipeline is looked at, to cancel it once it runs. */
+/** How often a statement queued behind another on its connection is looked at, to cancel it once it runs. */
 const PIPELINE_POLL_MS = 5;
-/** Backends remembered; older entries with nothing pending are dropped past this. */
-const MAX_BACKENDS = 256;
-
-interface Backend {
-  pending: number;
-  deliveredAt: number;
-}
 
 export class CancelRequests {
-  private readonly backends = new Map<number, Backend>();
-
   /** `deliveryTimeoutMs` bounds the wait on a server that does not answer (a cut network). */
   constructor(
     private readonly holds: Holds,
@@ -59,15 +46,7 @@ export class CancelRequests {
     q.canceller = null;
     // Not yet on a connection (no state): postgres.js takes it off its queue, nothing is sent.
     const sent = q.state !== undefined;
-    const backend = this.backend(q.state?.pid);
-    if (backend) backend.pending++;
-    const delivered = canceller(query)
-      .catch(() => {})
-      .finally(() => {
-        if (!backend) return;
-        backend.pending--;
-        backend.deliveredAt = performance.now();
-      });
+    const delivered = canceller(query).catch(() => {});
     let timer: ReturnType<typeof setTimeout> | undefined;
     const givenUp = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, this.deliveryTimeoutMs);
@@ -87,33 +66,5 @@ export class CancelRequests {
       };
       setTimeout(poll, PIPELINE_POLL_MS);
     });
-  }
-
-  /**
-   * Whether a statement that failed with 57014 may have been ended by a
-   * cancel meant for another: one is on its way to the same backend, or
-   * reached it a moment ago. (statement_timeout is 57014 too; one that
-   * coincides with such a cancel is run again, and times out again.)
-   */
-  mayHaveHit(query: object): boolean {
-    const pid = (query as Cancellable).state?.pid;
-    const b = pid === undefined ? undefined : this.backends.get(pid);
-    return b !== undefined && (b.pending > 0 || performance.now() - b.deliveredAt < STRAY_WINDOW_MS);
-  }
-
-  private backend(pid: number | undefined): Backend | undefined {
-    if (pid === undefined) return undefined;
-    let b = this.backends.get(pid);
-    if (!b) {
-      if (this.backends.size >= MAX_BACKENDS) this.forgetOld();
-      b = { pending: 0, deliveredAt: -Infinity };
-      this.backends.set(pid, b);
-    }
-    return b;
-  }
-
-  private forgetOld(): void {
-    const now = performance.now();
-    for (const [pid, b] of this.backends) if (b.pending === 0 && now - b.deliveredAt >= STRAY_WINDOW_MS) this.backends.delete(pid);
   }
 }

@@ -15,6 +15,9 @@ import { driverOptions, type RoleCredentials, type UpstreamSettings } from "./up
 export type { Session } from "./session.ts";
 export type { RoleCredentials, UpstreamSettings } from "./upstream-settings.ts";
 
+/** How long a discarded pool waits for its requests at most before it is closed under them. */
+const DRAIN_LIMIT_MS = 120_000;
+
 const NO_CREDENTIALS: RoleCredentials = { password: () => undefined, refresh: async () => false };
 
 interface Entry {
@@ -101,7 +104,9 @@ export class Pools {
         return await fn(session);
       } catch (err) {
         // A rotated secret: the database refused the configured password. Fetch it again, retry once.
-        if (err instanceof GatewayError && err.code === SQLSTATE.invalidPassword && (await this.credentials.refresh(user))) {
+        // Only a refused login (FATAL): a statement can raise 28P01 too, and one that had run
+        // must not run again.
+        if (err instanceof GatewayError && err.code === SQLSTATE.invalidPassword && err.fields.severity === "FATAL" && (await this.credentials.refresh(user))) {
           configured = await this.credentials.password(user);
           entry.configured = configured;
           return await fn(session);
@@ -134,7 +139,8 @@ export class Pools {
    * Take a pool out of use and close it; it counts against the bound until it
    * has closed. For an idle pool that makes room, and for one whose server
    * connection was lost (the next request opens a new pool). It is closed
-   * once its last request is done (or after 5 s at most).
+   * once its last request is done: one caller's dirty session must not cut
+   * the statements others are running on the same pool.
    */
   private discard(key: string, entry: Entry): void {
     if (this.pools.get(key) !== entry) return;
@@ -144,7 +150,8 @@ export class Pools {
     const done = new Promise<void>((resolve) => {
       if (entry.leases === 0) return resolve();
       entry.drained = resolve;
-      setTimeout(resolve, 5000).unref();
+      // Every request has a deadline (HBAGATE_REQUEST_TIMEOUT_MS); this only bounds a stuck one.
+      setTimeout(resolve, DRAIN_LIMIT_MS).unref();
     });
     void done
       // A grace period: a connection still opening is let finish (postgres.js's own type lookup
@@ -160,13 +167,15 @@ export class Pools {
   private creating: Promise<unknown> = Promise.resolve();
 
   private create(key: string, database: string, user: string): Promise<Entry> {
+    // The wait is bounded from now, not from this creator's turn: creators wait one after another.
+    const deadline = Date.now() + this.waitingRoom.timeoutMs;
     const run = this.creating.then(async () => {
       const existing = this.pools.get(key);
       if (existing) {
         existing.leases++;
         return existing;
       }
-      await this.makeRoom(this.settings.max);
+      await this.makeRoom(this.settings.max, deadline);
       const base = driverOptions(this.settings, database, user);
       const preparable = this.settings.preparedStatements ?? 100;
       const statements = new PreparedStatements(preparable);
@@ -202,11 +211,10 @@ export class Pools {
    * Close idle pools, least recently used first, until `needed` more
    * connections fit under maxTotal, counting pools still closing and
    * verification logins. With no idle pool, wait for one (a lease ending)
-   * up to the queue timeout, then fail with 53300.
+   * until `deadline`, then fail with 53300.
    */
-  private async makeRoom(needed: number): Promise<void> {
+  private async makeRoom(needed: number, deadline: number): Promise<void> {
     const { max, maxTotal } = this.settings;
-    const deadline = Date.now() + this.waitingRoom.timeoutMs;
     while ((this.pools.size + this.closing) * max + this.logins + needed > maxTotal) {
       const idle = [...this.pools].find(([, e]) => e.leases === 0);
       if (idle) {
@@ -257,8 +265,9 @@ export class Pools {
    */
   async login(database: string, user: string, password: string): Promise<LoginOutcome> {
     // A verification login is an upstream connection too: it counts against maxTotal.
+    const deadline = Date.now() + this.waitingRoom.timeoutMs;
     const reserve = this.creating.then(async () => {
-      await this.makeRoom(1);
+      await this.makeRoom(1, deadline);
       this.logins++;
     });
     this.creating = reserve.catch(() => undefined);

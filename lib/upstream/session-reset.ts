@@ -16,6 +16,7 @@
 // A transaction left open (now() older than this message) or any failure of
 // the reset means the connection is not reused (the caller discards it).
 import type postgres from "postgres";
+import { connectionClosed } from "./errors.ts";
 
 /** The one statement text the gateway adds after every request (also what an audit of the server log expects). */
 export const RESET = [
@@ -25,21 +26,31 @@ export const RESET = [
   "UNLISTEN *",
   "DISCARD TEMP",
   "DISCARD SEQUENCES",
-  // Schema-qualified: pg_catalog comes first unless a caller's search_path said otherwise,
-  // and RESET ALL has only just put it back.
-  "SELECT pg_catalog.pg_advisory_unlock_all(), pg_catalog.now() = pg_catalog.statement_timestamp() AS idle," +
+  // Schema-qualified, the operator too: RESET ALL restores the role's own search_path, which the
+  // role may have set (ALTER ROLE … SET) to put a schema of its own, with its own "=", first.
+  "SELECT pg_catalog.pg_advisory_unlock_all(), pg_catalog.now() OPERATOR(pg_catalog.=) pg_catalog.statement_timestamp() AS idle," +
     " ARRAY(SELECT name FROM pg_catalog.pg_prepared_statements WHERE from_sql) AS prepared",
 ].join("; ");
 
 const simple = { simple: true } as postgres.UnsafeQueryOptions;
 
-/** Whether the reset left the connection as a new request should find it. */
-export async function resetSession(conn: postgres.ReservedSql): Promise<boolean> {
-  const results = (await conn.unsafe(RESET, [], simple)) as unknown as postgres.Row[][];
-  const last = results[results.length - 1]?.[0] as { idle?: boolean; prepared?: string[] } | undefined;
-  if (last?.idle !== true) return false;
-  for (const name of last.prepared ?? []) {
-    await conn.unsafe(`DEALLOCATE "${name.replaceAll('"', '""')}"`, [], simple);
+/**
+ * How the reset left the connection: as a new request should find it
+ * ("clean"), closed by postgres.js (the connection was lost), or "dirty"
+ * (a transaction still open, a statement of the reset failing).
+ */
+export type ResetOutcome = "clean" | "dirty" | "closed";
+
+export async function resetSession(conn: postgres.ReservedSql): Promise<ResetOutcome> {
+  try {
+    const results = (await conn.unsafe(RESET, [], simple)) as unknown as postgres.Row[][];
+    const last = results[results.length - 1]?.[0] as { idle?: boolean; prepared?: string[] } | undefined;
+    if (last?.idle !== true) return "dirty";
+    for (const name of last.prepared ?? []) {
+      await conn.unsafe(`DEALLOCATE "${name.replaceAll('"', '""')}"`, [], simple);
+    }
+    return "clean";
+  } catch (err) {
+    return connectionClosed(err) ? "closed" : "dirty";
   }
-  return true;
 }

@@ -7,7 +7,7 @@ import { Holds } from "./holds.ts";
 import type { PreparedStatements } from "./prepared-statements.ts";
 import { gatewayError, SQLSTATE } from "../errors.ts";
 import { connectionClosed } from "./errors.ts";
-import { resetSession } from "./session-reset.ts";
+import { resetSession, type ResetOutcome } from "./session-reset.ts";
 import type { StartupSettings } from "./startup-settings.ts";
 
 export interface Session {
@@ -79,9 +79,9 @@ export function createSession(
         }
       }
       const settings = probeFirst?.settings ?? [];
-      let reset: Promise<boolean> | undefined;
+      let reset: Promise<ResetOutcome> | undefined;
       const lastSent = () => {
-        reset ??= resetSession(conn).catch(() => false);
+        reset ??= resetSession(conn);
       };
       let outcome: { ok: true; value: Awaited<ReturnType<typeof fn>> } | { ok: false; error: unknown };
       try {
@@ -95,30 +95,46 @@ export function createSession(
         outcome = { ok: false, error };
       }
       // A statement that failed has rolled back its own work; what it did to the session stays.
-      if (!outcome.ok && connectionClosed(outcome.error)) {
-        // postgres.js has closed it (and will open another when one is needed). Not written to
-        // (postgres.js would write to the closed socket from a timer: an uncaught error), not
-        // released (that would hand the closed connection out as an open one).
-      } else if (await withDeadline((lastSent(), reset!), options.resetTimeoutMs)) {
-        conn.release();
-      } else {
-        // It may still carry a caller's state: kept from everyone, and the pool replaced
-        // (postgres.js cannot close one connection of a pool).
-        options.discard(new Error("the session could not be reset"));
+      // A connection postgres.js has closed is neither written to (it would write to the closed
+      // socket from a timer: an uncaught error) nor released (that would hand the closed
+      // connection out as an open one); it opens another when one is needed.
+      const state: ResetOutcome =
+        !outcome.ok && connectionClosed(outcome.error)
+          ? "closed"
+          : !outcome.ok && outcome.error instanceof Unusable
+            ? "dirty"
+            : await withDeadline((lastSent(), reset!), options.resetTimeoutMs);
+      if (state === "clean") conn.release();
+      else if (state === "dirty") {
+        // It may still carry a caller's state: kept from everyone, and the pool replaced (postgres.js
+        // cannot close one connection of a pool). The others' requests on it finish first.
+        options.discard(new Error("a session could not be reset"));
       }
+      if (!outcome.ok && outcome.error instanceof Unusable) throw outcome.error.error;
       if (!outcome.ok) throw outcome.error;
       return outcome.value;
     },
   };
 }
 
-/** `work`'s answer, or false when it fails or takes longer than `ms`. */
-function withDeadline(work: Promise<boolean>, ms: number): Promise<boolean> {
+/** `work`'s answer, or "dirty" when it takes longer than `ms` (a connection that stopped answering). */
+function withDeadline(work: Promise<ResetOutcome>, ms: number): Promise<ResetOutcome> {
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
+  const late = new Promise<ResetOutcome>((resolve) => {
+    timer = setTimeout(() => resolve("dirty"), ms);
   });
-  return Promise.race([work.catch(() => false), late]).finally(() => clearTimeout(timer));
+  return Promise.race([work.catch((): ResetOutcome => "dirty"), late]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Thrown by a lease's work when its connection must not be reset and reused
+ * whatever happened (postgres.js left it in a state of its own, such as a COPY
+ * nobody reads): the session is ended, `error` goes to the caller.
+ */
+export class Unusable extends Error {
+  constructor(readonly error: unknown) {
+    super("the connection is left in a state it cannot be reused from");
+  }
 }
 
 /**
