@@ -97,7 +97,7 @@ export function createSession(
       // A statement that failed has rolled back its own work; what it did to the session stays.
       // A connection postgres.js has closed is neither written to (it would write to the closed
       // socket from a timer: an uncaught error) nor released (that would hand the closed
-      // connection out as an open one); it opens another when one is needed.
+      // connection out as an open one).
       const state: ResetOutcome =
         !outcome.ok && connectionClosed(outcome.error)
           ? "closed"
@@ -105,7 +105,12 @@ export function createSession(
             ? "dirty"
             : await withDeadline((lastSent(), reset!), options.resetTimeoutMs);
       if (state === "clean") conn.release();
-      else if (state === "dirty") {
+      else if (state === "closed") {
+        // Lost: postgres.js keeps the lost connection's object and can hand it out again with what
+        // was left on its socket, or take a connect timeout to open it anew. The pool is replaced
+        // (it closes once its other requests are done).
+        options.discard(new Error("a connection was lost"));
+      } else if (state === "dirty") {
         // It may still carry a caller's state: kept from everyone, and the pool replaced (postgres.js
         // cannot close one connection of a pool). The others' requests on it finish first.
         options.discard(new Error("a session could not be reset"));

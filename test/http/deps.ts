@@ -5,6 +5,7 @@ import { memorySource } from "../../lib/config/source.ts";
 import { NO_TRUSTED_PROXIES } from "../../lib/connection/forwarded.ts";
 import { parseAllowedHosts } from "../../lib/http/browser-guard.ts";
 import { loadHba } from "../../lib/hba/load.ts";
+import type { Hono } from "hono";
 import type { GatewayDeps, LogEvent } from "../../lib/http/app.ts";
 import { Pools } from "../../lib/upstream/pools.ts";
 
@@ -43,4 +44,10 @@ export function testDeps(pools: Pools, rules: string, overrides: Partial<Gateway
     logs,
     ...overrides,
   };
+}
+
+/** POST a JSON body to /v1/{database}/sql through app.request (no socket); the status and the parsed answer. */
+export async function postSql(app: Hono, body: unknown, headers: Record<string, string> = {}, database = "postgres"): Promise<{ status: number; body: Record<string, any> }> {
+  const res = await app.request(`/v1/${database}/sql`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
+  return { status: res.status, body: (await res.json()) as Record<string, any> };
 }

@@ -9,7 +9,7 @@ import { createApp } from "../../lib/http/app.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { startPgProxy, statementContains, syncAfter, type CutRule, type PgProxy } from "../harness/tcp-proxy.ts";
-import { testDeps, testPools } from "../http/deps.ts";
+import { postSql, testDeps, testPools } from "../http/deps.ts";
 
 describe("exactly once, or say so", () => {
   let cluster: Cluster;
@@ -33,8 +33,8 @@ describe("exactly once, or say so", () => {
   });
 
   async function post(body: unknown) {
-    const res = await app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-    return { status: res.status, code: ((await res.json()) as { error?: { code: string } }).error?.code };
+    const r = await postSql(app, body);
+    return { status: r.status, code: r.body.error?.code as string | undefined };
   }
   /** Rows with this id, once the server has finished whatever it received. */
   async function rows(id: number): Promise<number> {

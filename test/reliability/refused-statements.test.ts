@@ -7,7 +7,7 @@ import { createApp, type LogEvent } from "../../lib/http/app.ts";
 import { leadingKeyword } from "../../lib/query/refused-statements.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { testDeps, testPools } from "../http/deps.ts";
+import { postSql, testDeps, testPools } from "../http/deps.ts";
 
 test("the first keyword is read as PostgreSQL's lexer reads it", () => {
   assert.equal(leadingKeyword("  COPY x from stdin"), "copy");
@@ -41,10 +41,7 @@ describe("refused statements", () => {
     await cluster?.stop();
   });
 
-  async function post(body: unknown) {
-    const res = await app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-    return { status: res.status, body: (await res.json()) as Record<string, any> };
-  }
+  const post = (body: unknown) => postSql(app, body);
 
   test("COPY in either direction is refused (0A000) and nothing is sent; the process survives the backend's end", async () => {
     assert.equal((await post({ query: "create temp table x(a int)" })).status, 200);

@@ -8,7 +8,7 @@ import fc from "fast-check";
 import { createApp } from "../../lib/http/app.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { testDeps, testPools } from "../http/deps.ts";
+import { postSql, testDeps, testPools } from "../http/deps.ts";
 
 /** Everything a request could see of what an earlier one left behind. */
 const FINGERPRINT = `select pg_backend_pid() as pid,
@@ -68,10 +68,7 @@ describe("session isolation between callers of one role", () => {
     await cluster?.stop();
   });
 
-  async function post(body: unknown) {
-    const res = await app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-    return { status: res.status, body: (await res.json()) as Record<string, any> };
-  }
+  const post = (body: unknown) => postSql(app, body);
   async function fingerprint(): Promise<Record<string, unknown>> {
     const r = await post({ query: FINGERPRINT });
     assert.equal(r.status, 200, JSON.stringify(r.body));
