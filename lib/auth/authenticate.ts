@@ -3,14 +3,14 @@
 import { gatewayError, SQLSTATE } from "../errors.ts";
 import type { HbaRule } from "../hba/rule.ts";
 import type { Caller } from "../connection/caller.ts";
-import { passwordFailedMessage, rejectMessage } from "./messages.ts";
+import { ldapFailed, passwordFailed, rejectMessage } from "./messages.ts";
 import type { VerifiedCallers } from "./verified-callers.ts";
 import { identAllows, type IdentFile } from "../ident/ident.ts";
 import type { MatchEnvironment } from "../hba/match.ts";
 import type { VerifierFile } from "./verifier-file.ts";
 import { verifyPassword } from "./verify-password.ts";
 import { verifyByLogin, type LoginVerifier } from "./login-proof.ts";
-import { authenticateLdap, ldapFailed, type LdapSettings } from "./ldap.ts";
+import { authenticateLdap, type LdapSettings } from "./ldap.ts";
 import { ldapDnKey } from "./failure-key.ts";
 
 export interface Verifiers {
@@ -55,12 +55,12 @@ export async function authenticate(rule: HbaRule, caller: Caller, verifiers: Ver
     case "scram-sha-256":
       // PostgreSQL refuses an empty password before any check.
       if (password === undefined || password === "") {
-        throw gatewayError(SQLSTATE.invalidPassword, passwordFailedMessage(facts.user));
+        throw passwordFailed(facts.user);
       }
       return remembered(verifiers.cache, [rule.file, String(rule.line), method.name, facts.database, facts.user, password], async () => {
         if (!verifiers.verifierFile) return verifyByLogin(method.name, facts.database, facts.user, password, verifiers);
         if (!(await verifyPassword(verifiers.verifierFile, method.name, facts.user, password))) {
-          throw gatewayError(SQLSTATE.invalidPassword, passwordFailedMessage(facts.user));
+          throw passwordFailed(facts.user);
         }
       });
     case "peer": {

@@ -12,7 +12,7 @@ import { readFileSync } from "node:fs";
 import type { ConnectionOptions } from "node:tls";
 import { Client, escapeFilter, InvalidCredentialsError, ResultCodeError, BusyError, UnavailableError } from "ldapts";
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
-import { ldapFailedMessage } from "./messages.ts";
+import { ldapFailed } from "./messages.ts";
 import type { LdapOptions } from "../hba/rule.ts";
 import { isSecretReference, parseSecretReference, selectValue } from "../secrets/reference.ts";
 
@@ -44,10 +44,6 @@ async function bindPassword(value: string | undefined, settings: LdapSettings, l
 }
 
 export type LdapLog = (event: { level: string; msg: string; server?: string; detail?: string }) => void;
-
-export function ldapFailed(user: string): GatewayError {
-  return gatewayError(SQLSTATE.invalidAuthorizationSpecification, ldapFailedMessage(user));
-}
 
 /** What the caller learns of an outage; which servers and why goes to the log only. */
 function unavailable(): GatewayError {

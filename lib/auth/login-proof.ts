@@ -14,9 +14,8 @@
 //   through `system_user` (`password:alice`); before 16 it cannot be told, so
 //   it proves nothing.
 // Anything else (trust, cert, peer upstream: no request at all) proves nothing.
-import { gatewayError, SQLSTATE } from "../errors.ts";
 import type { LoginOutcome } from "../upstream/login-exchange.ts";
-import { passwordFailedMessage } from "./messages.ts";
+import { passwordFailed } from "./messages.ts";
 import type { PasswordMethod } from "./verify-password.ts";
 
 /** What the operator can change so that upstream logins prove passwords. */
@@ -69,7 +68,7 @@ export interface LoginVerifier {
  * little; the gateway's log says which.
  */
 export async function verifyByLogin(method: PasswordMethod, database: string, user: string, password: string, verifier: LoginVerifier): Promise<void> {
-  const failed = gatewayError(SQLSTATE.invalidPassword, passwordFailedMessage(user));
+  const failed = passwordFailed(user);
   const login = await verifier.upstreamLogin(database, user, password);
   if (!login.ok) {
     verifier.log({ level: "info", msg: "the upstream refused the verification login", user, database, code: login.code, reason: login.reason });

@@ -27,12 +27,14 @@ export function rejectMessage(c: ConnectionFacts): string {
     : `pg_hba.conf rejects connection for host "${host}", user "${c.user}", database "${c.database}", ${encryption}`;
 }
 
-export function ldapFailedMessage(user: string): string {
-  return `LDAP authentication failed for user "${user}"`;
+/** A wrong password, or an unknown user: the same answer (28P01), as PostgreSQL gives. */
+export function passwordFailed(user: string): GatewayError {
+  return gatewayError(SQLSTATE.invalidPassword, `password authentication failed for user "${user}"`);
 }
 
-export function passwordFailedMessage(user: string): string {
-  return `password authentication failed for user "${user}"`;
+/** A refusal by LDAP, whatever the reason (28000, PostgreSQL's wording). */
+export function ldapFailed(user: string): GatewayError {
+  return gatewayError(SQLSTATE.invalidAuthorizationSpecification, `LDAP authentication failed for user "${user}"`);
 }
 
 /**
@@ -44,9 +46,9 @@ export function refusalFor(rule: Pick<HbaRule, "method">, user: string): Gateway
     case "password":
     case "md5":
     case "scram-sha-256":
-      return gatewayError(SQLSTATE.invalidPassword, passwordFailedMessage(user));
+      return passwordFailed(user);
     case "ldap":
-      return gatewayError(SQLSTATE.invalidAuthorizationSpecification, ldapFailedMessage(user));
+      return ldapFailed(user);
     default:
       return undefined;
   }

@@ -358,8 +358,9 @@ export async function runBatch<M extends ResultMode>(
         return out;
       } catch (err) {
         if (err instanceof Unusable) throw err;
-        // Lost before COMMIT was sent: the server discards the transaction, nothing took effect.
+        // Lost once COMMIT was sent: it may have committed.
         if (committing) throw outcomeUnknown(err);
+        // Lost before COMMIT was sent: the server discards the transaction, nothing took effect.
         if (lostInFlight(err)) {
           throw new GatewayError({ code: SQLSTATE.connectionFailure, message: "the connection to the database was lost before the batch committed: none of it took effect" }, { cause: err });
         }

@@ -98,12 +98,13 @@ export function createSession(
       // A connection postgres.js has closed is neither written to (it would write to the closed
       // socket from a timer: an uncaught error) nor released (that would hand the closed
       // connection out as an open one).
-      const state: ResetOutcome =
-        !outcome.ok && connectionClosed(outcome.error)
-          ? "closed"
-          : !outcome.ok && outcome.error instanceof Unusable
-            ? "dirty"
-            : await withDeadline((lastSent(), reset!), options.resetTimeoutMs);
+      let state: ResetOutcome;
+      if (!outcome.ok && connectionClosed(outcome.error)) state = "closed";
+      else if (!outcome.ok && outcome.error instanceof Unusable) state = "dirty";
+      else {
+        lastSent();
+        state = await withDeadline(reset!, options.resetTimeoutMs);
+      }
       if (state === "clean") conn.release();
       else if (state === "closed") {
         // Lost: postgres.js keeps the lost connection's object and can hand it out again with what
