@@ -32,6 +32,12 @@ const Schema = z.object({
   HBAGATE_ANONYMOUS_USER: z.string().optional(),
   HBAGATE_POOL_MAX: z.coerce.number().int().min(1).max(1000).default(10),
   HBAGATE_POOL_MAX_TOTAL: z.coerce.number().int().min(1).max(100_000).default(100),
+  /** One role's connections across its databases; unset: HBAGATE_POOL_MAX. */
+  HBAGATE_POOL_MAX_PER_ROLE: z.coerce.number().int().min(1).max(100_000).optional(),
+  /** Connections one caller identity (a mapped principal, not the role itself) holds at once; unset: half of HBAGATE_POOL_MAX, rounded up. */
+  HBAGATE_POOL_MAX_PER_IDENTITY: z.coerce.number().int().min(1).max(100_000).optional(),
+  /** Of HBAGATE_POOL_MAX_TOTAL, connections only verification logins may use (so that queries cannot make authentication wait). */
+  HBAGATE_LOGIN_RESERVE: z.coerce.number().int().min(0).max(1000).default(2),
   HBAGATE_QUEUE_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
   HBAGATE_QUEUE_MAX: z.coerce.number().int().min(0).default(1000),
   /** A pool unused this long whose connection is dead is replaced and the statement retried once. */

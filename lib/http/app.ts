@@ -220,7 +220,8 @@ export function createApp(deps: GatewayDeps): Hono {
     const { database, user } = caller.facts;
     return async (fn) => {
       try {
-        return await deps.pools.use(database, user, caller.password, caller.startup, fn);
+        // A principal the platform named (peer, mapped to the role) is bounded on its own.
+        return await deps.pools.use(database, user, caller.password, caller.startup, fn, rule.method.name === "peer" ? caller.systemUser : undefined);
       } catch (err) {
         throw loginRefusal(rule, caller, err);
       }

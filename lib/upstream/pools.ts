@@ -1,6 +1,7 @@
-// postgres.js pools, one per (database, role). The password is a function, so
-// postgres.js asks for it at every login and a changed password needs no
-// rebuild (porsager/postgres calls `pass` per connection).
+// The gateway's upstream connections: one pool per (database, role), each a
+// Lender of single connections, under one ConnectionBudget. The password is a
+// function, so postgres.js asks for it at every login and a changed password
+// needs no rebuild (porsager/postgres calls `pass` per connection).
 import postgres from "postgres";
 import { GatewayError, SQLSTATE } from "../errors.ts";
 import { fromDriverError } from "./errors.ts";
@@ -9,57 +10,68 @@ import type { StartupParameters } from "../connection/caller.ts";
 import { PreparedStatements } from "./prepared-statements.ts";
 import { createSession, NotStarted, type Session } from "./session.ts";
 import { startupSettings } from "./startup-settings.ts";
-import { exhausted, Slots, WaitingRoom } from "./slots.ts";
+import { exhausted, WaitingRoom } from "./waiting-room.ts";
+import { ConnectionBudget } from "./connection-budget.ts";
+import { Lender, type Coordinator } from "./lender.ts";
 import { driverOptions, type RoleCredentials, type UpstreamSettings } from "./upstream-settings.ts";
 
 export type { Session } from "./session.ts";
 export type { RoleCredentials, UpstreamSettings } from "./upstream-settings.ts";
 
-/** How long a discarded pool waits for its requests at most before it is closed under them. */
-const DRAIN_LIMIT_MS = 120_000;
-
 const NO_CREDENTIALS: RoleCredentials = { password: () => undefined, refresh: async () => false };
 
+/** A request whose connection was found dead before anything was written runs again, this many times at most. */
+const NOT_STARTED_ATTEMPTS = 3;
+
 interface Entry {
-  readonly sql: postgres.Sql;
+  readonly lender: Lender;
+  readonly statements: PreparedStatements;
+  /** The session of requests with no settings or identity of their own. */
   readonly session: Session;
   password: string | undefined;
-  /** Requests currently using the pool; only pools with none are closed to make room. */
-  leases: number;
   /** The role's configured password as last resolved (secrets rotate; each use refreshes it). */
   configured: string | undefined;
-  /** Statements in flight on the pool, and requests waiting for a place. */
-  readonly slots: Slots;
-  /** When a request last finished on this pool. */
-  lastUsedAt: number;
-  /** Set while a discarded pool waits for its last request. */
-  drained?: () => void;
 }
 
-export class Pools {
-  /** Callers' pools in least-recently-used-first order (a Map iterates in insertion order). */
+export class Pools implements Coordinator {
   private readonly pools = new Map<string, Entry>();
   private readonly servicePools = new Map<string, postgres.Sql>();
-  private readonly waitingRoom: WaitingRoom;
+  readonly room: WaitingRoom;
+  readonly budget: ConnectionBudget;
+  private readonly sweep: ReturnType<typeof setInterval>;
   constructor(
     private readonly settings: UpstreamSettings,
     /** Asked at every login, so a rotated password needs no pool rebuild. */
     private readonly credentials: RoleCredentials = NO_CREDENTIALS,
   ) {
     if (settings.maxTotal < settings.max) throw new RangeError("maxTotal must be at least max");
-    // Waiting for a place and waiting for room for a new pool share one time bound.
-    this.waitingRoom = new WaitingRoom(settings.maxQueue ?? 1000, settings.queueTimeoutMs ?? settings.connectTimeout * 1000);
+    this.room = new WaitingRoom(settings.maxQueue ?? 1000, settings.queueTimeoutMs ?? settings.connectTimeout * 1000);
+    this.budget = new ConnectionBudget({
+      maxTotal: settings.maxTotal,
+      maxPerRole: settings.maxPerRole ?? settings.max,
+      // Requests always keep at least one connection.
+      loginReserve: Math.min(settings.loginReserve ?? 2, settings.maxTotal - 1),
+    });
+    // Idle connections close after idleTimeout; postgres.js's own timer is off (lender.ts counts them).
+    const every = Math.max(1000, (settings.idleTimeout * 1000) / 2);
+    this.sweep = setInterval(() => this.closeIdle(), every);
+    this.sweep.unref?.();
   }
 
-  /** How many callers' pools exist (each may hold up to `max` connections). */
+  /** How many callers' pools exist. */
   get size(): number {
     return this.pools.size;
   }
 
+  /** Upstream connections open, opening or closing, of every kind. */
+  get openConnections(): number {
+    return this.budget.open;
+  }
+
   /**
-   * Run `fn` on the pool for (database, role, startup parameters), holding a
-   * lease on it so it is never closed under a running statement. `password`
-   * is the latest verified one, for passthrough logins.
+   * Run `fn` on the pool for (database, role). `password` is the latest
+   * verified one, for passthrough logins; `identity` the caller's where it
+   * is not the role (a mapped principal), bounded on its own.
    */
   async use<T>(
     database: string,
@@ -67,39 +79,25 @@ export class Pools {
     password: string | undefined,
     startup: StartupParameters,
     fn: (session: Session) => Promise<T>,
+    identity?: string,
   ): Promise<T> {
     // Resolve a configured password first: if its secret cannot be had, fail now (08001),
     // not inside a login attempt.
     const answer = this.credentials.password(user);
-    let configured = answer instanceof Promise ? await answer : answer;
-    // Startup parameters are the request's settings, not a pool of their own (startup-settings.ts).
-    const settings = startupSettings(startup);
+    const configured = answer instanceof Promise ? await answer : answer;
     const key = JSON.stringify([database, user]);
     let entry = this.pools.get(key);
-    if (entry) {
-      entry.leases++;
-    } else {
-      entry = await this.create(key, database, user);
+    if (!entry) {
+      entry = this.create(database, user);
+      this.pools.set(key, entry);
     }
-    // Most recently used last.
-    this.pools.delete(key);
-    this.pools.set(key, entry);
     if (password !== undefined) entry.password = password;
     entry.configured = configured;
-    const wait = entry.slots.take();
-    if (wait) {
-      try {
-        await wait;
-      } catch (err) {
-        this.release(entry);
-        throw err;
-      }
-    }
-    // A pool unused for a while is asked first whether its connection still lives (see NotStarted).
-    const stale = Date.now() - entry.lastUsedAt > (this.settings.staleAfterMs ?? 5000);
-    const session: Session =
-      stale || settings.length > 0 ? { ...entry.session, lease: (f) => entry.session.lease(f, { probe: stale, settings }) } : entry.session;
-    try {
+    // Startup parameters are the request's settings, not a pool of their own (startup-settings.ts).
+    const settings = startupSettings(startup);
+    const own = identity !== undefined && identity !== user ? identity : undefined;
+    const session = settings.length > 0 || own !== undefined ? this.session(entry, { settings, identity: own }) : entry.session;
+    for (let attempt = 1; ; attempt++) {
       try {
         return await fn(session);
       } catch (err) {
@@ -107,143 +105,119 @@ export class Pools {
         // Only a refused login (FATAL): a statement can raise 28P01 too, and one that had run
         // must not run again.
         if (err instanceof GatewayError && err.code === SQLSTATE.invalidPassword && err.fields.severity === "FATAL" && (await this.credentials.refresh(user))) {
-          configured = await this.credentials.password(user);
-          entry.configured = configured;
+          entry.configured = await this.credentials.password(user);
           return await fn(session);
         }
-        // Nothing was sent (the pool closed while this request waited, or its connection was found
-        // dead first): a fresh pool runs it. Anything sent is never run again (see run.ts: 08007).
-        if (err instanceof NotStarted) {
-          this.discard(key, entry);
-          return await this.use(database, user, password, startup, fn);
-        }
+        // Nothing was sent (its connection was found dead first): another connection runs it.
+        // Anything sent is never run again (see run.ts: 08007).
+        if (err instanceof NotStarted && attempt < NOT_STARTED_ATTEMPTS) continue;
+        if (err instanceof NotStarted) throw fromDriverError(err.cause);
         throw err;
       }
-    } finally {
-      entry.lastUsedAt = Date.now();
-      entry.slots.give();
-      this.release(entry);
     }
   }
 
-  /** A request lets go of a pool; an unused pool may be what a waiting creator needs. */
-  private release(entry: Entry): void {
-    entry.leases--;
-    if (entry.leases === 0) {
-      entry.drained?.();
-      this.wake();
-    }
-  }
-
-  /**
-   * Take a pool out of use and close it; it counts against the bound until it
-   * has closed. For an idle pool that makes room, and for one whose server
-   * connection was lost (the next request opens a new pool). It is closed
-   * once its last request is done: one caller's dirty session must not cut
-   * the statements others are running on the same pool.
-   */
-  private discard(key: string, entry: Entry): void {
-    if (this.pools.get(key) !== entry) return;
-    entry.session.retire();
-    this.pools.delete(key);
-    this.closing++;
-    const done = new Promise<void>((resolve) => {
-      if (entry.leases === 0) return resolve();
-      entry.drained = resolve;
-      // Every request has a deadline (HBAGATE_REQUEST_TIMEOUT_MS); this only bounds a stuck one.
-      setTimeout(resolve, DRAIN_LIMIT_MS).unref();
-    });
-    void done
-      // A grace period: a connection still opening is let finish (postgres.js's own type lookup
-      // on a new connection rejects unhandled if the connection is destroyed under it).
-      .then(() => entry.sql.end({ timeout: 5 }))
-      .finally(() => {
-        this.closing--;
-        this.wake();
-      });
-  }
-
-  /** Pool creation is serialized, so two creators never count the same free slot. */
-  private creating: Promise<unknown> = Promise.resolve();
-
-  private create(key: string, database: string, user: string): Promise<Entry> {
-    // The wait is bounded from now, not from this creator's turn: creators wait one after another.
-    const deadline = Date.now() + this.waitingRoom.timeoutMs;
-    const run = this.creating.then(async () => {
-      const existing = this.pools.get(key);
-      if (existing) {
-        existing.leases++;
-        return existing;
-      }
-      await this.makeRoom(this.settings.max, deadline);
-      const base = driverOptions(this.settings, database, user);
-      const preparable = this.settings.preparedStatements ?? 100;
-      const statements = new PreparedStatements(preparable);
-      const sql = postgres({
+  private create(database: string, user: string): Entry {
+    const base = driverOptions(this.settings, database, user);
+    const preparable = this.settings.preparedStatements ?? 100;
+    const open = () =>
+      postgres({
         ...base,
-        max: this.settings.max,
+        max: 1,
+        idle_timeout: 0,
         // Each query says whether it is prepared; postgres.js ignores that unless the pool allows it.
         prepare: preparable > 0,
         // A role with configured credentials logs in with them; otherwise with the caller's own password.
-        pass: () => created.configured ?? created.password ?? "",
+        pass: () => entry.configured ?? entry.password ?? "",
       });
-      const created: Entry = {
-        sql,
-        session: createSession(sql, statements, {
-          cancelDeliveryTimeoutMs: this.settings.connectTimeout * 1000,
-          resetTimeoutMs: this.settings.connectTimeout * 1000,
-          discard: () => this.discard(key, created),
-        }),
-        password: undefined,
-        configured: undefined,
-        leases: 1,
-        slots: new Slots(this.settings.max, this.waitingRoom),
-        lastUsedAt: Date.now(),
-      };
-      this.pools.set(key, created);
-      return created;
-    });
-    this.creating = run.catch(() => undefined);
-    return run;
+    const lender = new Lender(user, { max: this.settings.max, perIdentity: this.settings.maxPerIdentity ?? Math.ceil(this.settings.max / 2) }, open, this);
+    const statements = new PreparedStatements(preparable);
+    const partial = { lender, statements, password: undefined, configured: undefined } as Omit<Entry, "session"> & { session?: Session };
+    const entry = partial as Entry;
+    (partial as { session: Session }).session = this.session(entry, {});
+    return entry;
   }
 
+  private session(entry: Pick<Entry, "lender" | "statements">, lease: Parameters<typeof createSession>[3]): Session {
+    const s = this.settings;
+    return createSession(
+      entry.lender,
+      entry.statements,
+      { cancelDeliveryTimeoutMs: s.connectTimeout * 1000, resetTimeoutMs: s.connectTimeout * 1000, staleAfterMs: s.staleAfterMs ?? 5000 },
+      lease,
+    );
+  }
+
+  /** Verification logins waiting for room. */
+  private readonly loginWaiters: (() => void)[] = [];
+  /** Idle connections closing to make room, not yet closed. */
+  private closingForRoom = 0;
+  private pumping = false;
+
   /**
-   * Close idle pools, least recently used first, until `needed` more
-   * connections fit under maxTotal, counting pools still closing and
-   * verification logins. With no idle pool, wait for one (a lease ending)
-   * until `deadline`, then fail with 53300.
+   * Something changed (a connection closed or went idle, someone waits): serve
+   * waiters, longest waiting first, and close other pools' idle connections,
+   * least recently used first, where a bound stops a waiter.
    */
-  private async makeRoom(needed: number, deadline: number): Promise<void> {
-    const { max, maxTotal } = this.settings;
-    while ((this.pools.size + this.closing) * max + this.logins + needed > maxTotal) {
-      const idle = [...this.pools].find(([, e]) => e.leases === 0);
-      if (idle) {
-        this.discard(idle[0], idle[1]);
-        continue;
+  changed(): void {
+    if (this.room.size === 0 && this.loginWaiters.length === 0) return;
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.loginWaiters.length > 0 && this.budget.tryOpenLogin()) this.loginWaiters.shift()!();
+      const waiting = [...this.pools.values()].filter((e) => e.lender.waitingSince !== undefined);
+      waiting.sort((a, b) => a.lender.waitingSince! - b.lender.waitingSince!);
+      let needed = this.loginWaiters.length;
+      for (const { lender } of waiting) {
+        lender.serve();
+        const unserved = lender.unserved;
+        if (unserved === 0) continue;
+        const full = this.budget.fullFor(lender.role);
+        if (full === "role") this.makeRoom(unserved, lender.role);
+        else if (full === "total") needed += unserved;
       }
-      const left = deadline - Date.now();
-      if (left <= 0 || !(await this.waitForChange(left))) throw exhausted(`all ${maxTotal} upstream connections are in use`);
+      if (needed > 0) this.makeRoom(needed);
+    } finally {
+      this.pumping = false;
     }
   }
 
-  private closing = 0;
-  private waiters: (() => void)[] = [];
-
-  private wake(): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) w();
+  owedElsewhere(lender: Lender): boolean {
+    const mine = lender.waitingSince ?? Infinity;
+    if (this.loginWaiters.length > 0) return true;
+    for (const { lender: other } of this.pools.values()) {
+      if (other === lender || other.unserved === 0 || other.waitingSince! >= mine) continue;
+      const full = this.budget.fullFor(other.role);
+      // Closing this connection helps a waiter the total stops, or one of the same role.
+      if (full === "total" || (full === "role" && other.role === lender.role)) return true;
+    }
+    return false;
   }
 
-  /** Resolves true when a lease ends or a pool finishes closing, false after `ms`. */
-  private waitForChange(ms: number): Promise<boolean> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(false), ms);
-      this.waiters.push(() => {
-        clearTimeout(timer);
-        resolve(true);
+  /** Close up to `needed` idle connections (of `role`'s pools only, for a per-role bound), beyond those closing already. */
+  private makeRoom(needed: number, role?: string): void {
+    while (this.closingForRoom < needed) {
+      let oldest: Lender | undefined;
+      for (const { lender } of this.pools.values()) {
+        if (role !== undefined && lender.role !== role) continue;
+        const since = lender.idleSince;
+        if (since !== undefined && (oldest === undefined || since < oldest.idleSince!)) oldest = lender;
+      }
+      if (!oldest) return;
+      this.closingForRoom++;
+      void oldest.closeIdle()!.finally(() => {
+        this.closingForRoom--;
+        this.changed();
       });
-    });
+    }
+  }
+
+  private closeIdle(): void {
+    const before = Date.now() - this.settings.idleTimeout * 1000;
+    for (const [key, { lender }] of this.pools) {
+      lender.closeIdleBefore(before);
+      if (lender.empty) this.pools.delete(key);
+    }
   }
 
   /** A small pool for the gateway's own catalog lookups, logged in with configured credentials. */
@@ -253,8 +227,34 @@ export class Pools {
     if (!sql) {
       sql = postgres({ ...driverOptions(this.settings, database, user), max: 1, pass: password });
       this.servicePools.set(key, sql);
+      // Counted as open for as long as the gateway runs: it needs it whatever the bound.
+      this.budget.openAnyway();
     }
     return sql;
+  }
+
+  /** A place for a verification login under the budget (its reserve first), or 53300 after the queue timeout. */
+  private async loginPlace(): Promise<void> {
+    if (this.budget.tryOpenLogin()) return;
+    if (this.room.size >= this.room.max) throw exhausted("the wait queue is full");
+    this.room.size++;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const granted = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          const i = this.loginWaiters.indexOf(granted);
+          if (i >= 0) this.loginWaiters.splice(i, 1);
+          reject(exhausted(`all ${this.settings.maxTotal} upstream connections are in use`));
+        }, this.room.timeoutMs);
+        this.loginWaiters.push(granted);
+        this.changed();
+      });
+    } finally {
+      this.room.size--;
+    }
   }
 
   /**
@@ -264,14 +264,8 @@ export class Pools {
    * failures (the server unreachable) are thrown.
    */
   async login(database: string, user: string, password: string): Promise<LoginOutcome> {
-    // A verification login is an upstream connection too: it counts against maxTotal.
-    const deadline = Date.now() + this.waitingRoom.timeoutMs;
-    const reserve = this.creating.then(async () => {
-      await this.makeRoom(1, deadline);
-      this.logins++;
-    });
-    this.creating = reserve.catch(() => undefined);
-    await reserve;
+    // A verification login is an upstream connection too: it counts against maxTotal, and has a reserve of its own.
+    await this.loginPlace();
     const watcher = new ExchangeWatcher();
     const sql = postgres({
       ...driverOptions(this.settings, database, user),
@@ -291,19 +285,18 @@ export class Pools {
       throw e;
     } finally {
       await sql.end({ timeout: 0 });
-      this.logins--;
-      this.wake();
+      this.budget.closed();
+      this.changed();
     }
   }
 
-  /** Verification logins in progress. */
-  private logins = 0;
-
   async close(): Promise<void> {
-    const all = [...[...this.pools.values()].map((e) => e.sql), ...this.servicePools.values()];
+    clearInterval(this.sweep);
+    for (const { lender } of this.pools.values()) lender.end();
+    const services = [...this.servicePools.values()];
     this.pools.clear();
     this.servicePools.clear();
-    await Promise.all(all.map((sql) => sql.end({ timeout: 1 })));
+    await Promise.all(services.map((sql) => sql.end({ timeout: 1 })));
   }
 }
 

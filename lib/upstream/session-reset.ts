@@ -41,7 +41,7 @@ const simple = { simple: true } as postgres.UnsafeQueryOptions;
  */
 export type ResetOutcome = "clean" | "dirty" | "closed";
 
-export async function resetSession(conn: postgres.ReservedSql): Promise<ResetOutcome> {
+export async function resetSession(conn: postgres.Sql): Promise<ResetOutcome> {
   try {
     const results = (await conn.unsafe(RESET, [], simple)) as unknown as postgres.Row[][];
     const last = results[results.length - 1]?.[0] as { idle?: boolean; prepared?: string[] } | undefined;

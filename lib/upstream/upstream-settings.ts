@@ -8,8 +8,14 @@ export interface UpstreamSettings {
   readonly port: number;
   /** Connections per (database, role) pool. */
   readonly max: number;
-  /** Bound on connections across all pools; the least recently used pool is closed to make room. */
+  /** Bound on upstream connections open at once, of every kind; idle ones close, least recently used first, to make room. */
   readonly maxTotal: number;
+  /** Bound on one role's connections across its databases; default `max`. */
+  readonly maxPerRole?: number;
+  /** Bound on the connections one caller identity (a mapped principal, not the role itself) holds at once; default half of `max`. */
+  readonly maxPerIdentity?: number;
+  /** Of maxTotal, how many are kept for verification logins; default 2. */
+  readonly loginReserve?: number;
   /** How long a request may wait for a free connection before 53300, in milliseconds. */
   readonly queueTimeoutMs?: number;
   /** How many requests may wait at once; more are refused at once with 53300. */

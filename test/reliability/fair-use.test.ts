@@ -79,3 +79,113 @@ describe("fair use of the upstream", () => {
     assert.equal(row!.n, 0, "nothing still sleeping upstream");
   });
 });
+
+// Connections are counted as they open and close, bounded in total, per role
+// across databases and per caller identity, with a reserve for verification
+// logins. Bounds that PostgreSQL enforces too (a role's CONNECTION LIMIT) make
+// an overshoot an error rather than a sample that might miss it.
+describe("connections counted one by one", () => {
+  let cluster: Cluster;
+  const opened: Pools[] = [];
+  const make = (overrides: Parameters<typeof testPools>[1]) => {
+    const p = testPools(cluster.port, { statementTimeout: 0, queueTimeoutMs: 5000, ...overrides });
+    opened.push(p);
+    return p;
+  };
+
+  before(async () => {
+    cluster = await startCluster();
+    await cluster.sql.unsafe(`
+      create role wide login connection limit 2;
+      create role busy login; create role flood login; create role other login; create role pw login password 'pw-secret';
+    `);
+    for (const d of ["d1", "d2"]) await cluster.sql.unsafe(`create database ${d}`);
+    for (let i = 1; i <= 8; i++) await cluster.sql.unsafe(`create role u${i} login`);
+    await cluster.writeHba("host all pw 127.0.0.1/32 scram-sha-256\nhost all all 127.0.0.1/32 trust\n", { reload: true });
+  });
+  after(async () => {
+    for (const p of opened) await p.close();
+    await cluster?.stop();
+  });
+
+  const backends = async (where: string) => (await cluster.sql.unsafe<{ n: number }[]>(`select count(*)::int as n from pg_stat_activity where ${where}`))[0]!.n;
+  const sleep = (pools: Pools, database: string, user: string, seconds: number, identity?: string, during?: () => void) =>
+    pools.use(database, user, undefined, {}, (s) =>
+      s.lease(async (conn) => {
+        during?.();
+        try {
+          await conn.unsafe(`select pg_sleep(${seconds})`);
+        } finally {
+          during?.();
+        }
+      }),
+      identity,
+    );
+
+  test("eight roles' pools of one connection each are eight connections, not eight maximums", async () => {
+    const pools = make({ max: 10, maxTotal: 12, loginReserve: 0 });
+    for (let i = 1; i <= 8; i++) await sleep(pools, "postgres", `u${i}`, 0);
+    // None was closed to make room for the next: every role's connection is still there.
+    assert.equal(await backends("usename like 'u_'"), 8);
+    assert.equal(pools.openConnections, 8);
+  });
+
+  test("a role's connections are bounded across its databases (CONNECTION LIMIT 2 upstream: an overshoot would fail)", async () => {
+    const pools = make({ max: 5, maxPerRole: 2, maxTotal: 20 });
+    const results = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => sleep(pools, i % 2 ? "d1" : "d2", "wide", 0.05)));
+    const failed = results.filter((r) => r.status === "rejected").map((r) => String((r as PromiseRejectedResult).reason?.message));
+    assert.deepEqual(failed, []);
+  });
+
+  test("one role flooding its pool leaves room for another role", async () => {
+    const pools = make({ max: 3, maxPerRole: 2, maxTotal: 4, loginReserve: 1, queueTimeoutMs: 2000 });
+    let pending = 0;
+    const flood = Array.from({ length: 20 }, () => {
+      pending++;
+      return sleep(pools, "postgres", "busy", 0.3).finally(() => pending--);
+    });
+    while ((await backends("usename = 'busy' and query like '%pg_sleep%' and state = 'active'")) < 2) await new Promise((r) => setTimeout(r, 10));
+    await sleep(pools, "postgres", "other", 0);
+    assert.ok(pending > 10, `served while the flood still waits (${pending} pending)`);
+    await Promise.allSettled(flood);
+  });
+
+  test("verification logins have a reserve that one role's queries cannot take", async () => {
+    const pools = make({ max: 4, maxTotal: 4, loginReserve: 2, queueTimeoutMs: 2000 });
+    let pending = 0;
+    const flood = Array.from({ length: 12 }, () => {
+      pending++;
+      return sleep(pools, "postgres", "flood", 0.3).finally(() => pending--);
+    });
+    while ((await backends("usename = 'flood' and query like '%pg_sleep%' and state = 'active'")) < 2) await new Promise((r) => setTimeout(r, 10));
+    const outcome = await pools.login("postgres", "pw", "pw-secret");
+    assert.equal(outcome.ok, true);
+    assert.ok(pending > 6, `logged in while the flood still waits (${pending} pending)`);
+    assert.equal(await backends("usename = 'flood'"), 2, "the queries kept to the connections not reserved");
+    await Promise.allSettled(flood);
+  });
+
+  test("one caller identity holds at most its share of a role's connections; another identity goes ahead", async () => {
+    const pools = make({ max: 4, maxPerIdentity: 2, maxTotal: 20 });
+    let alicePeak = 0;
+    let pending = 0;
+    let inside = 0;
+    const aliceRun = () => {
+      pending++;
+      let entered = false;
+      return sleep(pools, "postgres", "busy", 0.2, "alice", () => {
+        if (!entered) {
+          entered = true;
+          inside++;
+          alicePeak = Math.max(alicePeak, inside);
+        } else inside--;
+      }).finally(() => pending--);
+    };
+    const flood = Array.from({ length: 8 }, aliceRun);
+    while (inside < 2) await new Promise((r) => setTimeout(r, 5));
+    await sleep(pools, "postgres", "busy", 0, "bob");
+    assert.ok(pending > 4, `bob was served while alice's requests still wait (${pending} pending)`);
+    await Promise.all(flood);
+    assert.equal(alicePeak, 2);
+  });
+});

@@ -4,6 +4,7 @@
 // gateway builds from request data is spliced into SQL.
 import assert from "node:assert/strict";
 import { RESET } from "../../lib/upstream/session-reset.ts";
+import { PROBE } from "../../lib/upstream/session.ts";
 import { after, before, describe, test } from "node:test";
 import { createApp } from "../../lib/http/app.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
@@ -49,7 +50,7 @@ describe("SQL audit", () => {
     const statements = lines.map((l) => l.replace(/^.*?(?:statement|execute [^:]*): /, "").trim());
     assert.ok(statements.length >= 4, JSON.stringify(statements));
     // "" is the driver's empty statement when a connection opens.
-    const allowed = new Set(["", "select $1::text as v", "insert into victims values ($1)", "select $1::text", "begin isolation level serializable", "commit", RESET]);
+    const allowed = new Set(["", "select $1::text as v", "insert into victims values ($1)", "select $1::text", "begin isolation level serializable", "commit", RESET, PROBE]);
     for (const s of statements) assert.ok(allowed.has(s), `unexpected statement reached the database: ${s}`);
     // The hostile value never appears as SQL text, only among the bound parameters.
     const log = (await cluster.readLog()).slice(before);

@@ -1,0 +1,68 @@
+// How many upstream connections are open, counted one by one as they open and
+// close (not pools × their maximum), and whether one more may open: in total,
+// for a role across its databases, and with a few kept for verification
+// logins, so that one role's queries cannot make everyone's authentication
+// wait. A connection counts from the moment it is asked for until it has
+// closed: the server's max_connections sees it that long.
+
+export interface BudgetLimits {
+  /** Every upstream connection the gateway opens: requests', verification logins', its own lookups. */
+  readonly maxTotal: number;
+  /** One role's requests, across databases. */
+  readonly maxPerRole: number;
+  /** Of maxTotal, how many only verification logins may use. */
+  readonly loginReserve: number;
+}
+
+export class ConnectionBudget {
+  private total = 0;
+  private readonly perRole = new Map<string, number>();
+
+  constructor(readonly limits: BudgetLimits) {}
+
+  /** Connections open, opening or still closing. */
+  get open(): number {
+    return this.total;
+  }
+
+  /** A role's connections open, opening or still closing. */
+  openFor(role: string): number {
+    return this.perRole.get(role) ?? 0;
+  }
+
+  /** Whether the total bound is what stops `role` (closing someone's idle connection would help). */
+  fullFor(role: string): "total" | "role" | undefined {
+    if (this.openFor(role) >= this.limits.maxPerRole) return "role";
+    if (this.total >= this.limits.maxTotal - this.limits.loginReserve) return "total";
+    return undefined;
+  }
+
+  /** Counts one more connection for a role's requests, when it fits. */
+  tryOpen(role: string): boolean {
+    if (this.fullFor(role)) return false;
+    this.total++;
+    this.perRole.set(role, this.openFor(role) + 1);
+    return true;
+  }
+
+  /** Counts a verification login, which may use the reserve too. */
+  tryOpenLogin(): boolean {
+    if (this.total >= this.limits.maxTotal) return false;
+    this.total++;
+    return true;
+  }
+
+  /** Counts a connection the gateway needs whatever the bound (its own catalog lookups, one per database). */
+  openAnyway(): void {
+    this.total++;
+  }
+
+  /** A counted connection has closed (a role's, or with no role a login's or the gateway's own). */
+  closed(role?: string): void {
+    this.total--;
+    if (role === undefined) return;
+    const n = this.openFor(role) - 1;
+    if (n > 0) this.perRole.set(role, n);
+    else this.perRole.delete(role);
+  }
+}
