@@ -144,9 +144,17 @@ const refusedHost = (value: string) =>
 export function browserGuard(policy: BrowserPolicy): MiddlewareHandler {
   const anyOrigin = policy.origins.includes("*");
   const origins = new Set(policy.origins);
+  // Clients send a handful of distinct Host values: each is judged once (bounded, forgotten whole when full).
+  const judged = new Map<string, boolean>();
   const checkHost = (value: string) => {
-    const host = hostOf(value);
-    if (host === undefined || !hostAllowed(policy.hosts, host)) throw refusedHost(value);
+    let ok = judged.get(value);
+    if (ok === undefined) {
+      const host = hostOf(value);
+      ok = host !== undefined && hostAllowed(policy.hosts, host);
+      if (judged.size >= 1024) judged.clear();
+      judged.set(value, ok);
+    }
+    if (!ok) throw refusedHost(value);
   };
   return async (c, next) => {
     if (!policy.hosts.any) {
