@@ -1,6 +1,7 @@
 // The Node server: the assembled gateway behind TCP (HTTP or HTTPS) and
 // optional Unix-socket listeners. functions/node.ts wires signals to it.
 import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Settings } from "../config/settings.ts";
 import type { LogEvent } from "../http/app.ts";
@@ -14,8 +15,14 @@ export interface RunningGateway {
   close(): Promise<void>;
 }
 
-/** The rules `npm start` uses when none are configured: trust from loopback only. */
-const DEFAULT_HBA = fileURLToPath(new URL("../../config/pg_hba.conf", import.meta.url));
+/**
+ * The rules `npm start` uses when none are configured: trust from loopback
+ * only. The file sits in config/ at the package root: two levels above this
+ * source file, one above the compiled dist/cli.mjs.
+ */
+const DEFAULT_HBA = ["../../config/pg_hba.conf", "../config/pg_hba.conf"]
+  .map((p) => fileURLToPath(new URL(p, import.meta.url)))
+  .find((p) => existsSync(p)) ?? fileURLToPath(new URL("../../config/pg_hba.conf", import.meta.url));
 
 export async function startGateway(settings: Settings, log: (e: LogEvent) => void, secretsClient?: SecretsManagerClient): Promise<RunningGateway | undefined> {
   const gateway = await assembleGateway(settings, log, { peer: nodePeer, defaultHba: DEFAULT_HBA, embeddedUpstream: true, secretsClient });
