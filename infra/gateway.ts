@@ -10,8 +10,8 @@
 // - 256 MB: one request at a time per instance, pools of one connection.
 // - Function URL auth NONE: the pg_hba.conf rules and passwords decide, and
 //   callers are `host` connections from their source address, as with the
-//   Node server. (With AWS_IAM every caller would be a `local` connection named
-//   after its IAM principal — lib/lambda/peer.ts — and clients such as
+//   Node server. (With AWS_IAM every caller would be a `local` connection whose
+//   system user is its IAM principal's ARN — lib/lambda/peer.ts — and clients such as
 //   @neondatabase/serverless, which cannot sign requests, would be shut out.)
 // - No CORS on the URL or the API: AWS would answer preflights itself with
 //   `*`; the gateway's own HBAGATE_CORS_ORIGINS policy applies instead.

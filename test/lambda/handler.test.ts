@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { after, before, describe, test } from "node:test";
-import { iamPrincipalName } from "../../lib/lambda/peer.ts";
+import { iamPrincipal } from "../../lib/lambda/peer.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 // @ts-expect-error: a plain .mjs build script without type declarations
 import { buildLambda } from "../../scripts/build-lambda.mjs";
@@ -85,19 +85,24 @@ describe("the Lambda handler", () => {
 
   before(async () => {
     cluster = await startCluster();
-    await cluster.sql.unsafe("create role app login; create role mapped login");
-    await cluster.writeHba("host all app,mapped 127.0.0.1/32 trust\n", { reload: true });
+    await cluster.sql.unsafe("create role app login; create role mapped login; create role admin login");
+    await cluster.writeHba("host all app,mapped,admin 127.0.0.1/32 trust\n", { reload: true });
     const dir = mkdtempSync(join(tmpdir(), "hbagate-lambda-"));
     writeFileSync(
       join(dir, "pg_hba.conf"),
       [
-        "local    all  app     peer",
+        "local    all  admin   peer",
+        "local    all  app     peer map=iam",
         "local    all  mapped  peer map=iam",
         "hostssl  all  app     203.0.113.0/24  reject",
         "hostssl  all  app     0.0.0.0/0       trust",
       ].join("\n") + "\n",
     );
-    writeFileSync(join(dir, "pg_ident.conf"), "iam  deploy-bot  mapped\n");
+    // One role of one account, any session name; one IAM user by its whole ARN.
+    writeFileSync(
+      join(dir, "pg_ident.conf"),
+      ["iam  /^arn:aws:sts::123456789012:assumed-role/AppRole/[^/]+$  app", "iam  arn:aws:iam::123456789012:user/ci/deploy-bot  mapped"].join("\n") + "\n",
+    );
     Object.assign(process.env, {
       HBAGATE_HBA_FILE: join(dir, "pg_hba.conf"),
       HBAGATE_IDENT_FILE: join(dir, "pg_ident.conf"),
@@ -144,16 +149,28 @@ describe("the Lambda handler", () => {
     assert.deepEqual(rows(r), [{ u: "app", tcp: true }]);
   });
 
-  test("IAM-authenticated requests are local; peer accepts the principal's name, or what the ident map allows", async () => {
-    const ok = await handler(v2Event("10.0.0.1", { authorization: basic("app") }, "arn:aws:sts::123456789012:assumed-role/AppRole/app"));
+  test("IAM-authenticated requests are local; peer compares the principal's whole ARN, through the ident map", async () => {
+    const ok = await handler(v2Event("10.0.0.1", { authorization: basic("app") }, "arn:aws:sts::123456789012:assumed-role/AppRole/any-session"));
     assert.equal(ok.statusCode, 200, ok.body);
-    const wrong = await handler(v2Event("10.0.0.1", { authorization: basic("app") }, "arn:aws:sts::123456789012:assumed-role/AppRole/intruder"));
-    assert.equal(wrong.statusCode, 403);
-    assert.equal(error(wrong)?.message, 'Peer authentication failed for user "app"');
+    // Another role of the same account, the same role name in another account: not admitted.
+    for (const arn of ["arn:aws:sts::123456789012:assumed-role/OtherRole/app", "arn:aws:sts::999999999999:assumed-role/AppRole/app"]) {
+      const wrong = await handler(v2Event("10.0.0.1", { authorization: basic("app") }, arn));
+      assert.equal(wrong.statusCode, 403, arn);
+      assert.equal(error(wrong)?.message, 'Peer authentication failed for user "app"');
+    }
     const mapped = await handler(v2Event("10.0.0.1", { authorization: basic("mapped") }, "arn:aws:iam::123456789012:user/ci/deploy-bot"));
     assert.equal(mapped.statusCode, 200, mapped.body);
     const unmapped = await handler(v2Event("10.0.0.1", { authorization: basic("mapped") }, "arn:aws:iam::123456789012:user/someone-else"));
     assert.equal(unmapped.statusCode, 403);
+  });
+
+  test("a session name is the caller's to choose: naming it after a database user admits no one", async () => {
+    // Whoever may call AssumeRole on any role, in any account, picks the session name.
+    for (const arn of ["arn:aws:sts::999999999999:assumed-role/AnyRole/admin", "arn:aws:sts::999999999999:federated-user/admin", "arn:aws:iam::999999999999:user/admin"]) {
+      const r = await handler(v2Event("10.0.0.1", { authorization: basic("admin") }, arn));
+      assert.equal(r.statusCode, 403, arn);
+      assert.equal(error(r)?.message, 'Peer authentication failed for user "admin"');
+    }
   });
 
   test("a thawed instance whose connections died answers without failing the request", async () => {
@@ -186,10 +203,18 @@ describe("the Lambda handler", () => {
     assert.equal(error(plain)?.code, "22P04");
   });
 
-  test("IAM principal names", () => {
-    assert.equal(iamPrincipalName("arn:aws:sts::123456789012:assumed-role/AppRole/app-session"), "app-session");
-    assert.equal(iamPrincipalName("arn:aws:iam::123456789012:user/path/to/bob"), "bob");
-    assert.equal(iamPrincipalName("arn:aws:iam::123456789012:root"), "root");
-    assert.equal(iamPrincipalName("nonsense"), undefined);
+  test("IAM principals: the caller forms IAM authenticates, whole; anything else is none", () => {
+    for (const arn of [
+      "arn:aws:sts::123456789012:assumed-role/AppRole/app-session",
+      "arn:aws:iam::123456789012:user/path/to/bob",
+      "arn:aws:iam::123456789012:root",
+      "arn:aws:sts::123456789012:federated-user/carol",
+      "arn:aws-us-gov:sts::123456789012:assumed-role/R/s",
+    ]) {
+      assert.equal(iamPrincipal(arn), arn);
+    }
+    for (const bad of ["nonsense", "admin", "arn:aws:sts::123:assumed-role/R/s", "arn:aws:iam::123456789012:role/R", "arn:aws:sts::123456789012:assumed-role/R/s\nx"]) {
+      assert.equal(iamPrincipal(bad), undefined, bad);
+    }
   });
 });
