@@ -18,3 +18,8 @@ export function clientAddress(text: string): IpAddress | undefined {
   }
   return a ?? undefined;
 }
+
+/** 127.0.0.0/8 or ::1 (IPv4-mapped addresses are unmapped by clientAddress). */
+export function isLoopback(a: IpAddress): boolean {
+  return a.family === 4 ? a.bytes[0] === 127 : a.bytes.every((b, i) => b === (i === 15 ? 1 : 0));
+}

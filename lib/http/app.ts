@@ -13,6 +13,7 @@ import { noEntryMessage, refusalFor } from "../auth/messages.ts";
 import { callerFor, identifyCaller, startupParameters, type Caller, type CallerSettings, type PeerInfo } from "../connection/caller.ts";
 import { parseNeonConnectionString } from "../connection/neon-connection-string.ts";
 import { forwardedHosts, forwardedPeer, type TrustedProxies } from "../connection/forwarded.ts";
+import { clientAddress, isLoopback } from "../connection/client-address.ts";
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
 import { matchHba, type MatchEnvironment } from "../hba/match.ts";
 import type { HbaRule } from "../hba/rule.ts";
@@ -159,7 +160,9 @@ export function createApp(deps: GatewayDeps): Hono {
     const checks = await deps.readiness();
     // "ok (…)" is degraded but serving (e.g. stale secrets).
     const ready = Object.values(checks).every((v) => v === "ok" || v.startsWith("ok ("));
-    return c.json({ status: ready ? "ready" : "not ready", checks }, ready ? 200 : 503);
+    const status = ready ? "ready" : "not ready";
+    // The checks name secrets, roles and AWS's error text: only for this machine and trusted proxies.
+    return c.json(seesDetails(deps.peer(c), deps.trustedProxies) ? { status, checks } : { status }, ready ? 200 : 503);
   });
 
   // Made once, not per request: under tsx every named closure costs a defineProperty (keepNames).
@@ -295,4 +298,12 @@ export function createApp(deps: GatewayDeps): Hono {
   });
 
   return app;
+}
+
+/** Whether the direct peer (never a forwarded address) is this machine's loopback or a trusted proxy. */
+function seesDetails(peer: PeerInfo, trusted: TrustedProxies): boolean {
+  if (peer.transport !== "host" || peer.address === undefined) return false;
+  const a = clientAddress(peer.address);
+  if (!a) return false;
+  return isLoopback(a) || trusted.contains(a);
 }

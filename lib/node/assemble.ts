@@ -19,7 +19,7 @@ import { passwordFromSecret } from "../secrets/rds-credentials.ts";
 import { isSecretReference, parseSecretReference } from "../secrets/reference.ts";
 import { SecretStore } from "../secrets/secret-store.ts";
 import { nodeMac } from "./node-mac.ts";
-import { reachable } from "./reachable.ts";
+import { reachableAtMostEvery } from "./reachable.ts";
 
 export interface AssembledGateway {
   readonly app: Hono;
@@ -174,6 +174,7 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
   const verifiedCallers = new VerifiedCallers({ ttlMs: settings.HBAGATE_VERIFIED_TTL_MS, maxEntries: settings.HBAGATE_VERIFIED_MAX, mac: nodeMac() });
   let lastReloadError: string | undefined;
 
+  const upstreamReachable = reachableAtMostEvery(upstream.host, upstream.port);
   const app = createApp({
     rules: () => config!.rules,
     verifierFile: () => config!.verifierFile,
@@ -206,7 +207,7 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
     allowedHosts: settings.HBAGATE_ALLOWED_HOSTS,
     readiness: async () => ({
       config: lastReloadError ?? "ok",
-      upstream: await reachable(upstream.host, upstream.port),
+      upstream: await upstreamReachable(),
       ...(passwordProbe ? { passwords: passwordProbe } : {}),
       ...(store ? { secrets: store.status() } : {}),
     }),

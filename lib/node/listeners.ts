@@ -8,7 +8,7 @@ import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import { TLSSocket } from "node:tls";
 import type { PeerInfo } from "../connection/caller.ts";
-import { clientAddress } from "../connection/client-address.ts";
+import { clientAddress, isLoopback } from "../connection/client-address.ts";
 
 export interface ListenSettings {
   readonly host: string;
@@ -39,7 +39,7 @@ export function nodePeer(c: Context): PeerInfo {
 export function isLoopbackHost(host: string): boolean {
   const a = clientAddress(host);
   if (!a) return host.toLowerCase() === "localhost";
-  return a.family === 4 ? a.bytes[0] === 127 : a.bytes.every((b, i) => b === (i === 15 ? 1 : 0));
+  return isLoopback(a);
 }
 
 function listen(server: Server, target: { port: number; host: string } | { path: string }): Promise<void> {

@@ -14,3 +14,16 @@ export function reachable(host: string, port: number, timeoutMs = 2000): Promise
     socket.once("error", (err: NodeJS.ErrnoException) => done(`unreachable: ${err.code ?? err.message}`));
   });
 }
+
+/**
+ * `reachable` for a probe anyone may call: one TCP connection per `ms` at
+ * most, however many probes arrive (concurrent ones share it).
+ */
+export function reachableAtMostEvery(host: string, port: number, ms = 1000): () => Promise<string> {
+  let last: { at: number; answer: Promise<string> } | undefined;
+  return () => {
+    const now = Date.now();
+    if (!last || now - last.at >= ms) last = { at: now, answer: reachable(host, port) };
+    return last.answer;
+  };
+}

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import { createApp } from "../../lib/http/app.ts";
 import { testDeps, testPools } from "./deps.ts";
+import { parseTrustedProxies } from "../../lib/connection/forwarded.ts";
 
 describe("CORS and health", () => {
   const pools = testPools(1);
@@ -43,11 +44,30 @@ describe("CORS and health", () => {
   });
 
   test("/healthz is alive; /readyz is 503 naming the failing check, 200 when all are ok", async () => {
+    const local = { peer: () => ({ transport: "host" as const, address: "127.0.0.1", encrypted: false }) };
     assert.equal((await app({}).request("/healthz")).status, 200);
-    const down = await app({ readiness: async () => ({ config: "ok", upstream: "unreachable: ECONNREFUSED" }) }).request("/readyz");
+    const down = await app({ ...local, readiness: async () => ({ config: "ok", upstream: "unreachable: ECONNREFUSED" }) }).request("/readyz");
     assert.equal(down.status, 503);
     assert.deepEqual(((await down.json()) as { checks: unknown }).checks, { config: "ok", upstream: "unreachable: ECONNREFUSED" });
-    const up = await app({ readiness: async () => ({ config: "ok", upstream: "ok" }) }).request("/readyz");
+    const up = await app({ ...local, readiness: async () => ({ config: "ok", upstream: "ok" }) }).request("/readyz");
     assert.equal(up.status, 200);
+  });
+
+  test("/readyz tells only this machine and trusted proxies why: anyone else gets the status alone", async () => {
+    // What Secrets Manager's errors carry: the account, the role, the secret's name.
+    const readiness = async () => ({ config: "ok", secrets: "unavailable: User: arn:aws:sts::123456789012:assumed-role/gw/x is not authorized on hbagate/rules" });
+    const from = (address: string, extra: Parameters<typeof testDeps>[2] = {}) =>
+      app({ readiness, peer: () => ({ transport: "host" as const, address, encrypted: true }), ...extra });
+    for (const address of ["203.0.113.9", "10.0.0.1", "::ffff:198.51.100.1"]) {
+      const res = await from(address).request("/readyz", { headers: { "x-forwarded-for": "127.0.0.1" } });
+      assert.equal(res.status, 503);
+      assert.deepEqual(await res.json(), { status: "not ready" }, address);
+    }
+    for (const address of ["127.0.0.1", "::1", "::ffff:127.0.0.2"]) {
+      const body = (await (await from(address).request("/readyz")).json()) as { checks?: Record<string, string> };
+      assert.match(body.checks?.secrets ?? "", /not authorized/, address);
+    }
+    const proxied = await from("10.1.2.3", { trustedProxies: parseTrustedProxies("10.0.0.0/8") }).request("/readyz");
+    assert.ok(((await proxied.json()) as { checks?: unknown }).checks, "a trusted proxy (the load balancer) sees the checks");
   });
 });
