@@ -10,7 +10,7 @@ import { FailureLimiter } from "../../lib/auth/failure-limiter.ts";
 import type { PeerInfo } from "../../lib/connection/caller.ts";
 import { createApp } from "../../lib/http/app.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
-import { slapdAvailable, startSlapd, type Slapd } from "../harness/slapd.ts";
+import { slapdMissing, startSlapd, type Slapd } from "../harness/slapd.ts";
 import { testDeps, testPools } from "../http/deps.ts";
 
 const BASE = "dc=example,dc=net";
@@ -18,7 +18,7 @@ const BASE = "dc=example,dc=net";
 /** Spellings slapd takes for uid=test1 (checked against it below). */
 const SPELLINGS = ["TEST1", "Test1", " test1", "test1 ", "  test1  ", "\ttest1", "test1\n", "ｔｅｓｔ１", "test①", "\u3000test1", "test1\u00a0", `test1${" ".repeat(58)}`];
 
-describe("brute-force brake with LDAP", { skip: !slapdAvailable() && !process.env.CI && "slapd is not installed" }, () => {
+describe("brute-force brake with LDAP", { skip: slapdMissing() ?? false }, () => {
   let slapd: Slapd;
   let pools: Pools;
   let limiter: FailureLimiter;

@@ -6,13 +6,14 @@ import { VerifiedCallers } from "../../lib/auth/verified-callers.ts";
 import type { PeerInfo } from "../../lib/connection/caller.ts";
 import { createApp, type GatewayDeps, type LogEvent } from "../../lib/http/app.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
-import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { freeClosedPort, slapdAvailable, startBlackhole, startSlapd, type Blackhole, type Slapd } from "../harness/slapd.ts";
+import { flavorMissing, startCluster, type Cluster } from "../harness/postgres.ts";
+import { freeClosedPort, slapdMissing, startBlackhole, startSlapd, type Blackhole, type Slapd } from "../harness/slapd.ts";
+import { reasons } from "../harness/prerequisites.ts";
 import { testDeps, testPools } from "../http/deps.ts";
 
 const BASE = "dc=example,dc=net";
 
-describe("LDAP authentication", { skip: !slapdAvailable() && !process.env.CI && "slapd is not installed" }, () => {
+describe("LDAP authentication", { skip: reasons(slapdMissing(), flavorMissing("debian")) ?? false }, () => {
   let slapd: Slapd;
   let cluster: Cluster;
   let pools: Pools;

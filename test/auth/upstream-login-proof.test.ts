@@ -13,7 +13,7 @@ import type { PeerInfo } from "../../lib/connection/caller.ts";
 import { parseVerifierFile } from "../../lib/auth/verifier-file.ts";
 import { createApp, type LogEvent } from "../../lib/http/app.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
-import { flavorAvailable, startCluster, type Cluster, type Flavor } from "../harness/postgres.ts";
+import { flavorMissing, startCluster, type Cluster, type Flavor } from "../harness/postgres.ts";
 import { testDeps, testPools } from "../http/deps.ts";
 
 const PASSWORD = "pw-Καλημέρα-1";
@@ -72,7 +72,7 @@ function exchangeProves(upstream: UpstreamMethod, stored: Stored, line: LineMeth
 }
 
 for (const flavor of ["embedded", "debian"] as Flavor[]) {
-  describe(`verification by upstream login (${flavor})`, { skip: !flavorAvailable(flavor) && `${flavor} PostgreSQL is not installed` }, () => {
+  describe(`verification by upstream login (${flavor})`, { skip: flavorMissing(flavor) ?? false }, () => {
     let cluster: Cluster;
     let pools: Pools;
     let peer: PeerInfo;
@@ -206,7 +206,7 @@ for (const flavor of ["embedded", "debian"] as Flavor[]) {
   });
 }
 
-describe("verification logins over TLS", { skip: !flavorAvailable("debian") && "Debian PostgreSQL is not installed" }, () => {
+describe("verification logins over TLS", { skip: flavorMissing("debian", { ssl: true }) ?? false }, () => {
   let cluster: Cluster;
   before(async () => {
     cluster = await startCluster({ ssl: true });

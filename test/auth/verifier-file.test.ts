@@ -6,7 +6,7 @@ import { after, before, describe, test } from "node:test";
 import postgres from "postgres";
 import { parseVerifierFile } from "../../lib/auth/verifier-file.ts";
 import { verifyPassword, type PasswordMethod } from "../../lib/auth/verify-password.ts";
-import { flavorAvailable, startCluster, type Cluster } from "../harness/postgres.ts";
+import { flavorMissing, startCluster, type Cluster } from "../harness/postgres.ts";
 
 const METHODS: readonly PasswordMethod[] = ["password", "md5", "scram-sha-256"];
 
@@ -186,7 +186,7 @@ async function login(c: Cluster, user: string, pass: string): Promise<boolean> {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 
-describe("verifyPassword against secrets PostgreSQL made", { skip: !flavorAvailable("debian") && "Debian's postgresql not installed" }, () => {
+describe("verifyPassword against secrets PostgreSQL made", { skip: flavorMissing("debian") ?? false }, () => {
   let c: Cluster;
   let text = "";
   before(async () => {

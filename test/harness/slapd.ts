@@ -15,9 +15,10 @@
 // spawn's uid/gid, and the files are owned by it; slapd never needs root here.
 import { fileURLToPath } from "node:url";
 import { freePort, unprivilegedUser, type RunAs } from "./process.ts";
+import { corpusMissing, missingCommands, missingPaths, reasons } from "./prerequisites.ts";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { chmod, chown, mkdir, mkdtemp, open, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { connect, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -27,8 +28,7 @@ export const SLAPD = "/usr/sbin/slapd";
 export const SLAPADD = "/usr/sbin/slapadd";
 const SCHEMA_DIR = "/etc/ldap/schema";
 const MODULE_DIR = "/usr/lib/ldap";
-/** PostgreSQL's LDAP test directory (src/test/ldap/authdata.ldif). */
-/** PostgreSQL's LDAP test directory, in shared/ beside the checkout. */
+/** PostgreSQL's LDAP test directory (src/test/ldap/authdata.ldif), in shared/ beside the checkout. */
 export const AUTHDATA_LDIF = fileURLToPath(new URL("../../../shared/corpora/postgres/authdata.ldif", import.meta.url));
 
 export const LDAP_HOST = "127.0.0.1";
@@ -132,8 +132,30 @@ function waitStopped(pid: number): void {
   }
 }
 
+export interface SlapdNeeds {
+  /** ldap-utils commands the caller runs itself (the harness needs none). */
+  readonly tools?: readonly string[];
+}
+
+/**
+ * Why startSlapd() cannot work here, or undefined: the slapd package (server,
+ * slapadd, the schemas and back_mdb the configuration loads), openssl for the
+ * throwaway CAs, the LDIF the directory is loaded from, and the caller's tools.
+ */
+export function slapdMissing(needs: SlapdNeeds = {}): string | undefined {
+  const server = missingPaths("slapd", [SLAPD, SLAPADD, join(SCHEMA_DIR, "nis.schema"), join(MODULE_DIR, "back_mdb.la")]);
+  const openssl = missingCommands("openssl", ["openssl"]);
+  const tools = missingCommands("ldap-utils", needs.tools ?? []);
+  return reasons(
+    server.length > 0 ? `Debian's slapd is not installed (${server.join(", ")}; apt-get install -y slapd ldap-utils)` : undefined,
+    openssl.length > 0 ? "openssl is not on PATH (apt-get install -y openssl)" : undefined,
+    tools.length > 0 ? `ldap-utils is not installed (${tools.join(", ")} not on PATH; apt-get install -y ldap-utils)` : undefined,
+    corpusMissing([AUTHDATA_LDIF], "it is a verbatim copy of src/test/ldap/authdata.ldif from postgres/postgres"),
+  );
+}
+
 export function slapdAvailable(): boolean {
-  return existsSync(SLAPD) && existsSync(SLAPADD) && existsSync(join(SCHEMA_DIR, "nis.schema"));
+  return slapdMissing() === undefined;
 }
 
 
@@ -362,9 +384,8 @@ function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
 }
 
 export async function startSlapd(): Promise<Slapd> {
-  if (!slapdAvailable()) {
-    throw new Error("Debian's slapd is not installed (apt-get install -y slapd ldap-utils)");
-  }
+  const missing = slapdMissing();
+  if (missing !== undefined) throw new Error(`cannot start slapd: ${missing}`);
   const as = unprivilegedUser(["openldap", "nobody"], "slapd");
   const dir = await mkdtemp(join(tmpdir(), "hbagate-slapd-"));
   let child: ChildProcess | undefined;

@@ -3,7 +3,7 @@
 // pg_hba_file_rules rows, and our matcher the server's decision for each of
 // the 148 recorded connection attempts.
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { memorySource } from "../../lib/config/source.ts";
@@ -11,6 +11,7 @@ import { parseClientAddress } from "../../lib/hba/address.ts";
 import { loadHba } from "../../lib/hba/load.ts";
 import { matchHba } from "../../lib/hba/match.ts";
 import { fileRuleRows, type HbaFileRuleRow } from "../../lib/hba/view.ts";
+import { corpusMissing } from "../harness/prerequisites.ts";
 
 const corpus = fileURLToPath(new URL("../../../shared/corpora/pgbouncer/pg18-pgbouncer-corpus.jsonl", import.meta.url));
 
@@ -51,8 +52,10 @@ function render(r: HbaFileRuleRow): string {
 
 const PATH = "/corpus/pg_hba.conf";
 
-describe("PgBouncer corpus as decided by PostgreSQL 18", { skip: !existsSync(corpus) && "shared/corpora not present" }, () => {
-  const scenarios = existsSync(corpus)
+const missing = corpusMissing([corpus], "PgBouncer's corpus with the decisions a real PostgreSQL 18.4 made; nothing in the repository regenerates it");
+
+describe("PgBouncer corpus as decided by PostgreSQL 18", { skip: missing ?? false }, () => {
+  const scenarios = missing === undefined
     ? readFileSync(corpus, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as Scenario)
     : [];
 
