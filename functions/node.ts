@@ -14,7 +14,16 @@ export async function start(_args: readonly string[]): Promise<number> {
     log({ level: "error", msg: "not starting", error: (err as Error).message });
     return 1;
   }
-  const gateway = await startGateway(settings, log);
+  let gateway;
+  try {
+    gateway = await startGateway(settings, log);
+  } catch (err) {
+    // A combination of settings that cannot work (e.g. no connection left for requests).
+    if (!(err instanceof RangeError)) throw err;
+    log({ level: "error", msg: "not starting", error: err.message });
+    // What was started on the way (the embedded PGlite) would keep the process alive.
+    process.exit(1);
+  }
   if (!gateway) return 1;
   const [url] = gateway.urls;
   for (const u of gateway.urls) process.stdout.write(`hbagate listening on ${u}\n`);

@@ -5,6 +5,7 @@ import type postgres from "postgres";
 import { z } from "zod";
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
 import { fromDriverError, isConnectionLoss, lostInFlight } from "../upstream/errors.ts";
+import { sessionEnded } from "../upstream/upstream-socket.ts";
 import { NotStarted, Unusable } from "../upstream/session.ts";
 import { parameterText } from "../upstream/json-types.ts";
 import { typeSize } from "./type-sizes.ts";
@@ -320,9 +321,11 @@ export async function runSingle<M extends ResultMode>(
       try {
         return await runOne(conn, s, mode, new Budget(limits), disconnect && { disconnect }, session.prepare(s.query), session.cancels, lastSent);
       } catch (err) {
+        // The connection's session had ended before the statement was written: it can run elsewhere.
+        if (sessionEnded(err)) throw new NotStarted("the connection had closed before the statement was sent", { cause: err });
         throw outcomeUnknown(err);
       }
-    }),
+    }, disconnect && { signal: disconnect, cancelled: cancelledBy }),
   );
 }
 
@@ -347,8 +350,15 @@ export async function runBatch<M extends ResultMode>(
         await tx.unsafe(text, [], plain);
       };
       let committing = false;
+      let begun = false;
       try {
-        await control(`begin ${beginMode(options)}`);
+        try {
+          await control(`begin ${beginMode(options)}`);
+        } catch (err) {
+          if (sessionEnded(err)) throw new NotStarted("the connection had closed before the batch was sent", { cause: err });
+          throw err;
+        }
+        begun = true;
         const out: ResultOf<M>[] = [];
         // Unprepared: inside a transaction, a prepared statement that DDL invalidated cannot be
         // retried (the transaction is already aborted), so a batch would fail where it need not.
@@ -357,7 +367,12 @@ export async function runBatch<M extends ResultMode>(
         await control("commit");
         return out;
       } catch (err) {
-        if (err instanceof Unusable) throw err;
+        if (err instanceof Unusable || err instanceof NotStarted) throw err;
+        // The session ended between two statements (or before COMMIT was written): the server
+        // rolled the transaction back with it, and the rest was never sent.
+        if (begun && sessionEnded(err)) {
+          throw new GatewayError({ code: SQLSTATE.connectionFailure, message: "the connection to the database was lost before the batch committed: none of it took effect" }, { cause: err });
+        }
         // Lost once COMMIT was sent: it may have committed.
         if (committing) throw outcomeUnknown(err);
         // Lost before COMMIT was sent: the server discards the transaction, nothing took effect.
@@ -368,6 +383,6 @@ export async function runBatch<M extends ResultMode>(
         if (!isConnectionLoss(e.code)) await tx.unsafe("rollback", [], plain).catch(() => {});
         throw e;
       }
-    }),
+    }, disconnect && { signal: disconnect, cancelled: cancelledBy }),
   );
 }

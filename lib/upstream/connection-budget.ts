@@ -16,6 +16,8 @@ export interface BudgetLimits {
 
 export class ConnectionBudget {
   private total = 0;
+  /** Connections counted for the gateway's whole life (its own lookups). */
+  private fixed = 0;
   private readonly perRole = new Map<string, number>();
 
   constructor(readonly limits: BudgetLimits) {}
@@ -33,7 +35,9 @@ export class ConnectionBudget {
   /** Whether the total bound is what stops `role` (closing someone's idle connection would help). */
   fullFor(role: string): "total" | "role" | undefined {
     if (this.openFor(role) >= this.limits.maxPerRole) return "role";
-    if (this.total >= this.limits.maxTotal - this.limits.loginReserve) return "total";
+    // The reserve never takes the last place requests have beside the gateway's own connections.
+    const reserve = Math.min(this.limits.loginReserve, Math.max(0, this.limits.maxTotal - this.fixed - 1));
+    if (this.total >= this.limits.maxTotal - reserve) return "total";
     return undefined;
   }
 
@@ -52,8 +56,18 @@ export class ConnectionBudget {
     return true;
   }
 
-  /** Counts a connection the gateway needs whatever the bound (its own catalog lookups, one per database). */
-  openAnyway(): void {
+  /**
+   * Counts, for good, a connection the gateway needs whatever the bound (its
+   * own catalog lookups, one per database). Throws when it leaves requests no
+   * place at all: a configuration that could never answer a query.
+   */
+  openForGood(): void {
+    if (this.limits.maxTotal - this.fixed - 1 < 1) {
+      throw new RangeError(
+        `HBAGATE_POOL_MAX_TOTAL=${this.limits.maxTotal} leaves no connection for requests beside the gateway's own lookups (HBAGATE_SERVICE_USER): raise it to at least ${this.fixed + 2}`,
+      );
+    }
+    this.fixed++;
     this.total++;
   }
 

@@ -1,6 +1,7 @@
 // postgres.js failures -> GatewayError, classified once, here.
 import postgres from "postgres";
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
+import { sessionEnded } from "./upstream-socket.ts";
 
 const CONNECT_CODES = new Set(["CONNECT_TIMEOUT", "ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "EHOSTUNREACH", "ETIMEDOUT", "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED", "EPIPE"]);
 
@@ -37,6 +38,8 @@ export function fromDriverError(err: unknown): GatewayError {
     );
   }
   const code = (err as { code?: unknown })?.code;
+  // A pool connection whose session had ended before the request was written to it.
+  if (sessionEnded(err)) return new GatewayError({ code: SQLSTATE.sqlclientUnableToEstablishSqlconnection, message: "the database is unavailable", detail: "the connection had closed" }, { cause: err });
   if (typeof code === "string" && (CONNECT_CODES.has(code) || isTlsFailure(code))) {
     return new GatewayError({ code: SQLSTATE.sqlclientUnableToEstablishSqlconnection, message: "the database is unavailable", detail: code }, { cause: err });
   }
@@ -57,6 +60,7 @@ export function isConnectionLoss(sqlstate: string): boolean {
  * was written, its outcome is then unknown.
  */
 export function lostInFlight(err: unknown): boolean {
+  if (sessionEnded(err)) return false;
   if (err instanceof GatewayError) return err.code === SQLSTATE.sqlclientUnableToEstablishSqlconnection && err.cause !== undefined && lostInFlight(err.cause);
   if (err instanceof postgres.PostgresError) return false;
   const code = (err as { code?: unknown } | null)?.code;
@@ -66,6 +70,7 @@ export function lostInFlight(err: unknown): boolean {
 /** Whether `err` means postgres.js has closed the connection: it lost it, or the server ended the session (FATAL). */
 export function connectionClosed(err: unknown): boolean {
   const cause = err instanceof GatewayError && err.cause !== undefined ? err.cause : err;
+  if (sessionEnded(cause)) return true;
   if (cause instanceof postgres.PostgresError) return cause.severity === "FATAL" || cause.severity === "PANIC";
   if (err instanceof GatewayError && err.cause === undefined) return false;
   return lostInFlight(cause);

@@ -12,6 +12,8 @@ import { exhausted, type WaitingRoom } from "./waiting-room.ts";
 
 export interface Connection {
   readonly sql: postgres.Sql;
+  /** When it was opened: a connection older than the pool's lifetime is closed when let go of. */
+  readonly openedAt: number;
   /** When its last request let go of it; undefined while it has never been used. */
   lastUsedAt: number | undefined;
 }
@@ -21,6 +23,10 @@ export interface Coordinator {
   readonly room: WaitingRoom;
   /** A connection closed, or a lender waits for a bound: look for room. */
   changed(): void;
+  /** Connections a caller identity holds now, across every pool. */
+  held(identity: string): number;
+  /** A caller identity takes (1) or lets go of (-1) a connection. */
+  hold(identity: string, delta: 1 | -1): void;
   /**
    * Whether a connection `lender` is letting go of should close instead, to
    * make room for someone who has waited longer elsewhere (another pool or
@@ -32,9 +38,24 @@ export interface Coordinator {
 export interface LenderLimits {
   /** Connections of this (database, role). */
   readonly max: number;
-  /** Connections one caller identity may hold at once. */
+  /** Connections one caller identity may hold at once, across every pool of its role. */
   readonly perIdentity: number;
+  /** A connection older than this is closed when its request lets go of it, never in the middle of one. */
+  readonly maxLifetimeMs: number;
 }
+
+/**
+ * How a waiting request can be given up on: its signal (the caller left, the
+ * request's deadline passed), asked for only once the wait has lasted a
+ * little (most waits are shorter), and the error to answer with then.
+ */
+export interface WaitWatch {
+  readonly signal: () => AbortSignal;
+  readonly cancelled: (signal: AbortSignal) => unknown;
+}
+
+/** A wait longer than this starts watching its request's signal. */
+const WATCH_AFTER_MS = 20;
 
 interface Waiter {
   readonly identity: string | undefined;
@@ -42,6 +63,8 @@ interface Waiter {
   readonly resolve: (c: Connection) => void;
   readonly reject: (err: unknown) => void;
   timer?: ReturnType<typeof setTimeout>;
+  watching?: ReturnType<typeof setTimeout>;
+  stopWatching?: () => void;
 }
 
 export class Lender {
@@ -51,7 +74,6 @@ export class Lender {
   private opened = 0;
   private lent = 0;
   private readonly waiting: Waiter[] = [];
-  private readonly byIdentity = new Map<string, number>();
   private ended = false;
 
   constructor(
@@ -84,7 +106,7 @@ export class Lender {
   }
 
   /** A connection of this pool's for one request: at once when one is free, else after a wait (53300 when too long). */
-  take(identity: string | undefined): Connection | Promise<Connection> {
+  take(identity: string | undefined, watch?: WaitWatch): Connection | Promise<Connection> {
     if (this.ended) return Promise.reject(exhausted("the gateway is shutting down"));
     if (this.waiting.length === 0 && this.mayTake(identity)) {
       const c = this.next();
@@ -93,13 +115,13 @@ export class Lender {
         return c;
       }
     }
-    return this.wait(identity);
+    return this.wait(identity, watch);
   }
 
   /** A request is done with `c`; only a connection its session reset left clean is lent again. */
   give(c: Connection, identity: string | undefined, reusable: boolean): void {
     this.hold(identity, -1);
-    if (reusable && !this.ended && !(this.coordinator.room.size > 0 && this.coordinator.owedElsewhere(this))) {
+    if (reusable && !this.ended && Date.now() - c.openedAt < this.limits.maxLifetimeMs && !(this.coordinator.room.size > 0 && this.coordinator.owedElsewhere(this))) {
       c.lastUsedAt = Date.now();
       this.idle.push(c);
     } else {
@@ -153,7 +175,7 @@ export class Lender {
   }
 
   private mayTake(identity: string | undefined): boolean {
-    return identity === undefined || (this.byIdentity.get(identity) ?? 0) < this.limits.perIdentity;
+    return identity === undefined || this.coordinator.held(identity) < this.limits.perIdentity;
   }
 
   private next(): Connection | undefined {
@@ -161,29 +183,37 @@ export class Lender {
     if (idle) return idle;
     if (this.opened >= this.limits.max || !this.coordinator.budget.tryOpen(this.role)) return undefined;
     this.opened++;
-    return { sql: this.open(), lastUsedAt: undefined };
+    return { sql: this.open(), openedAt: Date.now(), lastUsedAt: undefined };
   }
 
   private hold(identity: string | undefined, delta: 1 | -1): void {
     this.lent += delta;
-    if (identity === undefined) return;
-    const n = (this.byIdentity.get(identity) ?? 0) + delta;
-    if (n > 0) this.byIdentity.set(identity, n);
-    else this.byIdentity.delete(identity);
+    if (identity !== undefined) this.coordinator.hold(identity, delta);
   }
 
-  private wait(identity: string | undefined): Promise<Connection> {
+  private wait(identity: string | undefined, watch: WaitWatch | undefined): Promise<Connection> {
     const room = this.coordinator.room;
     if (room.size >= room.max) return Promise.reject(exhausted("the wait queue is full"));
     room.size++;
     return new Promise<Connection>((resolve, reject) => {
       const w: Waiter = { identity, since: Date.now(), resolve, reject };
-      w.timer = setTimeout(() => {
+      const giveUp = (error: unknown) => {
         const i = this.waiting.indexOf(w);
-        if (i >= 0) this.waiting.splice(i, 1);
-        room.size--;
-        reject(exhausted("no connection became free in time"));
-      }, room.timeoutMs);
+        if (i < 0) return;
+        this.waiting.splice(i, 1);
+        this.unwait(w);
+        reject(error);
+      };
+      w.timer = setTimeout(() => giveUp(exhausted("no connection became free in time")), room.timeoutMs);
+      if (watch) {
+        w.watching = setTimeout(() => {
+          const signal = watch.signal();
+          const abandon = () => giveUp(watch.cancelled(signal));
+          if (signal.aborted) return abandon();
+          signal.addEventListener("abort", abandon, { once: true });
+          w.stopWatching = () => signal.removeEventListener("abort", abandon);
+        }, WATCH_AFTER_MS);
+      }
       this.waiting.push(w);
       // A waiter ahead of this one may be at its identity's bound while this one is not.
       this.serve();
@@ -194,6 +224,8 @@ export class Lender {
 
   private unwait(w: Waiter): void {
     clearTimeout(w.timer);
+    clearTimeout(w.watching);
+    w.stopWatching?.();
     this.coordinator.room.size--;
   }
 
@@ -205,7 +237,7 @@ export class Lender {
       .finally(() => {
         this.opened--;
         this.coordinator.budget.closed(this.role);
-        this.serve();
+        // The freed place goes to whoever has waited longest, in any pool (not to this pool first).
         this.coordinator.changed();
       });
   }

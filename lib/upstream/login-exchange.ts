@@ -7,7 +7,8 @@
 // socket it reads from is opened here and the server's Authentication
 // messages are read alongside it. TLS is therefore negotiated here too (the
 // driver's own TLS would hide the messages).
-import { connect as netConnect, type Socket } from "node:net";
+import type { Socket } from "node:net";
+import { openSocket } from "./upstream-socket.ts";
 import { connect as tlsConnect, type ConnectionOptions } from "node:tls";
 import { isIP } from "node:net";
 import { gatewayError, SQLSTATE } from "../errors.ts";
@@ -57,21 +58,6 @@ export class ExchangeWatcher {
 
 const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
 
-/** The connection as libpq would open it: a host that is a directory is a Unix socket directory. */
-function open(host: string, port: number): Socket {
-  return host.startsWith("/") ? netConnect({ path: `${host}/.s.PGSQL.${port}` }) : netConnect({ host, port });
-}
-
-function connected(socket: Socket): Promise<void> {
-  return new Promise((resolve, reject) => {
-    socket.once("connect", () => {
-      socket.off("error", reject);
-      resolve();
-    });
-    socket.once("error", reject);
-  });
-}
-
 /** SSLRequest, then TLS with the same verification postgres.js is configured with. */
 async function secure(raw: Socket, host: string, ssl: NonNullable<UpstreamSettings["ssl"]>): Promise<Socket> {
   raw.write(SSL_REQUEST);
@@ -103,13 +89,12 @@ async function secure(raw: Socket, host: string, ssl: NonNullable<UpstreamSettin
  */
 export function watchedSocket(settings: Pick<UpstreamSettings, "host" | "port" | "ssl" | "connectTimeout">, watcher: ExchangeWatcher): () => Promise<Socket> {
   return async () => {
-    const raw = open(settings.host, settings.port);
+    const raw = await openSocket(settings);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(Object.assign(new Error("connect timeout"), { code: "CONNECT_TIMEOUT" })), settings.connectTimeout * 1000);
     });
     try {
-      await Promise.race([connected(raw), timeout]);
       const socket = settings.ssl ? await Promise.race([secure(raw, settings.host, settings.ssl), timeout]) : raw;
       // Added before the driver's own listener, so both see every chunk.
       socket.on("data", watcher.feed);

@@ -6,6 +6,7 @@ import postgres from "postgres";
 import { GatewayError, SQLSTATE } from "../errors.ts";
 import { fromDriverError } from "./errors.ts";
 import { ExchangeWatcher, watchedSocket, type LoginOutcome } from "./login-exchange.ts";
+import { oneSession } from "./upstream-socket.ts";
 import type { StartupParameters } from "../connection/caller.ts";
 import { PreparedStatements } from "./prepared-statements.ts";
 import { createSession, NotStarted, type Session } from "./session.ts";
@@ -95,7 +96,8 @@ export class Pools implements Coordinator {
     entry.configured = configured;
     // Startup parameters are the request's settings, not a pool of their own (startup-settings.ts).
     const settings = startupSettings(startup);
-    const own = identity !== undefined && identity !== user ? identity : undefined;
+    // Identities the platform proved (peer principals) are bounded across the role's pools.
+    const own = identity;
     const session = settings.length > 0 || own !== undefined ? this.session(entry, { settings, identity: own }) : entry.session;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -124,13 +126,23 @@ export class Pools implements Coordinator {
       postgres({
         ...base,
         max: 1,
+        // The lender closes idle and aged connections itself, between requests (lender.ts);
+        // postgres.js would close them under a batch and reconnect for its next statement.
         idle_timeout: 0,
+        max_lifetime: null,
+        // One socket, one server session: a reconnect is refused (upstream-socket.ts).
+        ...({ socket: oneSession(this.settings) } as object),
         // Each query says whether it is prepared; postgres.js ignores that unless the pool allows it.
         prepare: preparable > 0,
         // A role with configured credentials logs in with them; otherwise with the caller's own password.
         pass: () => entry.configured ?? entry.password ?? "",
       });
-    const lender = new Lender(user, { max: this.settings.max, perIdentity: this.settings.maxPerIdentity ?? Math.ceil(this.settings.max / 2) }, open, this);
+    const lender = new Lender(
+      user,
+      { max: this.settings.max, perIdentity: this.settings.maxPerIdentity ?? Math.ceil(this.settings.max / 2), maxLifetimeMs: this.settings.maxLifetime * 1000 },
+      open,
+      this,
+    );
     const statements = new PreparedStatements(preparable);
     const partial = { lender, statements, password: undefined, configured: undefined } as Omit<Entry, "session"> & { session?: Session };
     const entry = partial as Entry;
@@ -182,6 +194,18 @@ export class Pools implements Coordinator {
     }
   }
 
+  private readonly byIdentity = new Map<string, number>();
+
+  held(identity: string): number {
+    return this.byIdentity.get(identity) ?? 0;
+  }
+
+  hold(identity: string, delta: 1 | -1): void {
+    const n = this.held(identity) + delta;
+    if (n > 0) this.byIdentity.set(identity, n);
+    else this.byIdentity.delete(identity);
+  }
+
   owedElsewhere(lender: Lender): boolean {
     const mine = lender.waitingSince ?? Infinity;
     if (this.loginWaiters.length > 0) return true;
@@ -225,10 +249,10 @@ export class Pools implements Coordinator {
     const key = JSON.stringify([database, user]);
     let sql = this.servicePools.get(key);
     if (!sql) {
+      // Counted as open for as long as the gateway runs: it needs it whatever the bound.
+      this.budget.openForGood();
       sql = postgres({ ...driverOptions(this.settings, database, user), max: 1, pass: password });
       this.servicePools.set(key, sql);
-      // Counted as open for as long as the gateway runs: it needs it whatever the bound.
-      this.budget.openAnyway();
     }
     return sql;
   }

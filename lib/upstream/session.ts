@@ -5,8 +5,9 @@ import type postgres from "postgres";
 import { CancelRequests } from "./cancel-requests.ts";
 import { Holds } from "./holds.ts";
 import type { PreparedStatements } from "./prepared-statements.ts";
-import type { Connection, Lender } from "./lender.ts";
+import type { Connection, Lender, WaitWatch } from "./lender.ts";
 import { connectionClosed, fromDriverError } from "./errors.ts";
+import { sessionEnded } from "./upstream-socket.ts";
 import { resetSession, type ResetOutcome } from "./session-reset.ts";
 import type { StartupSettings } from "./startup-settings.ts";
 
@@ -25,7 +26,7 @@ export interface Session {
    * its last statement: the reset is then sent behind it at once (one round
    * trip for both) instead of after `fn`'s answer.
    */
-  lease<T>(fn: (conn: postgres.Sql, lastSent: () => void) => Promise<T>): Promise<T>;
+  lease<T>(fn: (conn: postgres.Sql, lastSent: () => void) => Promise<T>, watch?: WaitWatch): Promise<T>;
 }
 
 /** What a request brings to its lease: its settings, and who it is for the per-identity bound. */
@@ -67,8 +68,9 @@ export function createSession(
     prepare: (query) => statements.shouldPrepare(query),
     cancels: new CancelRequests(holds, options.cancelDeliveryTimeoutMs),
     holds,
-    async lease(fn) {
-      const taken = lender.take(lease.identity);
+    async lease(fn, watch) {
+      // A caller who leaves, or a request past its deadline, stops waiting for a connection too.
+      const taken = lender.take(lease.identity, watch);
       const c = taken instanceof Promise ? await taken : taken;
       let reusable = false;
       try {
@@ -119,17 +121,25 @@ async function leaseOn<T>(
     // The caller's startup parameters, for this request only (the reset undoes them).
     if (settings.length > 0) {
       const calls = settings.map((_, i) => `pg_catalog.set_config($${2 * i + 1}, $${2 * i + 2}, false)`).join(", ");
-      await conn.unsafe(`select ${calls}`, settings.flat());
+      try {
+        await conn.unsafe(`select ${calls}`, settings.flat());
+      } catch (err) {
+        if (sessionEnded(err)) throw new NotStarted("the connection had closed before the request was sent", { cause: err });
+        throw err;
+      }
     }
     outcome = { ok: true, value: await fn(conn, lastSent) };
   } catch (error) {
     outcome = { ok: false, error };
+    // Its session ended before the request was written: so, likely, did those of the connections
+    // idle beside it (a restarted server). The request runs on a new one.
+    if (error instanceof NotStarted) lender.closeAllIdle();
   }
   // A statement that failed has rolled back its own work; what it did to the session stays.
   // A lost connection is not written to again (postgres.js would write to the closed socket from
   // a timer: an uncaught error); one that must not be reused is closed, not reset.
   let state: ResetOutcome;
-  if (!outcome.ok && connectionClosed(outcome.error)) state = "closed";
+  if (!outcome.ok && (outcome.error instanceof NotStarted || connectionClosed(outcome.error))) state = "closed";
   else if (!outcome.ok && outcome.error instanceof Unusable) state = "dirty";
   else {
     lastSent();

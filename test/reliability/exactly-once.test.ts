@@ -23,7 +23,8 @@ describe("exactly once, or say so", () => {
     await cluster.sql.unsafe("create role app login; create table ledger (id int, note text); grant all on ledger to app");
     await cluster.writeHba("host all app 127.0.0.1/32 trust\n", { reload: true });
     proxy = await startPgProxy(cluster.port);
-    pools = testPools(proxy.port, { max: 1, staleAfterMs: 60_000 });
+    // Unprepared: the proxy finds each statement by its text, which a prepared one sends only once per connection.
+    pools = testPools(proxy.port, { max: 1, staleAfterMs: 60_000, preparedStatements: 0 });
     app = createApp(testDeps(pools, "host all all all trust\n", { caller: { anonymousUser: "app" } }));
   });
   after(async () => {
@@ -91,6 +92,53 @@ describe("exactly once, or say so", () => {
     assert.equal(r.rows, 0);
   });
 
+  test("a connection whose session ended is never reopened under a request: its next statement fails unsent", async () => {
+    const direct = testPools(cluster.port, { max: 1, preparedStatements: 0 });
+    try {
+      const outcome = await direct.use("postgres", "app", undefined, {}, (session) =>
+        session.lease(async (conn) => {
+          const [{ p }] = (await conn.unsafe("select pg_backend_pid() as p")) as unknown as [{ p: number }];
+          await cluster.sql`select pg_terminate_backend(${p})`;
+          // Between two statements of one request (a batch's), the driver sees the session end.
+          await new Promise((r) => setTimeout(r, 300));
+          try {
+            const [again] = (await conn.unsafe("select pg_backend_pid() as p")) as unknown as [{ p: number }];
+            return `ran on a new session ${again.p} (was ${p})`;
+          } catch (err) {
+            return (err as { code?: string }).code;
+          }
+        }),
+      );
+      assert.equal(outcome, "HBAGATE_SESSION_ENDED");
+    } finally {
+      await direct.close();
+    }
+  });
+
+  test("a connection past its lifetime is replaced between requests, never under a batch", async () => {
+    const aged = testPools(cluster.port, { max: 1, maxLifetime: 1, preparedStatements: 0 });
+    try {
+      const agedApp = createApp(testDeps(aged, "host all all all trust\n", { caller: { anonymousUser: "app" } }));
+      const id = ++next;
+      const pid = async () => ((await postSql(agedApp, { query: "select pg_backend_pid() as p" })).body.rows as { p: number }[])[0]!.p;
+      const first = await pid();
+      const r = await postSql(agedApp, {
+        queries: [
+          { query: "insert into ledger values ($1, 'aged')", params: [id] },
+          { query: "select pg_sleep(1.5)" },
+          { query: "insert into ledger values ($1, 'aged')", params: [id] },
+          { query: "select pg_backend_pid() as p" },
+        ],
+      });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.equal(r.body.results[3].rows[0].p, first, "the whole batch on the session it began on");
+      assert.equal(await rows(id), 2);
+      assert.notEqual(await pid(), first, "replaced once the batch let go of it");
+    } finally {
+      await aged.close();
+    }
+  });
+
   test("a batch cut as COMMIT was written, before it reached the server: 08007, and it did not happen", async () => {
     const r = await cutAt({ direction: "toServer", when: statementContains("commit"), forward: false }, batch);
     assert.deepEqual(r.answer, { status: 502, code: "08007" });
@@ -111,7 +159,7 @@ describe("exactly once, or say so", () => {
 
   test("after every cut the gateway answers again, and a stale pool's dead connection is found before a write", async () => {
     await warm();
-    const stale = testPools(proxy.port, { max: 1, staleAfterMs: 0 });
+    const stale = testPools(proxy.port, { max: 1, staleAfterMs: 0, preparedStatements: 0 });
     try {
       const other = createApp(testDeps(stale, "host all all all trust\n", { caller: { anonymousUser: "app" } }));
       const ask = async (body: unknown) => (await other.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) })).status;

@@ -97,7 +97,7 @@ describe("connections counted one by one", () => {
     cluster = await startCluster();
     await cluster.sql.unsafe(`
       create role wide login connection limit 2;
-      create role busy login; create role flood login; create role other login; create role pw login password 'pw-secret';
+      create role busy login; create role flood login; create role other login; create role cycler login; create role waiter login; create role multi login; create table t_deadline (id int); grant all on t_deadline to waiter; create role pw login password 'pw-secret';
     `);
     for (const d of ["d1", "d2"]) await cluster.sql.unsafe(`create database ${d}`);
     for (let i = 1; i <= 8; i++) await cluster.sql.unsafe(`create role u${i} login`);
@@ -188,4 +188,68 @@ describe("connections counted one by one", () => {
     await Promise.all(flood);
     assert.equal(alicePeak, 2);
   });
+
+  test("a waiter in another pool is served while a busy pool keeps cycling its connections", async () => {
+    // Two places for requests: the busy role takes both, over and over; the other role's one
+    // request must get the next place that frees, not wait behind the busy pool's newcomers.
+    const pools = make({ max: 2, maxTotal: 3, loginReserve: 1, queueTimeoutMs: 4000 });
+    let running = true;
+    let cycles = 0;
+    const loops = Array.from({ length: 4 }, async () => {
+      while (running) {
+        await sleep(pools, "postgres", "cycler", 0.05).catch(() => {});
+        cycles++;
+      }
+    });
+    while ((await backends("usename = 'cycler'")) < 2) await new Promise((r) => setTimeout(r, 10));
+    const started = cycles;
+    await sleep(pools, "postgres", "waiter", 0);
+    const during = cycles - started;
+    running = false;
+    await Promise.all(loops);
+    assert.ok(during < 20, `served after ${during} of the busy pool's requests, not after the queue timeout`);
+  });
+
+  test("one identity's bound holds across the role's databases", async () => {
+    const pools = make({ max: 4, maxPerRole: 4, maxPerIdentity: 2, maxTotal: 20 });
+    let inside = 0;
+    let peak = 0;
+    await Promise.all(
+      Array.from({ length: 6 }, (_, i) => {
+        let entered = false;
+        return sleep(pools, i % 2 ? "d1" : "d2", "multi", 0.2, "arn:aws:sts::123456789012:assumed-role/App/alice", () => {
+          if (!entered) {
+            entered = true;
+            peak = Math.max(peak, ++inside);
+          } else inside--;
+        });
+      }),
+    );
+    assert.equal(peak, 2);
+  });
+
+  test("the request deadline covers the wait for a connection: 57014, and the statement never runs", async () => {
+    const pools = make({ max: 1, queueTimeoutMs: 5000 });
+    const app = createApp(testDeps(pools, "host all all all trust\n", { requestTimeoutMs: 300 }));
+    // Someone else holds the one connection for a while.
+    let release!: () => void;
+    const held = pools.use("postgres", "waiter", undefined, {}, (s) => s.lease(() => new Promise<void>((r) => (release = r))));
+    while (!release) await new Promise((r) => setTimeout(r, 5));
+    const started = Date.now();
+    const res = await app.request("/v1/postgres/sql", {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from("waiter:").toString("base64") },
+      body: JSON.stringify({ query: "insert into t_deadline values (1)" }),
+    });
+    const waited = Date.now() - started;
+    const body = (await res.json()) as { error: { code: string } };
+    release();
+    await held;
+    assert.equal(res.status, 504);
+    assert.equal(body.error.code, "57014");
+    assert.ok(waited < 4000, `answered after ${waited} ms, not after the queue timeout`);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal((await cluster.sql`select count(*)::int as n from t_deadline`)[0]!.n, 0, "the insert never ran");
+  });
 });
+

@@ -16,11 +16,21 @@ const rejectsWith53300 = async (wait: unknown, detail: RegExp) => {
 
 function setup(o: { max?: number; perIdentity?: number; maxTotal?: number; room?: WaitingRoom } = {}) {
   const budget = new ConnectionBudget({ maxTotal: o.maxTotal ?? 100, maxPerRole: 100, loginReserve: 0 });
-  const coordinator: Coordinator = { budget, room: o.room ?? new WaitingRoom(10, 5_000), changed: () => {}, owedElsewhere: () => false };
+  const held = new Map<string, number>();
+  let lender: Lender | undefined;
+  // One pool: a freed place goes to its own waiters.
+  const coordinator: Coordinator = {
+    budget,
+    room: o.room ?? new WaitingRoom(10, 5_000),
+    changed: () => lender?.serve(),
+    owedElsewhere: () => false,
+    held: (identity) => held.get(identity) ?? 0,
+    hold: (identity, delta) => void held.set(identity, (held.get(identity) ?? 0) + delta),
+  };
   let ended = 0;
   let made = 0;
   const open = () => ({ id: ++made, end: async () => void ended++ }) as unknown as postgres.Sql;
-  const lender = new Lender("r", { max: o.max ?? 2, perIdentity: o.perIdentity ?? 100 }, open, coordinator);
+  lender = new Lender("r", { max: o.max ?? 2, perIdentity: o.perIdentity ?? 100, maxLifetimeMs: 60_000 }, open, coordinator);
   const take = (identity?: string) => lender.take(identity);
   return { lender, budget, take, made: () => made, ended: () => ended };
 }
@@ -107,5 +117,19 @@ describe("lending a pool's connections", () => {
     assert.equal(budget.fullFor("r"), "total");
     lender.give(a, undefined, true);
     assert.equal(id(await waiting), id(a));
+  });
+});
+
+describe("the connection budget", () => {
+  test("the gateway's own connections never leave requests without a place; a total that would is refused", () => {
+    const budget = new ConnectionBudget({ maxTotal: 3, maxPerRole: 10, loginReserve: 2 });
+    budget.openForGood();
+    // 3 in all, 1 the gateway's own: the reserve shrinks to 1 so that requests keep one place.
+    assert.equal(budget.tryOpen("r"), true);
+    assert.equal(budget.tryOpen("r"), false);
+    assert.equal(budget.tryOpenLogin(), true);
+    assert.equal(budget.tryOpenLogin(), false);
+    const tight = new ConnectionBudget({ maxTotal: 1, maxPerRole: 10, loginReserve: 0 });
+    assert.throws(() => tight.openForGood(), /HBAGATE_POOL_MAX_TOTAL=1 leaves no connection for requests/);
   });
 });

@@ -1,0 +1,68 @@
+// Sockets to the upstream that the gateway opens itself and hands to
+// postgres.js (its `socket` option): for a verification login, whose
+// authentication messages are read alongside the driver (login-exchange.ts),
+// and for a pool's connections, each of which is one server session and
+// never silently another.
+import { connect as netConnect, type Socket } from "node:net";
+import type { UpstreamSettings } from "./upstream-settings.ts";
+
+/**
+ * The error a pool connection's queries fail with once its server session
+ * has ended: postgres.js would open a new session under the next query, and
+ * a batch's second statement would run outside the transaction its first
+ * one began. Nothing of the failing query was sent.
+ */
+export const SESSION_ENDED = "HBAGATE_SESSION_ENDED";
+
+/** Whether `err` is that error: the query was never written. */
+export const sessionEnded = (err: unknown): boolean => (err as { code?: unknown } | null)?.code === SESSION_ENDED;
+
+/** A connected socket, as libpq would open it (a host that is a directory is a Unix socket directory), or the connect error. */
+export async function openSocket(settings: Pick<UpstreamSettings, "host" | "port" | "connectTimeout">): Promise<Socket> {
+  const { host, port } = settings;
+  const socket = host.startsWith("/") ? netConnect({ path: `${host}/.s.PGSQL.${port}` }) : netConnect({ host, port });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      timer = setTimeout(() => reject(Object.assign(new Error("connect timeout"), { code: "CONNECT_TIMEOUT" })), settings.connectTimeout * 1000);
+      socket.once("connect", () => {
+        socket.off("error", reject);
+        resolve();
+      });
+      socket.once("error", reject);
+    });
+    // postgres.js names the TLS server after the socket's host, as for the sockets it opens itself.
+    (socket as Socket & { host?: string }).host = host;
+    return socket;
+  } catch (err) {
+    socket.destroy();
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * A socket factory for one pool connection (a postgres.js instance of max 1):
+ * its first socket is the session. Later calls while that socket is open are
+ * CancelRequests (postgres.js sends them on connections of their own); a call
+ * once it has closed is a reconnect, refused with SESSION_ENDED.
+ */
+export function oneSession(settings: Pick<UpstreamSettings, "host" | "port" | "connectTimeout">): () => Promise<Socket> {
+  let state: "new" | "open" | "ended" = "new";
+  return async () => {
+    if (state === "ended") throw Object.assign(new Error("the server session ended"), { code: SESSION_ENDED });
+    if (state === "open") return openSocket(settings);
+    state = "open";
+    try {
+      const socket = await openSocket(settings);
+      socket.once("close", () => {
+        state = "ended";
+      });
+      return socket;
+    } catch (err) {
+      state = "ended";
+      throw err;
+    }
+  };
+}
