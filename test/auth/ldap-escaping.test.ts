@@ -84,6 +84,8 @@ const HOSTILE = [
   " lead",
   "#hash",
   "trail ",
+  "a\\ ",
+  "\\ ",
   " ",
   "  ",
   "# #",
