@@ -56,7 +56,9 @@ function unavailable(): GatewayError {
 export function escapeDnValue(value: string): string {
   let out = value.replace(/[\\,+"<>;=]/g, (c) => `\\${c}`).replace(/\0/g, "\\00");
   if (out.startsWith(" ") || out.startsWith("#")) out = `\\${out}`;
-  if (out.endsWith(" ") && !out.endsWith("\\ ")) out = `${out.slice(0, -1)}\\ `;
+  // Judged on the name: `out` also ends in "\ " when a backslash (escaped) precedes a bare final
+  // space. A name that is one space was escaped above, as a leading one.
+  if (value.length > 1 && value.endsWith(" ")) out = `${out.slice(0, -1)}\\ `;
   return out;
 }
 

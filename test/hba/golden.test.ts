@@ -7,7 +7,9 @@ import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { fileSource } from "../../lib/config/file-source.ts";
 import { parseClientAddress, parseNumericHost, unmapIpv4, type IpAddress } from "../../lib/hba/address.ts";
-import { loadHba } from "../../lib/hba/load.ts";
+import { formatError, loadHba } from "../../lib/hba/load.ts";
+import type { LogEvent } from "../../lib/http/app.ts";
+import { loadConfiguration } from "../../lib/node/configuration.ts";
 import { matchHba, type ConnectionFacts, type MatchEnvironment } from "../../lib/hba/match.ts";
 import { membershipFromGraph } from "../../lib/hba/roles.ts";
 
@@ -129,9 +131,20 @@ function describeErrors(rules: string): void {
     }
 
     if (rules === "errors.rules") {
-      test("the valid lines still parse, but the file as a whole is invalid", () => {
+      test("the valid lines still parse (for the view), but the gateway applies none of them", async () => {
+        // The loader's contract: every line reported, valid ones parsed too, so
+        // pg_hba_file_rules and `hba check` can show them; its callers refuse the file.
         assert.ok(file.rules.length >= 3);
         assert.ok(file.errors.length > 0);
+        // One of those valid lines trusts everyone: applying the valid half would admit anybody.
+        assert.ok(file.rules.some((r) => r.method.name === "trust" && r.users[0]?.kind === "all"));
+        const logged: LogEvent[] = [];
+        const loaded = await loadConfiguration({ hba: join(dir, rules), ident: undefined, verifier: undefined, roleCredentials: undefined }, undefined, (e) => logged.push(e));
+        assert.equal(loaded, undefined, "the gateway took rules from an invalid file");
+        assert.deepEqual(
+          logged.map((e) => e.error),
+          file.errors.map(formatError),
+        );
       });
     }
   });

@@ -1,14 +1,19 @@
 // Prepared statements against a real PostgreSQL: a statement seen twice is
 // prepared on the connection, one-off statements and batches never are, the
-// number per pool is bounded, and DDL that changes a prepared statement's
-// result is absorbed (postgres.js re-prepares and retries).
+// number per pool is bounded (0: none at all), and DDL that changes a
+// prepared statement's result is absorbed (postgres.js re-prepares and retries).
 import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { loadSettings } from "../../lib/config/settings.ts";
 import { createApp } from "../../lib/http/app.ts";
+import { assembleGateway } from "../../lib/node/assemble.ts";
 import { PreparedStatements } from "../../lib/upstream/prepared-statements.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { testDeps, testPools } from "./deps.ts";
+import { postSql, testDeps, testPools } from "./deps.ts";
 
 describe("the prepare policy", () => {
   test("second sighting prepares; the bound and the length limit hold", () => {
@@ -26,7 +31,10 @@ describe("the prepare policy", () => {
     const q = new PreparedStatements(10);
     q.shouldPrepare(long);
     assert.equal(q.shouldPrepare(long), false, "too long to prepare");
-    assert.equal(new PreparedStatements(0).shouldPrepare("select 1") || new PreparedStatements(0).shouldPrepare("select 1"), false);
+    // With 0 the same statement, seen often enough to be prepared otherwise, never is.
+    const off = new PreparedStatements(0);
+    for (let i = 0; i < 3; i++) assert.equal(off.shouldPrepare("select 1"), false, `sighting ${i + 1} with 0`);
+    assert.equal(off.size, 0);
   });
 
   test("one-off statements do not crowd out repeated ones", () => {
@@ -90,6 +98,40 @@ describe("prepared statements upstream", () => {
     const names = await prepared();
     assert.equal(names.length, 3, JSON.stringify(names));
     assert.ok(names.includes("select 'a' as x") && !names.includes("select 'b' as x"), JSON.stringify(names));
+  });
+
+  test("HBAGATE_PREPARED_STATEMENTS=0 turns it off: a statement seen three times stays unprepared", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "hbagate-prepared-"));
+    writeFileSync(join(dir, "pg_hba.conf"), "host all prep 127.0.0.1/32 trust\n");
+    // A gateway assembled from the environment, so the setting is followed from where operators write it.
+    const preparedWith = async (env: Record<string, string>) => {
+      const gateway = await assembleGateway(
+        loadSettings({
+          HBAGATE_HBA_FILE: join(dir, "pg_hba.conf"),
+          HBAGATE_UPSTREAM_HOST: "127.0.0.1",
+          HBAGATE_UPSTREAM_PORT: String(cluster.port),
+          HBAGATE_ANONYMOUS_USER: "prep",
+          HBAGATE_POOL_MAX: "1",
+          ...env,
+        }),
+        () => {},
+        { peer: () => ({ transport: "host", address: "127.0.0.1", encrypted: false }), defaultHba: undefined, embeddedUpstream: false },
+      );
+      assert.ok(gateway);
+      try {
+        for (let i = 0; i < 3; i++) {
+          const r = await postSql(gateway.app, { query: "select $1::int as n", params: [i] });
+          assert.deepEqual([r.status, r.body.rows], [200, [{ n: i }]], JSON.stringify(r.body));
+        }
+        const r = await postSql(gateway.app, { query: "select statement from pg_prepared_statements order by statement" });
+        assert.equal(r.status, 200, JSON.stringify(r.body));
+        return (r.body.rows as { statement: string }[]).map((row) => row.statement).filter((s) => !s.includes("pg_catalog.pg_type"));
+      } finally {
+        await gateway.close();
+      }
+    };
+    assert.deepEqual(await preparedWith({}), ["select $1::int as n"], "prepared by default");
+    assert.deepEqual(await preparedWith({ HBAGATE_PREPARED_STATEMENTS: "0" }), [], "prepared with 0");
   });
 
   test("DDL that changes a prepared statement's result is absorbed", async () => {

@@ -206,10 +206,14 @@ describe("the Node server", () => {
   });
 
   test("a reload with an invalid file keeps the running rules; a valid one replaces them", async () => {
-    writeFileSync(join(dir, "pg_hba.conf"), "local all app trust\nhostssl all app 127.0.0.1/32 trust\nhost all all all bogus\n");
+    // The new file's valid lines refuse app: had any of them been applied, app would be out.
+    writeFileSync(join(dir, "pg_hba.conf"), "local all app reject\nhostssl all app 127.0.0.1/32 reject\nhost all all all bogus\n");
     assert.equal(await gateway.reload(), false);
     assert.ok(logs.some((l) => typeof l.error === "string" && l.error.endsWith("pg_hba.conf:3: invalid authentication method \"bogus\"")));
-    assert.equal((await call({ url: gateway.urls[0]! }, { query: "select 1" })).status, 200, "old rules still in force");
+    const https = await call({ url: gateway.urls[0]! }, { query: "select 1" });
+    assert.equal(https.status, 200, `old rules still in force over HTTPS: ${JSON.stringify(https.body)}`);
+    const local = await call({ socketPath: join(dir, "hbagate.sock") }, { query: "select 1" });
+    assert.equal(local.status, 200, `old rules still in force on the socket: ${JSON.stringify(local.body)}`);
 
     writeFileSync(join(dir, "pg_hba.conf"), "local all app trust\nhostssl all app 127.0.0.1/32 reject\n");
     assert.equal(await gateway.reload(), true);

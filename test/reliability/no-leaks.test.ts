@@ -1,6 +1,8 @@
-// Every failure path with distinctive passwords: none of them may appear in a
-// log line, an error body or a response header.
+// Every failure path with distinctive passwords, checked by upstream login and
+// against a verifier file (whose stored forms count as secrets too): none of
+// them may appear in a log line, an error body or a response header.
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,16 +19,23 @@ const SECRETS = {
   roleLiteral: "Zq-rolelit-9090",
   neon: "Zq-neon-pass-5e5e",
 } as const;
+/** What a verifier file stores for vic, whose password is the verifier secret too. */
+const STORED_MD5 = "md5" + createHash("md5").update(SECRETS.verifier + "vic").digest("hex");
 
 describe("credentials never leak", () => {
   let cluster: Cluster;
   let gateway: RunningGateway;
+  /** The same rules, passwords checked against a verifier file instead of upstream logins. */
+  let verifying: RunningGateway;
+  let verifierPath: string;
   const logs: LogEvent[] = [];
   const seen: string[] = [];
 
   before(async () => {
     cluster = await startCluster();
-    await cluster.sql.unsafe(`create role alice login password '${SECRETS.alice}'; create role svc login password 'other-than-configured'`);
+    await cluster.sql.unsafe(
+      `create role alice login password '${SECRETS.alice}'; create role svc login password 'other-than-configured'; create role vera login password '${SECRETS.verifier}'`,
+    );
     await cluster.writeHba("host all all 127.0.0.1/32 scram-sha-256\n", { reload: true });
     const dir = mkdtempSync(join(tmpdir(), "hbagate-leaks-"));
     writeFileSync(
@@ -48,14 +57,31 @@ describe("credentials never leak", () => {
     );
     assert.ok(started);
     gateway = started;
+    // vera's password in clear (PgBouncer's plain form), vic's as an MD5 hash of the same string.
+    verifierPath = join(dir, "users.txt");
+    writeFileSync(verifierPath, `"vera" "${SECRETS.verifier}"\n"vic" "${STORED_MD5}"\n`);
+    const second = await startGateway(
+      loadSettings({
+        HBAGATE_PORT: "0",
+        HBAGATE_HBA_FILE: join(dir, "pg_hba.conf"),
+        HBAGATE_VERIFIER_FILE: verifierPath,
+        HBAGATE_UPSTREAM_HOST: "127.0.0.1",
+        HBAGATE_UPSTREAM_PORT: String(cluster.port),
+        HBAGATE_VERIFIED_TTL_MS: "0",
+      }),
+      (e) => logs.push(e),
+    );
+    assert.ok(second, JSON.stringify(logs));
+    verifying = second;
   });
   after(async () => {
     await gateway?.close();
+    await verifying?.close();
     await cluster?.stop();
   });
 
-  async function call(path: string, headers: Record<string, string>, body: string) {
-    const res = await fetch(`${gateway.urls[0]}${path}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
+  async function call(path: string, headers: Record<string, string>, body: string, to = gateway) {
+    const res = await fetch(`${to.urls[0]}${path}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
     const text = await res.text();
     seen.push(text, JSON.stringify([...res.headers]));
     return { status: res.status, text };
@@ -79,10 +105,27 @@ describe("credentials never leak", () => {
     assert.equal((await call("/v1/postgres/sql", basic("alice", SECRETS.alice), q)).status, 200);
   });
 
+  test("every verifier-file path answers without the stored secrets", async () => {
+    const q = '{"query":"select current_user as u"}';
+    assert.equal((await call("/v1/postgres/sql", basic("vera", SECRETS.wrong), q, verifying)).status, 401);
+    assert.equal((await call("/v1/postgres/sql", basic("vic", SECRETS.wrong), q, verifying)).status, 401);
+    // An MD5 hash cannot satisfy scram-sha-256 (PostgreSQL's rule), even with the right password.
+    assert.equal((await call("/v1/postgres/sql", basic("vic", SECRETS.verifier), q, verifying)).status, 401);
+    assert.equal((await call("/v1/postgres/sql", basic("mallory", SECRETS.verifier), q, verifying)).status, 401);
+    const vera = await call("/v1/postgres/sql", basic("vera", SECRETS.verifier), q, verifying);
+    assert.equal(vera.status, 200, "a success, whose logs and answer must be clean too");
+    // A reload of a broken file (each bad line holding a secret) is refused with its lines named.
+    writeFileSync(verifierPath, `"vera" "${SECRETS.verifier}\n"vic" "${STORED_MD5}0"\n`);
+    assert.equal(await verifying.reload(), false);
+    for (const line of [1, 2]) assert.ok(logs.some((l) => typeof l.error === "string" && l.error.startsWith(`${verifierPath}:${line}: `)), JSON.stringify(logs.slice(-4)));
+    writeFileSync(verifierPath, `"vera" "${SECRETS.verifier}"\n"vic" "${STORED_MD5}"\n`);
+    assert.equal(await verifying.reload(), true);
+  });
+
   test("no password in any log line, body or header", () => {
     assert.ok(logs.length > 0, "failures were logged");
     const everything = JSON.stringify(logs) + seen.join("\n");
-    for (const [name, secret] of Object.entries(SECRETS)) assert.ok(!everything.includes(secret), `${name} leaked`);
+    for (const [name, secret] of Object.entries({ ...SECRETS, storedMd5: STORED_MD5 })) assert.ok(!everything.includes(secret), `${name} leaked`);
     // Not even base64-encoded, as the Authorization header carried it.
     for (const secret of Object.values(SECRETS)) assert.ok(!everything.includes(Buffer.from(secret).toString("base64").slice(0, 12)));
   });

@@ -4,19 +4,28 @@
 // through throttling and outages, a broken rules secret refused on reload.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { loadSettings } from "../../lib/config/settings.ts";
+import type { Context } from "hono";
+import { loadSettings, type Settings } from "../../lib/config/settings.ts";
 import type { LogEvent } from "../../lib/http/app.ts";
+import { lambdaPeer } from "../../lib/lambda/peer.ts";
+import { assembleGateway } from "../../lib/node/assemble.ts";
 import { startGateway, type RunningGateway } from "../../lib/node/gateway.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { fakeClient, startFakeSecretsManager, type FakeSecretsManager } from "../harness/secrets-manager.ts";
 
 const TTL_MS = 1000;
+/** Made by PostgreSQL 15 for the password "correct horse" (as in test/auth/verifier-file.test.ts). */
+const SCRAM_CORRECT_HORSE =
+  "SCRAM-SHA-256$4096:fUyABb+KhZgeWGvP7KBuqA==$SGHdutvOIWg5aMJ0tbmQWUrDjx/9bXunXw8VTgXBrKE=:5eXGm6CnxyxQqYAX8oGJs/32fLzsBkzvdMYSuUXm38A=";
+/** The rules the gateway starts with: each of the other secrets has a line that needs it. */
+const START_HBA = ["host all vf 127.0.0.1/32 scram-sha-256", "local all svc peer map=iam", "host all svc,late 127.0.0.1/32 trust"].join("\n") + "\n";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("configuration and credentials from Secrets Manager", () => {
   let cluster: Cluster;
   let sm: FakeSecretsManager;
   let gateway: RunningGateway;
+  let settings: Settings;
   const logs: LogEvent[] = [];
   let svcPassword = "svc-pw-1";
 
@@ -25,19 +34,20 @@ describe("configuration and credentials from Secrets Manager", () => {
     JSON.stringify({
       hba,
       ident: "iam  deploy-bot  svc\n",
-      verifier: '"nobody-here" "SCRAM-SHA-256$4096:c2FsdHNhbHQ=$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="\n',
-      roles: JSON.stringify({ svc: "secretsmanager:gw/svc-db", late: "secretsmanager:gw/late-db" }),
+      // vf's password for callers; upstream, vf logs in with its own (roles, below).
+      verifier: `"vf" "${SCRAM_CORRECT_HORSE}"\n`,
+      roles: JSON.stringify({ svc: "secretsmanager:gw/svc-db", late: "secretsmanager:gw/late-db", vf: "vf-upstream-pw" }),
     });
   const rds = (password: string) =>
     JSON.stringify({ username: "svc", password, host: "db.internal", port: 5432, dbname: "postgres", engine: "postgres" });
 
   before(async () => {
     [cluster, sm] = await Promise.all([startCluster(), startFakeSecretsManager()]);
-    await cluster.sql.unsafe(`create role svc login password '${svcPassword}'; create role late login password 'late-pw'`);
-    await cluster.writeHba("host all svc,late 127.0.0.1/32 scram-sha-256\n", { reload: true });
-    sm.put("gw/config", config("host all svc,late 127.0.0.1/32 trust\n"));
+    await cluster.sql.unsafe(`create role svc login password '${svcPassword}'; create role late login password 'late-pw'; create role vf login password 'vf-upstream-pw'`);
+    await cluster.writeHba("host all svc,late,vf 127.0.0.1/32 scram-sha-256\n", { reload: true });
+    sm.put("gw/config", config(START_HBA));
     sm.put("gw/svc-db", rds(svcPassword));
-    const settings = loadSettings({
+    settings = loadSettings({
       HBAGATE_PORT: "0",
       HBAGATE_HBA_FILE: "secretsmanager:gw/config#hba",
       HBAGATE_ROLE_CREDENTIALS_FILE: "secretsmanager:gw/config#roles",
@@ -58,17 +68,17 @@ describe("configuration and credentials from Secrets Manager", () => {
     await Promise.all([cluster?.stop(), sm?.close()]);
   });
 
-  const ask = async (query = "select current_user as u", user = "svc") => {
+  const ask = async (query = "select current_user as u", user = "svc", password = "") => {
     const res = await fetch(`${gateway.urls[0]}/v1/postgres/sql`, {
       method: "POST",
-      headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from(`${user}:`).toString("base64") },
+      headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from(`${user}:${password}`).toString("base64") },
       body: JSON.stringify({ query }),
     });
     return { status: res.status, body: (await res.json()) as Record<string, any> };
   };
   const callsFor = (id: string) => sm.calls.filter((c) => c.secretId === id).length;
 
-  test("rules, ident maps, verifier file and an RDS-shaped credential come from secrets", async () => {
+  test("rules and an RDS-shaped credential come from secrets", async () => {
     assert.ok(logs.every((l) => l.msg !== "invalid configuration"), JSON.stringify(logs));
     const r = await ask();
     assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -79,6 +89,45 @@ describe("configuration and credentials from Secrets Manager", () => {
     const before = sm.calls.length;
     for (let i = 0; i < 20; i++) assert.equal((await ask()).status, 200);
     assert.ok(sm.calls.length - before <= 1, `${sm.calls.length - before} calls for 20 requests`);
+  });
+
+  test("a password line checks the verifier file from the secret, not an upstream login", async () => {
+    const right = await ask(undefined, "vf", "correct horse");
+    assert.equal(right.status, 200, JSON.stringify(right.body));
+    assert.deepEqual(right.body.rows, [{ u: "vf" }]);
+    // vf's upstream password would pass an upstream login; the verifier file does not know it.
+    const upstream = await ask(undefined, "vf", "vf-upstream-pw");
+    assert.deepEqual([upstream.status, upstream.body.error?.code], [401, "28P01"], JSON.stringify(upstream.body));
+  });
+
+  test("a peer line maps the platform's principal through the ident map from the secret", async () => {
+    // Only Lambda's IAM requests name a system user: the same settings and secrets, assembled with its peer.
+    const lambda = await assembleGateway(settings, (e) => logs.push(e), {
+      peer: (c: Context) => lambdaPeer((c.env as { requestContext?: unknown } | undefined)?.requestContext),
+      defaultHba: undefined,
+      embeddedUpstream: false,
+      secretsClient: fakeClient(sm.endpoint),
+    });
+    assert.ok(lambda, JSON.stringify(logs.slice(-5)));
+    try {
+      const askAs = async (principal: string) => {
+        const requestContext = { authorizer: { iam: { userArn: `arn:aws:iam::123456789012:user/ci/${principal}` } } };
+        const res = await lambda.app.request(
+          "/v1/postgres/sql",
+          { method: "POST", headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from("svc:").toString("base64") }, body: '{"query":"select current_user as u"}' },
+          { requestContext },
+        );
+        return { status: res.status, body: (await res.json()) as Record<string, any> };
+      };
+      // "iam  deploy-bot  svc": deploy-bot may be svc; without the map, no one but "svc" could.
+      const mapped = await askAs("deploy-bot");
+      assert.equal(mapped.status, 200, JSON.stringify(mapped.body));
+      assert.deepEqual(mapped.body.rows, [{ u: "svc" }]);
+      const unmapped = await askAs("someone-else");
+      assert.deepEqual([unmapped.status, unmapped.body.error?.message], [403, 'Peer authentication failed for user "svc"'], JSON.stringify(unmapped.body));
+    } finally {
+      await lambda.close();
+    }
   });
 
   test("rotation mid-traffic: the database refuses the old password, the secret is fetched again, no request fails", async () => {
@@ -153,10 +202,12 @@ describe("configuration and credentials from Secrets Manager", () => {
   });
 
   test("a broken rules secret is refused with the old rules still enforced; a good one is taken", async () => {
-    sm.put("gw/config", config("host all svc,late 127.0.0.1/32 trust\nhost all all all bogus\n"));
+    // Its valid line refuses svc: had that half been applied, svc would be out.
+    sm.put("gw/config", config("host all svc 127.0.0.1/32 reject\nhost all all all bogus\n"));
     await sleep(TTL_MS + 500);
     assert.ok(logs.some((l) => l.error === 'secretsmanager:gw/config#hba:2: invalid authentication method "bogus"'), JSON.stringify(logs.slice(-5)));
-    assert.equal((await ask()).status, 200, "the old rules are in force");
+    const kept = await ask();
+    assert.equal(kept.status, 200, `the old rules are in force: ${JSON.stringify(kept.body)}`);
     sm.put("gw/config", config("host all svc 127.0.0.1/32 reject\n"));
     await sleep(TTL_MS + 500);
     const refused = await ask();
@@ -183,6 +234,6 @@ describe("configuration and credentials from Secrets Manager", () => {
 
   test("no secret value ever reaches the log", () => {
     const text = JSON.stringify(logs);
-    for (const secret of ["svc-pw-1", "svc-pw-2", "late-pw"]) assert.ok(!text.includes(secret), secret);
+    for (const secret of ["svc-pw-1", "svc-pw-2", "late-pw", "vf-upstream-pw", "correct horse"]) assert.ok(!text.includes(secret), secret);
   });
 });
