@@ -33,7 +33,7 @@ describe("configuration and credentials from Secrets Manager", () => {
   const config = (hba: string) =>
     JSON.stringify({
       hba,
-      ident: "iam  deploy-bot  svc\n",
+      ident: "iam  arn:aws:iam::123456789012:user/ci/deploy-bot  svc\n",
       // vf's password for callers; upstream, vf logs in with its own (roles, below).
       verifier: `"vf" "${SCRAM_CORRECT_HORSE}"\n`,
       roles: JSON.stringify({ svc: "secretsmanager:gw/svc-db", late: "secretsmanager:gw/late-db", vf: "vf-upstream-pw" }),
@@ -119,7 +119,7 @@ describe("configuration and credentials from Secrets Manager", () => {
         );
         return { status: res.status, body: (await res.json()) as Record<string, any> };
       };
-      // "iam  deploy-bot  svc": deploy-bot may be svc; without the map, no one but "svc" could.
+      // The map names deploy-bot's whole ARN: it may be svc; without the map, no principal could.
       const mapped = await askAs("deploy-bot");
       assert.equal(mapped.status, 200, JSON.stringify(mapped.body));
       assert.deepEqual(mapped.body.rows, [{ u: "svc" }]);
