@@ -141,21 +141,34 @@ const cancelledBy = (signal: AbortSignal | undefined) =>
       })
     : disconnected();
 
+/**
+ * A statement still running this long after its cancel was sent is cut off:
+ * its connection is ended (a server or network that went silent answers
+ * neither the statement nor the cancel).
+ */
+const CUT_AFTER_MS = 5000;
+
 /** A caller who goes away cancels the statement on the server (a CancelRequest), not just the wait. */
-async function cancellable<T>(watch: Watch | undefined, cancel: () => void, run: () => Promise<T>): Promise<T> {
+async function cancellable<T>(watch: Watch | undefined, cancel: () => void, cut: () => void, run: () => Promise<T>): Promise<T> {
   if (!watch) return run();
   if (watch.signal?.aborted) throw cancelledBy(watch.signal);
   let signal: AbortSignal | undefined;
+  let cutTimer: ReturnType<typeof setTimeout> | undefined;
+  const abort = () => {
+    cancel();
+    cutTimer = setTimeout(cut, CUT_AFTER_MS);
+  };
   const timer = setTimeout(() => {
     signal = watch.signal ??= watch.disconnect();
-    if (signal.aborted) cancel();
-    else signal.addEventListener("abort", cancel, { once: true });
+    if (signal.aborted) abort();
+    else signal.addEventListener("abort", abort, { once: true });
   }, WATCH_AFTER_MS);
   try {
     return await run();
   } finally {
     clearTimeout(timer);
-    signal?.removeEventListener("abort", cancel);
+    clearTimeout(cutTimer);
+    signal?.removeEventListener("abort", abort);
   }
 }
 
@@ -204,6 +217,7 @@ async function runOne<M extends ResultMode>(
     const running = cancellable(
       watch,
       () => own.send(),
+      () => void (sql as postgres.Sql).end({ timeout: 0 }).catch(() => {}),
       () =>
         (query as unknown as postgres.PendingQuery<postgres.Row[]>).forEach((row: unknown) => {
           if (exceeded) return;

@@ -179,8 +179,11 @@ export class Lender {
   }
 
   private next(): Connection | undefined {
-    const idle = this.idle.pop();
-    if (idle) return idle;
+    for (let idle = this.idle.pop(); idle; idle = this.idle.pop()) {
+      // Past its lifetime while it sat idle: closed now, not lent.
+      if (Date.now() - idle.openedAt < this.limits.maxLifetimeMs) return idle;
+      void this.close(idle);
+    }
     if (this.opened >= this.limits.max || !this.coordinator.budget.tryOpen(this.role)) return undefined;
     this.opened++;
     return { sql: this.open(), openedAt: Date.now(), lastUsedAt: undefined };
@@ -231,8 +234,10 @@ export class Lender {
 
   private close(c: Connection): Promise<void> {
     // Counted until it has closed: until then the server counts it too.
+    // Nothing of a request is in flight on it any more: ended at once (a connection whose session
+    // ended with a FATAL would otherwise wait out postgres.js's whole timeout).
     return c.sql
-      .end({ timeout: 5 })
+      .end({ timeout: 0 })
       .catch(() => {})
       .finally(() => {
         this.opened--;

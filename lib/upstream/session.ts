@@ -71,10 +71,13 @@ export function createSession(
     async lease(fn, watch) {
       // A caller who leaves, or a request past its deadline, stops waiting for a connection too.
       const taken = lender.take(lease.identity, watch);
-      const c = taken instanceof Promise ? await taken : taken;
+      const waited = taken instanceof Promise;
+      const c = waited ? await taken : taken;
       let reusable = false;
       try {
-        const value = await leaseOn(c, fn, lease.settings ?? [], options, lender);
+        // After a wait, or a new connection's login: is anyone still asking? (Checked on these slow
+        // paths only: the signal costs an AbortController per request.)
+        const value = await leaseOn(c, fn, lease.settings ?? [], options, lender, watch, waited);
         reusable = value.clean;
         if (!value.ok) throw value.error;
         return value.value;
@@ -92,13 +95,15 @@ async function leaseOn<T>(
   settings: StartupSettings,
   options: { readonly resetTimeoutMs: number; readonly staleAfterMs: number },
   lender: Lender,
+  watch: WaitWatch | undefined,
+  waited: boolean,
 ): Promise<{ ok: true; value: T; clean: boolean } | { ok: false; error: unknown; clean: boolean }> {
   const conn = c.sql;
   if (c.lastUsedAt === undefined) {
     // A new connection logs in before the request is written: a server that is down or refuses
     // the login is then a failure to connect (08001, 28xxx), never a request of unknown outcome.
     try {
-      await conn.unsafe(PROBE, [], simple);
+      await probe(conn, options.resetTimeoutMs);
     } catch (err) {
       return { ok: false, error: fromDriverError(err), clean: false };
     }
@@ -106,11 +111,15 @@ async function leaseOn<T>(
     // A connection unused for a while may have died silently (a Lambda thawed, a NAT timeout):
     // find out before writing the request, so that it can run elsewhere if so.
     try {
-      await conn.unsafe(PROBE, [], simple);
+      await probe(conn, options.resetTimeoutMs);
     } catch (err) {
       lender.closeAllIdle();
       return { ok: false, error: new NotStarted("the connection was dead before the request was sent", { cause: err }), clean: false };
     }
+  }
+  if (watch && (waited || c.lastUsedAt === undefined)) {
+    const signal = watch.signal();
+    if (signal.aborted) return { ok: false, error: watch.cancelled(signal), clean: true };
   }
   let reset: Promise<ResetOutcome> | undefined;
   const lastSent = () => {
@@ -148,6 +157,25 @@ async function leaseOn<T>(
   const clean = state === "clean";
   if (!outcome.ok) return { ok: false, error: outcome.error instanceof Unusable ? outcome.error.error : outcome.error, clean };
   return { ok: true, value: outcome.value, clean };
+}
+
+/**
+ * The probe's answer within `ms`, or the connection ended and a connect
+ * timeout: a socket that went silent (a network black hole) never answers.
+ */
+async function probe(conn: postgres.Sql, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      void conn.end({ timeout: 0 }).catch(() => {});
+      reject(Object.assign(new Error("the connection did not answer"), { code: "CONNECT_TIMEOUT" }));
+    }, ms);
+  });
+  try {
+    await Promise.race([conn.unsafe(PROBE, [], simple), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** `work`'s answer, or "dirty" when it takes longer than `ms` (a connection that stopped answering). */

@@ -97,7 +97,7 @@ describe("connections counted one by one", () => {
     cluster = await startCluster();
     await cluster.sql.unsafe(`
       create role wide login connection limit 2;
-      create role busy login; create role flood login; create role other login; create role cycler login; create role waiter login; create role multi login; create table t_deadline (id int); grant all on t_deadline to waiter; create role pw login password 'pw-secret';
+      create role busy login; create role flood login; create role other login; create role cycler login; create role waiter login; create role leaver login; create role lost login; create table t_left (id int); grant all on t_left to leaver; create role multi login; create table t_deadline (id int); grant all on t_deadline to waiter; create role pw login password 'pw-secret';
     `);
     for (const d of ["d1", "d2"]) await cluster.sql.unsafe(`create database ${d}`);
     for (let i = 1; i <= 8; i++) await cluster.sql.unsafe(`create role u${i} login`);
@@ -250,6 +250,52 @@ describe("connections counted one by one", () => {
     assert.ok(waited < 4000, `answered after ${waited} ms, not after the queue timeout`);
     await new Promise((r) => setTimeout(r, 200));
     assert.equal((await cluster.sql`select count(*)::int as n from t_deadline`)[0]!.n, 0, "the insert never ran");
+  });
+
+  test("a caller who leaves while waiting, even briefly, never has its statement run", async () => {
+    const pools = make({ max: 1, queueTimeoutMs: 5000 });
+    const app = createApp(testDeps(pools, "host all all all trust\n"));
+    for (let i = 0; i < 5; i++) {
+      let release!: () => void;
+      const held = pools.use("postgres", "leaver", undefined, {}, (s) => s.lease(() => new Promise<void>((r) => (release = r))));
+      while (!release) await new Promise((r) => setTimeout(r, 2));
+      const gone = new AbortController();
+      const answer = Promise.resolve(
+        app.request("/v1/postgres/sql", {
+          method: "POST",
+          signal: gone.signal,
+          headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from("leaver:").toString("base64") },
+          body: JSON.stringify({ query: "insert into t_left values (1)" }),
+        }),
+      ).then((r) => r.status, () => 0);
+      await new Promise((r) => setTimeout(r, 3));
+      gone.abort();
+      // The connection frees well before the wait would look at the caller (20 ms).
+      await new Promise((r) => setTimeout(r, 8));
+      release();
+      await held;
+      await answer;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal((await cluster.sql`select count(*)::int as n from t_left`)[0]!.n, 0, "no abandoned insert ran");
+  });
+
+  test("a connection lost under a statement gives its place back at once", async () => {
+    const pools = make({ max: 1, queueTimeoutMs: 2000 });
+    const running = sleep(pools, "postgres", "lost", 5).catch((e: { code?: string }) => e.code);
+    while ((await backends("usename = 'lost' and query like '%pg_sleep%' and state = 'active'")) < 1) await new Promise((r) => setTimeout(r, 10));
+    await cluster.sql`select pg_terminate_backend(pid) from pg_stat_activity where usename = 'lost'`;
+    await running;
+    // The next request gets the place (its wait is bounded by 2 s).
+    await sleep(pools, "postgres", "lost", 0);
+  });
+
+  test("a connection past its lifetime is not lent again, even when it sat idle", async () => {
+    const pools = make({ max: 1, maxLifetime: 1, idleTimeout: 60 });
+    const pid = () => pools.use("postgres", "lost", undefined, {}, (s) => s.lease(async (conn) => ((await conn.unsafe("select pg_backend_pid() as p")) as unknown as [{ p: number }])[0].p));
+    const first = await pid();
+    await new Promise((r) => setTimeout(r, 1200));
+    assert.notEqual(await pid(), first);
   });
 });
 
