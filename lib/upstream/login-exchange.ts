@@ -9,6 +9,7 @@
 // driver's own TLS would hide the messages).
 import type { Socket } from "node:net";
 import { openSocket } from "./upstream-socket.ts";
+import { connectTimeout, within } from "./within.ts";
 import { connect as tlsConnect, type ConnectionOptions } from "node:tls";
 import { isIP } from "node:net";
 import { gatewayError, SQLSTATE } from "../errors.ts";
@@ -90,20 +91,18 @@ async function secure(raw: Socket, host: string, ssl: NonNullable<UpstreamSettin
 export function watchedSocket(settings: Pick<UpstreamSettings, "host" | "port" | "ssl" | "connectTimeout">, watcher: ExchangeWatcher): () => Promise<Socket> {
   return async () => {
     const raw = await openSocket(settings);
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(Object.assign(new Error("connect timeout"), { code: "CONNECT_TIMEOUT" })), settings.connectTimeout * 1000);
-    });
     try {
-      const socket = settings.ssl ? await Promise.race([secure(raw, settings.host, settings.ssl), timeout]) : raw;
+      const socket = settings.ssl
+        ? await within(secure(raw, settings.host, settings.ssl), settings.connectTimeout * 1000, () => {
+            throw connectTimeout();
+          })
+        : raw;
       // Added before the driver's own listener, so both see every chunk.
       socket.on("data", watcher.feed);
       return socket;
     } catch (err) {
       raw.destroy();
       throw err;
-    } finally {
-      clearTimeout(timer);
     }
   };
 }

@@ -8,6 +8,7 @@ import type { PreparedStatements } from "./prepared-statements.ts";
 import type { Connection, Lender, WaitWatch } from "./lender.ts";
 import { connectionClosed, fromDriverError } from "./errors.ts";
 import { sessionEnded } from "./upstream-socket.ts";
+import { connectTimeout, within } from "./within.ts";
 import { resetSession, type ResetOutcome } from "./session-reset.ts";
 import type { StartupSettings } from "./startup-settings.ts";
 
@@ -164,28 +165,15 @@ async function leaseOn<T>(
  * timeout: a socket that went silent (a network black hole) never answers.
  */
 async function probe(conn: postgres.Sql, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      void conn.end({ timeout: 0 }).catch(() => {});
-      reject(Object.assign(new Error("the connection did not answer"), { code: "CONNECT_TIMEOUT" }));
-    }, ms);
+  await within(conn.unsafe(PROBE, [], simple).then(() => {}), ms, () => {
+    void conn.end({ timeout: 0 }).catch(() => {});
+    throw connectTimeout("the connection did not answer");
   });
-  try {
-    await Promise.race([conn.unsafe(PROBE, [], simple), late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** `work`'s answer, or "dirty" when it takes longer than `ms` (a connection that stopped answering). */
-function withDeadline(work: Promise<ResetOutcome>, ms: number): Promise<ResetOutcome> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<ResetOutcome>((resolve) => {
-    timer = setTimeout(() => resolve("dirty"), ms);
-  });
-  return Promise.race([work.catch((): ResetOutcome => "dirty"), late]).finally(() => clearTimeout(timer));
-}
+const withDeadline = (work: Promise<ResetOutcome>, ms: number): Promise<ResetOutcome> =>
+  within(work.catch((): ResetOutcome => "dirty"), ms, (): ResetOutcome => "dirty");
 
 /**
  * Thrown by a lease's work when its connection must not be reset and reused

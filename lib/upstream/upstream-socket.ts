@@ -5,6 +5,7 @@
 // never silently another.
 import { connect as netConnect, type Socket } from "node:net";
 import type { UpstreamSettings } from "./upstream-settings.ts";
+import { connectTimeout, within } from "./within.ts";
 
 /**
  * The error a pool connection's queries fail with once its server session
@@ -21,15 +22,16 @@ export const sessionEnded = (err: unknown): boolean => (err as { code?: unknown 
 export async function openSocket(settings: Pick<UpstreamSettings, "host" | "port" | "connectTimeout">): Promise<Socket> {
   const { host, port } = settings;
   const socket = host.startsWith("/") ? netConnect({ path: `${host}/.s.PGSQL.${port}` }) : netConnect({ host, port });
-  let timer: NodeJS.Timeout | undefined;
+  const connected = new Promise<void>((resolve, reject) => {
+    socket.once("connect", () => {
+      socket.off("error", reject);
+      resolve();
+    });
+    socket.once("error", reject);
+  });
   try {
-    await new Promise<void>((resolve, reject) => {
-      timer = setTimeout(() => reject(Object.assign(new Error("connect timeout"), { code: "CONNECT_TIMEOUT" })), settings.connectTimeout * 1000);
-      socket.once("connect", () => {
-        socket.off("error", reject);
-        resolve();
-      });
-      socket.once("error", reject);
+    await within(connected, settings.connectTimeout * 1000, () => {
+      throw connectTimeout();
     });
     // postgres.js names the TLS server after the socket's host, as for the sockets it opens itself.
     (socket as Socket & { host?: string }).host = host;
@@ -37,8 +39,6 @@ export async function openSocket(settings: Pick<UpstreamSettings, "host" | "port
   } catch (err) {
     socket.destroy();
     throw err;
-  } finally {
-    clearTimeout(timer);
   }
 }
 
