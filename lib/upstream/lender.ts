@@ -121,7 +121,8 @@ export class Lender {
   /** A request is done with `c`; only a connection its session reset left clean is lent again. */
   give(c: Connection, identity: string | undefined, reusable: boolean): void {
     this.hold(identity, -1);
-    if (reusable && !this.ended && Date.now() - c.openedAt < this.limits.maxLifetimeMs && !(this.coordinator.room.size > 0 && this.coordinator.owedElsewhere(this))) {
+    // Kept only when clean, young enough, and not owed to someone who has waited longer elsewhere.
+    if (reusable && !this.ended && this.young(c) && !(this.coordinator.room.size > 0 && this.coordinator.owedElsewhere(this))) {
       c.lastUsedAt = Date.now();
       this.idle.push(c);
     } else {
@@ -161,7 +162,7 @@ export class Lender {
 
   /** Closes every idle connection: one was found dead, and the others, idle as long, likely are too. */
   closeAllIdle(): void {
-    while (this.idle.length > 0) void this.close(this.idle.shift()!);
+    this.closeIdleBefore(Infinity);
   }
 
   /** Shutting down: waiters are refused, idle connections closed, lent ones closed when given back. */
@@ -174,6 +175,10 @@ export class Lender {
     this.closeAllIdle();
   }
 
+  private young(c: Connection): boolean {
+    return Date.now() - c.openedAt < this.limits.maxLifetimeMs;
+  }
+
   private mayTake(identity: string | undefined): boolean {
     return identity === undefined || this.coordinator.held(identity) < this.limits.perIdentity;
   }
@@ -181,7 +186,7 @@ export class Lender {
   private next(): Connection | undefined {
     for (let idle = this.idle.pop(); idle; idle = this.idle.pop()) {
       // Past its lifetime while it sat idle: closed now, not lent.
-      if (Date.now() - idle.openedAt < this.limits.maxLifetimeMs) return idle;
+      if (this.young(idle)) return idle;
       void this.close(idle);
     }
     if (this.opened >= this.limits.max || !this.coordinator.budget.tryOpen(this.role)) return undefined;

@@ -55,7 +55,7 @@ export class Pools implements Coordinator {
     });
     // Idle connections close after idleTimeout; postgres.js's own timer is off (lender.ts counts them).
     const every = Math.max(1000, (settings.idleTimeout * 1000) / 2);
-    this.sweep = setInterval(() => this.closeIdle(), every);
+    this.sweep = setInterval(() => this.sweepIdle(), every);
     this.sweep.unref?.();
   }
 
@@ -236,7 +236,8 @@ export class Pools implements Coordinator {
     }
   }
 
-  private closeIdle(): void {
+  /** Idle connections past the idle timeout close; pools with nothing left are forgotten. */
+  private sweepIdle(): void {
     const before = Date.now() - this.settings.idleTimeout * 1000;
     for (const [key, { lender }] of this.pools) {
       lender.closeIdleBefore(before);
