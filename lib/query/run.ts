@@ -364,7 +364,6 @@ export async function runBatch<M extends ResultMode>(
         await tx.unsafe(text, [], plain);
       };
       let committing = false;
-      let begun = false;
       try {
         try {
           await control(`begin ${beginMode(options)}`);
@@ -372,7 +371,6 @@ export async function runBatch<M extends ResultMode>(
           if (sessionEnded(err)) throw new NotStarted("the connection had closed before the batch was sent", { cause: err });
           throw err;
         }
-        begun = true;
         const out: ResultOf<M>[] = [];
         // Unprepared: inside a transaction, a prepared statement that DDL invalidated cannot be
         // retried (the transaction is already aborted), so a batch would fail where it need not.
@@ -382,17 +380,13 @@ export async function runBatch<M extends ResultMode>(
         return out;
       } catch (err) {
         if (err instanceof Unusable || err instanceof NotStarted) throw err;
-        // The session ended between two statements (or before COMMIT was written): the server
-        // rolled the transaction back with it, and the rest was never sent.
-        if (begun && sessionEnded(err)) {
+        // Lost before COMMIT was sent, or the session ended between two statements (or before
+        // COMMIT was written: the rest was never sent): the server discards the transaction.
+        if (sessionEnded(err) || (!committing && lostInFlight(err))) {
           throw new GatewayError({ code: SQLSTATE.connectionFailure, message: "the connection to the database was lost before the batch committed: none of it took effect" }, { cause: err });
         }
         // Lost once COMMIT was sent: it may have committed.
         if (committing) throw outcomeUnknown(err);
-        // Lost before COMMIT was sent: the server discards the transaction, nothing took effect.
-        if (lostInFlight(err)) {
-          throw new GatewayError({ code: SQLSTATE.connectionFailure, message: "the connection to the database was lost before the batch committed: none of it took effect" }, { cause: err });
-        }
         const e = fromDriverError(err);
         if (!isConnectionLoss(e.code)) await tx.unsafe("rollback", [], plain).catch(() => {});
         throw e;
