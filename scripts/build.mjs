@@ -11,11 +11,21 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-export const CLI = fileURLToPath(new URL("../dist/cli.mjs", import.meta.url));
+const CLI = fileURLToPath(new URL("../dist/cli.mjs", import.meta.url));
 
-export async function buildCli() {
-  const { build } = await import("esbuild");
-  await build({
+async function main() {
+  let esbuild;
+  try {
+    esbuild = await import("esbuild");
+  } catch {
+    if (existsSync(CLI)) {
+      console.error("hbagate: esbuild is not installed (production install): keeping the existing dist/");
+      return 0;
+    }
+    console.error("hbagate: dist/ is missing and esbuild is not installed: run `npm install` (with dev dependencies) to build it");
+    return 1;
+  }
+  await esbuild.build({
     entryPoints: [fileURLToPath(new URL("../functions/cli.ts", import.meta.url))],
     outfile: CLI,
     bundle: true,
@@ -28,24 +38,6 @@ export async function buildCli() {
     logLevel: "warning",
     absWorkingDir: root,
   });
-}
-
-async function main() {
-  let esbuild = true;
-  try {
-    await import("esbuild");
-  } catch {
-    esbuild = false;
-  }
-  if (!esbuild) {
-    if (existsSync(CLI)) {
-      console.error("hbagate: esbuild is not installed (production install): keeping the existing dist/");
-      return 0;
-    }
-    console.error("hbagate: dist/ is missing and esbuild is not installed: run `npm install` (with dev dependencies) to build it");
-    return 1;
-  }
-  await buildCli();
   const { buildLambda } = await import("./build-lambda.mjs");
   await buildLambda();
   return 0;
