@@ -15,7 +15,8 @@ import type { Holds } from "./holds.ts";
 /** The parts of a postgres.js query this reads: its canceller, its backend, whether it is the one running. */
 interface Cancellable {
   canceller?: ((query: object) => Promise<void>) | null;
-  state?: { readonly pid?: number };
+  /** null until the query is handed to a connection. */
+  state?: { readonly pid?: number } | null;
   active?: boolean;
 }
 
@@ -45,7 +46,7 @@ export class CancelRequests {
     const canceller = q.canceller;
     q.canceller = null;
     // Not yet on a connection (no state): postgres.js takes it off its queue, nothing is sent.
-    const sent = q.state !== undefined;
+    const sent = q.state != null;
     const delivered = canceller(query).catch(() => {});
     let timer: ReturnType<typeof setTimeout> | undefined;
     const givenUp = new Promise<void>((resolve) => {
