@@ -103,6 +103,10 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
   }
 
   const ssl = settings.HBAGATE_UPSTREAM_SSL;
+  // A role's password that logged in while its secret rotates, kept while the secret's current
+  // text is the one it was found under (then the current one is right again).
+  const preferredPasswords = new Map<string, { readonly password: string; readonly whileCurrentIs: string }>();
+  const currentTexts = new Map<string, string | undefined>();
   const pools = new Pools({
     host: upstream.host,
     port: upstream.port,
@@ -131,14 +135,39 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
       if (!c) return undefined;
       if (c.kind === "literal") return c.password;
       if (!store) return undefined;
-      return store.get(parseSecretReference(c.reference).secretId).then((secret) => passwordFromSecret(role, c.reference, secret));
+      return store.get(parseSecretReference(c.reference).secretId).then((secret) => {
+        const preferred = preferredPasswords.get(role);
+        // Until the secret's current version changes, the password that last logged in.
+        if (preferred && preferred.whileCurrentIs === secret) return preferred.password;
+        if (preferred) preferredPasswords.delete(role);
+        return passwordFromSecret(role, c.reference, secret);
+      });
     },
-    async refresh(role) {
+    async alternatives(role) {
       const c = config?.roleCredentials.get(role);
-      if (c?.kind !== "secret" || !store) return false;
-      log({ level: "info", msg: "the database refused a configured password; fetching the secret again", role });
-      await store.refresh(parseSecretReference(c.reference).secretId);
-      return true;
+      if (c?.kind !== "secret" || !store) return [];
+      log({ level: "info", msg: "the database refused a configured password; fetching the secret again (its current, pending and previous versions)", role });
+      const id = parseSecretReference(c.reference).secretId;
+      // In RDS's order the database has the pending password before it is current; in the
+      // other order the current one is ahead of the database, which still has the previous one.
+      const texts = await Promise.all([store.refresh(id).then((v) => v.text, () => undefined), store.fetchStage(id, "AWSPENDING"), store.fetchStage(id, "AWSPREVIOUS")]);
+      const passwords: string[] = [];
+      for (const text of texts) {
+        if (text === undefined) continue;
+        try {
+          const p = passwordFromSecret(role, c.reference, text);
+          if (!passwords.includes(p)) passwords.push(p);
+        } catch {
+          // A version of another shape (or for another user) is no candidate.
+        }
+      }
+      currentTexts.set(role, texts[0]);
+      return passwords;
+    },
+    prefer(role, password) {
+      const current = currentTexts.get(role);
+      if (password === undefined || current === undefined) preferredPasswords.delete(role);
+      else preferredPasswords.set(role, { password, whileCurrentIs: current });
     },
   });
 

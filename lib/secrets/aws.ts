@@ -3,7 +3,7 @@
 // credentials are the caller's business); only GetSecretValue is ever called,
 // so `secretsmanager:GetSecretValue` on the named secrets is all it needs.
 import { GetSecretValueCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import type { FetchedSecret, SecretFetcher } from "./secret-store.ts";
+import type { FetchedSecret, SecretFetcher, VersionStage } from "./secret-store.ts";
 
 export interface AwsFetcherOptions {
   /** Give up on one call after this long (the store retries with backoff). */
@@ -11,8 +11,8 @@ export interface AwsFetcherOptions {
 }
 
 export function awsSecretFetcher(client: Pick<SecretsManagerClient, "send">, options: AwsFetcherOptions): SecretFetcher {
-  return async (secretId: string): Promise<FetchedSecret> => {
-    const out = await client.send(new GetSecretValueCommand({ SecretId: secretId, VersionStage: "AWSCURRENT" }), {
+  return async (secretId: string, stage: VersionStage = "AWSCURRENT"): Promise<FetchedSecret> => {
+    const out = await client.send(new GetSecretValueCommand({ SecretId: secretId, VersionStage: stage }), {
       abortSignal: AbortSignal.timeout(options.timeoutMs),
     });
     if (out.SecretString === undefined) {

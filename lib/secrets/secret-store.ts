@@ -10,8 +10,11 @@ export interface FetchedSecret {
   readonly versionId: string;
 }
 
-/** Fetch AWSCURRENT of one secret. Errors marked `permanent` (not found, access denied) are not retried quickly. */
-export type SecretFetcher = (secretId: string) => Promise<FetchedSecret>;
+/** The version stages a rotation moves a secret through (Secrets Manager's staging labels). */
+export type VersionStage = "AWSCURRENT" | "AWSPENDING" | "AWSPREVIOUS";
+
+/** Fetch one secret's version in `stage` (AWSCURRENT when not said). */
+export type SecretFetcher = (secretId: string, stage?: VersionStage) => Promise<FetchedSecret>;
 
 export interface SecretStoreOptions {
   /** How long a value counts as fresh. */
@@ -102,6 +105,19 @@ export class SecretStore {
       }
     })();
     return e.inflight;
+  }
+
+  /**
+   * The secret's text in another stage, fetched now and not cached: asked
+   * only when the database refused the current value mid-rotation. Undefined
+   * when that stage does not exist or cannot be had.
+   */
+  async fetchStage(id: string, stage: Exclude<VersionStage, "AWSCURRENT">): Promise<string | undefined> {
+    try {
+      return (await this.fetcher(id, stage)).text;
+    } catch {
+      return undefined;
+    }
   }
 
   private schedule(id: string, delayMs: number): void {

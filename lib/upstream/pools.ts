@@ -19,7 +19,10 @@ import { driverOptions, type RoleCredentials, type UpstreamSettings } from "./up
 export type { Session } from "./session.ts";
 export type { RoleCredentials, UpstreamSettings } from "./upstream-settings.ts";
 
-const NO_CREDENTIALS: RoleCredentials = { password: () => undefined, refresh: async () => false };
+const NO_CREDENTIALS: RoleCredentials = { password: () => undefined, alternatives: async () => [], prefer: () => {} };
+
+/** The server refused a login (FATAL 28P01): nothing was sent. A statement can raise 28P01 too, as an ERROR. */
+const refusedLogin = (err: unknown) => err instanceof GatewayError && err.code === SQLSTATE.invalidPassword && err.fields.severity === "FATAL";
 
 /** A request whose connection was found dead before anything was written runs again, this many times at most. */
 const NOT_STARTED_ATTEMPTS = 3;
@@ -103,13 +106,9 @@ export class Pools implements Coordinator {
       try {
         return await fn(session);
       } catch (err) {
-        // A rotated secret: the database refused the configured password. Fetch it again, retry once.
-        // Only a refused login (FATAL): a statement can raise 28P01 too, and one that had run
-        // must not run again.
-        if (err instanceof GatewayError && err.code === SQLSTATE.invalidPassword && err.fields.severity === "FATAL" && (await this.credentials.refresh(user))) {
-          entry.configured = await this.credentials.password(user);
-          return await fn(session);
-        }
+        // A secret mid-rotation: the database refused the configured password. Each password the
+        // role may have now is tried in turn, and the one that logs in is used from then on.
+        if (refusedLogin(err) && configured !== undefined) return await this.withAlternatives(entry, user, session, fn, err);
         // Nothing was sent (its connection was found dead first): another connection runs it.
         // Anything sent is never run again (see run.ts: 08007).
         if (err instanceof NotStarted && attempt < NOT_STARTED_ATTEMPTS) continue;
@@ -117,6 +116,21 @@ export class Pools implements Coordinator {
         throw err;
       }
     }
+  }
+
+  private async withAlternatives<T>(entry: Entry, user: string, session: Session, fn: (session: Session) => Promise<T>, refused: unknown): Promise<T> {
+    for (const password of await this.credentials.alternatives(user)) {
+      // Preferred before it is tried: requests starting meanwhile log in with it too.
+      this.credentials.prefer(user, password);
+      entry.configured = password;
+      try {
+        return await fn(session);
+      } catch (err) {
+        if (!refusedLogin(err)) throw err;
+      }
+    }
+    this.credentials.prefer(user, undefined);
+    throw refused;
   }
 
   private create(database: string, user: string): Entry {

@@ -48,8 +48,15 @@ export interface RoleCredentials {
    * secret has to be fetched.
    */
   password(role: string): string | undefined | Promise<string | undefined>;
-  /** The database refused the configured password: fetch it again. True when a retry may help. */
-  refresh(role: string): Promise<boolean>;
+  /**
+   * The database refused the configured password: the passwords the role may
+   * have while its secret rotates, most likely first (the secret's current
+   * version fetched again, then its pending and previous ones). Empty when
+   * there is nothing else to try (a literal password).
+   */
+  alternatives(role: string): Promise<readonly string[]>;
+  /** Log in as `role` with `password` from now on (one of its alternatives), until its secret's current version changes. */
+  prefer(role: string, password: string | undefined): void;
 }
 
 /** What postgres.js is given for a (database, role): the settings, and the text formats the gateway relies on. */

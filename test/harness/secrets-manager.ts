@@ -50,6 +50,10 @@ export interface FakeSecretsManager {
   readonly endpoint: string;
   /** Set or rotate a secret: a new VersionId becomes AWSCURRENT, the previous one AWSPREVIOUS. Returns the VersionId. */
   put(name: string, secretString: string): string;
+  /** A rotation's first step (createSecret): a new version labelled AWSPENDING; AWSCURRENT stays. Returns the VersionId. */
+  putPending(name: string, secretString: string): string;
+  /** A rotation's last step (finishSecret): AWSCURRENT moves to the AWSPENDING version, the old current becomes AWSPREVIOUS. */
+  finishRotation(name: string): void;
   /** Delete a secret (by name or ARN) with all its versions; unknown names are ignored. */
   remove(name: string): void;
   /** The full ARN of a secret put earlier (arn:aws:secretsmanager:us-east-1:000000000000:secret:NAME-XXXXXX). */
@@ -310,6 +314,25 @@ export async function startFakeSecretsManager(): Promise<FakeSecretsManager> {
       const id = randomUUID();
       secret.versions.set(id, { id, secretString, created: new Date(), stages: new Set(["AWSCURRENT"]) });
       return id;
+    },
+    putPending(name, secretString) {
+      const secret = secrets.get(name);
+      if (!secret) throw new Error(`fake Secrets Manager: no secret ${name} to rotate`);
+      for (const v of secret.versions.values()) v.stages.delete("AWSPENDING");
+      const id = randomUUID();
+      secret.versions.set(id, { id, secretString, created: new Date(), stages: new Set(["AWSPENDING"]) });
+      return id;
+    },
+    finishRotation(name) {
+      const secret = secrets.get(name);
+      const pending = secret && [...secret.versions.values()].find((v) => v.stages.has("AWSPENDING"));
+      if (!secret || !pending) throw new Error(`fake Secrets Manager: no pending version of ${name}`);
+      for (const v of secret.versions.values()) {
+        v.stages.delete("AWSPREVIOUS");
+        if (v.stages.delete("AWSCURRENT")) v.stages.add("AWSPREVIOUS");
+      }
+      pending.stages.delete("AWSPENDING");
+      pending.stages.add("AWSCURRENT");
     },
     remove(name) {
       const s = find(name);

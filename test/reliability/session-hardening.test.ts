@@ -110,7 +110,7 @@ describe("session hardening", () => {
     let refreshed = 0;
     const p = new Pools(
       { host: "127.0.0.1", port: cluster.port, max: 1, maxTotal: 10, idleTimeout: 5, connectTimeout: 5, maxLifetime: 60, statementTimeout: 5000 },
-      { password: (role) => (role === "rotated" ? "configured-pw" : undefined), refresh: async () => (refreshed++, true) },
+      { password: (role) => (role === "rotated" ? "configured-pw" : undefined), alternatives: async () => (refreshed++, ["configured-pw"]), prefer: () => {} },
     );
     opened.push(p);
     await assert.rejects(

@@ -1,0 +1,129 @@
+// A role's upstream password rotated by Secrets Manager, mid-traffic, in both
+// orders a rotation can take (the real SDK against the endpoint in
+// test/harness, a real PostgreSQL behind):
+// - RDS's single-user rotation: the new password goes to AWSPENDING, the
+//   database is changed to it, and only then does AWSCURRENT move. In between,
+//   AWSCURRENT is refused: the pending version logs in.
+// - The other way round (the secret updated first, the database after): the
+//   current version is refused until the database catches up; the previous
+//   version logs in meanwhile.
+// No request may fail in either window.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { loadSettings } from "../../lib/config/settings.ts";
+import type { LogEvent } from "../../lib/http/app.ts";
+import { startGateway, type RunningGateway } from "../../lib/node/gateway.ts";
+import { startCluster, type Cluster } from "../harness/postgres.ts";
+import { fakeClient, startFakeSecretsManager, type FakeSecretsManager } from "../harness/secrets-manager.ts";
+
+const TTL_MS = 1000;
+
+describe("rotation of a role's secret in either order, mid-traffic", () => {
+  let cluster: Cluster;
+  let sm: FakeSecretsManager;
+  let gateway: RunningGateway;
+  const logs: LogEvent[] = [];
+  const rds = (password: string) => JSON.stringify({ username: "app", password, host: "db.internal", port: 5432, dbname: "postgres", engine: "postgres" });
+
+  before(async () => {
+    [cluster, sm] = await Promise.all([startCluster(), startFakeSecretsManager()]);
+    await cluster.sql.unsafe(`create role app login password 'pw-0'`);
+    await cluster.writeHba("host all app 127.0.0.1/32 scram-sha-256\n", { reload: true });
+    sm.put("db/app", rds("pw-0"));
+    sm.put("gw/config", JSON.stringify({ hba: "host all app 127.0.0.1/32 trust\n", roles: JSON.stringify({ app: "secretsmanager:db/app" }) }));
+    const settings = loadSettings({
+      HBAGATE_PORT: "0",
+      HBAGATE_HBA_FILE: "secretsmanager:gw/config#hba",
+      HBAGATE_ROLE_CREDENTIALS_FILE: "secretsmanager:gw/config#roles",
+      HBAGATE_UPSTREAM_HOST: "127.0.0.1",
+      HBAGATE_UPSTREAM_PORT: String(cluster.port),
+      HBAGATE_SECRETS_TTL_MS: String(TTL_MS),
+      HBAGATE_SECRETS_TIMEOUT_MS: "1000",
+      HBAGATE_POOL_MAX: "3",
+      // Connections replaced every few hundred milliseconds: new logins all the time, as a
+      // long rotation window would see, without ending a session under a statement.
+      HBAGATE_MAX_LIFETIME: "0.3",
+    });
+    const started = await startGateway(settings, (e) => logs.push(e), fakeClient(sm.endpoint));
+    assert.ok(started, JSON.stringify(logs));
+    gateway = started;
+  });
+  after(async () => {
+    await gateway?.close();
+    await Promise.all([cluster?.stop(), sm?.close()]);
+  });
+
+  const ask = async () => {
+    const res = await fetch(`${gateway.urls[0]}/v1/postgres/sql`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from("app:").toString("base64") },
+      body: JSON.stringify({ query: "select current_user as u" }),
+    });
+    const body = (await res.json()) as { error?: { code?: string } };
+    return res.status === 200 ? "200" : `${res.status} ${body.error?.code}`;
+  };
+
+  /** Four callers asking without pause while `steps` run; every answer, in order. */
+  async function underTraffic(steps: () => Promise<void>): Promise<string[]> {
+    const answers: string[] = [];
+    let done = false;
+    const caller = async () => {
+      while (!done) answers.push(await ask());
+    };
+    const callers = Array.from({ length: 4 }, caller);
+    try {
+      await steps();
+    } finally {
+      done = true;
+      await Promise.all(callers);
+    }
+    return answers;
+  }
+
+  const alterPassword = (password: string) => cluster.sql.unsafe(`alter role app password '${password}'`);
+  /** Requests long enough for the secret's cached value to expire at least once, and for logins to happen. */
+  const traffic = () => new Promise((r) => setTimeout(r, 1.5 * TTL_MS));
+  const fetchedStage = (stage: string, since: number) => sm.calls.slice(since).some((c) => c.secretId === "db/app" && c.versionStage === stage);
+
+  test("RDS's order: the database takes AWSPENDING's password before AWSCURRENT moves; the pending version logs in meanwhile", async () => {
+    const since = sm.calls.length;
+    const answers = await underTraffic(async () => {
+      await traffic();
+      sm.putPending("db/app", rds("pw-1"));
+      await alterPassword("pw-1");
+      await traffic();
+      await traffic();
+      sm.finishRotation("db/app");
+      await traffic();
+      await traffic();
+    });
+    assert.ok(answers.length > 20, `${answers.length} answers`);
+    assert.deepEqual(answers.filter((a) => a !== "200"), [], `${answers.length} answers`);
+    assert.ok(fetchedStage("AWSPENDING", since), "the pending version was asked for");
+  });
+
+  test("the other order: AWSCURRENT moves before the database changes; the previous version logs in meanwhile", async () => {
+    const since = sm.calls.length;
+    const answers = await underTraffic(async () => {
+      await traffic();
+      sm.put("db/app", rds("pw-2"));
+      await traffic();
+      await traffic();
+      await alterPassword("pw-2");
+      await traffic();
+      await traffic();
+    });
+    assert.ok(answers.length > 20, `${answers.length} answers`);
+    assert.deepEqual(answers.filter((a) => a !== "200"), [], `${answers.length} answers`);
+    assert.ok(fetchedStage("AWSPREVIOUS", since), "the previous version was asked for");
+  });
+
+  test("a password no version of the secret has is refused as before, and the role works again once one has it", async () => {
+    await alterPassword("pw-unknown");
+    // Past the connections' lifetime: the next request logs in.
+    await new Promise((r) => setTimeout(r, 400));
+    assert.equal(await ask(), "401 28P01");
+    await alterPassword("pw-2");
+    assert.equal(await ask(), "200");
+  });
+});
