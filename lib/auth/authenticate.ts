@@ -31,12 +31,16 @@ export interface Verifiers {
    * the verification; failures and successes then count against it too.
    */
   readonly identified?: (failureKey: string) => void;
+  /** Called when a verification is about to run (not for a cached success); throwing refuses the caller. */
+  readonly beforeVerify?: () => Promise<void>;
 }
 
 /** Run `verify` unless the same credentials passed it recently; only successes are remembered. */
-async function remembered(cache: VerifiedCallers, parts: readonly string[], verify: () => Promise<void>): Promise<void> {
+async function remembered(verifiers: Verifiers, parts: readonly string[], verify: () => Promise<void>): Promise<void> {
+  const cache = verifiers.cache;
   const key = cache.keyFor(parts);
   if (cache.has(key)) return;
+  await verifiers.beforeVerify?.();
   await verify();
   cache.remember(key);
 }
@@ -57,7 +61,7 @@ export async function authenticate(rule: HbaRule, caller: Caller, verifiers: Ver
       if (password === undefined || password === "") {
         throw passwordFailed(facts.user);
       }
-      return remembered(verifiers.cache, [rule.file, String(rule.line), method.name, facts.database, facts.user, password], async () => {
+      return remembered(verifiers, [rule.file, String(rule.line), method.name, facts.database, facts.user, password], async () => {
         if (!verifiers.verifierFile) return verifyByLogin(method.name, facts.database, facts.user, password, verifiers);
         if (!(await verifyPassword(verifiers.verifierFile, method.name, facts.user, password))) {
           throw passwordFailed(facts.user);
@@ -80,7 +84,7 @@ export async function authenticate(rule: HbaRule, caller: Caller, verifiers: Ver
     }
     case "ldap":
       if (password === undefined || password === "") throw ldapFailed(facts.user);
-      return remembered(verifiers.cache, [rule.file, String(rule.line), method.name, facts.user, password], () =>
+      return remembered(verifiers, [rule.file, String(rule.line), method.name, facts.user, password], () =>
         authenticateLdap(method.ldap, facts.user, password, verifiers.ldap, verifiers.log, identified && ((dn) => identified(ldapDnKey(dn)))),
       );
     case "cert":

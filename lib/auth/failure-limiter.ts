@@ -65,6 +65,10 @@ interface Lock {
 /** SQLSTATE sqlserver_rejected_establishment_of_sqlconnection: a refusal that is not about the credentials. */
 export const LOCKED_OUT = "08004";
 
+/** The refusal of a pair that is cooling off for `ms` more milliseconds. */
+export const lockedOut = (user: string, ms: number): GatewayError =>
+  gatewayError(LOCKED_OUT, `too many failed authentication attempts for user "${user}"`, { hint: `Try again in ${Math.ceil(ms / 1000)} s.` });
+
 export class FailureLimiter {
   private readonly counters = new Map<string, Counter>();
   /** In insertion order, which is expiry order: every lock lasts lockMs from when it was (re)set. */
@@ -106,9 +110,7 @@ export class FailureLimiter {
     if (this.locks.size === 0 && this.overflowUntil === 0) return undefined;
     const ms = this.lockedFor(this.key(address, identity), this.now());
     if (ms === 0) return undefined;
-    return gatewayError(LOCKED_OUT, `too many failed authentication attempts for user "${user}"`, {
-      hint: `Try again in ${Math.ceil(ms / 1000)} s.`,
-    });
+    return lockedOut(user, ms);
   }
 
   /**

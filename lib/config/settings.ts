@@ -94,6 +94,14 @@ const Schema = z.object({
   HBAGATE_AUTH_LOCK_AFTER: z.coerce.number().int().min(1).default(10),
   HBAGATE_AUTH_WINDOW_SECONDS: z.coerce.number().int().min(1).default(300),
   HBAGATE_AUTH_LOCK_SECONDS: z.coerce.number().int().min(1).default(300),
+  /**
+   * A table in the service database where every instance counts failures (lib/upstream/failure-table.ts):
+   * a pair locked on one instance is locked on all. Needs HBAGATE_SERVICE_USER. Unset: per instance only.
+   */
+  HBAGATE_AUTH_SHARED_TABLE: z
+    .string()
+    .regex(/^([a-z_][a-z0-9_]*\.)?[a-z_][a-z0-9_]*$/, "a lower-case table name, optionally schema-qualified (letters, digits, _)")
+    .optional(),
   HBAGATE_LDAP_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(1).default(5000),
   HBAGATE_LDAP_TIMEOUT_MS: z.coerce.number().int().min(1).default(5000),
   /** PEM CA bundle for ldaps and StartTLS (verification is always on). */

@@ -4,7 +4,8 @@ import { Hono, type Context } from "hono";
 import { cors } from "hono/cors";
 import { authenticate } from "../auth/authenticate.ts";
 import type { VerifiedCallers } from "../auth/verified-callers.ts";
-import type { FailureLimiter } from "../auth/failure-limiter.ts";
+import { lockedOut, type FailureLimiter } from "../auth/failure-limiter.ts";
+import type { SharedFailures, SharedStanding } from "../auth/shared-failures.ts";
 import { failureAddressFor, failureKeyFor, successClearsFailures } from "../auth/failure-key.ts";
 import type { VerifierFile } from "../auth/verifier-file.ts";
 import type { IdentFile } from "../ident/ident.ts";
@@ -56,6 +57,8 @@ export interface GatewayDeps {
   ident(): IdentFile | undefined;
   readonly verifiedCallers: VerifiedCallers;
   readonly failureLimiter: FailureLimiter;
+  /** The brake's failures as every instance counted them, where a shared store is configured. */
+  readonly sharedFailures?: SharedFailures;
   /** Browser origins allowed to call; empty: none (and no CORS headers); ["*"]: any origin, never with credentials. */
   readonly corsOrigins: readonly string[];
   /** Host names requests may be for, besides IP addresses and localhost names (DNS rebinding finds nothing). */
@@ -197,6 +200,15 @@ export function createApp(deps: GatewayDeps): Hono {
       if (locked) throw locked;
       identities.push(key);
     };
+    // Across instances: asked only when a verification is about to run (a cached success pays nothing).
+    const shared = deps.sharedFailures;
+    let standing: SharedStanding | undefined;
+    const beforeVerify = shared
+      ? async () => {
+          standing = await shared.standing(who, identity);
+          if (standing && standing.lockedMs > 0) throw lockedOut(caller.facts.user, standing.lockedMs);
+        }
+      : undefined;
     try {
       await authenticate(rule, caller, {
         upstreamLogin,
@@ -208,13 +220,17 @@ export function createApp(deps: GatewayDeps): Hono {
         ldap: deps.ldap,
         log: deps.log,
         identified,
+        ...(beforeVerify ? { beforeVerify } : {}),
       });
-      if (successClearsFailures(rule)) for (const key of identities) deps.failureLimiter.succeeded(who, key);
+      if (successClearsFailures(rule)) {
+        for (const key of identities) deps.failureLimiter.succeeded(who, key);
+        if (shared && standing && standing.failures > 0) await shared.succeeded(who, identity);
+      }
     } catch (err) {
       if (err instanceof GatewayError && err.code.startsWith("28") && rule.method.name !== "reject") {
         // The server log names the line, as PostgreSQL's does; the caller never sees it.
         deps.log({ level: "info", msg: "authentication failed", code: err.code, user: caller.facts.user, database: caller.facts.database, file: rule.file, line: rule.line });
-        await Promise.all(identities.map((key) => deps.failureLimiter.failed(who, key)));
+        await Promise.all([...identities.map((key) => deps.failureLimiter.failed(who, key)), shared?.failed(who, identity)]);
       }
       throw err;
     } finally {

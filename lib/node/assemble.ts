@@ -12,6 +12,7 @@ import { createApp, type GatewayDeps, type LogEvent } from "../http/app.ts";
 import type { Hono } from "hono";
 import { Pools } from "../upstream/pools.ts";
 import { RoleMembership } from "../upstream/role-membership.ts";
+import { failureTable } from "../upstream/failure-table.ts";
 import { embeddedCannotVerify, isPasswordRule, loadConfiguration, secretIdsOf, usesMembership, type Configuration } from "./configuration.ts";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { awsSecretFetcher } from "../secrets/aws.ts";
@@ -200,6 +201,23 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
   };
   void probeUpstreamPasswords(config);
 
+  // The brake's failures shared between instances, in the upstream itself.
+  const sharedTable = settings.HBAGATE_AUTH_SHARED_TABLE;
+  if (sharedTable && !serviceUser) {
+    log({ level: "warn", msg: "HBAGATE_AUTH_SHARED_TABLE is set but HBAGATE_SERVICE_USER is not: failures are counted per instance only" });
+  }
+  const sharedFailures =
+    sharedTable && serviceUser
+      ? failureTable(pools.service(settings.HBAGATE_SERVICE_DATABASE, serviceUser, () => servicePassword), {
+          table: sharedTable,
+          lockAfter: settings.HBAGATE_AUTH_LOCK_AFTER,
+          windowMs: settings.HBAGATE_AUTH_WINDOW_SECONDS * 1000,
+          lockMs: settings.HBAGATE_AUTH_LOCK_SECONDS * 1000,
+          timeoutMs: Math.min(2000, settings.HBAGATE_CONNECT_TIMEOUT * 1000),
+          log,
+        })
+      : undefined;
+
   const verifiedCallers = new VerifiedCallers({ ttlMs: settings.HBAGATE_VERIFIED_TTL_MS, maxEntries: settings.HBAGATE_VERIFIED_MAX, mac: nodeMac() });
   let lastReloadError: string | undefined;
 
@@ -232,6 +250,7 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
       maxDelayMs: 2000,
       maxEntries: 100_000,
     }),
+    ...(sharedFailures ? { sharedFailures } : {}),
     corsOrigins: settings.HBAGATE_CORS_ORIGINS,
     allowedHosts: settings.HBAGATE_ALLOWED_HOSTS,
     readiness: async () => ({

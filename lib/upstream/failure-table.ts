@@ -1,0 +1,125 @@
+// SharedFailures kept in a table of the upstream PostgreSQL, written with the
+// gateway's service login: the one store every instance already reaches. One
+// statement per uncached verification (its standing), one per failure, one
+// per success after failures. Pairs are stored as SHA-256 digests of the
+// (client address, identity) pair, never as names or addresses.
+//
+// The table is created on first use when the service user may (CREATE on the
+// schema); otherwise an operator creates it from TABLE_DDL. A store that does
+// not answer within the timeout (or refuses) is logged once per outage, and
+// the per-instance limiter alone applies meanwhile.
+import type postgres from "postgres";
+import type { SharedFailures, SharedStanding } from "../auth/shared-failures.ts";
+import { within } from "./within.ts";
+
+export interface FailureTableOptions {
+  /** Table name, optionally schema-qualified: letters, digits and underscores only. */
+  readonly table: string;
+  readonly lockAfter: number;
+  readonly windowMs: number;
+  readonly lockMs: number;
+  /** Give up on one statement after this long (the request goes on with the per-instance limiter). */
+  readonly timeoutMs: number;
+  log(event: { level: string; msg: string; [k: string]: string | number | undefined }): void;
+}
+
+const NAME = /^([a-z_][a-z0-9_]*\.)?[a-z_][a-z0-9_]*$/;
+
+/** The table, for an operator who creates it (the service user then needs SELECT, INSERT, UPDATE, DELETE on it). */
+export const tableDdl = (table: string) =>
+  `create table if not exists ${table} (pair text primary key, failures integer not null, first_at timestamptz not null, locked_until timestamptz)`;
+
+export function validTableName(table: string): boolean {
+  return NAME.test(table);
+}
+
+const digest = async (address: string, identity: string): Promise<string> => {
+  const bytes = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(JSON.stringify([address, identity]))));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+};
+
+/** Rows past their window and lock are deleted at most this often (by whichever instance fails next). */
+const SWEEP_EVERY_MS = 60_000;
+
+export function failureTable(sql: postgres.Sql, o: FailureTableOptions): SharedFailures {
+  if (!validTableName(o.table)) throw new RangeError(`invalid table name "${o.table}"`);
+  const t = o.table;
+  let created: Promise<void> | undefined;
+  let failing = false;
+  let lastSweep = 0;
+
+  const run = async <T>(what: string, work: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      created ??= sql.unsafe(tableDdl(t)).then(
+        () => {},
+        (err: unknown) => {
+          created = undefined;
+          throw err;
+        },
+      );
+      await within(created, o.timeoutMs, () => {
+        throw new Error("timed out");
+      });
+      const out = await within(work(), o.timeoutMs, () => {
+        throw new Error("timed out");
+      });
+      if (failing) o.log({ level: "info", msg: "the shared failure table answers again", table: t });
+      failing = false;
+      return out;
+    } catch (err) {
+      if (!failing) {
+        o.log({ level: "warn", msg: "the shared failure table cannot be used; each instance counts failures on its own meanwhile", table: t, action: what, error: err instanceof Error ? err.message : String(err) });
+      }
+      failing = true;
+      return undefined;
+    }
+  };
+
+  return {
+    async standing(address, identity): Promise<SharedStanding | undefined> {
+      const pair = await digest(address, identity);
+      const rows = await run("read", () =>
+        sql.unsafe<{ failures: number; locked_ms: number }[]>(
+          `select case when first_at > now() - $2 * interval '1 millisecond' then failures else 0 end as failures,
+                  greatest(0, coalesce(extract(epoch from locked_until - now()) * 1000, 0))::float8 as locked_ms
+           from ${t} where pair = $1`,
+          [pair, o.windowMs],
+        ),
+      );
+      if (rows === undefined) return undefined;
+      const row = rows[0];
+      return row ? { failures: row.failures, lockedMs: Math.ceil(row.locked_ms) } : { failures: 0, lockedMs: 0 };
+    },
+
+    async failed(address, identity): Promise<void> {
+      const pair = await digest(address, identity);
+      // A count past its window (and not locked) starts again at 1; reaching the limit locks.
+      await run("count", () =>
+        sql.unsafe(
+          `insert into ${t} as f (pair, failures, first_at, locked_until)
+           values ($1, 1, now(), case when 1 >= $2 then now() + $4 * interval '1 millisecond' end)
+           on conflict (pair) do update set
+             failures = case when f.first_at <= now() - $3 * interval '1 millisecond' and coalesce(f.locked_until <= now(), true) then 1 else f.failures + 1 end,
+             first_at = case when f.first_at <= now() - $3 * interval '1 millisecond' and coalesce(f.locked_until <= now(), true) then now() else f.first_at end,
+             locked_until = case
+               when (case when f.first_at <= now() - $3 * interval '1 millisecond' and coalesce(f.locked_until <= now(), true) then 1 else f.failures + 1 end) >= $2
+               then now() + $4 * interval '1 millisecond'
+               else f.locked_until end`,
+          [pair, o.lockAfter, o.windowMs, o.lockMs],
+        ),
+      );
+      const now = Date.now();
+      if (now - lastSweep > SWEEP_EVERY_MS) {
+        lastSweep = now;
+        await run("sweep", () =>
+          sql.unsafe(`delete from ${t} where first_at <= now() - $1 * interval '1 millisecond' and coalesce(locked_until <= now(), true)`, [o.windowMs]),
+        );
+      }
+    },
+
+    async succeeded(address, identity): Promise<void> {
+      const pair = await digest(address, identity);
+      await run("clear", () => sql.unsafe(`delete from ${t} where pair = $1 and coalesce(locked_until <= now(), true)`, [pair]));
+    },
+  };
+}
