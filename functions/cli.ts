@@ -2,6 +2,7 @@
 import { relative, sep } from "node:path";
 import { hbaCommand, HBA_USAGE } from "../lib/cli/hba-command.ts";
 import { absolutePath, fileSource } from "../lib/config/file-source.ts";
+import { systemHost } from "../lib/connection/system-host.ts";
 
 const USAGE = `usage: hbagate <command>
 
@@ -19,7 +20,7 @@ function display(path: string): string {
 export async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === "hba") {
-    const r = await hbaCommand(rest, { source: fileSource, absolute: absolutePath, display });
+    const r = await hbaCommand(rest, { source: fileSource, absolute: absolutePath, display, host: systemHost });
     process.stdout.write(r.stdout);
     process.stderr.write(r.stderr);
     return r.code;

@@ -4,7 +4,7 @@ import { parseArgs } from "node:util";
 import type { ConfigSource } from "../config/source.ts";
 import { parseClientAddress, unmapIpv4 } from "../hba/address.ts";
 import { formatError, loadHba } from "../hba/load.ts";
-import { matchHba, type ConnectionFacts } from "../hba/match.ts";
+import { matchHba, type ConnectionFacts, type MatchEnvironment } from "../hba/match.ts";
 import { membershipFromGraph, roleGraphFromJson } from "../hba/roles.ts";
 import type { HbaFile } from "../hba/rule.ts";
 import { fileRuleRows } from "../hba/view.ts";
@@ -15,6 +15,11 @@ export interface CliIo {
   absolute(path: string): string;
   /** How to show a path to the user (relative to the working directory when inside it). */
   display(path: string): string;
+  /**
+   * This machine's interfaces and DNS, as the running gateway sees them, for
+   * samehost, samenet and host-name lines. Without it those lines match no one.
+   */
+  readonly host?: Omit<MatchEnvironment, "isMember">;
 }
 
 export interface CliResult {
@@ -84,7 +89,7 @@ async function match(path: string, values: Record<string, string | boolean | und
   if (file.errors.length > 0) {
     return { code: 1, stdout: errorLines(file, io), stderr: `${io.display(path)}: invalid, no rule is used\n` };
   }
-  const { rule } = await matchHba(file.rules, facts, { isMember });
+  const { rule } = await matchHba(file.rules, facts, { ...io.host, isMember });
   if (values.json) {
     const out = rule
       ? { file_name: rule.file, line_number: rule.line, auth_method: rule.method.name, options: rule.options.length ? rule.options : null }

@@ -261,6 +261,38 @@ describe("hbagate hba match", () => {
     assert.deepEqual(parseMatch(r), { line_number: null });
   });
 
+  test("samehost, samenet and host names are judged on this machine's interfaces and DNS, as the running gateway judges them", async () => {
+    const { matchHba } = await import("../../lib/hba/match.ts");
+    const { loadHba } = await import("../../lib/hba/load.ts");
+    const { fileSource } = await import("../../lib/config/file-source.ts");
+    const { systemHost, systemInterfaces } = await import("../../lib/connection/system-host.ts");
+    const { parseClientAddress } = await import("../../lib/hba/address.ts");
+    // 127.0.0.1 is this machine's (samehost); 127.0.0.2 is on loopback's /8 (samenet) but no interface's
+    // own address; "localhost" resolves both ways for 127.0.0.1 (host name line).
+    assert.ok(systemInterfaces().some((i) => i.address.family === 4 && i.address.bytes.join(".") === "127.0.0.1"), "loopback interface expected");
+    // An address on none of this machine's networks (documentation ranges; one of them may be ours).
+    const onOurNet = (a: string) => {
+      const x = parseClientAddress(a)!;
+      return systemInterfaces().some((i) => i.address.family === x.family && i.address.bytes.every((b, k) => ((b ^ x.bytes[k]!) & i.netmask.bytes[k]!) === 0));
+    };
+    const elsewhere = ["198.51.100.1", "203.0.113.1", "192.0.2.1"].find((a) => !onOurNet(a))!;
+    const file = join(tmp, "host-env.conf");
+    writeFileSync(file, ["host all samehost_user samehost trust", "host all samenet_user samenet md5", "host all name_user localhost password", ""].join("\n"));
+    const rules = loadHba(file, fileSource).rules;
+    for (const [user, address, line] of [
+      ["samehost_user", "127.0.0.1", 1],
+      ["samehost_user", "127.0.0.2", null],
+      ["samenet_user", "127.0.0.2", 2],
+      ["samenet_user", elsewhere, null],
+      ["name_user", "127.0.0.1", 3],
+    ] as const) {
+      const cli = parseMatch(hba("match", file, "--address", address, "--database", "d", "--user", user, "--json")) as { line_number: number | null };
+      const gateway = await matchHba(rules, { transport: "host", address: parseClientAddress(address)!, ssl: false, database: "d", user, replication: false }, { ...systemHost, isMember: () => false });
+      assert.equal(cli.line_number, line, `${user} from ${address}`);
+      assert.equal(gateway.rule?.line ?? null, line, `the gateway, ${user} from ${address}`);
+    }
+  });
+
   test("an invalid file: exit 1 with the same messages as check", () => {
     const r = hba("match", BAD, "--address", "10.0.0.1", "--database", "d", "--user", "u");
     assert.equal(r.code, 1);
