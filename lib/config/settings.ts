@@ -23,6 +23,18 @@ const parsed = <T>(parse: (text: string) => T) =>
     });
 const seconds = z.coerce.number().min(0);
 
+/**
+ * Lambda's limit on a synchronous function's response payload: the whole JSON
+ * object the handler returns (status, headers, the body as a JSON string), as
+ * its "Response payload size exceeded maximum allowed payload size (6291556
+ * bytes)" says. Past it the caller gets a bare 502 from AWS.
+ */
+export const LAMBDA_RESPONSE_PAYLOAD_BYTES = 6_291_556;
+/** Of that payload, what the status, the headers and the envelope's own JSON may take (the gateway's headers are a few hundred bytes). */
+const LAMBDA_ENVELOPE_BYTES = 64 * 1024;
+/** The most a response body may take on Lambda, counted as the payload carries it (escaped inside a JSON string). */
+export const LAMBDA_MAX_RESPONSE_BYTES = LAMBDA_RESPONSE_PAYLOAD_BYTES - LAMBDA_ENVELOPE_BYTES;
+
 const Schema = z.object({
   HBAGATE_LISTEN_HOST: z.string().default("127.0.0.1"),
   HBAGATE_PORT: port.default(8080),
@@ -116,6 +128,25 @@ const KEYS = new Set(Object.keys(Schema.shape));
 
 export type Settings = Readonly<z.infer<typeof Schema>>;
 
+/**
+ * Defaults on AWS Lambda, where they differ from the table above (the
+ * environment still wins). One instance serves one request at a time: pools
+ * of one connection. Any Host: AWS routes by host before the function runs (a
+ * function URL or API Gateway answers only its own domain and the custom
+ * domains configured for it, a CloudFront distribution only its aliases), so
+ * a rebound DNS name reaches no function. Responses fit Lambda's payload
+ * limit, so a large result is the gateway's 507, not AWS's bare 502 (and a
+ * 256 MB function never holds more rows than that).
+ */
+export const LAMBDA_DEFAULTS: Readonly<Partial<Record<keyof z.infer<typeof Schema>, string>>> = {
+  HBAGATE_POOL_MAX: "1",
+  HBAGATE_POOL_MAX_TOTAL: "4",
+  HBAGATE_IDLE_TIMEOUT: "60",
+  HBAGATE_STALE_AFTER_MS: "1000",
+  HBAGATE_ALLOWED_HOSTS: "*",
+  HBAGATE_MAX_RESPONSE_BYTES: String(LAMBDA_MAX_RESPONSE_BYTES),
+};
+
 /** Values from the HBAGATE_CONFIG file: an object of known keys with string, number or boolean values. */
 function fileValues(path: string, readFile: (path: string) => string): { values: Record<string, string>; problems: string[] } {
   let json: unknown;
@@ -153,4 +184,15 @@ export function loadSettings(env: Readonly<Record<string, string | undefined>>, 
   }
   if (problems.length > 0 || !parsed.success) throw new Error(`invalid settings:\n  ${problems.join("\n  ")}`);
   return Object.freeze(parsed.data);
+}
+
+/** The settings on AWS Lambda: its defaults under the environment, and nothing Lambda could not deliver. */
+export function loadLambdaSettings(env: Readonly<Record<string, string | undefined>>): Settings {
+  const settings = loadSettings({ ...LAMBDA_DEFAULTS, ...env });
+  if (settings.HBAGATE_MAX_RESPONSE_BYTES > LAMBDA_MAX_RESPONSE_BYTES) {
+    throw new Error(
+      `invalid settings:\n  HBAGATE_MAX_RESPONSE_BYTES=${JSON.stringify(env.HBAGATE_MAX_RESPONSE_BYTES ?? "")}: at most ${LAMBDA_MAX_RESPONSE_BYTES} on Lambda, whose responses are limited to ${LAMBDA_RESPONSE_PAYLOAD_BYTES} bytes`,
+    );
+  }
+  return settings;
 }

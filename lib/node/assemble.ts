@@ -36,6 +36,8 @@ export interface AssembleOptions {
   /** Start the embedded PGlite when no upstream is configured (the Node server only). */
   readonly embeddedUpstream: boolean;
   readonly secretsClient?: SecretsManagerClient | undefined;
+  /** Measure responses as they travel inside a JSON string (Lambda's payload), not as plain UTF-8. */
+  readonly responsesAsJsonString?: boolean;
 }
 
 const location = (value: string | undefined) => (value === undefined || isSecretReference(value) ? value : absolutePath(value));
@@ -186,7 +188,7 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
     environment: { isMember: (u, r) => membership?.isMember(u, r) ?? false, ...systemHost },
     maxBodyBytes: settings.HBAGATE_MAX_BODY_BYTES,
     requestTimeoutMs: settings.HBAGATE_REQUEST_TIMEOUT_MS,
-    responseLimits: { maxRows: settings.HBAGATE_MAX_RESPONSE_ROWS, maxBytes: settings.HBAGATE_MAX_RESPONSE_BYTES },
+    responseLimits: { maxRows: settings.HBAGATE_MAX_RESPONSE_ROWS, maxBytes: settings.HBAGATE_MAX_RESPONSE_BYTES, asJsonString: options.responsesAsJsonString ?? false },
     ldap: {
       ...(readSecret ? { readSecret } : {}),
       connectTimeoutMs: settings.HBAGATE_LDAP_CONNECT_TIMEOUT_MS,
