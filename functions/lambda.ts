@@ -17,7 +17,11 @@ const gateway = await assembleGateway(loadLambdaSettings(process.env), log, {
   embeddedUpstream: false,
   // The body travels escaped inside the JSON payload Lambda limits.
   responsesAsJsonString: true,
+  // Secrets Manager unreachable at a cold start: requests are 08001 (503) and retry it, rather
+  // than an initialisation error that only the platform reports.
+  startUnconfigured: true,
 });
-if (!gateway) throw new Error("hbagate: the configuration is invalid; see the log above");
+// Only settings can stop it now (no HBAGATE_HBA_FILE or upstream): a redeploy is the fix for those.
+if (!gateway) throw new Error("hbagate: the settings are incomplete; see the log above");
 
 export const handler = handle(gateway.app);
