@@ -50,6 +50,8 @@ export interface FakeSecretsManager {
   readonly endpoint: string;
   /** Set or rotate a secret: a new VersionId becomes AWSCURRENT, the previous one AWSPREVIOUS. Returns the VersionId. */
   put(name: string, secretString: string): string;
+  /** The same with a binary value (SecretBinary, sent base64 as the JSON protocol does blobs; no SecretString). */
+  putBinary(name: string, secretBinary: Uint8Array): string;
   /** Delete a secret (by name or ARN) with all its versions; unknown names are ignored. */
   remove(name: string): void;
   /** The full ARN of a secret put earlier (arn:aws:secretsmanager:us-east-1:000000000000:secret:NAME-XXXXXX). */
@@ -71,7 +73,7 @@ export interface FakeSecretsManager {
 
 interface Version {
   readonly id: string;
-  readonly secretString: string;
+  readonly value: { readonly string: string } | { readonly binary: Uint8Array };
   readonly created: Date;
   readonly stages: Set<string>;
 }
@@ -201,7 +203,7 @@ export async function startFakeSecretsManager(): Promise<FakeSecretsManager> {
       ARN: secret.arn,
       Name: secret.name,
       VersionId: version.id,
-      SecretString: version.secretString,
+      ...("string" in version.value ? { SecretString: version.value.string } : { SecretBinary: Buffer.from(version.value.binary).toString("base64") }),
       VersionStages: [...version.stages],
       CreatedDate: version.created.getTime() / 1000,
     };
@@ -295,21 +297,28 @@ export async function startFakeSecretsManager(): Promise<FakeSecretsManager> {
   });
   const { port } = server.address() as AddressInfo;
 
+  const putVersion = (name: string, value: Version["value"]): string => {
+    let secret = secrets.get(name);
+    if (!secret) {
+      secret = { name, arn: `${ARN_PREFIX}${name}-${arnSuffix()}`, versions: new Map() };
+      secrets.set(name, secret);
+    }
+    for (const v of secret.versions.values()) {
+      v.stages.delete("AWSPREVIOUS");
+      if (v.stages.delete("AWSCURRENT")) v.stages.add("AWSPREVIOUS");
+    }
+    const id = randomUUID();
+    secret.versions.set(id, { id, value, created: new Date(), stages: new Set(["AWSCURRENT"]) });
+    return id;
+  };
+
   return {
     endpoint: `http://127.0.0.1:${port}`,
     put(name, secretString) {
-      let secret = secrets.get(name);
-      if (!secret) {
-        secret = { name, arn: `${ARN_PREFIX}${name}-${arnSuffix()}`, versions: new Map() };
-        secrets.set(name, secret);
-      }
-      for (const v of secret.versions.values()) {
-        v.stages.delete("AWSPREVIOUS");
-        if (v.stages.delete("AWSCURRENT")) v.stages.add("AWSPREVIOUS");
-      }
-      const id = randomUUID();
-      secret.versions.set(id, { id, secretString, created: new Date(), stages: new Set(["AWSCURRENT"]) });
-      return id;
+      return putVersion(name, { string: secretString });
+    },
+    putBinary(name, secretBinary) {
+      return putVersion(name, { binary: secretBinary });
     },
     remove(name) {
       const s = find(name);
