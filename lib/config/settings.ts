@@ -115,7 +115,7 @@ const Schema = z.object({
   /** HTTPS on the TCP listener: both files, or neither. */
   HBAGATE_TLS_CERT_FILE: z.string().optional(),
   HBAGATE_TLS_KEY_FILE: z.string().optional(),
-  /** TLS to the upstream: disable, require (encrypt, no verification) or verify-full. */
+  /** TLS to the upstream: disable, require (encrypt, no verification) or verify-full (certificate and host name). */
   HBAGATE_UPSTREAM_SSL: z.enum(["disable", "require", "verify-full"]).default("disable"),
   HBAGATE_UPSTREAM_CA_FILE: z.string().optional(),
 }).superRefine((s, ctx) => {
@@ -136,7 +136,11 @@ export type Settings = Readonly<z.infer<typeof Schema>>;
  * domains configured for it, a CloudFront distribution only its aliases), so
  * a rebound DNS name reaches no function. Responses fit Lambda's payload
  * limit, so a large result is the gateway's 507, not AWS's bare 502 (and a
- * 256 MB function never holds more rows than that).
+ * 256 MB function never holds more rows than that). The upstream's certificate
+ * is verified: against HBAGATE_UPSTREAM_CA_FILE, or Node's roots and
+ * NODE_EXTRA_CA_CERTS (/var/runtime/ca-cert.pem holds the Amazon RDS roots,
+ * which Lambda's Node runtime does not trust unless told to); `require`
+ * (encrypted, unverified) only when set.
  */
 export const LAMBDA_DEFAULTS: Readonly<Partial<Record<keyof z.infer<typeof Schema>, string>>> = {
   HBAGATE_POOL_MAX: "1",
@@ -145,6 +149,7 @@ export const LAMBDA_DEFAULTS: Readonly<Partial<Record<keyof z.infer<typeof Schem
   HBAGATE_STALE_AFTER_MS: "1000",
   HBAGATE_ALLOWED_HOSTS: "*",
   HBAGATE_MAX_RESPONSE_BYTES: String(LAMBDA_MAX_RESPONSE_BYTES),
+  HBAGATE_UPSTREAM_SSL: "verify-full",
 };
 
 /** Values from the HBAGATE_CONFIG file: an object of known keys with string, number or boolean values. */

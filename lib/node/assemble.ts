@@ -153,7 +153,8 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
         ? false
         : ssl === "require"
           ? "require"
-          : { ca: settings.HBAGATE_UPSTREAM_CA_FILE ? readFileSync(settings.HBAGATE_UPSTREAM_CA_FILE, "utf8") : "", rejectUnauthorized: true },
+          : // No CA file: Node's roots, and NODE_EXTRA_CA_CERTS (on Lambda, its bundle with the Amazon RDS roots).
+            { ...(settings.HBAGATE_UPSTREAM_CA_FILE ? { ca: readFileSync(absolutePath(settings.HBAGATE_UPSTREAM_CA_FILE), "utf8") } : {}), rejectUnauthorized: true },
   }, {
     password(role) {
       const c = config?.roleCredentials.get(role);
