@@ -68,14 +68,24 @@ export function gateway(args: GatewayArgs) {
   return { fn, url: api.url };
 }
 
+/**
+ * Lambda's Node runtime bundles the Amazon RDS certificate authorities in
+ * /var/runtime/ca-cert.pem but, from Node.js 20 on, trusts them only when
+ * NODE_EXTRA_CA_CERTS names that file (read when Node starts, so it is set
+ * here, not by the gateway). With it, verify-full checks an RDS instance's or
+ * proxy's certificate and name against the RDS roots as well as Node's own.
+ */
+export const LAMBDA_RDS_CA_BUNDLE = "/var/runtime/ca-cert.pem";
+
 function upstreamEnvironment(upstream: GatewayUpstream): Record<string, $util.Input<string>> {
+  const verified = { NODE_EXTRA_CA_CERTS: LAMBDA_RDS_CA_BUNDLE };
   switch (upstream.kind) {
     case "external":
-      return { HBAGATE_UPSTREAM_HOST: upstream.host, HBAGATE_UPSTREAM_PORT: upstream.port, HBAGATE_UPSTREAM_SSL: upstream.ssl };
+      return { HBAGATE_UPSTREAM_HOST: upstream.host, HBAGATE_UPSTREAM_PORT: upstream.port, HBAGATE_UPSTREAM_SSL: upstream.ssl, ...(upstream.ssl === "verify-full" ? verified : {}) };
     case "demo":
       // sst.aws.Postgres's `host` is the proxy's endpoint when `proxy: true`;
-      // RDS Proxy for PostgreSQL listens on 5432 and accepts TLS.
-      return { HBAGATE_UPSTREAM_HOST: upstream.database.postgres.host, HBAGATE_UPSTREAM_PORT: "5432", HBAGATE_UPSTREAM_SSL: "require" };
+      // RDS Proxy for PostgreSQL listens on 5432 and accepts TLS, its certificate for that name.
+      return { HBAGATE_UPSTREAM_HOST: upstream.database.postgres.host, HBAGATE_UPSTREAM_PORT: "5432", HBAGATE_UPSTREAM_SSL: "verify-full", ...verified };
     default: {
       const unknown: never = upstream;
       throw new Error(`unknown upstream ${JSON.stringify(unknown)}`);

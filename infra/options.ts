@@ -39,7 +39,8 @@ export function deployOptions(stage: string, env: Readonly<Record<string, string
     if (stage === DEMO_STAGE) return { kind: "demo" };
     const host = env.HBAGATE_DEPLOY_UPSTREAM_HOST ?? "";
     const port = env.HBAGATE_DEPLOY_UPSTREAM_PORT ?? "5432";
-    const ssl = env.HBAGATE_DEPLOY_UPSTREAM_SSL ?? "require";
+    // Verified unless the deployer chooses otherwise: `require` encrypts but would take any certificate.
+    const ssl = env.HBAGATE_DEPLOY_UPSTREAM_SSL ?? "verify-full";
     if (host === "") problems.push(`HBAGATE_DEPLOY_UPSTREAM_HOST is required: the PostgreSQL server the gateway connects to (or deploy the stage "${DEMO_STAGE}" for a new one)`);
     if (!/^\d+$/.test(port) || Number(port) < 1 || Number(port) > 65535) problems.push(`HBAGATE_DEPLOY_UPSTREAM_PORT=${JSON.stringify(port)}: expected a port 1-65535`);
     if (!(SSL_MODES as readonly string[]).includes(ssl)) problems.push(`HBAGATE_DEPLOY_UPSTREAM_SSL=${JSON.stringify(ssl)}: expected one of ${SSL_MODES.join(", ")}`);

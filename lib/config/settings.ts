@@ -23,6 +23,18 @@ const parsed = <T>(parse: (text: string) => T) =>
     });
 const seconds = z.coerce.number().min(0);
 
+/**
+ * Lambda's limit on a synchronous function's response payload: the whole JSON
+ * object the handler returns (status, headers, the body as a JSON string), as
+ * its "Response payload size exceeded maximum allowed payload size (6291556
+ * bytes)" says. Past it the caller gets a bare 502 from AWS.
+ */
+export const LAMBDA_RESPONSE_PAYLOAD_BYTES = 6_291_556;
+/** Of that payload, what the status, the headers and the envelope's own JSON may take (the gateway's headers are a few hundred bytes). */
+const LAMBDA_ENVELOPE_BYTES = 64 * 1024;
+/** The most a response body may take on Lambda, counted as the payload carries it (escaped inside a JSON string). */
+export const LAMBDA_MAX_RESPONSE_BYTES = LAMBDA_RESPONSE_PAYLOAD_BYTES - LAMBDA_ENVELOPE_BYTES;
+
 const Schema = z.object({
   HBAGATE_LISTEN_HOST: z.string().default("127.0.0.1"),
   HBAGATE_PORT: port.default(8080),
@@ -111,7 +123,7 @@ const Schema = z.object({
   /** HTTPS on the TCP listener: both files, or neither. */
   HBAGATE_TLS_CERT_FILE: z.string().optional(),
   HBAGATE_TLS_KEY_FILE: z.string().optional(),
-  /** TLS to the upstream: disable, require (encrypt, no verification) or verify-full. */
+  /** TLS to the upstream: disable, require (encrypt, no verification) or verify-full (certificate and host name). */
   HBAGATE_UPSTREAM_SSL: z.enum(["disable", "require", "verify-full"]).default("disable"),
   HBAGATE_UPSTREAM_CA_FILE: z.string().optional(),
 }).superRefine((s, ctx) => {
@@ -123,6 +135,30 @@ const Schema = z.object({
 const KEYS = new Set(Object.keys(Schema.shape));
 
 export type Settings = Readonly<z.infer<typeof Schema>>;
+
+/**
+ * Defaults on AWS Lambda, where they differ from the table above (the
+ * environment still wins). One instance serves one request at a time: pools
+ * of one connection. Any Host: AWS routes by host before the function runs (a
+ * function URL or API Gateway answers only its own domain and the custom
+ * domains configured for it, a CloudFront distribution only its aliases), so
+ * a rebound DNS name reaches no function. Responses fit Lambda's payload
+ * limit, so a large result is the gateway's 507, not AWS's bare 502 (and a
+ * 256 MB function never holds more rows than that). The upstream's certificate
+ * is verified: against HBAGATE_UPSTREAM_CA_FILE, or Node's roots and
+ * NODE_EXTRA_CA_CERTS (/var/runtime/ca-cert.pem holds the Amazon RDS roots,
+ * which Lambda's Node runtime does not trust unless told to); `require`
+ * (encrypted, unverified) only when set.
+ */
+export const LAMBDA_DEFAULTS: Readonly<Partial<Record<keyof z.infer<typeof Schema>, string>>> = {
+  HBAGATE_POOL_MAX: "1",
+  HBAGATE_POOL_MAX_TOTAL: "4",
+  HBAGATE_IDLE_TIMEOUT: "60",
+  HBAGATE_STALE_AFTER_MS: "1000",
+  HBAGATE_ALLOWED_HOSTS: "*",
+  HBAGATE_MAX_RESPONSE_BYTES: String(LAMBDA_MAX_RESPONSE_BYTES),
+  HBAGATE_UPSTREAM_SSL: "verify-full",
+};
 
 /** Values from the HBAGATE_CONFIG file: an object of known keys with string, number or boolean values. */
 function fileValues(path: string, readFile: (path: string) => string): { values: Record<string, string>; problems: string[] } {
@@ -161,4 +197,15 @@ export function loadSettings(env: Readonly<Record<string, string | undefined>>, 
   }
   if (problems.length > 0 || !parsed.success) throw new Error(`invalid settings:\n  ${problems.join("\n  ")}`);
   return Object.freeze(parsed.data);
+}
+
+/** The settings on AWS Lambda: its defaults under the environment, and nothing Lambda could not deliver. */
+export function loadLambdaSettings(env: Readonly<Record<string, string | undefined>>): Settings {
+  const settings = loadSettings({ ...LAMBDA_DEFAULTS, ...env });
+  if (settings.HBAGATE_MAX_RESPONSE_BYTES > LAMBDA_MAX_RESPONSE_BYTES) {
+    throw new Error(
+      `invalid settings:\n  HBAGATE_MAX_RESPONSE_BYTES=${JSON.stringify(env.HBAGATE_MAX_RESPONSE_BYTES ?? "")}: at most ${LAMBDA_MAX_RESPONSE_BYTES} on Lambda, whose responses are limited to ${LAMBDA_RESPONSE_PAYLOAD_BYTES} bytes`,
+    );
+  }
+  return settings;
 }

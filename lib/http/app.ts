@@ -59,6 +59,8 @@ export interface GatewayDeps {
   readonly failureLimiter: FailureLimiter;
   /** The brake's failures as every instance counted them, where a shared store is configured. */
   readonly sharedFailures?: SharedFailures;
+  /** Resolves once the configuration is in force; throws (08001) while it cannot be had. Absent: always in force. */
+  configured?(): Promise<void>;
   /** Browser origins allowed to call; empty: none (and no CORS headers); ["*"]: any origin, never with credentials. */
   readonly corsOrigins: readonly string[];
   /** Host names requests may be for, besides IP addresses and localhost names (DNS rebinding finds nothing). */
@@ -181,6 +183,7 @@ export function createApp(deps: GatewayDeps): Hono {
 
   /** request -> identity -> rule -> verification -> pool: the same for every framing. */
   async function connect(caller: Caller): Promise<WithPool> {
+    await deps.configured?.();
     // One snapshot per request: a reload meanwhile does not mix two configurations.
     const rules = deps.rules();
     const verifierFile = deps.verifierFile();

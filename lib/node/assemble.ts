@@ -20,6 +20,7 @@ import { passwordFromSecret } from "../secrets/rds-credentials.ts";
 import { isSecretReference, parseSecretReference } from "../secrets/reference.ts";
 import { SecretStore } from "../secrets/secret-store.ts";
 import { nodeMac } from "./node-mac.ts";
+import { gatewayError, SQLSTATE } from "../errors.ts";
 import { reachableAtMostEvery } from "./reachable.ts";
 
 export interface AssembledGateway {
@@ -37,6 +38,14 @@ export interface AssembleOptions {
   /** Start the embedded PGlite when no upstream is configured (the Node server only). */
   readonly embeddedUpstream: boolean;
   readonly secretsClient?: SecretsManagerClient | undefined;
+  /** Measure responses as they travel inside a JSON string (Lambda's payload), not as plain UTF-8. */
+  readonly responsesAsJsonString?: boolean;
+  /**
+   * Start even when the configuration cannot be had (Lambda: a failed
+   * initialisation is the platform's error, not the gateway's): requests are
+   * 08001 until a later attempt loads it. The Node server stops instead.
+   */
+  readonly startUnconfigured?: boolean;
 }
 
 const location = (value: string | undefined) => (value === undefined || isSecretReference(value) ? value : absolutePath(value));
@@ -76,11 +85,30 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
       })
     : undefined;
   const readSecret = store ? (id: string) => store.get(id) : undefined;
+  const configSecrets = secretIdsOf(paths);
 
   const embedded = !settings.HBAGATE_UPSTREAM_HOST;
-  /** The configuration, with what only this deployment can tell (the embedded upstream checks no passwords). */
+  /**
+   * The configuration, with what only this deployment can tell (the embedded
+   * upstream checks no passwords). Each secret is asked for once per attempt,
+   * all at once: an attempt takes one call's time (HBAGATE_SECRETS_TIMEOUT_MS)
+   * at most, however many settings name a secret and whether or not it answers.
+   */
   const load = async (): Promise<Configuration | undefined> => {
-    const loaded = await loadConfiguration(paths, readSecret, log);
+    const reads = new Map<string, Promise<string>>();
+    const readOnce = store
+      ? (id: string) => {
+          let read = reads.get(id);
+          if (!read) {
+            read = store.get(id);
+            read.catch(() => {}); // reported by the setting that reads it
+            reads.set(id, read);
+          }
+          return read;
+        }
+      : undefined;
+    for (const id of configSecrets) void readOnce?.(id);
+    const loaded = await loadConfiguration(paths, readOnce, log);
     const problem = loaded && embedded ? embeddedCannotVerify(loaded.rules, loaded.verifierFile !== undefined) : undefined;
     if (problem === undefined) return loaded;
     log({ level: "error", msg: "invalid configuration", error: problem });
@@ -88,11 +116,12 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
   };
 
   let config: Configuration | undefined = await load();
-  if (!config) {
+  if (!config && !options.startUnconfigured) {
     log({ level: "error", msg: "not starting: the configuration is invalid", file: paths.hba });
     store?.close();
     return undefined;
   }
+  if (!config) log({ level: "error", msg: "no configuration yet: requests are refused (08001) until it can be loaded", file: paths.hba });
 
   let upstream = { host: settings.HBAGATE_UPSTREAM_HOST ?? "", port: settings.HBAGATE_UPSTREAM_PORT, close: async () => {} };
   let anonymousUser = settings.HBAGATE_ANONYMOUS_USER;
@@ -129,7 +158,8 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
         ? false
         : ssl === "require"
           ? "require"
-          : { ca: settings.HBAGATE_UPSTREAM_CA_FILE ? readFileSync(settings.HBAGATE_UPSTREAM_CA_FILE, "utf8") : "", rejectUnauthorized: true },
+          : // No CA file: Node's roots, and NODE_EXTRA_CA_CERTS (on Lambda, its bundle with the Amazon RDS roots).
+            { ...(settings.HBAGATE_UPSTREAM_CA_FILE ? { ca: readFileSync(absolutePath(settings.HBAGATE_UPSTREAM_CA_FILE), "utf8") } : {}), rejectUnauthorized: true },
   }, {
     password(role) {
       const c = config?.roleCredentials.get(role);
@@ -179,9 +209,12 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
   const membership = serviceUser
     ? new RoleMembership(pools.service(settings.HBAGATE_SERVICE_DATABASE, serviceUser, () => servicePassword), { ttlMs: settings.HBAGATE_ROLES_TTL_MS })
     : undefined;
-  if (!membership && config.rules.some(usesMembership)) {
-    log({ level: "warn", msg: "rules use +group or samerole but HBAGATE_SERVICE_USER is not set: those entries match no one" });
-  }
+  const warnMembership = (c: Configuration) => {
+    if (!membership && c.rules.some(usesMembership)) {
+      log({ level: "warn", msg: "rules use +group or samerole but HBAGATE_SERVICE_USER is not set: those entries match no one" });
+    }
+  };
+  if (config) warnMembership(config);
 
   // Does the upstream check passwords from the gateway's address? A deliberately wrong one for
   // the service user tells. Asked at start and after each reload (never per readiness call), and
@@ -199,7 +232,40 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
       // Unreachable now: /readyz's upstream check says so.
     }
   };
-  void probeUpstreamPasswords(config);
+  if (config) void probeUpstreamPasswords(config);
+
+  // Without a configuration, a request makes one attempt (one at a time, the
+  // next no sooner than a second after the last ended) and waits for it;
+  // until one succeeds, requests are refused as an unreachable server is.
+  let attempt: Promise<void> | undefined;
+  let lastAttemptEnded = Date.now();
+  const CONFIGURATION_RETRY_MS = 1000;
+  const configured = async (): Promise<void> => {
+    if (config) return;
+    attempt ??=
+      Date.now() - lastAttemptEnded < CONFIGURATION_RETRY_MS
+        ? undefined
+        : (async () => {
+            try {
+              const loaded = await load();
+              if (loaded && !config) {
+                config = loaded;
+                log({ level: "info", msg: "configuration loaded", file: paths.hba, rules: loaded.rules.length });
+                warnMembership(loaded);
+                void probeUpstreamPasswords(loaded);
+              }
+            } finally {
+              lastAttemptEnded = Date.now();
+              attempt = undefined;
+            }
+          })();
+    await attempt;
+    if (!config) {
+      throw gatewayError(SQLSTATE.sqlclientUnableToEstablishSqlconnection, "the gateway has no configuration yet", {
+        hint: "Its configuration could not be loaded (see the gateway's log); try again later.",
+      });
+    }
+  };
 
   // The brake's failures shared between instances, in the upstream itself.
   const sharedTable = settings.HBAGATE_AUTH_SHARED_TABLE;
@@ -233,7 +299,7 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
     environment: { isMember: (u, r) => membership?.isMember(u, r) ?? false, ...systemHost },
     maxBodyBytes: settings.HBAGATE_MAX_BODY_BYTES,
     requestTimeoutMs: settings.HBAGATE_REQUEST_TIMEOUT_MS,
-    responseLimits: { maxRows: settings.HBAGATE_MAX_RESPONSE_ROWS, maxBytes: settings.HBAGATE_MAX_RESPONSE_BYTES },
+    responseLimits: { maxRows: settings.HBAGATE_MAX_RESPONSE_ROWS, maxBytes: settings.HBAGATE_MAX_RESPONSE_BYTES, asJsonString: options.responsesAsJsonString ?? false },
     ldap: {
       ...(readSecret ? { readSecret } : {}),
       connectTimeoutMs: settings.HBAGATE_LDAP_CONNECT_TIMEOUT_MS,
@@ -241,6 +307,7 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
       caFile: settings.HBAGATE_LDAP_CA_FILE === undefined ? undefined : absolutePath(settings.HBAGATE_LDAP_CA_FILE),
     },
     verifiedCallers,
+    configured,
     failureLimiter: new FailureLimiter({
       slowAfter: settings.HBAGATE_AUTH_SLOW_AFTER,
       lockAfter: settings.HBAGATE_AUTH_LOCK_AFTER,
@@ -254,7 +321,7 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
     corsOrigins: settings.HBAGATE_CORS_ORIGINS,
     allowedHosts: settings.HBAGATE_ALLOWED_HOSTS,
     readiness: async () => ({
-      config: lastReloadError ?? "ok",
+      config: config ? (lastReloadError ?? "ok") : "unavailable: not loaded yet (see the log)",
       upstream: await upstreamReachable(),
       ...(passwordProbe ? { passwords: passwordProbe } : {}),
       ...(store ? { secrets: store.status() } : {}),
@@ -286,9 +353,8 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
     })());
 
   // A new version of a configuration secret is a reload, like a changed file and SIGHUP.
-  const configSecrets = secretIdsOf(paths);
   store?.onChange((id) => {
-    if (configSecrets.has(id)) void reload();
+    if (configSecrets.has(id) && config) void reload();
   });
 
   return {

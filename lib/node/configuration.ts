@@ -72,6 +72,12 @@ function parseRoleCredentials(name: string, text: string): ReadonlyMap<string, R
   return map;
 }
 
+/** An error's message and, for a secret that could not be read, why (the service's error, a binary secret). */
+function reason(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  return err.cause instanceof Error ? `${err.message}: ${err.cause.message}` : err.message;
+}
+
 /** Every problem is logged with file (or secret) and line; undefined unless all of it is valid. */
 export async function loadConfiguration(
   locations: ConfigurationLocations,
@@ -89,7 +95,7 @@ export async function loadConfiguration(
       }
       return result;
     } catch (err) {
-      problems.push(`${location}: ${(err as Error).message}`);
+      problems.push(`${location}: ${reason(err)}`);
       return undefined;
     }
   };

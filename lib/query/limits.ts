@@ -11,6 +11,12 @@ import { gatewayError, SQLSTATE, type GatewayError } from "../errors.ts";
 export interface ResponseLimits {
   readonly maxRows: number;
   readonly maxBytes: number;
+  /**
+   * Count the built response as it takes inside a JSON string, not as plain
+   * UTF-8: on Lambda the body travels escaped in the payload the platform
+   * limits, where every quote and backslash takes a byte more.
+   */
+  readonly asJsonString?: boolean;
 }
 
 /**
@@ -54,14 +60,39 @@ function utf8Length(text: string): number {
 }
 
 /**
- * The response text, or 53400 when its UTF-8 bytes are over the limit.
- * Streaming counted characters before escaping, a lower bound: the built
- * response is measured exactly, scanning it only when it could be over
- * (UTF-8 takes at least one byte and at most three per UTF-16 unit).
+ * UTF-8 bytes of a string once JSON.stringify has made a JSON string of it
+ * (without the quotes around it): `"` and `\` escaped, \b \f \n \r \t, other
+ * control characters and lone surrogates as \uXXXX.
+ */
+export function jsonStringLength(text: string): number {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 || c === 0x5c) n += 2;
+    else if (c < 0x20) n += c === 0x08 || c === 0x09 || c === 0x0a || c === 0x0c || c === 0x0d ? 2 : 6;
+    else if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else if (c >= 0xd800 && c <= 0xdfff) n += 6;
+    else n += 3;
+  }
+  return n;
+}
+
+/**
+ * The response text, or 53400 when its bytes are over the limit. Streaming
+ * counted characters before escaping, a lower bound: the built response is
+ * measured exactly, scanning it only when it could be over (UTF-8 takes at
+ * least one byte and at most three per UTF-16 unit; inside a JSON string, at
+ * most six).
  */
 export function responseWithinLimits(text: string, limits: ResponseLimits): string {
   if (text.length > limits.maxBytes) throw bytesExceeded(limits);
-  if (text.length * 3 > limits.maxBytes && utf8Length(text) > limits.maxBytes) throw bytesExceeded(limits);
+  if (limits.asJsonString) {
+    if (text.length * 6 > limits.maxBytes && jsonStringLength(text) > limits.maxBytes) throw bytesExceeded(limits);
+  } else if (text.length * 3 > limits.maxBytes && utf8Length(text) > limits.maxBytes) throw bytesExceeded(limits);
   return text;
 }
 

@@ -16,8 +16,12 @@ export function awsSecretFetcher(client: Pick<SecretsManagerClient, "send">, opt
       abortSignal: AbortSignal.timeout(options.timeoutMs),
     });
     if (out.SecretString === undefined) {
-      // Binary secrets are not configuration text.
-      throw new Error(`secret "${secretId}" has no SecretString`);
+      // Binary secrets are not configuration text, nor a password: said as such, not as "unavailable".
+      throw new Error(
+        out.SecretBinary === undefined
+          ? `secret "${secretId}" has no value (neither SecretString nor SecretBinary)`
+          : `secret "${secretId}" is binary (SecretBinary): hbagate reads text secrets only; store the value with --secret-string`,
+      );
     }
     return { text: out.SecretString, versionId: out.VersionId ?? "" };
   };

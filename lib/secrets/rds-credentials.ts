@@ -1,9 +1,30 @@
 // A role's upstream password from a secret: the RDS-managed shape
 // {"username","password","host","port","dbname","engine"}, or (with a
 // #json-key reference) a plain password string.
+import { GatewayError, SQLSTATE } from "../errors.ts";
 import { parseSecretReference, selectValue } from "./reference.ts";
 
+/**
+ * The password for `role`; a secret that does not fit is 08001 (the gateway
+ * cannot log in as the role, which is not the caller's doing), whose cause —
+ * for the log, naming the secret and its user, never its password — says why.
+ */
 export function passwordFromSecret(role: string, reference: string, secretText: string): string {
+  try {
+    return password(role, reference, secretText);
+  } catch (err) {
+    throw new GatewayError(
+      {
+        code: SQLSTATE.sqlclientUnableToEstablishSqlconnection,
+        message: `the credential configured for role "${role}" cannot be used`,
+        hint: "The gateway's role credentials need correcting (see its log).",
+      },
+      { cause: err },
+    );
+  }
+}
+
+function password(role: string, reference: string, secretText: string): string {
   const ref = parseSecretReference(reference);
   if (ref.key !== undefined) return selectValue(ref, secretText);
   let json: unknown;

@@ -3,7 +3,7 @@
 // ask. When the service throttles or is down, the last good value keeps being
 // served (stale) while refreshes back off; with no value ever fetched, the
 // request fails closed (08001, HTTP 503).
-import { gatewayError, SQLSTATE } from "../errors.ts";
+import { GatewayError, SQLSTATE } from "../errors.ts";
 
 export interface FetchedSecret {
   readonly text: string;
@@ -97,9 +97,15 @@ export class SecretStore {
         const backoff = Math.min(this.options.backoffMaxMs, this.options.backoffMinMs * 2 ** (e.failures - 1));
         this.schedule(id, backoff);
         if (e.value) return e.value;
-        throw gatewayError(SQLSTATE.sqlclientUnableToEstablishSqlconnection, "a configuration secret is unavailable", {
-          hint: "The secrets service could not be reached and no earlier value is known; try again later.",
-        });
+        // Why stays in the cause, for the log and /readyz (it names the secret); the caller learns only that it is unavailable.
+        throw new GatewayError(
+          {
+            code: SQLSTATE.sqlclientUnableToEstablishSqlconnection,
+            message: "a configuration secret is unavailable",
+            hint: "The secret could not be read and no earlier value is known; try again later.",
+          },
+          { cause: err },
+        );
       } finally {
         e.inflight = undefined;
       }

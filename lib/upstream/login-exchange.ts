@@ -74,7 +74,8 @@ async function secure(raw: Socket, host: string, ssl: NonNullable<UpstreamSettin
     throw gatewayError(SQLSTATE.sqlclientUnableToEstablishSqlconnection, "the database is unavailable", { detail: "the server does not support SSL" });
   }
   const options: ConnectionOptions =
-    ssl === "require" ? { socket: raw, rejectUnauthorized: false } : { socket: raw, ...ssl, ...(isIP(host) ? {} : { servername: host }) };
+    // `host` is what the certificate must name (an IP address against its IP SANs); without it Node checks "localhost".
+    ssl === "require" ? { socket: raw, rejectUnauthorized: false } : { socket: raw, ...ssl, host, ...(isIP(host) ? {} : { servername: host }) };
   return new Promise((resolve, reject) => {
     const tls = tlsConnect(options, () => {
       tls.off("error", reject);

@@ -1,6 +1,7 @@
 // What the gateway's upstream connections are: where PostgreSQL is, how many
 // connections and for how long, TLS, and the options every postgres.js pool
 // is created with.
+import { isIP } from "node:net";
 import { jsonTypes } from "./json-types.ts";
 
 export interface UpstreamSettings {
@@ -35,8 +36,8 @@ export interface UpstreamSettings {
   readonly statementTimeout: number;
   /** Distinct statements a pool may run as prepared statements (0: none); default 100. */
   readonly preparedStatements?: number;
-  /** TLS to the upstream (postgres.js `ssl`): false, "require", or verification options. */
-  readonly ssl?: false | "require" | { readonly ca: string; readonly rejectUnauthorized: true };
+  /** TLS to the upstream (postgres.js `ssl`): false, "require" (unverified), or verification against `ca` (else Node's roots and NODE_EXTRA_CA_CERTS). */
+  readonly ssl?: false | "require" | { readonly ca?: string; readonly rejectUnauthorized: true };
 }
 
 /** Configured upstream passwords, for roles whose callers' passwords the database does not know. */
@@ -69,7 +70,9 @@ export function driverOptions(s: UpstreamSettings, database: string, user: strin
     idle_timeout: s.idleTimeout,
     connect_timeout: s.connectTimeout,
     max_lifetime: s.maxLifetime,
-    ssl: s.ssl === undefined || s.ssl === false ? false : s.ssl === "require" ? "require" : { ...s.ssl },
+    // Verified: against the upstream's own name. postgres.js, given a socket of ours, names none,
+    // and Node would then check the certificate for "localhost".
+    ssl: s.ssl === undefined || s.ssl === false ? false : s.ssl === "require" ? "require" : { ...s.ssl, host: s.host, ...(isIP(s.host) ? {} : { servername: s.host }) },
     prepare: false,
     types: jsonTypes,
     onnotice: () => {},

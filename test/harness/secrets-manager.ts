@@ -50,6 +50,8 @@ export interface FakeSecretsManager {
   readonly endpoint: string;
   /** Set or rotate a secret: a new VersionId becomes AWSCURRENT, the previous one AWSPREVIOUS. Returns the VersionId. */
   put(name: string, secretString: string): string;
+  /** The same with a binary value (SecretBinary, sent base64 as the JSON protocol does blobs; no SecretString). */
+  putBinary(name: string, secretBinary: Uint8Array): string;
   /** A rotation's first step (createSecret): a new version labelled AWSPENDING; AWSCURRENT stays. Returns the VersionId. */
   putPending(name: string, secretString: string): string;
   /** A rotation's last step (finishSecret): AWSCURRENT moves to the AWSPENDING version, the old current becomes AWSPREVIOUS. */
@@ -75,7 +77,7 @@ export interface FakeSecretsManager {
 
 interface Version {
   readonly id: string;
-  readonly secretString: string;
+  readonly value: { readonly string: string } | { readonly binary: Uint8Array };
   readonly created: Date;
   readonly stages: Set<string>;
 }
@@ -205,7 +207,7 @@ export async function startFakeSecretsManager(): Promise<FakeSecretsManager> {
       ARN: secret.arn,
       Name: secret.name,
       VersionId: version.id,
-      SecretString: version.secretString,
+      ...("string" in version.value ? { SecretString: version.value.string } : { SecretBinary: Buffer.from(version.value.binary).toString("base64") }),
       VersionStages: [...version.stages],
       CreatedDate: version.created.getTime() / 1000,
     };
@@ -299,28 +301,35 @@ export async function startFakeSecretsManager(): Promise<FakeSecretsManager> {
   });
   const { port } = server.address() as AddressInfo;
 
+  const putVersion = (name: string, value: Version["value"]): string => {
+    let secret = secrets.get(name);
+    if (!secret) {
+      secret = { name, arn: `${ARN_PREFIX}${name}-${arnSuffix()}`, versions: new Map() };
+      secrets.set(name, secret);
+    }
+    for (const v of secret.versions.values()) {
+      v.stages.delete("AWSPREVIOUS");
+      if (v.stages.delete("AWSCURRENT")) v.stages.add("AWSPREVIOUS");
+    }
+    const id = randomUUID();
+    secret.versions.set(id, { id, value, created: new Date(), stages: new Set(["AWSCURRENT"]) });
+    return id;
+  };
+
   return {
     endpoint: `http://127.0.0.1:${port}`,
     put(name, secretString) {
-      let secret = secrets.get(name);
-      if (!secret) {
-        secret = { name, arn: `${ARN_PREFIX}${name}-${arnSuffix()}`, versions: new Map() };
-        secrets.set(name, secret);
-      }
-      for (const v of secret.versions.values()) {
-        v.stages.delete("AWSPREVIOUS");
-        if (v.stages.delete("AWSCURRENT")) v.stages.add("AWSPREVIOUS");
-      }
-      const id = randomUUID();
-      secret.versions.set(id, { id, secretString, created: new Date(), stages: new Set(["AWSCURRENT"]) });
-      return id;
+      return putVersion(name, { string: secretString });
+    },
+    putBinary(name, secretBinary) {
+      return putVersion(name, { binary: secretBinary });
     },
     putPending(name, secretString) {
       const secret = secrets.get(name);
       if (!secret) throw new Error(`fake Secrets Manager: no secret ${name} to rotate`);
       for (const v of secret.versions.values()) v.stages.delete("AWSPENDING");
       const id = randomUUID();
-      secret.versions.set(id, { id, secretString, created: new Date(), stages: new Set(["AWSPENDING"]) });
+      secret.versions.set(id, { id, value: { string: secretString }, created: new Date(), stages: new Set(["AWSPENDING"]) });
       return id;
     },
     finishRotation(name) {

@@ -10,9 +10,11 @@ test("deploy options: the upstream is required outside the demo stage, and value
   assert.throws(() => deployOptions("prod", { HBAGATE_DEPLOY_UPSTREAM_HOST: "db", HBAGATE_DEPLOY_UPSTREAM_SSL: "prefer" }), /HBAGATE_DEPLOY_UPSTREAM_SSL="prefer"/);
   assert.throws(() => deployOptions("demo", { HBAGATE_DEPLOY_API_GATEWAY: "yes" }), /HBAGATE_DEPLOY_API_GATEWAY="yes": expected true or false/);
   assert.deepEqual(deployOptions("prod", { HBAGATE_DEPLOY_UPSTREAM_HOST: "db" }), {
-    upstream: { kind: "external", host: "db", port: "5432", ssl: "require" },
+    upstream: { kind: "external", host: "db", port: "5432", ssl: "verify-full" },
     verifier: false,
     apiGateway: false,
   });
   assert.deepEqual(deployOptions("demo", { HBAGATE_DEPLOY_UPSTREAM_HOST: "ignored" }).upstream, { kind: "demo" });
+  // Unverified TLS only when asked for by name.
+  assert.equal((deployOptions("prod", { HBAGATE_DEPLOY_UPSTREAM_HOST: "db", HBAGATE_DEPLOY_UPSTREAM_SSL: "require" }).upstream as { ssl: string }).ssl, "require");
 });

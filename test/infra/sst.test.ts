@@ -5,6 +5,7 @@
 // deployment: nothing here reaches AWS.
 import assert from "node:assert/strict";
 import { before, describe, test, type TestContext } from "node:test";
+import { LAMBDA_MAX_RESPONSE_BYTES, LAMBDA_RESPONSE_PAYLOAD_BYTES, loadLambdaSettings } from "../../lib/config/settings.ts";
 import { prepareSstPlatform, runSstProgramUnderMocks, typecheckInfra, type MockResource, type MockRun, type PlatformState } from "../harness/sst-mocks.ts";
 
 const INSTALL_MS = 5 * 60_000;
@@ -55,6 +56,24 @@ function secrets(run: MockRun) {
 }
 const fn = (run: MockRun) => one(run, "aws:lambda/function:Function", "GatewayFunction");
 const env = (run: MockRun) => rec(rec(fn(run).inputs.environment).variables) as Record<string, string>;
+
+/**
+ * What the deployed function runs with, read by the gateway's own loader from
+ * its environment: responses within Lambda's payload limit, each cold-start
+ * attempt at the configuration well inside Lambda's 10 s initialisation, and
+ * the upstream's certificate verified, the runtime's RDS roots trusted.
+ */
+function assertServerlessSettings(run: MockRun) {
+  const e = env(run);
+  const s = loadLambdaSettings(e);
+  assert.equal(s.HBAGATE_MAX_RESPONSE_BYTES, LAMBDA_MAX_RESPONSE_BYTES);
+  assert.ok(s.HBAGATE_MAX_RESPONSE_BYTES < LAMBDA_RESPONSE_PAYLOAD_BYTES);
+  assert.ok(s.HBAGATE_SECRETS_TIMEOUT_MS <= 5000, `HBAGATE_SECRETS_TIMEOUT_MS ${s.HBAGATE_SECRETS_TIMEOUT_MS}`);
+  assert.ok(s.HBAGATE_STATEMENT_TIMEOUT_MS < Number(fn(run).inputs.timeout) * 1000, "a statement is cancelled before the function is killed");
+  assert.equal(s.HBAGATE_UPSTREAM_SSL, "verify-full");
+  assert.equal(s.HBAGATE_UPSTREAM_CA_FILE, undefined);
+  assert.equal(e.NODE_EXTRA_CA_CERTS, "/var/runtime/ca-cert.pem", "Lambda's Node runtime trusts the RDS roots only when told to");
+}
 
 interface Statement {
   Effect: string;
@@ -137,10 +156,15 @@ describe("stage with an existing database, behind the function URL", () => {
     assert.equal(e.HBAGATE_VERIFIER_FILE, undefined, "the verifier only with HBAGATE_DEPLOY_VERIFIER");
     assert.equal(e.HBAGATE_UPSTREAM_HOST, "db.example.net");
     assert.equal(e.HBAGATE_UPSTREAM_PORT, "6432");
-    assert.equal(e.HBAGATE_UPSTREAM_SSL, "require");
+    assert.equal(e.HBAGATE_UPSTREAM_SSL, "verify-full");
     assert.equal(e.HBAGATE_STATEMENT_TIMEOUT_MS, "25000");
     // No secret value ever sits in the environment: every HBAGATE_ value is a reference or a plain setting.
     for (const [k, v] of Object.entries(e)) assert.doesNotMatch(`${k}=${v}`, /PASSWORD|SERVICE_USER/, k);
+  });
+
+  test("settings as deployed: responses within Lambda's payload, bounded cold-start attempts, the upstream verified with the RDS roots", async (t) => {
+    const run = await ready(t, () => external);
+    if (run) assertServerlessSettings(run);
   });
 
   test("function URL: auth NONE (hba rules and passwords decide; callers are host connections), no CORS at the URL", async (t) => {
@@ -217,7 +241,7 @@ describe('stage "demo": VPC, RDS PostgreSQL behind RDS Proxy; with the API Gatew
     assert.deepEqual(endpoint.subnetIds, vpcConfig.subnetIds);
   });
 
-  test("an RDS PostgreSQL instance and an RDS Proxy targeting it; the function points at the proxy over TLS", async (t) => {
+  test("an RDS PostgreSQL instance and an RDS Proxy targeting it; the function points at the proxy over verified TLS", async (t) => {
     const run = await ready(t, () => demo);
     if (!run) return;
     const instance = one(run, "aws:rds/instance:Instance");
@@ -233,7 +257,7 @@ describe('stage "demo": VPC, RDS PostgreSQL behind RDS Proxy; with the API Gatew
     const e = env(run);
     assert.equal(e.HBAGATE_UPSTREAM_HOST, proxy.state.endpoint);
     assert.equal(e.HBAGATE_UPSTREAM_PORT, "5432");
-    assert.equal(e.HBAGATE_UPSTREAM_SSL, "require");
+    assertServerlessSettings(run);
     const tags = rec(instance.inputs.tags);
     assert.equal(run.outputs.databaseSecret, tags["sst:lookup:password"], "the output names the master user's secret, never the password");
   });

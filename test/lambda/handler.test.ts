@@ -108,6 +108,8 @@ describe("the Lambda handler", () => {
       HBAGATE_IDENT_FILE: join(dir, "pg_ident.conf"),
       HBAGATE_UPSTREAM_HOST: "127.0.0.1",
       HBAGATE_UPSTREAM_PORT: String(cluster.port),
+      // A loopback server without TLS (on Lambda the default verifies it: test/lambda/upstream-tls.test.ts).
+      HBAGATE_UPSTREAM_SSL: "disable",
       HBAGATE_STALE_AFTER_MS: "100",
       HBAGATE_CORS_ORIGINS: "https://app.example",
     });

@@ -1,0 +1,71 @@
+// Lambda events as AWS sends them (a function URL's payload v2), and the
+// bundled handler built for one test file: its module scope reads the
+// environment once, so each file builds its own copy and imports it after
+// setting process.env.
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+// @ts-expect-error: a plain .mjs build script without type declarations
+import { buildLambda } from "../../scripts/build-lambda.mjs";
+
+export interface LambdaResult {
+  readonly statusCode: number;
+  readonly body: string;
+  readonly headers?: Record<string, string>;
+  readonly isBase64Encoded?: boolean;
+}
+export type Handler = (event: unknown, context?: unknown) => Promise<LambdaResult>;
+
+export interface EventOptions {
+  readonly path?: string;
+  readonly headers?: Record<string, string>;
+  readonly sourceIp?: string;
+}
+
+/** A function URL request (payload format 2.0), as the Lambda service hands it to the handler. */
+export function functionUrlEvent(body: unknown, o: EventOptions = {}) {
+  const path = o.path ?? "/v1/postgres/sql";
+  return {
+    version: "2.0",
+    routeKey: "$default",
+    rawPath: path,
+    rawQueryString: "",
+    headers: { "content-type": "application/json", host: "abc123.lambda-url.eu-west-1.on.aws", "x-forwarded-proto": "https", ...o.headers },
+    requestContext: {
+      accountId: "anonymous",
+      apiId: "abc123",
+      authentication: null,
+      authorizer: {},
+      domainName: "abc123.lambda-url.eu-west-1.on.aws",
+      domainPrefix: "abc123",
+      http: { method: body === undefined ? "GET" : "POST", path, protocol: "HTTP/1.1", sourceIp: o.sourceIp ?? "198.51.100.7", userAgent: "test" },
+      requestId: "req-1",
+      routeKey: "$default",
+      stage: "$default",
+      time: "24/Nov/2026:01:00:00 +0000",
+      timeEpoch: 1795482000000,
+    },
+    ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }),
+    isBase64Encoded: false,
+  };
+}
+
+export const basic = (user: string, password = "") => "Basic " + Buffer.from(`${user}:${password}`).toString("base64");
+
+/** The JSON Lambda would send back for this result: what its payload limit measures. */
+export const payloadBytes = (r: LambdaResult) => Buffer.byteLength(JSON.stringify(r));
+
+export const errorOf = (r: LambdaResult) => (JSON.parse(r.body) as { error?: { code: string; message: string } }).error;
+
+/** Build dist-style lambda.mjs into a fresh directory; its path. */
+export async function buildHandler(): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), "hbagate-lambda-"));
+  const built = (await buildLambda(join(dir, "lambda.mjs"))) as { outfile: string };
+  return built.outfile;
+}
+
+/** Import a built handler (its module scope runs now, with process.env as it is). */
+export async function importHandler(outfile: string): Promise<Handler> {
+  return ((await import(pathToFileURL(outfile).href)) as { handler: Handler }).handler;
+}
