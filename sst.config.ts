@@ -21,7 +21,7 @@ export default $config({
     const options = deployOptions($app.stage, process.env);
     const secrets = gatewaySecrets();
     const upstream = options.upstream.kind === "demo" ? ({ kind: "demo", database: demoDatabase() } as const) : options.upstream;
-    const { url } = gateway({ secrets, upstream, verifier: options.verifier, apiGateway: options.apiGateway });
+    const { url } = gateway({ secrets, upstream, verifier: options.verifier, apiGateway: options.apiGateway, ...(options.serviceUser ? { serviceUser: options.serviceUser } : {}) });
     return {
       url,
       rulesSecret: secrets.rules.arn,

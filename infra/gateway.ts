@@ -16,7 +16,7 @@
 // - No CORS on the URL or the API: AWS would answer preflights itself with
 //   `*`; the gateway's own HBAGATE_CORS_ORIGINS policy applies instead.
 import type { DemoDatabase } from "./database";
-import type { ExternalUpstream } from "./options";
+import { SHARED_FAILURE_TABLE, type ExternalUpstream } from "./options";
 import type { GatewaySecrets } from "./secrets";
 
 /** An existing server, or the demo database: the function then runs in its VPC, pointed at the RDS Proxy. */
@@ -27,6 +27,7 @@ export interface GatewayArgs {
   readonly upstream: GatewayUpstream;
   readonly verifier: boolean;
   readonly apiGateway: boolean;
+  readonly serviceUser?: string;
 }
 
 export function gateway(args: GatewayArgs) {
@@ -56,6 +57,9 @@ export function gateway(args: GatewayArgs) {
       ...(args.verifier ? { HBAGATE_VERIFIER_FILE: reference(credentials, "verifier") } : {}),
       ...upstream,
       HBAGATE_STATEMENT_TIMEOUT_MS: "25000",
+      // Lambda runs many instances, each with its own memory: with a service login, failed
+      // verifications are counted in the upstream, so a lock holds on every instance.
+      ...(args.serviceUser ? { HBAGATE_SERVICE_USER: args.serviceUser, HBAGATE_AUTH_SHARED_TABLE: SHARED_FAILURE_TABLE } : {}),
     },
   });
   if (!args.apiGateway) return { fn, url: fn.url };

@@ -21,7 +21,16 @@ export interface DeployOptions {
   readonly verifier: boolean;
   /** Put an API Gateway HTTP API in front instead of the function URL. */
   readonly apiGateway: boolean;
+  /**
+   * The gateway's own login (HBAGATE_SERVICE_USER; its password in the credentials secret's
+   * `roles` map): role membership for +group/samerole, and the brute-force brake shared across
+   * instances in a table of the upstream (HBAGATE_AUTH_SHARED_TABLE). Absent: neither.
+   */
+  readonly serviceUser?: string;
 }
+
+/** The table every instance counts failed verifications in, when a service user is deployed. */
+export const SHARED_FAILURE_TABLE = "hbagate_failures";
 
 /** The stage that creates a VPC, an RDS PostgreSQL instance and an RDS Proxy. */
 export const DEMO_STAGE = "demo";
@@ -46,7 +55,16 @@ export function deployOptions(stage: string, env: Readonly<Record<string, string
     if (!(SSL_MODES as readonly string[]).includes(ssl)) problems.push(`HBAGATE_DEPLOY_UPSTREAM_SSL=${JSON.stringify(ssl)}: expected one of ${SSL_MODES.join(", ")}`);
     return { kind: "external", host, port, ssl: ssl as UpstreamSsl };
   })();
-  const options = { upstream, verifier: flag("HBAGATE_DEPLOY_VERIFIER"), apiGateway: flag("HBAGATE_DEPLOY_API_GATEWAY") };
+  const serviceUser = env.HBAGATE_DEPLOY_SERVICE_USER ?? "";
+  if (serviceUser !== "" && (new TextEncoder().encode(serviceUser).length > 63 || /[\0\s]/.test(serviceUser))) {
+    problems.push(`HBAGATE_DEPLOY_SERVICE_USER=${JSON.stringify(serviceUser)}: expected a role name (at most 63 bytes, no spaces)`);
+  }
+  const options = {
+    upstream,
+    verifier: flag("HBAGATE_DEPLOY_VERIFIER"),
+    apiGateway: flag("HBAGATE_DEPLOY_API_GATEWAY"),
+    ...(serviceUser === "" ? {} : { serviceUser }),
+  };
   if (problems.length > 0) throw new Error(`invalid deploy options:\n  ${problems.join("\n  ")}`);
   return Object.freeze(options);
 }

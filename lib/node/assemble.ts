@@ -10,7 +10,7 @@ import type { Settings } from "../config/settings.ts";
 import { systemHost } from "../connection/system-host.ts";
 import { createApp, type GatewayDeps, type LogEvent } from "../http/app.ts";
 import type { Hono } from "hono";
-import { Pools } from "../upstream/pools.ts";
+import { Pools, type RoleCredentials } from "../upstream/pools.ts";
 import { RoleMembership } from "../upstream/role-membership.ts";
 import { failureTable } from "../upstream/failure-table.ts";
 import { embeddedCannotVerify, isPasswordRule, loadConfiguration, secretIdsOf, usesMembership, type Configuration } from "./configuration.ts";
@@ -137,30 +137,7 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
   // text is the one it was found under (then the current one is right again).
   const preferredPasswords = new Map<string, { readonly password: string; readonly whileCurrentIs: string }>();
   const currentTexts = new Map<string, string | undefined>();
-  const pools = new Pools({
-    host: upstream.host,
-    port: upstream.port,
-    max: settings.HBAGATE_POOL_MAX,
-    maxTotal: Math.max(settings.HBAGATE_POOL_MAX_TOTAL, settings.HBAGATE_POOL_MAX),
-    ...(settings.HBAGATE_POOL_MAX_PER_ROLE !== undefined ? { maxPerRole: settings.HBAGATE_POOL_MAX_PER_ROLE } : {}),
-    ...(settings.HBAGATE_POOL_MAX_PER_IDENTITY !== undefined ? { maxPerIdentity: settings.HBAGATE_POOL_MAX_PER_IDENTITY } : {}),
-    loginReserve: settings.HBAGATE_LOGIN_RESERVE,
-    queueTimeoutMs: settings.HBAGATE_QUEUE_TIMEOUT_MS,
-    staleAfterMs: settings.HBAGATE_STALE_AFTER_MS,
-    maxQueue: settings.HBAGATE_QUEUE_MAX,
-    idleTimeout: settings.HBAGATE_IDLE_TIMEOUT,
-    connectTimeout: settings.HBAGATE_CONNECT_TIMEOUT,
-    maxLifetime: settings.HBAGATE_MAX_LIFETIME,
-    statementTimeout: settings.HBAGATE_STATEMENT_TIMEOUT_MS,
-    preparedStatements: settings.HBAGATE_PREPARED_STATEMENTS,
-    ssl:
-      ssl === "disable"
-        ? false
-        : ssl === "require"
-          ? "require"
-          : // No CA file: Node's roots, and NODE_EXTRA_CA_CERTS (on Lambda, its bundle with the Amazon RDS roots).
-            { ...(settings.HBAGATE_UPSTREAM_CA_FILE ? { ca: readFileSync(absolutePath(settings.HBAGATE_UPSTREAM_CA_FILE), "utf8") } : {}), rejectUnauthorized: true },
-  }, {
+  const roleCredentials: RoleCredentials = {
     password(role) {
       const c = config?.roleCredentials.get(role);
       if (!c) return undefined;
@@ -200,14 +177,41 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
       if (password === undefined || current === undefined) preferredPasswords.delete(role);
       else preferredPasswords.set(role, { password, whileCurrentIs: current });
     },
-  });
+  };
+  const pools = new Pools({
+    host: upstream.host,
+    port: upstream.port,
+    max: settings.HBAGATE_POOL_MAX,
+    maxTotal: Math.max(settings.HBAGATE_POOL_MAX_TOTAL, settings.HBAGATE_POOL_MAX),
+    ...(settings.HBAGATE_POOL_MAX_PER_ROLE !== undefined ? { maxPerRole: settings.HBAGATE_POOL_MAX_PER_ROLE } : {}),
+    ...(settings.HBAGATE_POOL_MAX_PER_IDENTITY !== undefined ? { maxPerIdentity: settings.HBAGATE_POOL_MAX_PER_IDENTITY } : {}),
+    loginReserve: settings.HBAGATE_LOGIN_RESERVE,
+    queueTimeoutMs: settings.HBAGATE_QUEUE_TIMEOUT_MS,
+    staleAfterMs: settings.HBAGATE_STALE_AFTER_MS,
+    maxQueue: settings.HBAGATE_QUEUE_MAX,
+    idleTimeout: settings.HBAGATE_IDLE_TIMEOUT,
+    connectTimeout: settings.HBAGATE_CONNECT_TIMEOUT,
+    maxLifetime: settings.HBAGATE_MAX_LIFETIME,
+    statementTimeout: settings.HBAGATE_STATEMENT_TIMEOUT_MS,
+    preparedStatements: settings.HBAGATE_PREPARED_STATEMENTS,
+    ssl:
+      ssl === "disable"
+        ? false
+        : ssl === "require"
+          ? "require"
+          : // No CA file: Node's roots, and NODE_EXTRA_CA_CERTS (on Lambda, its bundle with the Amazon RDS roots).
+            { ...(settings.HBAGATE_UPSTREAM_CA_FILE ? { ca: readFileSync(absolutePath(settings.HBAGATE_UPSTREAM_CA_FILE), "utf8") } : {}), rejectUnauthorized: true },
+  }, roleCredentials);
 
   // Role membership needs a login of the gateway's own; without one, +group and
-  // samerole match no one (fail closed), and the log says so.
+  // samerole match no one (fail closed), and the log says so. Its password is
+  // HBAGATE_SERVICE_PASSWORD, or the service user's entry in the role credentials
+  // (a secret when deployed).
   const serviceUser = settings.HBAGATE_SERVICE_USER ?? (settings.HBAGATE_UPSTREAM_HOST ? undefined : "postgres");
-  const servicePassword = settings.HBAGATE_SERVICE_PASSWORD ?? "";
+  const servicePassword = async (): Promise<string> =>
+    settings.HBAGATE_SERVICE_PASSWORD ?? (serviceUser === undefined ? undefined : await roleCredentials.password(serviceUser)) ?? "";
   const membership = serviceUser
-    ? new RoleMembership(pools.service(settings.HBAGATE_SERVICE_DATABASE, serviceUser, () => servicePassword), { ttlMs: settings.HBAGATE_ROLES_TTL_MS })
+    ? new RoleMembership(pools.service(settings.HBAGATE_SERVICE_DATABASE, serviceUser, servicePassword), { ttlMs: settings.HBAGATE_ROLES_TTL_MS })
     : undefined;
   const warnMembership = (c: Configuration) => {
     if (!membership && c.rules.some(usesMembership)) {
@@ -274,7 +278,7 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
   }
   const sharedFailures =
     sharedTable && serviceUser
-      ? failureTable(pools.service(settings.HBAGATE_SERVICE_DATABASE, serviceUser, () => servicePassword), {
+      ? failureTable(pools.service(settings.HBAGATE_SERVICE_DATABASE, serviceUser, servicePassword), {
           table: sharedTable,
           lockAfter: settings.HBAGATE_AUTH_LOCK_AFTER,
           windowMs: settings.HBAGATE_AUTH_WINDOW_SECONDS * 1000,

@@ -260,7 +260,7 @@ export class Pools implements Coordinator {
   }
 
   /** A small pool for the gateway's own catalog lookups, logged in with configured credentials. */
-  service(database: string, user: string, password: () => string): postgres.Sql {
+  service(database: string, user: string, password: () => string | Promise<string>): postgres.Sql {
     const key = JSON.stringify([database, user]);
     let sql = this.servicePools.get(key);
     if (!sql) {

@@ -102,6 +102,32 @@ describe("failures counted across gateway instances", () => {
     assert.equal(await ask(b, "erin", "right-erin"), "429 08004");
   });
 
+  test("the service user's password may come from the role credentials (a secret when deployed) instead of HBAGATE_SERVICE_PASSWORD", async () => {
+    const hbaFile = await cluster.writeFile("gateway_hba_c.conf", "host all frank 127.0.0.1/32 scram-sha-256\n");
+    const rolesFile = await cluster.writeFile("roles.json", JSON.stringify({ svc: "svc-pw" }));
+    await cluster.sql.unsafe(`create role frank login password 'right-frank'`);
+    await cluster.writeHba(`host all all 127.0.0.1/32 scram-sha-256\n`, { reload: true });
+    const env = {
+      HBAGATE_PORT: "0",
+      HBAGATE_HBA_FILE: hbaFile,
+      HBAGATE_UPSTREAM_HOST: "127.0.0.1",
+      HBAGATE_UPSTREAM_PORT: String(cluster.port),
+      HBAGATE_SERVICE_USER: "svc",
+      HBAGATE_ROLE_CREDENTIALS_FILE: rolesFile,
+      HBAGATE_AUTH_SHARED_TABLE: TABLE,
+      HBAGATE_AUTH_LOCK_AFTER: String(LOCK_AFTER),
+      HBAGATE_AUTH_SLOW_AFTER: "100",
+    };
+    const [c, d] = await Promise.all([startGateway(loadSettings(env), (e) => logs.push(e)), startGateway(loadSettings(env), (e) => logs.push(e))]);
+    assert.ok(c && d);
+    try {
+      for (const g of [c, d, c, d]) assert.equal(await ask(g, "frank", "wrong"), "401 28P01");
+      assert.equal(await ask(d, "frank", "right-frank"), "429 08004");
+    } finally {
+      await Promise.all([c.close(), d.close()]);
+    }
+  });
+
   test("the table holds digests, never a user name or an address", async () => {
     const rows = await cluster.sql.unsafe<{ pair: string }[]>(`select pair from ${TABLE}`);
     assert.ok(rows.length > 0);

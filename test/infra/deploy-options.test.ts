@@ -15,6 +15,8 @@ test("deploy options: the upstream is required outside the demo stage, and value
     apiGateway: false,
   });
   assert.deepEqual(deployOptions("demo", { HBAGATE_DEPLOY_UPSTREAM_HOST: "ignored" }).upstream, { kind: "demo" });
+  assert.equal(deployOptions("demo", { HBAGATE_DEPLOY_SERVICE_USER: "hbagate" }).serviceUser, "hbagate");
+  assert.throws(() => deployOptions("demo", { HBAGATE_DEPLOY_SERVICE_USER: "has space" }), /HBAGATE_DEPLOY_SERVICE_USER="has space"/);
   // Unverified TLS only when asked for by name.
   assert.equal((deployOptions("prod", { HBAGATE_DEPLOY_UPSTREAM_HOST: "db", HBAGATE_DEPLOY_UPSTREAM_SSL: "require" }).upstream as { ssl: string }).ssl, "require");
 });

@@ -26,7 +26,7 @@ before(
     // Started together; each test awaits the one it needs.
     typecheck = typecheckInfra(RUN_MS);
     external = runSstProgramUnderMocks("ci", { HBAGATE_DEPLOY_UPSTREAM_HOST: "db.example.net", HBAGATE_DEPLOY_UPSTREAM_PORT: "6432" }, RUN_MS);
-    demo = runSstProgramUnderMocks("demo", { HBAGATE_DEPLOY_API_GATEWAY: "true", HBAGATE_DEPLOY_VERIFIER: "true" }, RUN_MS);
+    demo = runSstProgramUnderMocks("demo", { HBAGATE_DEPLOY_API_GATEWAY: "true", HBAGATE_DEPLOY_VERIFIER: "true", HBAGATE_DEPLOY_SERVICE_USER: "hbagate" }, RUN_MS);
     for (const p of [typecheck, external, demo]) p.catch(() => {}); // reported by the tests that await them
   },
   { timeout: INSTALL_MS + 60_000 },
@@ -159,7 +159,10 @@ describe("stage with an existing database, behind the function URL", () => {
     assert.equal(e.HBAGATE_UPSTREAM_SSL, "verify-full");
     assert.equal(e.HBAGATE_STATEMENT_TIMEOUT_MS, "25000");
     // No secret value ever sits in the environment: every HBAGATE_ value is a reference or a plain setting.
-    for (const [k, v] of Object.entries(e)) assert.doesNotMatch(`${k}=${v}`, /PASSWORD|SERVICE_USER/, k);
+    for (const [k, v] of Object.entries(e)) assert.doesNotMatch(`${k}=${v}`, /PASSWORD/, k);
+    // Without a service user, no login of the gateway's own: the brake counts per instance.
+    assert.equal(e.HBAGATE_SERVICE_USER, undefined);
+    assert.equal(e.HBAGATE_AUTH_SHARED_TABLE, undefined);
   });
 
   test("settings as deployed: responses within Lambda's payload, bounded cold-start attempts, the upstream verified with the RDS roots", async (t) => {
@@ -268,6 +271,18 @@ describe('stage "demo": VPC, RDS PostgreSQL behind RDS Proxy; with the API Gatew
     assertLeastPrivilege(run, [BASIC_EXECUTION, VPC_ACCESS]);
     const { credentials } = secrets(run);
     assert.equal(env(run).HBAGATE_VERIFIER_FILE, `secretsmanager:${credentials}#verifier`);
+  });
+
+  test("with a service user: its login (password from the credentials secret, never the environment) and the brute-force brake shared across instances", async (t) => {
+    const run = await ready(t, () => demo);
+    if (!run) return;
+    const e = env(run);
+    assert.equal(e.HBAGATE_SERVICE_USER, "hbagate");
+    assert.equal(e.HBAGATE_AUTH_SHARED_TABLE, "hbagate_failures");
+    assert.equal(e.HBAGATE_SERVICE_PASSWORD, undefined);
+    for (const [k, v] of Object.entries(e)) assert.doesNotMatch(`${k}=${v}`, /PASSWORD/, k);
+    const s = loadLambdaSettings(e);
+    assert.equal(s.HBAGATE_AUTH_SHARED_TABLE, "hbagate_failures");
   });
 
   test("API Gateway HTTP API in front, payload v2, no CORS of its own; no function URL", async (t) => {
