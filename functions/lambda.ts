@@ -4,7 +4,7 @@
 import { handle } from "hono/aws-lambda";
 import type { Context } from "hono";
 import { loadLambdaSettings } from "../lib/config/settings.ts";
-import type { LogEvent } from "../lib/http/app.ts";
+import type { LogEvent } from "../lib/log.ts";
 import { lambdaPeer } from "../lib/lambda/peer.ts";
 import { assembleGateway } from "../lib/node/assemble.ts";
 

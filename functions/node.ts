@@ -1,7 +1,7 @@
 // Node server entry point: process environment and signals in, the gateway out.
 import { readFileSync } from "node:fs";
 import { loadSettings } from "../lib/config/settings.ts";
-import type { LogEvent } from "../lib/http/app.ts";
+import type { LogEvent } from "../lib/log.ts";
 import { startGateway } from "../lib/node/gateway.ts";
 
 const log = (event: LogEvent) => process.stderr.write(JSON.stringify({ time: new Date().toISOString(), ...event }) + "\n");

@@ -36,7 +36,7 @@ import { httpStatus } from "./status.ts";
 import { readBodyText } from "./read-body.ts";
 import { browserGuard, requireContentType, type AllowedHosts } from "./browser-guard.ts";
 
-export type LogEvent = Readonly<Record<string, string | number | boolean | null | undefined>>;
+import type { LogEvent } from "../log.ts";
 
 export interface GatewayDeps {
   /** The rules in force; a reload swaps what this returns, never a half-valid set. */

@@ -7,7 +7,7 @@ import { fileSource } from "../config/file-source.ts";
 import { memorySource, type ConfigSource } from "../config/source.ts";
 import { formatError, loadHba } from "../hba/load.ts";
 import type { HbaRule } from "../hba/rule.ts";
-import type { LogEvent } from "../http/app.ts";
+import type { LogEvent } from "../log.ts";
 import { loadIdent, type IdentFile } from "../ident/ident.ts";
 import { isSecretReference, parseSecretReference, selectValue } from "../secrets/reference.ts";
 

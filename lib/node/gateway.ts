@@ -4,7 +4,7 @@ import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Settings } from "../config/settings.ts";
-import type { LogEvent } from "../http/app.ts";
+import type { LogEvent } from "../log.ts";
 import { assembleGateway } from "./assemble.ts";
 import { isLoopbackHost, nodePeer, startListeners } from "./listeners.ts";
 

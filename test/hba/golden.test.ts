@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { fileSource } from "../../lib/config/file-source.ts";
 import { parseClientAddress, parseNumericHost, unmapIpv4, type IpAddress } from "../../lib/hba/address.ts";
 import { formatError, loadHba } from "../../lib/hba/load.ts";
-import type { LogEvent } from "../../lib/http/app.ts";
+import type { LogEvent } from "../../lib/log.ts";
 import { loadConfiguration } from "../../lib/node/configuration.ts";
 import { matchHba, type ConnectionFacts, type MatchEnvironment } from "../../lib/hba/match.ts";
 import { membershipFromGraph } from "../../lib/hba/roles.ts";

@@ -6,7 +6,8 @@ import { NO_TRUSTED_PROXIES } from "../../lib/connection/forwarded.ts";
 import { parseAllowedHosts } from "../../lib/http/browser-guard.ts";
 import { loadHba } from "../../lib/hba/load.ts";
 import type { Hono } from "hono";
-import type { GatewayDeps, LogEvent } from "../../lib/http/app.ts";
+import type { GatewayDeps } from "../../lib/http/app.ts";
+import type { LogEvent } from "../../lib/log.ts";
 import { Pools } from "../../lib/upstream/pools.ts";
 
 export function testPools(port: number, overrides: Partial<ConstructorParameters<typeof Pools>[0]> = {}): Pools {

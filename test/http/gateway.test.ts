@@ -4,7 +4,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { PeerInfo } from "../../lib/connection/caller.ts";
-import { createApp, type LogEvent } from "../../lib/http/app.ts";
+import { createApp } from "../../lib/http/app.ts";
+import type { LogEvent } from "../../lib/log.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { testDeps, testPools } from "./deps.ts";
 import { VerifiedCallers } from "../../lib/auth/verified-callers.ts";

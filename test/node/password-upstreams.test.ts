@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { loadSettings } from "../../lib/config/settings.ts";
-import type { LogEvent } from "../../lib/http/app.ts";
+import type { LogEvent } from "../../lib/log.ts";
 import { startGateway, type RunningGateway } from "../../lib/node/gateway.ts";
 import { startEmbeddedUpstream } from "../../lib/upstream/embedded.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";

@@ -3,7 +3,8 @@
 // survives what used to end it. Against a real PostgreSQL.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { createApp, type LogEvent } from "../../lib/http/app.ts";
+import { createApp } from "../../lib/http/app.ts";
+import type { LogEvent } from "../../lib/log.ts";
 import { leadingKeyword } from "../../lib/query/refused-statements.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { Context } from "hono";
 import { loadSettings, type Settings } from "../../lib/config/settings.ts";
-import type { LogEvent } from "../../lib/http/app.ts";
+import type { LogEvent } from "../../lib/log.ts";
 import { lambdaPeer } from "../../lib/lambda/peer.ts";
 import { assembleGateway } from "../../lib/node/assemble.ts";
 import { startGateway, type RunningGateway } from "../../lib/node/gateway.ts";

@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { loadSettings } from "../../lib/config/settings.ts";
-import type { LogEvent } from "../../lib/http/app.ts";
+import type { LogEvent } from "../../lib/log.ts";
 import { startGateway, type RunningGateway } from "../../lib/node/gateway.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { fakeClient, startFakeSecretsManager, type FakeSecretsManager } from "../harness/secrets-manager.ts";
