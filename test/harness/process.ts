@@ -36,16 +36,21 @@ export function freePort(host = "127.0.0.1"): Promise<number> {
   });
 }
 
+/** TCP states in /proc/net/tcp, by their hex code. */
+const TCP_STATES: Readonly<Record<string, string>> = {
+  "01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1", "05": "FIN_WAIT2", "06": "TIME_WAIT",
+  "07": "CLOSE", "08": "CLOSE_WAIT", "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING",
+};
+
 /**
- * How many of this machine's TCP connections from one of `localPorts` to
- * `remotePort` are still open on the client's side (ESTABLISHED, or
- * CLOSE_WAIT: the server has closed but the client has not noticed yet).
- * From /proc/net/tcp and tcp6, so it sees what a process has really done with
- * its sockets, not what it says it did.
+ * The states of this machine's TCP sockets from one of `localPorts` to
+ * `remotePort`: the client's ends of those connections. From /proc/net/tcp and
+ * tcp6, so it shows what a process has really done with its sockets, not what
+ * it says it did. CLOSE_WAIT: the server has closed, the client has not yet.
  */
-export function clientConnectionsOpen(remotePort: number, localPorts: Iterable<number>): number {
+export function clientSocketStates(remotePort: number, localPorts: Iterable<number>): string[] {
   const wanted = new Set(localPorts);
-  let n = 0;
+  const out: string[] = [];
   for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
     let text: string;
     try {
@@ -58,9 +63,13 @@ export function clientConnectionsOpen(remotePort: number, localPorts: Iterable<n
       if (!local || !remote || !state) continue;
       const localPort = parseInt(local.split(":").pop()!, 16);
       const rPort = parseInt(remote.split(":").pop()!, 16);
-      // 01 ESTABLISHED, 08 CLOSE_WAIT
-      if (rPort === remotePort && wanted.has(localPort) && (state === "01" || state === "08")) n++;
+      if (rPort === remotePort && wanted.has(localPort)) out.push(TCP_STATES[state] ?? state);
     }
   }
-  return n;
+  return out;
+}
+
+/** How many of those connections the client still holds open (ESTABLISHED, or CLOSE_WAIT: not yet noticed closed). */
+export function clientConnectionsOpen(remotePort: number, localPorts: Iterable<number>): number {
+  return clientSocketStates(remotePort, localPorts).filter((s) => s === "ESTABLISHED" || s === "CLOSE_WAIT").length;
 }
