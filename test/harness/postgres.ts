@@ -150,6 +150,9 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   await run(join(bin, "initdb"), ["-D", dataDir, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C"], as, env);
   const major = Number((await run(join(bin, "postgres"), ["--version"], as, env)).match(/(\d+)\.\d+/)?.[1]);
 
+  // freePort is unavoidable: PostgreSQL takes no port 0 (the setting is 1-65535), and the
+  // same number names the Unix socket. (Taken meanwhile on 127.0.0.1, the server may still
+  // start on ::1 alone: a remaining, narrow race.)
   const port = options.port ?? (await freePort());
   const conf: Record<string, string> = {
     listen_addresses: "'127.0.0.1,::1'",
