@@ -9,16 +9,22 @@ export const TASKSET = existsSync("/usr/bin/taskset") ? "/usr/bin/taskset" : und
 /** argv run on `cores` ("0", "1", "0,1") when taskset is there. */
 export const pinned = (cores: string, argv: readonly string[]): string[] => (TASKSET ? [TASKSET, "-c", cores, ...argv] : [...argv]);
 
-export function startProcess(cwd: string, argv: readonly string[], env: NodeJS.ProcessEnv, readyPattern: RegExp): Promise<ChildProcess> {
+export async function startProcess(cwd: string, argv: readonly string[], env: NodeJS.ProcessEnv, readyPattern: RegExp): Promise<ChildProcess> {
+  return (await startProcessMatching(cwd, argv, env, readyPattern)).child;
+}
+
+/** startProcess, also answering what the ready line matched (a port the process chose, say). */
+export function startProcessMatching(cwd: string, argv: readonly string[], env: NodeJS.ProcessEnv, readyPattern: RegExp): Promise<{ child: ChildProcess; ready: RegExpExecArray }> {
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0]!, argv.slice(1), { cwd, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     const timer = setTimeout(() => reject(new Error(`not ready: ${argv.join(" ")}\n${out}`)), 60_000);
     child.stdout!.on("data", (d: Buffer) => {
       out += d.toString();
-      if (readyPattern.test(out)) {
+      const ready = readyPattern.exec(out);
+      if (ready) {
         clearTimeout(timer);
-        resolve(child);
+        resolve({ child, ready });
       }
     });
     child.stderr!.on("data", (d: Buffer) => (out += d.toString()));

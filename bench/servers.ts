@@ -1,5 +1,5 @@
 // The baselines the gateway is measured against, each run as its own process
-// (`node --import tsx bench/servers.ts KIND PORT`) so the load generator never
+// (`node --import tsx bench/servers.ts KIND PORT`, PORT 0 for any free one) so the load generator never
 // shares an event loop with what it measures.
 //   floor           a bare Hono server answering a parsed POST with fixed JSON
 //                   (as many bytes as the x-floor-bytes header asks, so each
@@ -59,5 +59,6 @@ if (kind === "floor") {
   throw new Error(`unknown server kind ${kind}`);
 }
 
-serve({ fetch: app.fetch, hostname: "127.0.0.1", port }, () => process.stdout.write("ready\n"));
+// "ready PORT": with PORT 0 the system picks a free port, and this says which.
+serve({ fetch: app.fetch, hostname: "127.0.0.1", port }, (info) => process.stdout.write(`ready ${info.port}\n`));
 process.on("SIGINT", () => process.exit(0));

@@ -10,14 +10,23 @@ describe("brute-force brake", () => {
   test("slows down after slowAfter failures, locks out after lockAfter, for lockMs", async () => {
     let now = 0;
     const l = new FailureLimiter({ slowAfter: 2, lockAfter: 4, windowMs: 10_000, lockMs: 5_000, delayStepMs: 30, maxDelayMs: 60, maxEntries: 10, now: () => now });
+    // Not slowed: the answer is ready at once, before any timer could run (checked by
+    // order, not by a wall-clock bound a loaded machine could miss). Slowed: it waits
+    // at least the delay (a lower bound, which timers keep however busy the machine).
     const timed = async () => {
       const t = Date.now();
-      await l.failed("10.0.0.1", "alice");
-      return Date.now() - t;
+      const p = l.failed("10.0.0.1", "alice");
+      let done = false;
+      void p.then(() => (done = true));
+      await new Promise((r) => setImmediate(r));
+      const atOnce = done;
+      await p;
+      return { atOnce, ms: Date.now() - t };
     };
-    assert.ok((await timed()) < 20);
-    assert.ok((await timed()) < 20);
-    assert.ok((await timed()) >= 25, "third failure is slowed");
+    assert.ok((await timed()).atOnce, "first failure is not slowed");
+    assert.ok((await timed()).atOnce, "second failure is not slowed");
+    const third = await timed();
+    assert.ok(!third.atOnce && third.ms >= 25, `third failure is slowed: ${JSON.stringify(third)}`);
     assert.equal(l.check("10.0.0.1", "alice"), undefined);
     await timed();
     const locked = l.check("10.0.0.1", "alice");

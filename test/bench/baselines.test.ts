@@ -5,9 +5,8 @@ import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { runJson, startProcess } from "../../bench/processes.ts";
+import { runJson, startProcessMatching } from "../../bench/processes.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { freePort } from "../harness/process.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const node = (script: string, ...args: string[]) => [process.execPath, "--import", "tsx", script, ...args];
@@ -17,9 +16,10 @@ describe("benchmark baselines", () => {
   let pg: Record<string, string>;
   const children: ChildProcess[] = [];
   const start = async (kind: string) => {
-    const port = await freePort();
-    children.push(await startProcess(root, node("bench/servers.ts", kind, String(port)), pg, /ready/));
-    return `http://127.0.0.1:${port}/v1/postgres/sql`;
+    // Port 0: the server binds whatever port is free and names it in its ready line.
+    const { child, ready } = await startProcessMatching(root, node("bench/servers.ts", kind, "0"), pg, /ready (\d+)\n/);
+    children.push(child);
+    return `http://127.0.0.1:${ready[1]}/v1/postgres/sql`;
   };
   const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>
     fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });

@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import postgres from "postgres";
+import { eventually } from "./eventually.ts";
 import { freePort, unprivilegedUser, type RunAs } from "./process.ts";
 import { missingCommands, missingPaths, reasons } from "./prerequisites.ts";
 
@@ -149,6 +150,9 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   await run(join(bin, "initdb"), ["-D", dataDir, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C"], as, env);
   const major = Number((await run(join(bin, "postgres"), ["--version"], as, env)).match(/(\d+)\.\d+/)?.[1]);
 
+  // freePort is unavoidable: PostgreSQL takes no port 0 (the setting is 1-65535), and the
+  // same number names the Unix socket. (Taken meanwhile on 127.0.0.1, the server may still
+  // start on ::1 alone: a remaining, narrow race.)
   const port = options.port ?? (await freePort());
   const conf: Record<string, string> = {
     listen_addresses: "'127.0.0.1,::1'",
@@ -187,10 +191,28 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   const sql = postgres({ host: socketDir, port, user: "postgres", database: "postgres", max: 1, onnotice: () => {} });
   await sql`select 1`;
 
+  // pg_reload_conf only signals the postmaster. It re-reads the files and sets
+  // its pg_conf_load_time() before forking anything else, and a new backend
+  // inherits both the time and the parsed pg_hba.conf; so once a new session
+  // reports a load time later than the moment before the signal, every later
+  // connection is judged by the new rules. (An existing session's own value is
+  // no evidence: it changes when that backend handles SIGHUP itself.)
   const reload = async () => {
+    // As text, compared by the server: a JavaScript Date would drop the microseconds.
+    const [{ before }] = await sql<[{ before: string }]>`select clock_timestamp()::text as before`;
     await sql`select pg_reload_conf()`;
-    // pg_reload_conf only signals; wait until the postmaster has re-read the file.
-    await new Promise((r) => setTimeout(r, 150));
+    await eventually(
+      async () => {
+        const fresh = postgres({ host: socketDir, port, user: "postgres", database: "postgres", max: 1, onnotice: () => {}, connect_timeout: 5 });
+        try {
+          const [{ later }] = await fresh<[{ later: boolean }]>`select pg_conf_load_time() > ${before}::timestamptz as later`;
+          return later;
+        } finally {
+          await fresh.end({ timeout: 1 });
+        }
+      },
+      { timeoutMs: 30_000, intervalMs: 5, what: `the server to reload its configuration (pg_conf_load_time() after ${before}, seen from a new session)` },
+    );
   };
 
   const cluster: Cluster = {

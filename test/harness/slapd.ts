@@ -159,7 +159,7 @@ export function slapdAvailable(): boolean {
 }
 
 
-/** A loopback port on which nothing listens (a connection is refused), as far as can be known. */
+/** A loopback port on which nothing listens (a connection is refused), as far as can be known. (Nothing is to bind it: freePort is what is wanted.) */
 export async function freeClosedPort(): Promise<number> {
   return freePort(LDAP_HOST);
 }
@@ -408,6 +408,9 @@ export async function startSlapd(): Promise<Slapd> {
 
     await run(SLAPADD, ["-q", "-f", confPath, "-l", ldifPath], as);
 
+    // freePort is unavoidable here: slapd takes its listeners as URLs on the command line and
+    // has no way to report a port the system chose. Should another process take one meanwhile,
+    // slapd exits and the start below fails with its log, rather than testing the wrong server.
     const port = await freePort(LDAP_HOST);
     let ldapsPort = await freePort(LDAP_HOST);
     while (ldapsPort === port) ldapsPort = await freePort(LDAP_HOST);

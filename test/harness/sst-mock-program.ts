@@ -1,4 +1,5 @@
-// Runs one SST program bundle (argv[2], from sst-mocks.ts) under Pulumi mocks
+// Runs one SST program bundle (argv[2], from sst-mocks.ts) under Pulumi mocks,
+// building its functions into argv[3] (a directory of the run's own),
 // and prints what it did as one `MOCK-RUN {json}` line. A process of its own:
 // Pulumi's mocks and stack transformations are global to a process.
 //
@@ -21,7 +22,8 @@ const REGION = "us-east-1";
 const ACCOUNT = "123456789012";
 
 const bundle = process.argv[2];
-if (!bundle) throw new Error("usage: sst-mock-program.ts BUNDLE");
+const artifacts = process.argv[3] ?? "";
+if (!bundle || !artifacts) throw new Error("usage: sst-mock-program.ts BUNDLE ARTIFACTS-DIR");
 const platform = dirname(bundle);
 const root = join(platform, "..", "..");
 
@@ -141,7 +143,8 @@ async function answer(method: string, input: Record<string, unknown>): Promise<u
       const base = handler.slice(0, dot);
       const file = [".ts", ".mts", ".js", ".mjs"].map((ext) => join(root, base + ext)).find((f) => existsSync(f));
       if (!file) throw new Error(`Handler not found: ${handler}`);
-      const out = join(root, ".sst", "artifacts", `${String(input.functionID)}-src`);
+      // The run's own artifacts directory (argv[3]), not the shared .sst/artifacts.
+      const out = join(artifacts, `${String(input.functionID)}-src`);
       const result = await build({
         entryPoints: [file],
         outfile: join(out, `${basename(base)}.mjs`),

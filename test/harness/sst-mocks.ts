@@ -5,6 +5,8 @@
 // in sst/sst) and sst-mock-program.ts stands in for Pulumi and the CLI.
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
@@ -105,7 +107,15 @@ export async function runSstProgramUnderMocks(stage: string, env: Readonly<Recor
   const child = join(root, "test", "harness", "sst-mock-program.ts");
   // A clean deploy environment: only what the test passes, no HBAGATE_DEPLOY_* from the shell.
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("HBAGATE_")));
-  const r = await run(process.execPath, ["--import", "tsx", child, bundle], { ...env }, timeoutMs, base);
+  // Each run builds its functions into a directory of its own: two stages run at once, and
+  // with one shared .sst/artifacts they would write (and archive) the same files.
+  const artifacts = await mkdtemp(join(tmpdir(), `hbagate-sst-artifacts-${stage}-`));
+  let r: { code: number | null; output: string };
+  try {
+    r = await run(process.execPath, ["--import", "tsx", child, bundle, artifacts], { ...env }, timeoutMs, base);
+  } finally {
+    await rm(artifacts, { recursive: true, force: true });
+  }
   const marker = r.output.lastIndexOf("\nMOCK-RUN ");
   if (r.code !== 0 || marker < 0) throw new Error(`the SST program failed under mocks (exit ${r.code}):\n${r.output}`);
   return JSON.parse(r.output.slice(marker + "\nMOCK-RUN ".length)) as MockRun;

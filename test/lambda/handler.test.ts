@@ -8,7 +8,9 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { iamPrincipal } from "../../lib/lambda/peer.ts";
+import { eventually } from "../harness/eventually.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
+import { clientConnectionsOpen } from "../harness/process.ts";
 // @ts-expect-error: a plain .mjs build script without type declarations
 import { buildLambda } from "../../scripts/build-lambda.mjs";
 
@@ -178,8 +180,13 @@ describe("the Lambda handler", () => {
   test("a thawed instance whose connections died answers without failing the request", async () => {
     assert.equal((await handler(v2Event("198.51.100.7", { authorization: basic("app") }))).statusCode, 200);
     // What a long freeze does to pooled connections: the server side is gone.
-    await cluster.sql`select pg_terminate_backend(pid) from pg_stat_activity where usename = 'app'`;
-    await new Promise((r) => setTimeout(r, 300));
+    const ended = await cluster.sql<{ pid: number; port: number }[]>`select pid, client_port as port from pg_stat_activity where usename = 'app'`;
+    assert.ok(ended.length > 0, "app has pooled connections");
+    await cluster.sql`select pg_terminate_backend(pid) from unnest(${ended.map((e) => e.pid)}::int[]) pid`;
+    // Until the handler has closed its end of each (it has seen them end), not a guessed 300 ms.
+    // (Idle this briefly, a connection is lent without a probe: what is checked is that a pool
+    // whose connections were all ended opens a new one rather than failing the request.)
+    await eventually(() => clientConnectionsOpen(cluster.port, ended.map((e) => e.port)) === 0, { what: "the handler to close app's ended connections" });
     const r = await handler(v2Event("198.51.100.7", { authorization: basic("app") }));
     assert.equal(r.statusCode, 200, r.body);
   });

@@ -21,7 +21,7 @@ test("concurrent and repeated probes share one connection per interval", async (
     // The server counts the connection once it has accepted it.
     while (connections < 1) await new Promise((r) => setTimeout(r, 5));
     assert.equal(connections, 1);
-    await new Promise((r) => setTimeout(r, 250));
+    await new Promise((r) => setTimeout(r, 250)); // the point: past the 200 ms the answer is kept for
     assert.equal(await probe(), "ok");
     while (connections < 2) await new Promise((r) => setTimeout(r, 5));
     assert.equal(connections, 2);

@@ -7,6 +7,7 @@ import { after, before, describe, test } from "node:test";
 import { createApp } from "../../lib/http/app.ts";
 import { runSingle } from "../../lib/query/run.ts";
 import { Pools } from "../../lib/upstream/pools.ts";
+import { eventually } from "../harness/eventually.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { testDeps, testPools } from "../http/deps.ts";
 
@@ -67,7 +68,11 @@ describe("session hardening", () => {
     const victim = p.use("postgres", "app", undefined, {}, (s) =>
       runSingle(s, { query: "insert into t select 'victim' from pg_sleep(6)" }, "json", { maxRows: 10, maxBytes: 1 << 20 }),
     );
-    await new Promise((r) => setTimeout(r, 200));
+    // Once the victim's statement runs (not a guessed 200 ms), its session is left in a transaction.
+    await eventually(
+      async () => (await cluster.sql`select count(*)::int as n from pg_stat_activity where usename = 'app' and state = 'active' and query like 'insert into t select %'`)[0]!.n === 1,
+      { what: "the victim's statement to run" },
+    );
     await p.use("postgres", "app", undefined, {}, (s) => s.lease((conn) => conn.unsafe("begin")));
     const done = await victim;
     assert.equal(done.command, "INSERT");
@@ -82,7 +87,12 @@ describe("session hardening", () => {
     const ask = (user: string, query: string) =>
       app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from(`${user}:`).toString("base64") }, body: JSON.stringify({ query }) });
     const holders = [ask("r1", "select pg_sleep(4)"), ask("r2", "select pg_sleep(4)")];
-    await new Promise((r) => setTimeout(r, 300));
+    // A holder's statement runs (not a guessed 300 ms). Only one does: with maxTotal 2 the
+    // second holder waits for room like the others (as it did after the old 300 ms).
+    await eventually(
+      async () => (await cluster.sql`select count(*)::int as n from pg_stat_activity where usename in ('r1', 'r2') and state = 'active' and query = 'select pg_sleep(4)'`)[0]!.n >= 1,
+      { what: "a holder's statement to run" },
+    );
     const started = Date.now();
     const waits = await Promise.all(["r3", "r4", "app", "hijack"].map(async (u) => {
       const res = await ask(u, "select 1");

@@ -47,6 +47,7 @@ describe("a silent upstream", () => {
       opened.push(pools);
       const app = createApp(testDeps(pools, "host all all all trust\n", { caller: { anonymousUser: "app" }, requestTimeoutMs: 300 }));
       assert.equal((await postSql(app, { query: "select 1" })).status, 200);
+      // The point, not a wait for something: idle past staleAfterMs (100), so the next use probes it.
       await new Promise((r) => setTimeout(r, 200));
       for (const s of live) silent.add(s);
       const first = await Promise.race([postSql(app, { query: "select 1" }), new Promise<{ status: string }>((r) => setTimeout(() => r({ status: "no answer in 15 s" }), 15_000))]);

@@ -8,6 +8,7 @@ import { PROBE } from "../../lib/upstream/session.ts";
 import { after, before, describe, test } from "node:test";
 import { createApp } from "../../lib/http/app.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
+import { eventually } from "../harness/eventually.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { testDeps, testPools } from "../http/deps.ts";
 
@@ -44,10 +45,14 @@ describe("SQL audit", () => {
     );
     // A hostile header value is refused, not spliced.
     assert.equal((await post({ queries: [{ query: "select 1" }] }, { "Neon-Batch-Isolation-Level": `Serializable; drop table victims` })).status, 400);
-    await new Promise((r) => setTimeout(r, 200));
 
-    const lines = (await cluster.readLog()).slice(before).split("\n").filter((l) => l.includes("user=auditee") && /(statement|execute [^:]*):/.test(l));
-    const statements = lines.map((l) => l.replace(/^.*?(?:statement|execute [^:]*): /, "").trim());
+    const logged = async () => {
+      const lines = (await cluster.readLog()).slice(before).split("\n").filter((l) => l.includes("user=auditee") && /(statement|execute [^:]*):/.test(l));
+      return { lines, statements: lines.map((l) => l.replace(/^.*?(?:statement|execute [^:]*): /, "").trim()) };
+    };
+    // Until the batch's COMMIT is in the log (each backend writes its own lines), not a guessed 200 ms.
+    await eventually(async () => (await logged()).statements.includes("commit"), { what: "the batch's commit in the server log" });
+    const { lines, statements } = await logged();
     assert.ok(statements.length >= 4, JSON.stringify(statements));
     // "" is the driver's empty statement when a connection opens.
     const allowed = new Set(["", "select $1::text as v", "insert into victims values ($1)", "select $1::text", "begin isolation level serializable", "commit", RESET, PROBE]);

@@ -10,7 +10,9 @@ import type { LogEvent } from "../../lib/log.ts";
 import { lambdaPeer } from "../../lib/lambda/peer.ts";
 import { assembleGateway } from "../../lib/node/assemble.ts";
 import { startGateway, type RunningGateway } from "../../lib/node/gateway.ts";
+import { eventually } from "../harness/eventually.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
+import { clientConnectionsOpen } from "../harness/process.ts";
 import { fakeClient, startFakeSecretsManager, type FakeSecretsManager } from "../harness/secrets-manager.ts";
 
 const TTL_MS = 1000;
@@ -19,6 +21,7 @@ const SCRAM_CORRECT_HORSE =
   "SCRAM-SHA-256$4096:fUyABb+KhZgeWGvP7KBuqA==$SGHdutvOIWg5aMJ0tbmQWUrDjx/9bXunXw8VTgXBrKE=:5eXGm6CnxyxQqYAX8oGJs/32fLzsBkzvdMYSuUXm38A=";
 /** The rules the gateway starts with: each of the other secrets has a line that needs it. */
 const START_HBA = ["host all vf 127.0.0.1/32 scram-sha-256", "local all svc peer map=iam", "host all svc,late 127.0.0.1/32 trust"].join("\n") + "\n";
+/** Only for letting time itself pass (a TTL running out), never to wait for something to happen. */
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("configuration and credentials from Secrets Manager", () => {
@@ -77,6 +80,7 @@ describe("configuration and credentials from Secrets Manager", () => {
     return { status: res.status, body: (await res.json()) as Record<string, any> };
   };
   const callsFor = (id: string) => sm.calls.filter((c) => c.secretId === id).length;
+  const secretsCheck = async () => ((await (await fetch(`${gateway.urls[0]}/readyz`)).json()) as { checks: { secrets: string } }).checks.secrets;
 
   test("rules and an RDS-shaped credential come from secrets", async () => {
     assert.ok(logs.every((l) => l.msg !== "invalid configuration"), JSON.stringify(logs));
@@ -138,8 +142,11 @@ describe("configuration and credentials from Secrets Manager", () => {
         sm.put("gw/svc-db", rds(svcPassword));
         await cluster.sql.unsafe(`alter role svc password '${svcPassword}'`);
         // New logins are needed to meet the new password: end the pooled sessions.
-        await cluster.sql`select pg_terminate_backend(pid) from pg_stat_activity where usename = 'svc'`;
-        await sleep(100);
+        const ended = await cluster.sql<{ pid: number; port: number }[]>`select pid, client_port as port from pg_stat_activity where usename = 'svc'`;
+        assert.ok(ended.length > 0, "svc has pooled sessions to end");
+        await cluster.sql`select pg_terminate_backend(pid) from unnest(${ended.map((e) => e.pid)}::int[]) pid`;
+        // Wait until the gateway has closed its side of each (it has seen them end), rather than for a guessed 100 ms.
+        await eventually(() => clientConnectionsOpen(cluster.port, ended.map((e) => e.port)) === 0, { what: "the gateway to close svc's ended sessions" });
       }
       statuses.push((await ask()).status);
     }
@@ -149,24 +156,33 @@ describe("configuration and credentials from Secrets Manager", () => {
 
   test("throttling and outages: the last good values keep serving, /readyz says they are stale", async () => {
     const burst = async () => (await Promise.all(Array.from({ length: 40 }, () => ask()))).map((r) => r.status);
-    sm.fail("throttle");
-    await sleep(TTL_MS + 200);
-    assert.deepEqual(await burst(), Array(40).fill(200), "throttled: stale values under load");
-    sm.fail("down");
-    await sleep(300);
-    assert.deepEqual(await burst(), Array(40).fill(200), "down: stale values under load");
-    const ready = await fetch(`${gateway.urls[0]}/readyz`);
-    const body = (await ready.json()) as { checks: { secrets: string } };
-    assert.equal(ready.status, 200);
-    assert.match(body.checks.secrets, /^ok \(stale: /);
-    sm.fail(null);
-    // Refreshes back off, but no slower than the TTL: the service's return is noticed.
-    let secrets = "";
-    for (let i = 0; i < 30 && secrets !== "ok"; i++) {
-      await sleep(100);
-      secrets = ((await (await fetch(`${gateway.urls[0]}/readyz`)).json()) as { checks: { secrets: string } }).checks.secrets;
+    try {
+      sm.fail("throttle");
+      // A refresh of each secret has been throttled...
+      await eventually(async () => {
+        const text = await secretsCheck();
+        return /^ok \(stale: /.test(text) && text.includes("gw/config: Rate exceeded") && text.includes("gw/svc-db: Rate exceeded");
+      }, { what: "throttled refreshes of both secrets" });
+      // ...so the last successful fetch was before now. The point: let every value pass its TTL.
+      await sleep(TTL_MS);
+      assert.deepEqual(await burst(), Array(40).fill(200), "throttled: stale values under load");
+      sm.fail("down");
+      // A refresh of each has now met the outage (its error is no longer the throttle's).
+      await eventually(async () => {
+        const text = await secretsCheck();
+        return /^ok \(stale: /.test(text) && text.includes("gw/config: ") && text.includes("gw/svc-db: ") && !text.includes("Rate exceeded");
+      }, { what: "refreshes of both secrets to meet the outage" });
+      assert.deepEqual(await burst(), Array(40).fill(200), "down: stale values under load");
+      const ready = await fetch(`${gateway.urls[0]}/readyz`);
+      const body = (await ready.json()) as { checks: { secrets: string } };
+      assert.equal(ready.status, 200);
+      assert.match(body.checks.secrets, /^ok \(stale: /);
+    } finally {
+      sm.fail(null);
     }
-    assert.equal(secrets, "ok");
+    // Refreshes back off, but no slower than the TTL: the service's return is noticed
+    // within a few TTLs (a backoff past the TTL would take longer than this bound).
+    await eventually(async () => (await secretsCheck()) === "ok", { timeoutMs: 5 * TTL_MS, intervalMs: 50, what: "the secrets to be fresh again" });
   });
 
   test("a credential secret never fetched while the service is down: a clear 503, then it works once it exists", async () => {
@@ -180,22 +196,18 @@ describe("configuration and credentials from Secrets Manager", () => {
       sm.fail(null);
     }
     sm.put("gw/late-db", JSON.stringify({ username: "late", password: "late-pw" }));
-    let status = 0;
-    for (let i = 0; i < 30 && status !== 200; i++) {
-      await sleep(100);
-      status = (await ask(undefined, "late")).status;
-    }
-    assert.equal(status, 200);
+    // Works once it exists (bounded only to catch it never working).
+    await eventually(async () => (await ask(undefined, "late")).status === 200, { timeoutMs: 30_000, intervalMs: 100, what: "late's requests to succeed" });
   });
 
   test("a rules secret with no rules (emptied, or commented out) is refused; the old rules stay", async () => {
     for (const hba of ["", "# host all svc,late 127.0.0.1/32 trust\n"]) {
       const before = logs.length;
       sm.put("gw/config", config(hba));
-      await sleep(TTL_MS + 500);
-      assert.ok(
-        logs.slice(before).some((l) => l.error === 'secretsmanager:gw/config#hba:1: configuration file "secretsmanager:gw/config#hba" contains no entries'),
-        JSON.stringify(logs.slice(-5)),
+      // The next refresh (within the TTL) brings the new version and the reload refuses it.
+      await eventually(
+        () => logs.slice(before).some((l) => l.error === 'secretsmanager:gw/config#hba:1: configuration file "secretsmanager:gw/config#hba" contains no entries'),
+        { timeoutMs: 30_000, what: `the refusal of ${JSON.stringify(hba)} in the log` },
       );
       assert.equal((await ask()).status, 200, "the old rules are in force");
     }
@@ -204,14 +216,19 @@ describe("configuration and credentials from Secrets Manager", () => {
   test("a broken rules secret is refused with the old rules still enforced; a good one is taken", async () => {
     // Its valid line refuses svc: had that half been applied, svc would be out.
     sm.put("gw/config", config("host all svc 127.0.0.1/32 reject\nhost all all all bogus\n"));
-    await sleep(TTL_MS + 500);
-    assert.ok(logs.some((l) => l.error === 'secretsmanager:gw/config#hba:2: invalid authentication method "bogus"'), JSON.stringify(logs.slice(-5)));
+    await eventually(() => logs.some((l) => l.error === 'secretsmanager:gw/config#hba:2: invalid authentication method "bogus"'), {
+      timeoutMs: 30_000,
+      what: "the refusal of the broken rules in the log",
+    });
     const kept = await ask();
     assert.equal(kept.status, 200, `the old rules are in force: ${JSON.stringify(kept.body)}`);
     sm.put("gw/config", config("host all svc 127.0.0.1/32 reject\n"));
-    await sleep(TTL_MS + 500);
-    const refused = await ask();
-    assert.equal(refused.status, 403);
+    // Taken at the next refresh: until then the old rules still let svc in.
+    const refused = await eventually(async () => {
+      const r = await ask();
+      return r.status === 200 ? undefined : r;
+    }, { timeoutMs: 30_000, intervalMs: 50, what: "the good rules to be taken" });
+    assert.equal(refused.status, 403, JSON.stringify(refused.body));
     assert.match(refused.body.error.message, /^pg_hba.conf rejects connection/);
   });
 
