@@ -1,6 +1,7 @@
 // Who is calling: the transport facts the adapter saw, the database in the
-// URL, and the credentials in the Authorization header. Nothing here trusts
-// a header that a client could forge.
+// URL, and the credentials each framing decoded. Nothing here trusts a header
+// that a client could forge. Decoding never refuses a credential for being of
+// a kind the rules might not want: the matched line's method decides.
 import { clientAddress } from "./client-address.ts";
 import type { ConnectionFacts } from "../hba/match.ts";
 import { gatewayError, SQLSTATE } from "../errors.ts";
@@ -16,15 +17,42 @@ export interface PeerInfo {
   readonly systemUser?: string;
 }
 
+/**
+ * A credential the caller presented, or one the platform proved. A caller may
+ * carry several (a password and the IAM principal that signed the request);
+ * each method uses the kind it checks. Never logged.
+ */
+export type Credential =
+  | { readonly kind: "password"; readonly password: string }
+  /** `Authorization: Bearer`: a token for the oauth method. */
+  | { readonly kind: "bearer"; readonly token: string }
+  /** Who the platform says is calling (an IAM principal's ARN): the `peer` method's system user. */
+  | { readonly kind: "principal"; readonly name: string };
+
 export interface Caller {
   readonly facts: ConnectionFacts;
-  /** The caller's password, when one was sent. Never logged. */
-  readonly password: string | undefined;
+  readonly credentials: readonly Credential[];
   /** Startup parameters for the upstream session (application_name, options). */
   readonly startup: StartupParameters;
-  /** The platform-verified identity of a local connection, for `peer`. */
-  readonly systemUser: string | undefined;
 }
+
+/** The caller's password, when one was sent. */
+export const passwordOf = (c: Caller): string | undefined => {
+  for (const k of c.credentials) if (k.kind === "password") return k.password;
+  return undefined;
+};
+
+/** The platform-proven identity of a local connection. */
+export const principalOf = (c: Caller): string | undefined => {
+  for (const k of c.credentials) if (k.kind === "principal") return k.name;
+  return undefined;
+};
+
+/** The bearer token, when one was sent. */
+export const bearerOf = (c: Caller): string | undefined => {
+  for (const k of c.credentials) if (k.kind === "bearer") return k.token;
+  return undefined;
+};
 
 /** The startup parameters a caller may set; others in a connection string are client-side (sslmode, …) and ignored. */
 export interface StartupParameters {
@@ -58,9 +86,20 @@ function checkName(kind: "user" | "database", name: string): void {
   }
 }
 
+/** A bearer token's characters (RFC 6750's b64token), as sent after "Bearer ". */
+const BEARER = /^Bearer[ ]+([A-Za-z0-9\-._~+/]+=*)\s*$/i;
+
+/** `Authorization: Bearer …`'s token, undefined for another scheme; a malformed Bearer header is refused. */
+export function decodeBearer(header: string | undefined): string | undefined {
+  if (header === undefined || !/^Bearer(\s|$)/i.test(header)) return undefined;
+  const m = BEARER.exec(header);
+  if (!m) throw gatewayError(SQLSTATE.protocolViolation, "malformed Authorization header: expected Bearer and a token");
+  return m[1]!;
+}
+
 function decodeBasic(header: string): { user: string; password: string } {
   const m = /^Basic[ ]+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
-  if (!m) throw gatewayError(SQLSTATE.protocolViolation, "malformed Authorization header: expected Basic credentials");
+  if (!m) throw gatewayError(SQLSTATE.protocolViolation, "malformed Authorization header: expected Basic or Bearer credentials");
   let text: string;
   try {
     const binary = atob(m[1]!);
@@ -80,11 +119,16 @@ export interface CallerSettings {
   readonly anonymousUser: string | undefined;
 }
 
-/** The standard framing: database from the path, credentials from `Authorization: Basic`. */
+/**
+ * The standard framing: database from the path, credentials from
+ * `Authorization`: Basic (user and password) or Bearer (a token, for the
+ * anonymous user: the token names no role by itself).
+ */
 export function identifyCaller(peer: PeerInfo, database: string, authorization: string | undefined, settings: CallerSettings): Caller {
+  const token = decodeBearer(authorization);
   let user: string | undefined;
   let password: string | undefined;
-  if (authorization !== undefined) {
+  if (authorization !== undefined && token === undefined) {
     ({ user, password } = decodeBasic(authorization));
   } else {
     user = settings.anonymousUser;
@@ -94,16 +138,19 @@ export function identifyCaller(peer: PeerInfo, database: string, authorization: 
       hint: "Send Authorization: Basic with user and password.",
     });
   }
-  return callerFor(peer, database, user, password);
+  return callerFor(peer, database, user, [...(password === undefined ? [] : [{ kind: "password", password } as const]), ...(token === undefined ? [] : [{ kind: "bearer", token } as const])]);
 }
 
-/** Any framing, once it has named the database, the user and maybe a password. */
-export function callerFor(peer: PeerInfo, database: string, user: string, password: string | undefined, startup: StartupParameters = {}): Caller {
+/** Any framing, once it has named the database, the user and the credentials it decoded. */
+export function callerFor(peer: PeerInfo, database: string, user: string, credentials: readonly Credential[], startup: StartupParameters = {}): Caller {
   checkName("user", user);
   checkName("database", database);
   const base = { database, user, ssl: peer.encrypted, replication: false };
-  if (peer.transport === "local") return { facts: { transport: "local", ...base }, password, startup, systemUser: peer.systemUser };
+  if (peer.transport === "local") {
+    const proven: Credential[] = peer.systemUser === undefined ? [] : [{ kind: "principal", name: peer.systemUser }];
+    return { facts: { transport: "local", ...base }, credentials: [...credentials, ...proven], startup };
+  }
   const address = peer.address === undefined ? undefined : clientAddress(peer.address);
   if (!address) throw gatewayError(SQLSTATE.internalError, "the client address is unknown");
-  return { facts: { transport: "host", address, ...base }, password, startup, systemUser: undefined };
+  return { facts: { transport: "host", address, ...base }, credentials, startup };
 }

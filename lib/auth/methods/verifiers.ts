@@ -1,0 +1,47 @@
+// What every method's check may use: the configuration snapshot's maps and
+// files, the upstream login port, the LDAP settings, the verified-caller cache
+// and the brute-force hooks. One value per request, built by the gateway core.
+import type { HbaRule } from "../../hba/rule.ts";
+import type { Caller } from "../../connection/caller.ts";
+import type { IdentFile } from "../../ident/ident.ts";
+import type { MatchEnvironment } from "../../hba/match.ts";
+import type { VerifiedCallers } from "../verified-callers.ts";
+import type { VerifierFile } from "../verifier-file.ts";
+import type { LoginVerifier } from "../login-proof.ts";
+import type { LdapSettings } from "../ldap.ts";
+import type { Log } from "../../log.ts";
+
+export interface Verifiers {
+  /** pg_ident.conf maps, for `map=`. */
+  readonly ident: IdentFile | undefined;
+  readonly roles: Pick<MatchEnvironment, "isMember">;
+  readonly ldap: LdapSettings;
+  readonly log: Log;
+  logOnce: LoginVerifier["logOnce"];
+  /** Log in upstream as the role with the caller's password (see login-proof.ts for what that proves). */
+  upstreamLogin: LoginVerifier["upstreamLogin"];
+  /** When set, passwords are checked against this file instead of an upstream login. */
+  readonly verifierFile: VerifierFile | undefined;
+  readonly cache: VerifiedCallers;
+  /**
+   * Told each further failure key once a verifier knows exactly whom it is
+   * about to check (LDAP: the DN, before the password bind). Throwing stops
+   * the verification; failures and successes then count against it too.
+   */
+  readonly identified?: (failureKey: string) => void;
+  /** Called when a verification is about to run (not for a cached success); throwing refuses the caller. */
+  readonly beforeVerify?: () => Promise<void>;
+}
+
+/** One method's check: resolves when the caller passes the line, throws the refusal (a GatewayError) otherwise. */
+export type MethodCheck<M> = (method: M, caller: Caller, rule: HbaRule, verifiers: Verifiers) => Promise<void>;
+
+/** Run `verify` unless the same credentials passed it recently; only successes are remembered. */
+export async function remembered(verifiers: Verifiers, parts: readonly string[], verify: () => Promise<void>): Promise<void> {
+  const cache = verifiers.cache;
+  const key = cache.keyFor(parts);
+  if (cache.has(key)) return;
+  await verifiers.beforeVerify?.();
+  await verify();
+  cache.remember(key);
+}

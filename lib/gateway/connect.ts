@@ -1,0 +1,146 @@
+// The gateway's core, the same for every framing (/v1, /sql, Lambda, and
+// later WebSocket sessions): caller -> rule -> verification -> lease on the
+// caller's pool. A framing decodes its request into a Caller (credentials
+// included, never refused for their kind before the rules run) and formats
+// what the lease's statements return; everything in between is here.
+import { authenticate } from "../auth/authenticate.ts";
+import { lockedOut, type FailureLimiter } from "../auth/failure-limiter.ts";
+import { failureAddressFor, failureKeyFor, successClearsFailures } from "../auth/failure-key.ts";
+import type { LdapSettings } from "../auth/ldap.ts";
+import { noEntryMessage, refusalFor } from "../auth/messages.ts";
+import type { SharedFailures, SharedStanding } from "../auth/shared-failures.ts";
+import type { VerifiedCallers } from "../auth/verified-callers.ts";
+import type { VerifierFile } from "../auth/verifier-file.ts";
+import { passwordOf, principalOf, type Caller } from "../connection/caller.ts";
+import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
+import { matchHba, type MatchEnvironment } from "../hba/match.ts";
+import type { HbaRule } from "../hba/rule.ts";
+import type { IdentFile } from "../ident/ident.ts";
+import type { Log, LogEvent } from "../log.ts";
+import type { Pools, Session } from "../upstream/pools.ts";
+
+export interface CoreDeps {
+  /** The rules in force; a reload swaps what this returns, never a half-valid set. */
+  rules(): readonly HbaRule[];
+  /** The verifier file in force, if passwords are checked against one. */
+  verifierFile(): VerifierFile | undefined;
+  /** The pg_ident.conf maps in force, if any. */
+  ident(): IdentFile | undefined;
+  readonly pools: Pick<Pools, "use" | "login">;
+  readonly environment: MatchEnvironment;
+  readonly ldap: LdapSettings;
+  readonly verifiedCallers: VerifiedCallers;
+  readonly failureLimiter: FailureLimiter;
+  /** The brake's failures as every instance counted them, where a shared store is configured. */
+  readonly sharedFailures?: SharedFailures;
+  /** Resolves once the configuration is in force; throws (08001) while it cannot be had. Absent: always in force. */
+  configured?(): Promise<void>;
+  readonly log: Log;
+}
+
+/** Runs a function on the caller's pool, a connection held throughout. */
+export type Lease = <T>(fn: (session: Session) => Promise<T>) => Promise<T>;
+
+export interface GatewayCore {
+  /** The caller verified against the rule that matches it, or the refusal (a GatewayError with PostgreSQL's SQLSTATE). */
+  connect(caller: Caller): Promise<Lease>;
+}
+
+export function gatewayCore(deps: CoreDeps): GatewayCore {
+const upstreamLogin = (d: string, u: string, p: string) => deps.pools.login(d, u, p);
+// Reasons logged once per role: a bounded set, forgotten whole when full.
+const logged = new Set<string>();
+const logOnce = (key: string, event: LogEvent) => {
+  if (logged.has(key)) return;
+  if (logged.size >= 10_000) logged.clear();
+  logged.add(key);
+  deps.log(event);
+};
+
+/** request -> identity -> rule -> verification -> pool: the same for every framing. */
+async function connect(caller: Caller): Promise<Lease> {
+  await deps.configured?.();
+  // One snapshot per request: a reload meanwhile does not mix two configurations.
+  const rules = deps.rules();
+  const verifierFile = deps.verifierFile();
+  const ident = deps.ident();
+  const { rule } = await matchHba(rules, caller.facts, deps.environment);
+  if (!rule) throw gatewayError(SQLSTATE.invalidAuthorizationSpecification, noEntryMessage(caller.facts));
+  // Who is asking, for the brute-force brake: the client address (an IPv6 /64, or the socket)
+  // and the identity the rule's verifier will compare (under LDAP "TEST1" is test1).
+  const who = failureAddressFor(caller.facts);
+  const identity = failureKeyFor(rule, caller.facts.user);
+  // Refused here when locked; otherwise a turn, so parallel guesses cannot overtake the count.
+  const release = await deps.failureLimiter.admit(who, identity, caller.facts.user);
+  // The verifier may name the identity more exactly on the way (LDAP: the DN it is about to bind).
+  const identities = [identity];
+  const identified = (key: string) => {
+    const locked = deps.failureLimiter.check(who, key, caller.facts.user);
+    if (locked) throw locked;
+    identities.push(key);
+  };
+  // Across instances: asked only when a verification is about to run (a cached success pays nothing).
+  const shared = deps.sharedFailures;
+  let standing: SharedStanding | undefined;
+  const beforeVerify = shared
+    ? async () => {
+        standing = await shared.standing(who, identity);
+        if (standing && standing.lockedMs > 0) throw lockedOut(caller.facts.user, standing.lockedMs);
+      }
+    : undefined;
+  try {
+    await authenticate(rule, caller, {
+      upstreamLogin,
+      logOnce,
+      verifierFile,
+      ident,
+      roles: deps.environment,
+      cache: deps.verifiedCallers,
+      ldap: deps.ldap,
+      log: deps.log,
+      identified,
+      ...(beforeVerify ? { beforeVerify } : {}),
+    });
+    if (successClearsFailures(rule)) {
+      for (const key of identities) deps.failureLimiter.succeeded(who, key);
+      if (shared && standing && standing.failures > 0) await shared.succeeded(who, identity);
+    }
+  } catch (err) {
+    if (err instanceof GatewayError && err.code.startsWith("28") && rule.method.name !== "reject") {
+      // The server log names the line, as PostgreSQL's does; the caller never sees it.
+      deps.log({ level: "info", msg: "authentication failed", code: err.code, user: caller.facts.user, database: caller.facts.database, file: rule.file, line: rule.line });
+      await Promise.all([...identities.map((key) => deps.failureLimiter.failed(who, key)), shared?.failed(who, identity)]);
+    }
+    throw err;
+  } finally {
+    release();
+  }
+  const { database, user } = caller.facts;
+  return async (fn) => {
+    try {
+      // A principal the platform named (peer, mapped to the role) is bounded on its own.
+      return await deps.pools.use(database, user, passwordOf(caller), caller.startup, fn, rule.method.name === "peer" ? principalOf(caller) : undefined);
+    } catch (err) {
+      throw loginRefusal(rule, caller, err);
+    }
+  };
+}
+
+/**
+ * The upstream refusing the request's own login (FATAL, class 28: no such
+ * role there, its line for the gateway, a changed password) after the
+ * caller's password was accepted would tell the caller the password was
+ * right: it reads as that line's ordinary refusal instead, and the reason
+ * goes to the log. (A statement cannot raise FATAL, so this is the login.)
+ */
+function loginRefusal(rule: HbaRule, caller: Caller, err: unknown): unknown {
+  if (!(err instanceof GatewayError) || !err.code.startsWith("28") || err.fields.severity !== "FATAL") return err;
+  const { user, database } = caller.facts;
+  const refusal = refusalFor(rule, user);
+  if (!refusal) return err;
+  deps.log({ level: "warn", msg: "the upstream refused the request's login after the caller was verified", user, database, code: err.code, reason: err.message, file: rule.file, line: rule.line });
+  return refusal;
+}
+
+  return { connect };
+}
