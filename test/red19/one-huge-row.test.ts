@@ -1,0 +1,55 @@
+// red19: "a 256 MB function never holds more of a result than it could send".
+// The budget is taken per row, after the driver has buffered and decoded the
+// whole row: one row of 150 MB (a single value) is held whole before the limit
+// can see it, so the instance's peak memory is several times Lambda's payload.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { after, before, describe, test } from "node:test";
+import { startCluster, type Cluster } from "../harness/postgres.ts";
+import { basic, buildHandler, functionUrlEvent } from "../lambda/events.ts";
+
+const MiB = 1024 * 1024;
+
+describe("red19: one huge row on Lambda", () => {
+  let cluster: Cluster;
+  let bundle: string;
+  let env: Record<string, string>;
+
+  before(async () => {
+    cluster = await startCluster();
+    await cluster.sql.unsafe("create role app login");
+    await cluster.writeHba("host all app 127.0.0.1/32 trust\n", { reload: true });
+    bundle = await buildHandler();
+    const hba = join(dirname(bundle), "pg_hba.conf");
+    writeFileSync(hba, "hostssl all app 0.0.0.0/0 trust\n");
+    env = {
+      HBAGATE_HBA_FILE: hba,
+      HBAGATE_UPSTREAM_HOST: "127.0.0.1",
+      HBAGATE_UPSTREAM_PORT: String(cluster.port),
+      HBAGATE_UPSTREAM_SSL: "disable",
+    };
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+
+  test("a single 150 MB value: 507, and the process stays well inside a 256 MB function", () => {
+    const script = join(dirname(bundle), "huge-row.mjs");
+    writeFileSync(
+      script,
+      `const { handler } = await import(${JSON.stringify(pathToFileURL(bundle).href)});
+       const r = await handler(JSON.parse(process.argv[2]));
+       console.log(JSON.stringify({ status: r.statusCode, code: r.statusCode === 200 ? null : JSON.parse(r.body).error?.code, maxRss: process.resourceUsage().maxRSS * 1024 }));
+       process.exit(0);`,
+    );
+    const event = functionUrlEvent({ query: "select repeat('x', 150000000) as big" }, { headers: { authorization: basic("app") } });
+    const child = spawnSync(process.execPath, [script, JSON.stringify(event)], { env: { ...process.env, ...env }, encoding: "utf8", timeout: 120_000 });
+    assert.equal(child.status, 0, child.stderr);
+    const out = JSON.parse(child.stdout.trim().split("\n").at(-1)!) as { status: number; code: string | null; maxRss: number };
+    assert.equal(out.status, 507);
+    assert.ok(out.maxRss < 160 * MiB, `peak RSS ${(out.maxRss / MiB).toFixed(0)} MiB (status ${out.status}, ${out.code})`);
+  });
+});
