@@ -84,7 +84,7 @@ async function connect(caller: Caller): Promise<Lease> {
   let standing: SharedStanding | undefined;
   const beforeVerify = shared
     ? async () => {
-        standing = await shared.standing(who, identity);
+        standing = await shared.attempt(who, identity);
         if (standing && standing.lockedMs > 0) throw lockedOut(caller.facts.user, standing.lockedMs);
       }
     : undefined;
@@ -103,13 +103,14 @@ async function connect(caller: Caller): Promise<Lease> {
     });
     if (successClearsFailures(rule)) {
       for (const key of identities) deps.failureLimiter.succeeded(who, key);
-      if (shared && standing && standing.failures > 0) await shared.succeeded(who, identity);
+      if (shared && standing) await shared.succeeded(who, identity);
     }
   } catch (err) {
     if (err instanceof GatewayError && err.code.startsWith("28") && rule.method.name !== "reject") {
       // The server log names the line, as PostgreSQL's does; the caller never sees it.
       deps.log({ level: "info", msg: "authentication failed", code: err.code, user: caller.facts.user, database: caller.facts.database, file: rule.file, line: rule.line });
-      await Promise.all([...identities.map((key) => deps.failureLimiter.failed(who, key)), shared?.failed(who, identity)]);
+      // An attempt counted across instances already stands as a failure; one refused before it was counted is added.
+      await Promise.all([...identities.map((key) => deps.failureLimiter.failed(who, key)), standing ? undefined : shared?.failed(who, identity)]);
     }
     throw err;
   } finally {

@@ -212,7 +212,7 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
   const servicePassword = async (): Promise<string> =>
     settings.HBAGATE_SERVICE_PASSWORD ?? (serviceUser === undefined ? undefined : await roleCredentials.password(serviceUser)) ?? "";
   const membership = serviceUser
-    ? new RoleMembership(pools.service(settings.HBAGATE_SERVICE_DATABASE, serviceUser, servicePassword), { ttlMs: settings.HBAGATE_ROLES_TTL_MS })
+    ? new RoleMembership(pools.serviceQuery(settings.HBAGATE_SERVICE_DATABASE, serviceUser, servicePassword), { ttlMs: settings.HBAGATE_ROLES_TTL_MS })
     : undefined;
   const warnMembership = (c: Configuration) => {
     if (!membership && c.rules.some(usesMembership)) {
@@ -279,7 +279,7 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
   }
   const sharedFailures =
     sharedTable && serviceUser
-      ? failureTable(pools.service(settings.HBAGATE_SERVICE_DATABASE, serviceUser, servicePassword), {
+      ? failureTable(pools.serviceQuery(settings.HBAGATE_SERVICE_DATABASE, serviceUser, servicePassword), {
           table: sharedTable,
           lockAfter: settings.HBAGATE_AUTH_LOCK_AFTER,
           windowMs: settings.HBAGATE_AUTH_WINDOW_SECONDS * 1000,

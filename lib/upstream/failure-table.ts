@@ -1,14 +1,14 @@
 // SharedFailures kept in a table of the upstream PostgreSQL, written with the
 // gateway's service login: the one store every instance already reaches. One
-// statement per uncached verification (its standing), one per failure, one
-// per success after failures. Pairs are stored as SHA-256 digests of the
+// statement per verification that runs (counted before it runs), one more when
+// it succeeds (the count cleared); a cached success pays nothing. Pairs are stored as SHA-256 digests of the
 // (client address, identity) pair, never as names or addresses.
 //
 // The table is created on first use when the service user may (CREATE on the
 // schema); otherwise an operator creates it from TABLE_DDL. A store that does
 // not answer within the timeout (or refuses) is logged once per outage, and
 // the per-instance limiter alone applies meanwhile.
-import type postgres from "postgres";
+import type { ServiceQuery } from "./service-query.ts";
 import type { SharedFailures, SharedStanding } from "../auth/shared-failures.ts";
 import { within } from "./within.ts";
 
@@ -41,7 +41,7 @@ const digest = async (address: string, identity: string): Promise<string> => {
 /** Rows past their window and lock are deleted at most this often (by whichever instance fails next). */
 const SWEEP_EVERY_MS = 60_000;
 
-export function failureTable(sql: postgres.Sql, o: FailureTableOptions): SharedFailures {
+export function failureTable(query: ServiceQuery, o: FailureTableOptions): SharedFailures {
   if (!validTableName(o.table)) throw new RangeError(`invalid table name "${o.table}"`);
   const t = o.table;
   let created: Promise<void> | undefined;
@@ -50,11 +50,13 @@ export function failureTable(sql: postgres.Sql, o: FailureTableOptions): SharedF
 
   const run = async <T>(what: string, work: () => Promise<T>): Promise<T | undefined> => {
     try {
-      created ??= sql.unsafe(tableDdl(t)).then(
+      // Instances starting together race to create it ("already exists" as 42P07, 42710 or 23505
+      // from a catalog index), and the service user may not be allowed to: either way the statement
+      // below says whether the table can be used, and creation is tried again after a failure.
+      created ??= query(tableDdl(t)).then(
         () => {},
-        (err: unknown) => {
+        () => {
           created = undefined;
-          throw err;
         },
       );
       await within(created, o.timeoutMs, () => {
@@ -63,6 +65,8 @@ export function failureTable(sql: postgres.Sql, o: FailureTableOptions): SharedF
       const out = await within(work(), o.timeoutMs, () => {
         throw new Error("timed out");
       });
+      // The table is there (made by us, another instance or the operator): no more creating.
+      created = Promise.resolve();
       if (failing) o.log({ level: "info", msg: "the shared failure table answers again", table: t });
       failing = false;
       return out;
@@ -75,51 +79,67 @@ export function failureTable(sql: postgres.Sql, o: FailureTableOptions): SharedF
     }
   };
 
+  // A count past its window, or whose lock has run out, starts again.
+  const stale = `(f.first_at <= now() - $3 * interval '1 millisecond' or f.locked_until <= now())`;
+  const live = `f.locked_until > now()`;
+  const lockedMs = `greatest(0, coalesce(extract(epoch from locked_until - now()) * 1000, 0))::float8 as locked_ms`;
+
   return {
-    async standing(address, identity): Promise<SharedStanding | undefined> {
+    async attempt(address, identity): Promise<SharedStanding | undefined> {
       const pair = await digest(address, identity);
-      const rows = await run("read", () =>
-        sql.unsafe<{ failures: number; locked_ms: number }[]>(
-          `select case when first_at > now() - $2 * interval '1 millisecond' then failures else 0 end as failures,
-                  greatest(0, coalesce(extract(epoch from locked_until - now()) * 1000, 0))::float8 as locked_ms
-           from ${t} where pair = $1`,
-          [pair, o.windowMs],
+      // One statement, under the row's lock: concurrent attempts from any instance each get their
+      // own number. Past the limit the pair locks and the attempt is not verified; while locked,
+      // attempts are not counted.
+      const rows = await run("count", () =>
+        query<{ failures: number; locked_ms: number }>(
+          `insert into ${t} as f (pair, failures, first_at, locked_until) values ($1, 1, now(), case when 1 > $2 then now() + $4 * interval '1 millisecond' end)
+           on conflict (pair) do update set
+             failures = case when ${live} then f.failures when ${stale} then 1 else f.failures + 1 end,
+             first_at = case when ${live} then f.first_at when ${stale} then now() else f.first_at end,
+             locked_until = case
+               when ${live} then f.locked_until
+               when (case when ${stale} then 1 else f.failures + 1 end) > $2 then now() + $4 * interval '1 millisecond'
+               else null end
+           returning failures, ${lockedMs}`,
+          [pair, o.lockAfter, o.windowMs, o.lockMs],
         ),
       );
-      if (rows === undefined) return undefined;
-      const row = rows[0];
-      return row ? { failures: row.failures, lockedMs: Math.ceil(row.locked_ms) } : { failures: 0, lockedMs: 0 };
+      await sweep();
+      const row = rows?.[0];
+      return row ? { failures: row.failures, lockedMs: Math.ceil(row.locked_ms) } : undefined;
     },
 
     async failed(address, identity): Promise<void> {
       const pair = await digest(address, identity);
-      // A count past its window (and not locked) starts again at 1; reaching the limit locks.
       await run("count", () =>
-        sql.unsafe(
-          `insert into ${t} as f (pair, failures, first_at, locked_until)
-           values ($1, 1, now(), case when 1 >= $2 then now() + $4 * interval '1 millisecond' end)
+        query(
+          `insert into ${t} as f (pair, failures, first_at, locked_until) values ($1, 1, now(), case when 1 >= $2 then now() + $4 * interval '1 millisecond' end)
            on conflict (pair) do update set
-             failures = case when f.first_at <= now() - $3 * interval '1 millisecond' and coalesce(f.locked_until <= now(), true) then 1 else f.failures + 1 end,
-             first_at = case when f.first_at <= now() - $3 * interval '1 millisecond' and coalesce(f.locked_until <= now(), true) then now() else f.first_at end,
+             failures = case when ${live} then f.failures when ${stale} then 1 else f.failures + 1 end,
+             first_at = case when ${live} then f.first_at when ${stale} then now() else f.first_at end,
              locked_until = case
-               when (case when f.first_at <= now() - $3 * interval '1 millisecond' and coalesce(f.locked_until <= now(), true) then 1 else f.failures + 1 end) >= $2
-               then now() + $4 * interval '1 millisecond'
-               else f.locked_until end`,
+               when ${live} then f.locked_until
+               when (case when ${stale} then 1 else f.failures + 1 end) >= $2 then now() + $4 * interval '1 millisecond'
+               else null end`,
           [pair, o.lockAfter, o.windowMs, o.lockMs],
         ),
       );
-      const now = Date.now();
-      if (now - lastSweep > SWEEP_EVERY_MS) {
-        lastSweep = now;
-        await run("sweep", () =>
-          sql.unsafe(`delete from ${t} where first_at <= now() - $1 * interval '1 millisecond' and coalesce(locked_until <= now(), true)`, [o.windowMs]),
-        );
-      }
+      await sweep();
     },
 
     async succeeded(address, identity): Promise<void> {
       const pair = await digest(address, identity);
-      await run("clear", () => sql.unsafe(`delete from ${t} where pair = $1 and coalesce(locked_until <= now(), true)`, [pair]));
+      await run("clear", () => query(`delete from ${t} where pair = $1 and coalesce(locked_until <= now(), true)`, [pair]));
     },
   };
+
+  /** Rows past their window and lock, deleted now and then by whichever instance counts next. */
+  async function sweep(): Promise<void> {
+    const now = Date.now();
+    if (now - lastSweep <= SWEEP_EVERY_MS) return;
+    lastSweep = now;
+    await run("sweep", () =>
+      query(`delete from ${t} where first_at <= now() - $1 * interval '1 millisecond' and coalesce(locked_until <= now(), true)`, [o.windowMs]),
+    );
+  }
 }

@@ -10,6 +10,7 @@ import { oneSession } from "./upstream-socket.ts";
 import type { StartupParameters } from "../connection/caller.ts";
 import { PreparedStatements } from "./prepared-statements.ts";
 import { createSession, NotStarted, type Session } from "./session.ts";
+import type { ServiceQuery } from "./service-query.ts";
 import { startupSettings } from "./startup-settings.ts";
 import { exhausted, WaitingRoom } from "./waiting-room.ts";
 import { ConnectionBudget } from "./connection-budget.ts";
@@ -270,6 +271,36 @@ export class Pools implements Coordinator {
       this.servicePools.set(key, sql);
     }
     return sql;
+  }
+
+  /**
+   * The service pool as a ServiceQuery: a login refused mid-rotation (its
+   * password from a secret) is tried again with each password the role may
+   * have now, as request pools do (withAlternatives).
+   */
+  serviceQuery(database: string, user: string, password: () => string | Promise<string>): ServiceQuery {
+    const sql = this.service(database, user, password);
+    const run = <T extends object>(text: string, params: readonly unknown[]) =>
+      (sql.unsafe(text, params as postgres.ParameterOrJSON<never>[]) as unknown as Promise<T[]>).catch((err: unknown) => {
+        throw fromDriverError(err);
+      });
+    return async <T extends object>(text: string, params: readonly unknown[] = []): Promise<T[]> => {
+      try {
+        return await run<T>(text, params);
+      } catch (err) {
+        if (!refusedLogin(err)) throw err;
+        for (const alternative of await this.credentials.alternatives(user)) {
+          this.credentials.prefer(user, alternative);
+          try {
+            return await run<T>(text, params);
+          } catch (again) {
+            if (!refusedLogin(again)) throw again;
+          }
+        }
+        this.credentials.prefer(user, undefined);
+        throw err;
+      }
+    };
   }
 
   /** A place for a verification login under the budget (its reserve first), or 53300 after the queue timeout. */

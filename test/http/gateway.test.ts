@@ -10,6 +10,7 @@ import type { Pools } from "../../lib/upstream/pools.ts";
 import { testDeps, testPools } from "./deps.ts";
 import { VerifiedCallers } from "../../lib/auth/verified-callers.ts";
 import { RoleMembership } from "../../lib/upstream/role-membership.ts";
+import { serviceQueryOf } from "../../lib/upstream/service-query.ts";
 import { parseTrustedProxies } from "../../lib/connection/forwarded.ts";
 import { parseVerifierFile } from "../../lib/auth/verifier-file.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
@@ -371,7 +372,7 @@ describe("gateway main path", () => {
     await cluster.sql.unsafe("create role staff nologin; create role team nologin in role staff; create role carol login in role team; create role boss superuser login");
     await cluster.sql.unsafe("grant all on items to carol, boss");
     let now = 0;
-    const membership = new RoleMembership(cluster.sql, { ttlMs: 1000, now: () => now });
+    const membership = new RoleMembership(serviceQueryOf(cluster.sql), { ttlMs: 1000, now: () => now });
     const app2 = createApp(
       testDeps(pools, "host all +staff 10.0.0.1/32 trust\nhost samerole all 10.0.0.1/32 trust\n", {
         environment: { isMember: (u, r) => membership.isMember(u, r) },

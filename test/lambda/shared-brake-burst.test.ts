@@ -1,14 +1,15 @@
-// red19: the brute-force brake across Lambda instances, and the service
-// login's own password rotating.
+// The brute-force brake across Lambda instances under a burst, and the
+// service login's own password rotating (found by a red team; each test
+// failed before its fix).
 // - Lambda runs one request per instance: N concurrent guesses land on N
-//   instances, each of which reads the shared table (no lock yet) and verifies.
-//   The brake's "parallel attempts cannot overtake the count" holds per
-//   instance only; across instances a burst gets as many guesses as instances.
-// - The service user's password from an RDS secret (README: "the service
-//   user's entry in the role credentials is its password"), rotated in RDS's
-//   order: the role-credential path retries AWSPENDING, the service login does
-//   not, so a +group line (membership needs the service login) fails requests
-//   on an instance cold-started inside the rotation window.
+//   instances at once. Each verification is counted in the shared table before
+//   it runs (one statement, under the row's lock), so no more than the limit
+//   are verified however many instances race.
+// - The service user's password from an RDS secret, rotated in RDS's order:
+//   its login is retried with AWSPENDING like a role's, so a +group line
+//   (membership needs the service login) fails no request on an instance
+//   cold-started inside the rotation window; a service login refused for good
+//   is the gateway's 08001, never the service role's name in a 401.
 import assert from "node:assert/strict";
 import { pathToFileURL } from "node:url";
 import { after, before, describe, test } from "node:test";
@@ -19,12 +20,13 @@ import { basic, buildHandler, errorOf, functionUrlEvent, type Handler } from "..
 const LOCK_AFTER = 4;
 const INSTANCES = 12;
 
-describe("red19: Lambda instances, shared brake and service-user rotation", () => {
+describe("Lambda instances: the shared brake under a burst, the service login rotating", () => {
   let cluster: Cluster;
   let secrets: FakeSecretsManager;
   let bundle: string;
   let n = 0;
   const consoleLog = console.log;
+  const logs: string[] = [];
   const saved = { ...process.env };
   const rds = (user: string, password: string) => JSON.stringify({ username: user, password, engine: "postgres" });
   const coldStart = async () => ((await import(`${pathToFileURL(bundle).href}?instance=${++n}`)) as { handler: Handler }).handler;
@@ -58,7 +60,7 @@ describe("red19: Lambda instances, shared brake and service-user rotation", () =
       HBAGATE_AUTH_LOCK_AFTER: String(LOCK_AFTER),
       HBAGATE_AUTH_SLOW_AFTER: "100",
     });
-    console.log = () => {};
+    console.log = (...a: unknown[]) => void logs.push(a.map(String).join(" "));
     bundle = await buildHandler();
   });
   after(async () => {
@@ -105,5 +107,18 @@ describe("red19: Lambda instances, shared brake and service-user rotation", () =
     }
     secrets.finishRotation("db/hbagate");
     assert.deepEqual(answers.filter((a) => a !== "200"), [], answers.join(", "));
+  });
+
+  test("a service login refused by every version of its secret: 08001/503 for the caller, the role's name only in the log", async () => {
+    await cluster.sql.unsafe(`alter role hbagate password 'svc-unknown'`);
+    try {
+      const fresh = await coldStart();
+      const r = await fresh(functionUrlEvent({ query: "select 1" }, { headers: { authorization: basic("bob") } }));
+      assert.equal(r.statusCode, 503, r.body);
+      assert.equal(errorOf(r)?.code, "08001");
+      assert.doesNotMatch(r.body, /hbagate/);
+    } finally {
+      await cluster.sql.unsafe(`alter role hbagate password 'svc-1'`);
+    }
   });
 });
