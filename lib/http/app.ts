@@ -138,7 +138,7 @@ export function createApp(deps: GatewayDeps): Hono {
     const ready = Object.values(checks).every((v) => v === "ok" || v.startsWith("ok ("));
     const status = ready ? "ready" : "not ready";
     // The checks name secrets, roles and AWS's error text: only for this machine and trusted proxies.
-    return c.json(seesDetails(deps.peer(c), deps.trustedProxies) ? { status, checks } : { status }, ready ? 200 : 503);
+    return c.json(seesDetails(deps.peer(c), (name) => c.req.header(name), deps.trustedProxies) ? { status, checks } : { status }, ready ? 200 : 503);
   });
 
   const core = gatewayCore(deps);
@@ -203,10 +203,24 @@ export function createApp(deps: GatewayDeps): Hono {
   return app;
 }
 
-/** Whether the direct peer (never a forwarded address) is this machine's loopback or a trusted proxy. */
-function seesDetails(peer: PeerInfo, trusted: TrustedProxies): boolean {
+/**
+ * Whether /readyz may show its checks (secret names, AWS's error text): to this
+ * machine's loopback when it relays no one (no X-Forwarded-For), and through a
+ * trusted proxy only when the client the proxy forwards for is itself loopback
+ * or trusted (the load balancer's own health check), never a public caller
+ * behind it.
+ */
+function seesDetails(peer: PeerInfo, header: (name: string) => string | undefined, trusted: TrustedProxies): boolean {
   if (peer.transport !== "host" || peer.address === undefined) return false;
-  const a = clientAddress(peer.address);
-  if (!a) return false;
-  return isLoopback(a) || trusted.contains(a);
+  const direct = clientAddress(peer.address);
+  if (!direct) return false;
+  if (!trusted.contains(direct)) return isLoopback(direct) && header("x-forwarded-for") === undefined;
+  let client: PeerInfo;
+  try {
+    client = forwardedPeer(peer, header, trusted);
+  } catch {
+    return false;
+  }
+  const a = client.address === undefined ? undefined : clientAddress(client.address);
+  return a !== undefined && (isLoopback(a) || trusted.contains(a));
 }

@@ -68,6 +68,13 @@ describe("CORS and health", () => {
       assert.match(body.checks?.secrets ?? "", /not authorized/, address);
     }
     const proxied = await from("10.1.2.3", { trustedProxies: parseTrustedProxies("10.0.0.0/8") }).request("/readyz");
-    assert.ok(((await proxied.json()) as { checks?: unknown }).checks, "a trusted proxy (the load balancer) sees the checks");
+    assert.ok(((await proxied.json()) as { checks?: unknown }).checks, "a trusted proxy's own health check sees the checks");
+    // Found by a red team: every public caller behind a trusted load balancer arrives from it.
+    const behind = await from("10.1.2.3", { trustedProxies: parseTrustedProxies("10.0.0.0/8") }).request("/readyz", { headers: { "x-forwarded-for": "203.0.113.9" } });
+    assert.deepEqual(await behind.json(), { status: "not ready" }, "a public client forwarded by the trusted proxy");
+    const viaLocal = await from("127.0.0.1").request("/readyz", { headers: { "x-forwarded-for": "203.0.113.9" } });
+    assert.deepEqual(await viaLocal.json(), { status: "not ready" }, "a local reverse proxy relaying a public client");
+    const trustedClient = await from("10.1.2.3", { trustedProxies: parseTrustedProxies("10.0.0.0/8") }).request("/readyz", { headers: { "x-forwarded-for": "10.9.9.9" } });
+    assert.ok(((await trustedClient.json()) as { checks?: unknown }).checks, "a trusted address forwarded by a trusted proxy");
   });
 });
