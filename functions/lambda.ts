@@ -1,6 +1,7 @@
 // AWS Lambda entry point (function URLs, API Gateway v1 and v2): the same app
 // as the Node server. Module scope does what every invocation needs once —
 // configuration, secrets, pools — and warm invocations reuse it.
+import { readFileSync } from "node:fs";
 import { handle } from "hono/aws-lambda";
 import type { Context } from "hono";
 import { loadLambdaSettings } from "../lib/config/settings.ts";
@@ -11,7 +12,7 @@ import { assembleGateway } from "../lib/node/assemble.ts";
 const log = (event: LogEvent) => console.log(JSON.stringify(event));
 
 // Lambda's defaults (pool sizes, any Host, responses within its payload limit) are in lib/config/settings.ts.
-const gateway = await assembleGateway(loadLambdaSettings(process.env), log, {
+const gateway = await assembleGateway(loadLambdaSettings(process.env, (path) => readFileSync(path, "utf8")), log, {
   peer: (c: Context) => lambdaPeer((c.env as { requestContext?: unknown } | undefined)?.requestContext),
   defaultHba: undefined,
   embeddedUpstream: false,

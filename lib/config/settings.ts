@@ -181,10 +181,20 @@ function fileValues(path: string, readFile: (path: string) => string): { values:
   return { values, problems };
 }
 
-/** Parse the settings; the error lists every bad setting with its value. */
-export function loadSettings(env: Readonly<Record<string, string | undefined>>, readFile: (path: string) => string = () => "{}"): Settings {
+/** A caller that cannot read files: HBAGATE_CONFIG is then an error, never silently ignored. */
+const noFileReader = (): string => {
+  throw new Error("this entry point reads no configuration file");
+};
+
+/** Parse the settings (the environment over the HBAGATE_CONFIG file over `defaults`); the error lists every bad setting with its value. */
+export function loadSettings(
+  env: Readonly<Record<string, string | undefined>>,
+  readFile: (path: string) => string = noFileReader,
+  /** Values under the file and the environment (a runtime's own defaults). */
+  defaults: Readonly<Record<string, string | undefined>> = {},
+): Settings {
   const file = env.HBAGATE_CONFIG ? fileValues(env.HBAGATE_CONFIG, readFile) : { values: {}, problems: [] };
-  const merged: Record<string, string | undefined> = { ...file.values };
+  const merged: Record<string, string | undefined> = { ...defaults, ...file.values };
   for (const key of KEYS) if (env[key] !== undefined) merged[key] = env[key];
   if (merged.HBAGATE_PORT === undefined && env.PORT !== undefined) merged.HBAGATE_PORT = env.PORT;
   const parsed = Schema.safeParse(merged);
@@ -200,8 +210,9 @@ export function loadSettings(env: Readonly<Record<string, string | undefined>>, 
 }
 
 /** The settings on AWS Lambda: its defaults under the environment, and nothing Lambda could not deliver. */
-export function loadLambdaSettings(env: Readonly<Record<string, string | undefined>>): Settings {
-  const settings = loadSettings({ ...LAMBDA_DEFAULTS, ...env });
+export function loadLambdaSettings(env: Readonly<Record<string, string | undefined>>, readFile?: (path: string) => string): Settings {
+  // Lambda's defaults are defaults: an HBAGATE_CONFIG file (bundled with the function) overrides them, as the environment does.
+  const settings = loadSettings(env, readFile, LAMBDA_DEFAULTS);
   if (settings.HBAGATE_MAX_RESPONSE_BYTES > LAMBDA_MAX_RESPONSE_BYTES) {
     throw new Error(
       `invalid settings:\n  HBAGATE_MAX_RESPONSE_BYTES=${JSON.stringify(env.HBAGATE_MAX_RESPONSE_BYTES ?? "")}: at most ${LAMBDA_MAX_RESPONSE_BYTES} on Lambda, whose responses are limited to ${LAMBDA_RESPONSE_PAYLOAD_BYTES} bytes`,

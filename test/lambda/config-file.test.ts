@@ -1,16 +1,16 @@
-// red19: "Settings are environment variables, or keys of a JSON file named by
-// HBAGATE_CONFIG (the environment wins; unknown keys are errors)". On Lambda
-// the file is never read (loadLambdaSettings passes no readFile, so it reads
-// "{}"): every setting in it is silently dropped, the brute-force brake's
-// included. (And were it read, Lambda's own defaults would beat it.)
+// HBAGATE_CONFIG on Lambda (a red team found it silently ignored there: every
+// setting in the file dropped, the brute-force brake's included). The file is
+// read as on the Node server, and its values override Lambda's own defaults;
+// the environment overrides both.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { before, describe, test } from "node:test";
-import { basic, buildHandler, errorOf, functionUrlEvent, importHandler, type Handler } from "../lambda/events.ts";
+import { LAMBDA_MAX_RESPONSE_BYTES, loadLambdaSettings } from "../../lib/config/settings.ts";
+import { basic, buildHandler, errorOf, functionUrlEvent, importHandler, type Handler } from "./events.ts";
 
-describe("red19: HBAGATE_CONFIG on Lambda", () => {
+describe("HBAGATE_CONFIG on Lambda", () => {
   let handler: Handler;
   const consoleLog = console.log;
 
@@ -47,5 +47,16 @@ describe("red19: HBAGATE_CONFIG on Lambda", () => {
     };
     const answers = [await guess("wrong-1"), await guess("wrong-2"), await guess("wrong-3")];
     assert.equal(answers[2], "429 08004", answers.join(", "));
+  });
+
+  test("precedence: the environment over the file over Lambda's defaults; a bad key in the file is an error, not ignored", () => {
+    const file = (json: object) => () => JSON.stringify(json);
+    const env = { HBAGATE_CONFIG: "/bundle/hbagate.json" };
+    assert.equal(loadLambdaSettings(env, file({ HBAGATE_MAX_RESPONSE_BYTES: 1000 })).HBAGATE_MAX_RESPONSE_BYTES, 1000);
+    assert.equal(loadLambdaSettings({ ...env, HBAGATE_MAX_RESPONSE_BYTES: "2000" }, file({ HBAGATE_MAX_RESPONSE_BYTES: 1000 })).HBAGATE_MAX_RESPONSE_BYTES, 2000);
+    assert.equal(loadLambdaSettings(env, file({})).HBAGATE_MAX_RESPONSE_BYTES, LAMBDA_MAX_RESPONSE_BYTES);
+    assert.throws(() => loadLambdaSettings(env, file({ HBAGATE_AUTH_LOCK_AFTR: 2 })), /HBAGATE_AUTH_LOCK_AFTR/);
+    // An entry point that cannot read files says so rather than dropping the file.
+    assert.throws(() => loadLambdaSettings(env), /HBAGATE_CONFIG="\/bundle\/hbagate.json": this entry point reads no configuration file/);
   });
 });
