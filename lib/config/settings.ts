@@ -114,6 +114,8 @@ const Schema = z.object({
     .string()
     .regex(/^([a-z_][a-z0-9_]*\.)?[a-z_][a-z0-9_]*$/, "a lower-case table name, optionally schema-qualified (letters, digits, _)")
     .optional(),
+  /** The key of the shared table's digests (every instance the same); unset: the service user's password. */
+  HBAGATE_AUTH_SHARED_KEY: z.string().min(16).optional(),
   HBAGATE_LDAP_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(1).default(5000),
   HBAGATE_LDAP_TIMEOUT_MS: z.coerce.number().int().min(1).default(5000),
   /** PEM CA bundle for ldaps and StartTLS (verification is always on). */

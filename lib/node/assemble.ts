@@ -285,6 +285,8 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
           windowMs: settings.HBAGATE_AUTH_WINDOW_SECONDS * 1000,
           lockMs: settings.HBAGATE_AUTH_LOCK_SECONDS * 1000,
           timeoutMs: Math.min(2000, settings.HBAGATE_CONNECT_TIMEOUT * 1000),
+          // A secret every instance has: a key of its own, or the service user's password.
+          key: async () => settings.HBAGATE_AUTH_SHARED_KEY ?? (await servicePassword()),
           log,
         })
       : undefined;

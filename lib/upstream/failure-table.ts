@@ -1,8 +1,9 @@
 // SharedFailures kept in a table of the upstream PostgreSQL, written with the
 // gateway's service login: the one store every instance already reaches. One
 // statement per verification that runs (counted before it runs), one more when
-// it succeeds (the count cleared); a cached success pays nothing. Pairs are stored as SHA-256 digests of the
-// (client address, identity) pair, never as names or addresses.
+// it succeeds (the count cleared); a cached success pays nothing. Pairs are
+// stored as HMAC-SHA-256 digests of (client address, identity) under a key
+// every instance shares, never as names or addresses.
 //
 // The table is created on first use when the service user may (CREATE on the
 // schema); otherwise an operator creates it from TABLE_DDL. A store that does
@@ -20,6 +21,12 @@ export interface FailureTableOptions {
   readonly lockMs: number;
   /** Give up on one statement after this long (the request goes on with the per-instance limiter). */
   readonly timeoutMs: number;
+  /**
+   * The key of the pairs' digests, the same on every instance and unknown to
+   * whoever reads the table: an unkeyed digest of (address, role) is reversed
+   * by enumerating addresses and the roles pg_roles lists.
+   */
+  key(): string | Promise<string>;
   log(event: { level: string; msg: string; [k: string]: string | number | undefined }): void;
 }
 
@@ -33,10 +40,7 @@ export function validTableName(table: string): boolean {
   return NAME.test(table);
 }
 
-const digest = async (address: string, identity: string): Promise<string> => {
-  const bytes = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(JSON.stringify([address, identity]))));
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-};
+const utf8 = new TextEncoder();
 
 /** Rows past their window and lock are deleted at most this often (by whichever instance fails next). */
 const SWEEP_EVERY_MS = 60_000;
@@ -47,6 +51,14 @@ export function failureTable(query: ServiceQuery, o: FailureTableOptions): Share
   let created: Promise<void> | undefined;
   let failing = false;
   let lastSweep = 0;
+  // The imported key, remade when the key changes (a rotated service password it is derived from).
+  let keyed: { readonly text: string; readonly key: ReturnType<typeof crypto.subtle.importKey> } | undefined;
+  const digest = async (address: string, identity: string): Promise<string> => {
+    const text = await o.key();
+    if (keyed?.text !== text) keyed = { text, key: crypto.subtle.importKey("raw", utf8.encode(text), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]) };
+    const mac = new Uint8Array(await crypto.subtle.sign("HMAC", await keyed.key, utf8.encode(JSON.stringify([address, identity]))));
+    return Array.from(mac, (b) => b.toString(16).padStart(2, "0")).join("");
+  };
 
   const run = async <T>(what: string, work: () => Promise<T>): Promise<T | undefined> => {
     try {
