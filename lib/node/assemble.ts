@@ -190,6 +190,11 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
     queueTimeoutMs: settings.HBAGATE_QUEUE_TIMEOUT_MS,
     staleAfterMs: settings.HBAGATE_STALE_AFTER_MS,
     maxQueue: settings.HBAGATE_QUEUE_MAX,
+    // Past what any response could come from: a value on the wire is at most twice its JSON (its
+    // 4-byte length against `"x",`), a row's header 7 bytes against `[],` (8 per row allowed), and
+    // 1 MiB for the rest (row descriptions, the reset's answers, notices). Only an answer the
+    // response limits refuse anyway is cut, before the driver holds it whole.
+    maxAnswerBytes: 2 * settings.HBAGATE_MAX_RESPONSE_BYTES + 8 * settings.HBAGATE_MAX_RESPONSE_ROWS + (1 << 20),
     idleTimeout: settings.HBAGATE_IDLE_TIMEOUT,
     connectTimeout: settings.HBAGATE_CONNECT_TIMEOUT,
     maxLifetime: settings.HBAGATE_MAX_LIFETIME,

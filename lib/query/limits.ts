@@ -1,7 +1,7 @@
 // What one response may carry: rows and bytes, counted while rows stream in
 // (so a runaway result is cancelled rather than buffered) and measured
 // exactly once the response is built.
-import { gatewayError, SQLSTATE, type GatewayError } from "../errors.ts";
+import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
 
 /**
  * Limits on what one response may carry, shared by every statement of a
@@ -111,5 +111,10 @@ export class Budget {
     }
     if (this.bytes > this.limits.maxBytes) return bytesExceeded(this.limits);
     return undefined;
+  }
+
+  /** The error for an answer cut by the connection's own bound (upstream-socket.ts), past any response's size. */
+  overBytes(cause: unknown): GatewayError {
+    return new GatewayError({ ...bytesExceeded(this.limits).fields }, { cause });
   }
 }

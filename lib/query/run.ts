@@ -5,7 +5,7 @@ import type postgres from "postgres";
 import { z } from "zod";
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
 import { fromDriverError, isConnectionLoss, lostInFlight } from "../upstream/errors.ts";
-import { sessionEnded } from "../upstream/upstream-socket.ts";
+import { answerTooLarge, sessionEnded } from "../upstream/upstream-socket.ts";
 import { NotStarted, Unusable } from "../upstream/session.ts";
 import { parameterText } from "../upstream/json-types.ts";
 import { typeSize } from "./type-sizes.ts";
@@ -248,6 +248,7 @@ async function runOne<M extends ResultMode>(
     }
   } catch (err) {
     if (exceeded) throw exceeded;
+    if (answerTooLarge(err)) throw budget.overBytes(err);
     // Ours: the caller left, or the request's deadline passed. (postgres.js reports one taken off
     // its queue as a plain Error.)
     if (own.sent && isCancelled(err)) throw cancelledBy(watch?.signal);

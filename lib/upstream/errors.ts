@@ -1,7 +1,7 @@
 // postgres.js failures -> GatewayError, classified once, here.
 import postgres from "postgres";
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
-import { sessionEnded } from "./upstream-socket.ts";
+import { answerTooLarge, sessionEnded } from "./upstream-socket.ts";
 
 const CONNECT_CODES = new Set(["CONNECT_TIMEOUT", "ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "EHOSTUNREACH", "ETIMEDOUT", "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED", "EPIPE"]);
 
@@ -82,7 +82,7 @@ export function lostInFlight(err: unknown): boolean {
 /** Whether `err` means postgres.js has closed the connection: it lost it, or the server ended the session (FATAL). */
 export function connectionClosed(err: unknown): boolean {
   const cause = err instanceof GatewayError && err.cause !== undefined ? err.cause : err;
-  if (sessionEnded(cause)) return true;
+  if (sessionEnded(cause) || answerTooLarge(cause)) return true;
   if (cause instanceof postgres.PostgresError) return cause.severity === "FATAL" || cause.severity === "PANIC";
   if (err instanceof GatewayError && err.cause === undefined) return false;
   return lostInFlight(cause);

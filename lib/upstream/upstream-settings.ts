@@ -36,6 +36,12 @@ export interface UpstreamSettings {
   readonly statementTimeout: number;
   /** Distinct statements a pool may run as prepared statements (0: none); default 100. */
   readonly preparedStatements?: number;
+  /**
+   * Bytes a pool connection may receive in answer to one request before it is
+   * cut (upstream-socket.ts): a bound on what one row can make the driver
+   * hold, set above any response the gateway would send. Unset: none.
+   */
+  readonly maxAnswerBytes?: number;
   /** TLS to the upstream (postgres.js `ssl`): false, "require" (unverified), or verification against `ca` (else Node's roots and NODE_EXTRA_CA_CERTS). */
   readonly ssl?: false | "require" | { readonly ca?: string; readonly rejectUnauthorized: true };
 }

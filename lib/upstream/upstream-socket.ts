@@ -18,6 +18,16 @@ export const SESSION_ENDED = "HBAGATE_SESSION_ENDED";
 /** Whether `err` is that error: the query was never written. */
 export const sessionEnded = (err: unknown): boolean => (err as { code?: unknown } | null)?.code === SESSION_ENDED;
 
+/**
+ * The error a pool connection's query fails with when the server's answer to
+ * the last request written grew past `maxAnswerBytes`: the connection is cut
+ * before postgres.js, which holds a message whole until it has all of it,
+ * buffers one row larger than any response may be.
+ */
+export const ANSWER_TOO_LARGE = "HBAGATE_ANSWER_TOO_LARGE";
+
+export const answerTooLarge = (err: unknown): boolean => (err as { code?: unknown } | null)?.code === ANSWER_TOO_LARGE;
+
 /** A connected socket, as libpq would open it (a host that is a directory is a Unix socket directory), or the connect error. */
 export async function openSocket(settings: Pick<UpstreamSettings, "host" | "port" | "connectTimeout">): Promise<Socket> {
   const { host, port } = settings;
@@ -48,7 +58,7 @@ export async function openSocket(settings: Pick<UpstreamSettings, "host" | "port
  * CancelRequests (postgres.js sends them on connections of their own); a call
  * once it has closed is a reconnect, refused with SESSION_ENDED.
  */
-export function oneSession(settings: Pick<UpstreamSettings, "host" | "port" | "connectTimeout">): () => Promise<Socket> {
+export function oneSession(settings: Pick<UpstreamSettings, "host" | "port" | "connectTimeout" | "maxAnswerBytes">): () => Promise<Socket> {
   let state: "new" | "open" | "ended" = "new";
   return async () => {
     if (state === "ended") throw Object.assign(new Error("the server session ended"), { code: SESSION_ENDED });
@@ -59,10 +69,29 @@ export function oneSession(settings: Pick<UpstreamSettings, "host" | "port" | "c
       socket.once("close", () => {
         state = "ended";
       });
+      if (settings.maxAnswerBytes !== undefined) boundAnswers(socket, settings.maxAnswerBytes);
       return socket;
     } catch (err) {
       state = "ended";
       throw err;
     }
   };
+}
+
+/**
+ * Count what arrives after each write (a request, with the session's reset
+ * behind it) and cut the connection once it passes `max`. Raw bytes (TLS
+ * records too): no parsing on the way, one addition per chunk.
+ */
+function boundAnswers(socket: Socket, max: number): void {
+  let received = 0;
+  const write = socket.write;
+  socket.write = function (this: Socket, ...args: Parameters<Socket["write"]>) {
+    received = 0;
+    return write.apply(this, args);
+  } as Socket["write"];
+  socket.on("data", (chunk: Buffer) => {
+    received += chunk.length;
+    if (received > max) socket.destroy(Object.assign(new Error("the answer is larger than any response may be"), { code: ANSWER_TOO_LARGE }));
+  });
 }

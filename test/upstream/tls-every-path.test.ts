@@ -1,4 +1,4 @@
-// red19: verify-full on every upstream path, not only the pools': the
+// verify-full on every upstream path, not only the pools': the
 // verification login (its own TLS, login-exchange.ts), the service login
 // (role membership, the shared failure table). The server's certificate names
 // "localhost"; the gateway is pointed at 127.0.0.1 with that certificate as its
@@ -10,9 +10,9 @@ import { after, before, describe, test } from "node:test";
 import { flavorMissing, startCluster, type Cluster } from "../harness/postgres.ts";
 import { Pools } from "../../lib/upstream/pools.ts";
 
-describe("red19: upstream TLS on the other paths", { skip: flavorMissing("debian", { ssl: true }) ?? false }, () => {
+describe("upstream TLS on the other paths", { skip: flavorMissing("debian", { ssl: true }) ?? false }, () => {
   let cluster: Cluster;
-  let ca: string;
+  let ca = "";
   before(async () => {
     cluster = await startCluster({ ssl: true });
     await cluster.sql.unsafe("create role app login password 'app-pw'");
@@ -23,7 +23,7 @@ describe("red19: upstream TLS on the other paths", { skip: flavorMissing("debian
     await cluster?.stop();
   });
 
-  const pools = (host: string, ssl: ConstructorParameters<typeof Pools>[0]["ssl"]) =>
+  const pools = (host: string, ssl: NonNullable<ConstructorParameters<typeof Pools>[0]["ssl"]>) =>
     new Pools({ host, port: cluster.port, max: 1, maxTotal: 4, idleTimeout: 5, connectTimeout: 5, maxLifetime: 60, statementTimeout: 2000, ssl });
 
   test("control: the right name and CA log in", async () => {
