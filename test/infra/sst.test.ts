@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { before, describe, test, type TestContext } from "node:test";
 import { LAMBDA_MAX_RESPONSE_BYTES, LAMBDA_RESPONSE_PAYLOAD_BYTES, loadLambdaSettings } from "../../lib/config/settings.ts";
+import { parseClientAddress } from "../../lib/hba/address.ts";
 import { prepareSstPlatform, runSstProgramUnderMocks, typecheckInfra, type MockResource, type MockRun, type PlatformState } from "../harness/sst-mocks.ts";
 
 const INSTALL_MS = 5 * 60_000;
@@ -73,6 +74,12 @@ function assertServerlessSettings(run: MockRun) {
   assert.equal(s.HBAGATE_UPSTREAM_SSL, "verify-full");
   assert.equal(s.HBAGATE_UPSTREAM_CA_FILE, undefined);
   assert.equal(e.NODE_EXTRA_CA_CERTS, "/var/runtime/ca-cert.pem", "Lambda's Node runtime trusts the RDS roots only when told to");
+  // Readiness: no address is trusted to see /readyz's checks (secret names, AWS's errors) but
+  // the function's own loopback; a function URL's callers are the public internet.
+  assert.equal(e.HBAGATE_TRUSTED_PROXIES, undefined);
+  for (const a of ["0.0.0.0", "10.0.0.1", "172.16.0.1", "192.168.1.1", "::"]) {
+    assert.equal(s.HBAGATE_TRUSTED_PROXIES.contains(parseClientAddress(a)!), false, a);
+  }
 }
 
 interface Statement {

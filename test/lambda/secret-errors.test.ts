@@ -86,6 +86,21 @@ describe("secrets that cannot be used", () => {
     assert.match((await readyz(handler)).checks?.secrets ?? "", /binary-credential[^;]*is binary/);
   });
 
+  test("/readyz from the public internet (a function URL's sourceIp): the status alone, none of the secrets' names or AWS's text; and no upstream connection per probe", async () => {
+    const handler = await coldStart();
+    await request(handler, "binrole");
+    const connections = async () => Number((await cluster.sql`select count(*)::int as n from pg_stat_activity where backend_type = 'client backend'`)[0]!.n);
+    const before = await connections();
+    for (let i = 0; i < 20; i++) {
+      const r = await handler(functionUrlEvent(undefined, { path: "/readyz", sourceIp: "198.51.100.7" }));
+      assert.deepEqual(JSON.parse(r.body), { status: "not ready" });
+      assert.doesNotMatch(r.body, /binary|arn:|hbagate\//);
+    }
+    assert.ok((await connections()) <= before, "probes opened no PostgreSQL session");
+    // This machine (the function's own loopback) is told why.
+    assert.match((await readyz(handler)).checks?.secrets ?? "", /is binary/);
+  });
+
   test("a binary configuration secret: the configuration is refused with the reason, requests are 08001/503", async () => {
     const ident = process.env.HBAGATE_IDENT_FILE;
     process.env.HBAGATE_IDENT_FILE = `secretsmanager:${secrets.arn("binary-ident")}`;
