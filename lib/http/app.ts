@@ -104,7 +104,11 @@ export function createApp(deps: GatewayDeps): Hono {
     return c.json(errorBody(gatewayError(SQLSTATE.internalError, "internal error")), 500);
   });
 
-  app.notFound((c) => c.json(errorBody(gatewayError("42704", `no such endpoint: ${c.req.method} ${new URL(c.req.url).pathname}`)), 404));
+  app.notFound((c) => {
+    const e = gatewayError("42704", `no such endpoint: ${c.req.method} ${new URL(c.req.url).pathname}`);
+    // Neon's clients read /sql's errors in Neon's shape, whatever went wrong.
+    return c.req.path === "/sql" ? c.json(neonError(e), 404) : c.json(errorBody(e), 404);
+  });
 
   // First of all, on every path: a request for a host that is not ours, or from a page whose origin is not allowed.
   app.use(

@@ -213,7 +213,6 @@ async function runOne<M extends ResultMode>(
   const own = new OwnCancel(query, cancels);
   let result;
   try {
-    // Callbacks written inline, not named: under tsx every named closure costs a defineProperty.
     const running = cancellable(
       watch,
       () => own.send(),

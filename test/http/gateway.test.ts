@@ -301,6 +301,16 @@ describe("gateway main path", () => {
     assert.ok(((await res.json()) as { error: { code: string } }).error.code);
   });
 
+  test("/sql answers every error in Neon's shape, a wrong method on it too (never /v1's)", async () => {
+    for (const method of ["GET", "PUT"]) {
+      const res = await app.request("/sql", { method });
+      assert.equal(res.status, 404, method);
+      const body = (await res.json()) as Record<string, unknown>;
+      assert.equal(body.code, "42704", method);
+      assert.equal(body.error, undefined, `${method}: not /v1's {"error": …}`);
+    }
+  });
+
   test("an unreachable upstream is 503 with a class 08 SQLSTATE", async () => {
     const down = testPools(1, { connectTimeout: 2 });
     const other = createApp(testDeps(down, "host all all all trust\n", { caller: { anonymousUser: "trustee" } }));
