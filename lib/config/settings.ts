@@ -106,6 +106,15 @@ const Schema = z.object({
   HBAGATE_AUTH_LOCK_AFTER: z.coerce.number().int().min(1).default(10),
   HBAGATE_AUTH_WINDOW_SECONDS: z.coerce.number().int().min(1).default(300),
   HBAGATE_AUTH_LOCK_SECONDS: z.coerce.number().int().min(1).default(300),
+  /** Each failure past HBAGATE_AUTH_SLOW_AFTER delays its answer by this much more, up to the maximum. */
+  HBAGATE_AUTH_DELAY_STEP_MS: z.coerce.number().int().min(0).default(250),
+  HBAGATE_AUTH_MAX_DELAY_MS: z.coerce.number().int().min(0).default(2000),
+  /** (client, identity) pairs with failures remembered at once (least recently failed forgotten first; locks apart). */
+  HBAGATE_AUTH_MAX_TRACKED: z.coerce.number().int().min(1).default(100_000),
+  /** A statement on the shared failure table that takes longer counts as the table being unusable (per-instance counting meanwhile). */
+  HBAGATE_AUTH_SHARED_TIMEOUT_MS: z.coerce.number().int().min(1).default(2000),
+  /** Without a configuration (secrets unreachable at a Lambda cold start), requests try to load it at most this often. */
+  HBAGATE_CONFIG_RETRY_MS: z.coerce.number().int().min(0).default(1000),
   /**
    * A table in the service database where every instance counts failures (lib/upstream/failure-table.ts):
    * a pair locked on one instance is locked on all. Needs HBAGATE_SERVICE_USER. Unset: per instance only.

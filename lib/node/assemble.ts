@@ -245,15 +245,14 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
   if (config) void probeUpstreamPasswords(config);
 
   // Without a configuration, a request makes one attempt (one at a time, the
-  // next no sooner than a second after the last ended) and waits for it;
+  // next no sooner than HBAGATE_CONFIG_RETRY_MS after the last ended) and waits for it;
   // until one succeeds, requests are refused as an unreachable server is.
   let attempt: Promise<void> | undefined;
   let lastAttemptEnded = Date.now();
-  const CONFIGURATION_RETRY_MS = 1000;
   const configured = async (): Promise<void> => {
     if (config) return;
     attempt ??=
-      Date.now() - lastAttemptEnded < CONFIGURATION_RETRY_MS
+      Date.now() - lastAttemptEnded < settings.HBAGATE_CONFIG_RETRY_MS
         ? undefined
         : (async () => {
             try {
@@ -289,7 +288,7 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
           lockAfter: settings.HBAGATE_AUTH_LOCK_AFTER,
           windowMs: settings.HBAGATE_AUTH_WINDOW_SECONDS * 1000,
           lockMs: settings.HBAGATE_AUTH_LOCK_SECONDS * 1000,
-          timeoutMs: Math.min(2000, settings.HBAGATE_CONNECT_TIMEOUT * 1000),
+          timeoutMs: settings.HBAGATE_AUTH_SHARED_TIMEOUT_MS,
           // A secret every instance has: a key of its own, or the service user's password.
           key: async () => settings.HBAGATE_AUTH_SHARED_KEY ?? (await servicePassword()),
           log,
@@ -325,9 +324,9 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
       lockAfter: settings.HBAGATE_AUTH_LOCK_AFTER,
       windowMs: settings.HBAGATE_AUTH_WINDOW_SECONDS * 1000,
       lockMs: settings.HBAGATE_AUTH_LOCK_SECONDS * 1000,
-      delayStepMs: 250,
-      maxDelayMs: 2000,
-      maxEntries: 100_000,
+      delayStepMs: settings.HBAGATE_AUTH_DELAY_STEP_MS,
+      maxDelayMs: settings.HBAGATE_AUTH_MAX_DELAY_MS,
+      maxEntries: settings.HBAGATE_AUTH_MAX_TRACKED,
     }),
     ...(sharedFailures ? { sharedFailures } : {}),
     corsOrigins: settings.HBAGATE_CORS_ORIGINS,
