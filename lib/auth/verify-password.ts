@@ -9,6 +9,7 @@
 // receives the cleartext over HTTP.
 import { createHash, createHmac, pbkdf2, randomBytes, timingSafeEqual } from "node:crypto";
 import { promisify } from "node:util";
+import { saslprep } from "@mongodb-js/saslprep";
 import type { MethodName } from "../hba/rule.ts";
 import type { StoredSecret, VerifierFile } from "./verifier-file.ts";
 
@@ -64,42 +65,32 @@ function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-// RFC 4013 (SASLprep) step 1: RFC 3454 table C.1.2 maps to a space, table B.1 to nothing.
-const NON_ASCII_SPACE = /[\u00A0\u1680\u2000-\u200B\u202F\u205F\u3000]/g;
-const MAPPED_TO_NOTHING = /[\u00AD\u034F\u1806\u180B-\u180D\u200B-\u200D\u2060\uFE00-\uFE0F\uFEFF]/g;
-
 /**
- * The strings whose UTF-8 bytes PostgreSQL may have fed to SCRAM for this
- * password. PostgreSQL (common/saslprep.c) leaves ASCII alone; otherwise it
- * maps (above) and NFKC-normalizes, and if the result contains a prohibited or
- * unassigned-in-Unicode-3.2 character or breaks the bidi rule, it uses the
- * raw bytes instead. Telling those apart needs Unicode 3.2 tables (~800
- * ranges), so both are tried: the raw string and the mapped, normalized one.
- * Consequence: when PostgreSQL stored the raw bytes of a password that
- * SASLprep refuses, a variant that only maps to those bytes (a no-break space
- * for a space, an added soft hyphen) is accepted here but not by PostgreSQL.
+ * The string whose UTF-8 bytes PostgreSQL fed to SCRAM for this password
+ * (common/saslprep.c): pure ASCII as it is; otherwise SASLprep (RFC 4013:
+ * mapping, NFKC, no prohibited or unassigned-in-Unicode-3.2 characters, the
+ * bidi rule), or, when SASLprep refuses the string, its raw bytes. One
+ * candidate, as PostgreSQL decides: never a variant it would refuse.
  */
-function scramCandidates(password: string): string[] {
-  if (/^[\x00-\x7f]*$/.test(password)) return [password];
-  const prepared = password.replace(NON_ASCII_SPACE, " ").replace(MAPPED_TO_NOTHING, "").normalize("NFKC");
-  return prepared === password ? [password] : [password, prepared];
+function scramInput(password: string): string {
+  if (/^[\x00-\x7f]*$/.test(password)) return password;
+  try {
+    return saslprep(password, { allowUnassigned: false });
+  } catch {
+    return password;
+  }
 }
 
 /** RFC 5802: StoredKey = H(HMAC(SaltedPassword, "Client Key")), ServerKey = HMAC(SaltedPassword, "Server Key"). */
 async function scramMatches(secret: ScramSecret, password: string): Promise<boolean> {
-  let ok = false;
-  // Every candidate is computed: the time depends on the input's shape, never on which one matched.
-  for (const candidate of scramCandidates(password)) {
-    const salted = await pbkdf2Async(Buffer.from(candidate, "utf8"), secret.salt, secret.iterations, KEY_LEN, "sha256");
-    const clientKey = createHmac("sha256", salted).update("Client Key").digest();
-    const storedKey = createHash("sha256").update(clientKey).digest();
-    const serverKey = createHmac("sha256", salted).update("Server Key").digest();
-    // A SCRAM exchange checks StoredKey, the `password` method ServerKey (scram_verify_plain_password): require both.
-    const stored = constantTimeEqual(storedKey, secret.storedKey);
-    const server = constantTimeEqual(serverKey, secret.serverKey);
-    ok = (stored && server) || ok;
-  }
-  return ok;
+  const salted = await pbkdf2Async(Buffer.from(scramInput(password), "utf8"), secret.salt, secret.iterations, KEY_LEN, "sha256");
+  const clientKey = createHmac("sha256", salted).update("Client Key").digest();
+  const storedKey = createHash("sha256").update(clientKey).digest();
+  const serverKey = createHmac("sha256", salted).update("Server Key").digest();
+  // A SCRAM exchange checks StoredKey, the `password` method ServerKey (scram_verify_plain_password): require both.
+  const stored = constantTimeEqual(storedKey, secret.storedKey);
+  const server = constantTimeEqual(serverKey, secret.serverKey);
+  return stored && server;
 }
 
 /** No SASLprep for MD5: PostgreSQL hashes the password's bytes as sent. */

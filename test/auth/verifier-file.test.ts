@@ -117,6 +117,8 @@ const ROLES: readonly Role[] = [
   { name: "compat_scram", encryption: "scram-sha-256", password: "ｐａｓｓ\u00ADword" },
   // U+1F511 was unassigned in Unicode 3.2: SASLprep refuses it and PostgreSQL keeps the raw bytes.
   { name: "emoji_scram", encryption: "scram-sha-256", password: "\u{1F511} key" },
+  // A right-to-left letter beside a left-to-right one: SASLprep's bidi rule refuses it, raw bytes kept.
+  { name: "bidi_scram", encryption: "scram-sha-256", password: "\u05D0 b" },
 ];
 
 const PLAIN = { name: "plain_user", password: 'let "me" in' };
@@ -224,15 +226,23 @@ describe("verifyPassword against secrets PostgreSQL made", { skip: flavorMissing
     assert.deepEqual(problems, []);
   });
 
-  test("known divergence: a SASLprep variant of a password PostgreSQL stored raw", async () => {
-    // PostgreSQL stored "🔑 key" as raw bytes (SASLprep refuses U+1F511). A
-    // no-break space in place of the space maps back to those bytes: we try
-    // the prepared form too and accept; PostgreSQL, refusing SASLprep again,
-    // hashes the raw input and rejects. Only the password's holder can hit this.
+  test("SASLprep as PostgreSQL does it: a variant of a password stored raw (SASLprep refused it) is refused, as PostgreSQL refuses it", async () => {
+    // PostgreSQL stored "🔑 key" as raw bytes (SASLprep refuses U+1F511, unassigned in Unicode 3.2),
+    // and "א b" too (a right-to-left letter beside a left-to-right one breaks the bidi rule). A
+    // no-break space in place of the space would map back to those bytes if SASLprep were only
+    // approximated (mapping and NFKC, without its prohibitions): the approximation accepted it.
     const file = parseVerifierFile("users.txt", text);
     await c.writeHba("host all all 127.0.0.1/32 password\n", { reload: true });
-    assert.equal(await login(c, "emoji_scram", "\u{1F511}\u00A0key"), false);
-    assert.equal(await verifyPassword(file, "password", "emoji_scram", "\u{1F511}\u00A0key"), true);
+    for (const [user, password, accept] of [
+      ["emoji_scram", "\u{1F511}\u00A0key", false],
+      ["emoji_scram", "\u{1F511} key", true],
+      ["bidi_scram", "\u05D0\u00A0b", false],
+      ["bidi_scram", "\u05D0 b", true],
+    ] as const) {
+      assert.equal(await login(c, user, password), accept, `PostgreSQL: ${user} ${JSON.stringify(password)}`);
+      assert.equal(await verifyPassword(file, "password", user, password), accept, `hbagate: ${user} ${JSON.stringify(password)}`);
+      assert.equal(await verifyPassword(file, "scram-sha-256", user, password), accept, `hbagate, scram-sha-256: ${user} ${JSON.stringify(password)}`);
+    }
   });
 
   test("plain-text entries pass every method; empty passwords and unknown users never do", async () => {
