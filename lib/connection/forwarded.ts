@@ -2,7 +2,8 @@
 // Walking the X-Forwarded-For chain from the right, trusted proxies are
 // skipped and the first untrusted hop is the client; a caller outside the
 // trusted list cannot choose the address its rules see.
-import { cidrMask, inRange, parseNumericHost, unmapIpv4, type IpAddress } from "../hba/address.ts";
+import ipaddr from "ipaddr.js";
+import { unmapIpv4, type IpAddress } from "../hba/address.ts";
 import { clientAddress } from "./client-address.ts";
 import { gatewayError, SQLSTATE } from "../errors.ts";
 import type { PeerInfo } from "./caller.ts";
@@ -11,17 +12,28 @@ export interface TrustedProxies {
   contains(address: IpAddress): boolean;
 }
 
-/** Parse "10.0.0.0/8, 192.0.2.7, fd00::/8"; throws with the bad entry named. */
+/** Parse "10.0.0.0/8, 192.0.2.7, fd00::/8" (ranges as ipaddr.js reads them); throws with the bad entry named. */
 export function parseTrustedProxies(text: string): TrustedProxies {
-  const ranges: { network: IpAddress; mask: Uint8Array }[] = [];
+  const ranges: [ipaddr.IPv4 | ipaddr.IPv6, number][] = [];
   for (const entry of text.split(",").map((s) => s.trim()).filter(Boolean)) {
-    const [host, bits] = entry.split("/");
-    const network = parseNumericHost(host ?? "");
-    const mask = network && cidrMask(bits ?? String(network.family === 4 ? 32 : 128), network.family);
-    if (!network || !mask) throw new Error(`invalid trusted proxy "${entry}": expected an IP address or CIDR range`);
-    ranges.push({ network: unmapIpv4(network), mask });
+    try {
+      // inet_aton's shorthands ("10.1") are no way to name a proxy: four decimal parts only.
+      const host = entry.split("/")[0]!;
+      if (!host.includes(":") && !ipaddr.IPv4.isValidFourPartDecimal(host)) throw new Error("not an address");
+      const range = entry.includes("/") ? ipaddr.parseCIDR(entry) : ([ipaddr.parse(entry), entry.includes(":") ? 128 : 32] as [ipaddr.IPv4 | ipaddr.IPv6, number]);
+      // An IPv4-mapped range is its IPv4 range, as addresses are compared unmapped.
+      const [network, bits] = range;
+      ranges.push(network.kind() === "ipv6" && (network as ipaddr.IPv6).isIPv4MappedAddress() && bits >= 96 ? [(network as ipaddr.IPv6).toIPv4Address(), bits - 96] : range);
+    } catch {
+      throw new Error(`invalid trusted proxy "${entry}": expected an IP address or CIDR range`);
+    }
   }
-  return { contains: (a) => ranges.some((r) => inRange(a, r.network, r.mask)) };
+  return {
+    contains: (a) => {
+      const address = ipaddr.fromByteArray([...unmapIpv4(a).bytes]);
+      return ranges.some(([network, bits]) => network.kind() === address.kind() && address.match(network as never, bits));
+    },
+  };
 }
 
 export const NO_TRUSTED_PROXIES: TrustedProxies = { contains: () => false };

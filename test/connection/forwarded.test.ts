@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { forwardedPeer, NO_TRUSTED_PROXIES, parseTrustedProxies } from "../../lib/connection/forwarded.ts";
+import { parseNumericHost } from "../../lib/hba/address.ts";
 
 const headers = (h: Record<string, string>) => (name: string) => h[name];
 const socket = (address: string, encrypted = false) => ({ transport: "host" as const, address, encrypted });
@@ -45,5 +46,11 @@ describe("client address behind proxies", () => {
   test("bad trusted-proxy settings name the entry", () => {
     assert.throws(() => parseTrustedProxies("10.0.0.0/8, nonsense"), /"nonsense"/);
     assert.throws(() => parseTrustedProxies("10.0.0.0/40"), /"10.0.0.0\/40"/);
+    // inet_aton's shorthands are no way to name a proxy.
+    for (const bad of ["10.0.0", "10.1/8", "0x0a.0.0.1"]) assert.throws(() => parseTrustedProxies(bad), new RegExp(`"${bad.replace(".", "\\.")}`), bad);
+    // An IPv4-mapped range is its IPv4 range.
+    const mapped = parseTrustedProxies("::ffff:172.16.0.0/108");
+    assert.equal(mapped.contains(parseNumericHost("172.16.5.5")!), true);
+    assert.equal(mapped.contains(parseNumericHost("172.32.0.1")!), false);
   });
 });
