@@ -60,29 +60,50 @@ export function failureTable(query: ServiceQuery, o: FailureTableOptions): Share
     return Array.from(mac, (b) => b.toString(16).padStart(2, "0")).join("");
   };
 
-  const run = async <T>(what: string, work: () => Promise<T>): Promise<T | undefined> => {
+  /**
+   * Make the table if it is not there, then check that the one the name finds
+   * can be trusted: a role allowed to create tables where the name resolves
+   * (public, before PostgreSQL 15) could have made it first, with a trigger
+   * that drops every count and runs its code as the service user. Only a plain
+   * table owned by the service user or a superuser is used.
+   */
+  const prepare = async (): Promise<void> => {
     try {
-      // Instances starting together race to create it ("already exists" as 42P07, 42710 or 23505
-      // from a catalog index), and the service user may not be allowed to: either way the statement
-      // below says whether the table can be used, and creation is tried again after a failure.
-      created ??= query(tableDdl(t)).then(
-        () => {},
-        () => {
-          created = undefined;
-        },
-      );
+      await query(tableDdl(t));
+    } catch {
+      // Raced by another instance ("already exists": 42P07, 42710, 23505), or not allowed to
+      // create (the operator made it): the check below says whether it can be used.
+    }
+    const [row] = await query<{ kind: string; owner: string; trusted: boolean }>(
+      `select c.relkind::text as kind, pg_catalog.pg_get_userbyid(c.relowner) as owner,
+              (c.relowner = (select oid from pg_catalog.pg_roles where rolname = current_user)
+               or (select rolsuper from pg_catalog.pg_roles where oid = c.relowner)) as trusted
+       from pg_catalog.pg_class c where c.oid = pg_catalog.to_regclass($1)`,
+      [t],
+    );
+    if (!row) throw new Error("the table does not exist and cannot be created");
+    if (row.kind !== "r") throw new Error(`"${t}" is not a plain table`);
+    if (!row.trusted) throw new Error(`"${t}" is owned by "${row.owner}", neither the service user nor a superuser: not used`);
+  };
+
+  const run = async <T>(what: string, work: () => Promise<T[]>): Promise<T[] | undefined> => {
+    try {
+      created ??= prepare().catch((err: unknown) => {
+        created = undefined;
+        throw err;
+      });
       await within(created, o.timeoutMs, () => {
         throw new Error("timed out");
       });
       const out = await within(work(), o.timeoutMs, () => {
         throw new Error("timed out");
       });
-      // The table is there (made by us, another instance or the operator): no more creating.
-      created = Promise.resolve();
       if (failing) o.log({ level: "info", msg: "the shared failure table answers again", table: t });
       failing = false;
       return out;
     } catch (err) {
+      // Dropped since it was made: made (and checked) again on the next statement.
+      if ((err as { code?: unknown }).code === "42P01") created = undefined;
       if (!failing) {
         o.log({ level: "warn", msg: "the shared failure table cannot be used; each instance counts failures on its own meanwhile", table: t, action: what, error: err instanceof Error ? err.message : String(err) });
       }
@@ -117,8 +138,14 @@ export function failureTable(query: ServiceQuery, o: FailureTableOptions): Share
         ),
       );
       await sweep();
-      const row = rows?.[0];
-      return row ? { failures: row.failures, lockedMs: Math.ceil(row.locked_ms) } : undefined;
+      if (rows === undefined) return undefined;
+      const row = rows[0];
+      if (!row) {
+        // An upsert that returns nothing: something on the table (a rule, a trigger) dropped it.
+        o.log({ level: "error", msg: "the shared failure table did not count an attempt; each instance counts failures on its own", table: t });
+        return undefined;
+      }
+      return { failures: row.failures, lockedMs: Math.ceil(row.locked_ms) };
     },
 
     async failed(address, identity): Promise<void> {

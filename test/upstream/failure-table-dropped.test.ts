@@ -1,17 +1,14 @@
-// Red-team (red2): the shared failure table dropped while the gateway runs
-// (an operator's cleanup, a restore, a migration tool that drops unknown
-// tables) is never created again by a running instance, though the service
-// user may create it: `created` stays resolved after the first success, and
-// only a failed CREATE resets it. Every later count fails with 42P01, the log
-// says so once, and the brake stays per-instance until the process restarts
-// (README: "each instance's own brake applies until it answers again").
+// The shared failure table dropped while the gateway runs (an operator's
+// cleanup, a restore, a migration tool): a running instance makes it again on
+// its next count, and the brake is shared again (a red team found it stayed
+// per-instance until a restart).
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { failureTable } from "../../lib/upstream/failure-table.ts";
 import { serviceQueryOf } from "../../lib/upstream/service-query.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 
-describe("red2: shared failure table dropped mid-traffic", () => {
+describe("shared failure table dropped mid-traffic", () => {
   let cluster: Cluster;
   before(async () => {
     cluster = await startCluster();
