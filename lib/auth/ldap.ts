@@ -142,7 +142,7 @@ async function attempt(ldap: LdapOptions, host: string, user: string, password: 
       }
       dn = searchEntries[0]!.dn;
     }
-    beforeBind?.(dn);
+    await beforeBind?.(dn);
     await op("login", () => client.bind(dn, password));
   } finally {
     await client.unbind().catch(() => {});
@@ -155,7 +155,7 @@ async function attempt(ldap: LdapOptions, host: string, user: string, password: 
  * an entry (a filter may also take its mail), so the brute-force brake counts
  * the DN as well.
  */
-export type BeforeBind = (dn: string) => void;
+export type BeforeBind = (dn: string) => void | Promise<void>;
 
 /**
  * Verify `user`/`password` against the rule's LDAP options. Resolves on

@@ -8,7 +8,7 @@ import { lockedOut, type FailureLimiter } from "../auth/failure-limiter.ts";
 import { failureAddressFor, failureKeyFor, successClearsFailures } from "../auth/failure-key.ts";
 import type { LdapSettings } from "../auth/ldap.ts";
 import { noEntryMessage, refusalFor } from "../auth/messages.ts";
-import type { SharedFailures, SharedStanding } from "../auth/shared-failures.ts";
+import type { SharedFailures } from "../auth/shared-failures.ts";
 import type { VerifiedCallers } from "../auth/verified-callers.ts";
 import type { VerifierFile } from "../auth/verifier-file.ts";
 import { passwordOf, principalOf, type Caller } from "../connection/caller.ts";
@@ -72,22 +72,28 @@ async function connect(caller: Caller): Promise<Lease> {
   const identity = failureKeyFor(rule, caller.facts.user);
   // Refused here when locked; otherwise a turn, so parallel guesses cannot overtake the count.
   const release = await deps.failureLimiter.admit(who, identity, caller.facts.user);
-  // The verifier may name the identity more exactly on the way (LDAP: the DN it is about to bind).
+  // Across instances: a verification about to run is counted first (a cached success pays nothing).
+  const shared = deps.sharedFailures;
+  /** The keys counted across instances for this verification (its attempt stands as a failure until it succeeds). */
+  const counted: string[] = [];
+  const attempt = async (key: string): Promise<void> => {
+    if (!shared) return;
+    const standing = await shared.attempt(who, key);
+    if (standing === undefined) return;
+    counted.push(key);
+    if (standing.lockedMs > 0) throw lockedOut(caller.facts.user, standing.lockedMs);
+  };
+  const beforeVerify = shared ? () => attempt(identity) : undefined;
+  // The verifier may name the identity more exactly on the way (LDAP: the DN it is about to bind):
+  // counted under that name too, here and across instances, so another name for the same entry
+  // (a filter that also takes its mail) meets the same count.
   const identities = [identity];
-  const identified = (key: string) => {
+  const identified = async (key: string) => {
     const locked = deps.failureLimiter.check(who, key, caller.facts.user);
     if (locked) throw locked;
     identities.push(key);
+    await attempt(key);
   };
-  // Across instances: asked only when a verification is about to run (a cached success pays nothing).
-  const shared = deps.sharedFailures;
-  let standing: SharedStanding | undefined;
-  const beforeVerify = shared
-    ? async () => {
-        standing = await shared.attempt(who, identity);
-        if (standing && standing.lockedMs > 0) throw lockedOut(caller.facts.user, standing.lockedMs);
-      }
-    : undefined;
   try {
     await authenticate(rule, caller, {
       upstreamLogin,
@@ -103,14 +109,14 @@ async function connect(caller: Caller): Promise<Lease> {
     });
     if (successClearsFailures(rule)) {
       for (const key of identities) deps.failureLimiter.succeeded(who, key);
-      if (shared && standing) await shared.succeeded(who, identity);
+      for (const key of counted) await shared!.succeeded(who, key);
     }
   } catch (err) {
     if (err instanceof GatewayError && err.code.startsWith("28") && rule.method.name !== "reject") {
       // The server log names the line, as PostgreSQL's does; the caller never sees it.
       deps.log({ level: "info", msg: "authentication failed", code: err.code, user: caller.facts.user, database: caller.facts.database, file: rule.file, line: rule.line });
-      // An attempt counted across instances already stands as a failure; one refused before it was counted is added.
-      await Promise.all([...identities.map((key) => deps.failureLimiter.failed(who, key)), standing ? undefined : shared?.failed(who, identity)]);
+      // An attempt counted across instances already stands as a failure; a key refused before it was counted is added.
+      await Promise.all([...identities.map((key) => deps.failureLimiter.failed(who, key)), ...identities.filter((key) => !counted.includes(key)).map((key) => shared?.failed(who, key))]);
     }
     throw err;
   } finally {

@@ -28,7 +28,7 @@ export interface Verifiers {
    * about to check (LDAP: the DN, before the password bind). Throwing stops
    * the verification; failures and successes then count against it too.
    */
-  readonly identified?: (failureKey: string) => void;
+  readonly identified?: (failureKey: string) => void | Promise<void>;
   /** Called when a verification is about to run (not for a cached success); throwing refuses the caller. */
   readonly beforeVerify?: () => Promise<void>;
 }

@@ -1,9 +1,8 @@
-// Red-team (red2): the shared brake counts an LDAP pair by the name the caller
-// typed, never by the DN the search resolved it to (the per-instance brake
-// keys the DN too, through identified()). Under a search filter that finds an
-// entry by more than one name (uid or mail), every alias gets its own shared
-// count: on Lambda, where each guess may land on a fresh instance, one
-// directory entry gets LOCK_AFTER guesses per alias instead of LOCK_AFTER.
+// The shared brake and LDAP names (a red team found each alias counted
+// apart): under a search filter that finds an entry by more than one name (uid
+// or mail), the DN the search resolved is counted across instances as well as
+// the name typed, so one directory entry gets LOCK_AFTER guesses in all, not
+// LOCK_AFTER per alias, even when each guess lands on a fresh instance.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { FailureLimiter } from "../../lib/auth/failure-limiter.ts";
@@ -18,7 +17,7 @@ import { testDeps, testPools } from "../http/deps.ts";
 const BASE = "dc=example,dc=net";
 const LOCK_AFTER = 3;
 
-describe("red2: shared brake and LDAP aliases", { skip: slapdMissing() ?? false }, () => {
+describe("the shared brake and LDAP aliases", { skip: slapdMissing() ?? false }, () => {
   let slapd: Slapd;
   let cluster: Cluster;
   let pools: Pools;
