@@ -42,12 +42,26 @@ export interface PgErrorFields {
   readonly routine?: string;
 }
 
+/**
+ * The longest text of an error field a caller (or the log) gets. Errors quote
+ * what the caller sent — PostgreSQL its values ("invalid input syntax for type
+ * integer: "xxxx…""), the gateway an unknown key of the body — so an error
+ * could be as large as the request: past every response limit (Lambda's 6 MB
+ * payload: a bare 502) and into the log. Longer fields are cut, and say so.
+ */
+export const MAX_ERROR_FIELD_CHARS = 8192;
+
+const bounded = (text: string): string =>
+  text.length <= MAX_ERROR_FIELD_CHARS ? text : `${text.slice(0, MAX_ERROR_FIELD_CHARS)}… (${text.length - MAX_ERROR_FIELD_CHARS} more characters cut by hbagate)`;
+
 export class GatewayError extends Error {
   readonly fields: PgErrorFields;
   constructor(fields: PgErrorFields, options?: { cause?: unknown }) {
-    super(fields.message, options);
+    const all: Record<string, string> = { severity: "ERROR" };
+    for (const [k, v] of Object.entries(fields)) if (typeof v === "string") all[k] = bounded(v);
+    super(all.message, options);
     this.name = "GatewayError";
-    this.fields = { severity: "ERROR", ...fields };
+    this.fields = all as unknown as PgErrorFields;
   }
   get code(): string {
     return this.fields.code;

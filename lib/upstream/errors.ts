@@ -10,18 +10,6 @@ function isTlsFailure(code: string): boolean {
   return code.startsWith("ERR_TLS_") || code.startsWith("ERR_SSL_") || /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(code);
 }
 
-/**
- * The longest text of a server error field the caller gets. PostgreSQL quotes
- * the caller's own values in its messages (invalid input syntax for type
- * integer: "xxxx…"), so a statement can make an error as large as its input:
- * it would pass every response limit (Lambda's 6 MB payload: a bare 502) and
- * fill the log. Longer fields are cut, and say so.
- */
-export const MAX_ERROR_FIELD_CHARS = 8192;
-
-const bounded = (text: string): string =>
-  text.length <= MAX_ERROR_FIELD_CHARS ? text : `${text.slice(0, MAX_ERROR_FIELD_CHARS)}… (${text.length - MAX_ERROR_FIELD_CHARS} more characters cut by hbagate)`;
-
 export function fromDriverError(err: unknown): GatewayError {
   if (err instanceof GatewayError) return err;
   if (err instanceof postgres.PostgresError) {
@@ -29,14 +17,14 @@ export function fromDriverError(err: unknown): GatewayError {
     return new GatewayError(
       {
         code: e.code,
-        message: bounded(e.message),
+        message: e.message,
         severity: e.severity,
-        ...(e.detail ? { detail: bounded(e.detail) } : {}),
-        ...(e.hint ? { hint: bounded(e.hint) } : {}),
+        ...(e.detail ? { detail: e.detail } : {}),
+        ...(e.hint ? { hint: e.hint } : {}),
         ...(e.position ? { position: e.position } : {}),
         ...(e.internal_position ? { internalPosition: e.internal_position } : {}),
-        ...(e.internal_query ? { internalQuery: bounded(e.internal_query) } : {}),
-        ...(e.where ? { where: bounded(e.where) } : {}),
+        ...(e.internal_query ? { internalQuery: e.internal_query } : {}),
+        ...(e.where ? { where: e.where } : {}),
         ...(e.schema_name ? { schema: e.schema_name } : {}),
         ...(e.table_name ? { table: e.table_name } : {}),
         ...(e.column_name ? { column: e.column_name } : {}),
