@@ -207,9 +207,13 @@ export function createApp(deps: GatewayDeps): Hono {
   return app;
 }
 
+/** Headers a proxy adds for the client it relays (de facto and RFC 7239). */
+const RELAY_HEADERS = ["x-forwarded-for", "forwarded", "x-real-ip", "x-client-ip", "true-client-ip", "cf-connecting-ip", "x-cluster-client-ip"] as const;
+
 /**
  * Whether /readyz may show its checks (secret names, AWS's error text): to this
- * machine's loopback when it relays no one (no X-Forwarded-For), and through a
+ * machine's loopback when it relays no one (no X-Forwarded-For, Forwarded,
+ * X-Real-IP, …), and through a
  * trusted proxy only when the client the proxy forwards for is itself loopback
  * or trusted (the load balancer's own health check), never a public caller
  * behind it.
@@ -218,7 +222,8 @@ function seesDetails(peer: PeerInfo, header: (name: string) => string | undefine
   if (peer.transport !== "host" || peer.address === undefined) return false;
   const direct = clientAddress(peer.address);
   if (!direct) return false;
-  if (!trusted.contains(direct)) return isLoopback(direct) && header("x-forwarded-for") === undefined;
+  // A local reverse proxy relaying someone says so in one of these (or should): then it is not this machine asking.
+  if (!trusted.contains(direct)) return isLoopback(direct) && RELAY_HEADERS.every((name) => header(name) === undefined);
   let client: PeerInfo;
   try {
     client = forwardedPeer(peer, header, trusted);

@@ -1,15 +1,16 @@
-// Red-team (red2): /readyz shows its checks to a loopback peer that sends no
+// Found by a red team: /readyz shows its checks to a loopback peer that sends no
 // X-Forwarded-For. A local reverse proxy that says who its client is with the
 // standard Forwarded header (RFC 7239: HAProxy's `option forwarded`, Envoy,
 // Traefik options) or X-Real-IP only (a common nginx recipe) and is not listed
 // in HBAGATE_TRUSTED_PROXIES relays a public caller as loopback without
-// X-Forwarded-For: the caller gets the checks (secret names, AWS's errors).
+// X-Forwarded-For: the caller got the checks (secret names, AWS's errors). Any of the
+// headers a proxy adds for its client now means someone else is asking.
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import { createApp } from "../../lib/http/app.ts";
 import { testDeps, testPools } from "../http/deps.ts";
 
-describe("red2: /readyz behind a local proxy that does not speak X-Forwarded-For", () => {
+describe("/readyz behind a local proxy that does not speak X-Forwarded-For", () => {
   const pools = testPools(1);
   after(() => pools.close());
   const app = createApp(
