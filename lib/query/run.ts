@@ -246,8 +246,10 @@ async function runOne<M extends ResultMode>(
       throw new Unusable(gatewayError(SQLSTATE.featureNotSupported, "COPY is not supported by hbagate"));
     }
   } catch (err) {
-    if (exceeded) throw exceeded;
-    if (answerTooLarge(err)) throw budget.overBytes(err);
+    // Over a limit, and the statement did not complete: cancelled (nothing of it kept), or its
+    // connection cut under its answer (a write may have committed before the cut).
+    if (exceeded) throw withOutcome(exceeded, isCancelled(err) ? CANCELLED_OVER_LIMIT : UNKNOWN_OVER_LIMIT);
+    if (answerTooLarge(err)) throw withOutcome(budget.overBytes(err), UNKNOWN_OVER_LIMIT);
     // Ours: the caller left, or the request's deadline passed. (postgres.js reports one taken off
     // its queue as a plain Error.)
     if (own.sent && isCancelled(err)) throw cancelledBy(watch?.signal);
@@ -257,7 +259,9 @@ async function runOne<M extends ResultMode>(
     // The connection is not let go of while the cancel could still reach it (CancelRequests).
     if (own.sent) await own.sent;
   }
-  if (exceeded) throw exceeded;
+  // Over a limit, yet the statement ran to completion before its cancel landed: a write outside a
+  // transaction is committed, and the caller must know it.
+  if (exceeded) throw withOutcome(exceeded, COMPLETED_OVER_LIMIT);
   if (mode === "json") {
     const out: StatementResult = {
       command: result.command,
@@ -270,6 +274,14 @@ async function runOne<M extends ResultMode>(
   const out: TextResult = { command: result.command, rowCount: result.count ?? null, fields: textFields(result.columns), rowsJson: rows as string[] };
   return out as ResultOf<M>;
 }
+
+// What became of a statement whose answer was over a limit (the 53400's detail): a 507 for an
+// INSERT … RETURNING says whether the row is there.
+const COMPLETED_OVER_LIMIT = "The statement ran to completion; only its answer was over the limit. Outside a transaction, its changes are committed.";
+const CANCELLED_OVER_LIMIT = "The statement was cancelled before it completed: none of its changes were kept.";
+const UNKNOWN_OVER_LIMIT = "The connection was cut while the answer arrived: the statement may have completed, and outside a transaction committed.";
+
+const withOutcome = (e: GatewayError, detail: string): GatewayError => new GatewayError({ ...e.fields, detail }, { cause: e.cause });
 
 /** A statement's own cancel (caller gone, limit passed): sent at most once, and waited for. */
 class OwnCancel {

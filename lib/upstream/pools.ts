@@ -6,7 +6,7 @@ import postgres from "postgres";
 import { GatewayError, SQLSTATE } from "../errors.ts";
 import { fromDriverError } from "./errors.ts";
 import { ExchangeWatcher, watchedSocket, type LoginOutcome } from "./login-exchange.ts";
-import { oneSession } from "./upstream-socket.ts";
+import { AnswerBound, oneSession } from "./upstream-socket.ts";
 import type { StartupParameters } from "../connection/caller.ts";
 import { PreparedStatements } from "./prepared-statements.ts";
 import { createSession, NotStarted, type Session } from "./session.ts";
@@ -137,8 +137,11 @@ export class Pools implements Coordinator {
   private create(database: string, user: string): Entry {
     const base = driverOptions(this.settings, database, user);
     const preparable = this.settings.preparedStatements ?? 100;
-    const open = () =>
-      postgres({
+    const maxAnswer = this.settings.maxAnswerBytes;
+    const open = () => {
+      // An answer past any response's size is cut before the driver holds it whole (upstream-socket.ts).
+      const answers = maxAnswer === undefined ? undefined : new AnswerBound(maxAnswer);
+      return postgres({
         ...base,
         max: 1,
         // The lender closes idle and aged connections itself, between requests (lender.ts);
@@ -146,12 +149,14 @@ export class Pools implements Coordinator {
         idle_timeout: 0,
         max_lifetime: null,
         // One socket, one server session: a reconnect is refused (upstream-socket.ts).
-        ...({ socket: oneSession(this.settings) } as object),
+        ...({ socket: oneSession(this.settings, answers) } as object),
+        ...(answers ? { onnotice: (notice: postgres.Notice) => answers.notice(notice) } : {}),
         // Each query says whether it is prepared; postgres.js ignores that unless the pool allows it.
         prepare: preparable > 0,
         // A role with configured credentials logs in with them; otherwise with the caller's own password.
         pass: () => entry.configured ?? entry.password ?? "",
       });
+    };
     const lender = new Lender(
       user,
       { max: this.settings.max, perIdentity: this.settings.maxPerIdentity ?? Math.ceil(this.settings.max / 2), maxLifetimeMs: this.settings.maxLifetime * 1000 },

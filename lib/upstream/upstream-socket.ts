@@ -58,7 +58,7 @@ export async function openSocket(settings: Pick<UpstreamSettings, "host" | "port
  * CancelRequests (postgres.js sends them on connections of their own); a call
  * once it has closed is a reconnect, refused with SESSION_ENDED.
  */
-export function oneSession(settings: Pick<UpstreamSettings, "host" | "port" | "connectTimeout" | "maxAnswerBytes">): () => Promise<Socket> {
+export function oneSession(settings: Pick<UpstreamSettings, "host" | "port" | "connectTimeout">, answers?: AnswerBound): () => Promise<Socket> {
   let state: "new" | "open" | "ended" = "new";
   return async () => {
     if (state === "ended") throw Object.assign(new Error("the server session ended"), { code: SESSION_ENDED });
@@ -69,7 +69,7 @@ export function oneSession(settings: Pick<UpstreamSettings, "host" | "port" | "c
       socket.once("close", () => {
         state = "ended";
       });
-      if (settings.maxAnswerBytes !== undefined) boundAnswers(socket, settings.maxAnswerBytes);
+      answers?.attach(socket);
       return socket;
     } catch (err) {
       state = "ended";
@@ -79,19 +79,35 @@ export function oneSession(settings: Pick<UpstreamSettings, "host" | "port" | "c
 }
 
 /**
- * Count what arrives after each write (a request, with the session's reset
- * behind it) and cut the connection once it passes `max`. Raw bytes (TLS
- * records too): no parsing on the way, one addition per chunk.
+ * The bound on one connection's answers: bytes that arrive after each write (a
+ * request, with the session's reset behind it), less the notices among them
+ * (postgres.js hands each one to `notice` as it reads it, and the gateway drops
+ * them: a RAISE NOTICE loop makes no response larger). Raw bytes (TLS records
+ * too): no parsing on the way, one addition per chunk. Past `max` the
+ * connection is cut.
  */
-function boundAnswers(socket: Socket, max: number): void {
-  let received = 0;
-  const write = socket.write;
-  socket.write = function (this: Socket, ...args: Parameters<Socket["write"]>) {
-    received = 0;
-    return write.apply(this, args);
-  } as Socket["write"];
-  socket.on("data", (chunk: Buffer) => {
-    received += chunk.length;
-    if (received > max) socket.destroy(Object.assign(new Error("the answer is larger than any response may be"), { code: ANSWER_TOO_LARGE }));
-  });
+export class AnswerBound {
+  private received = 0;
+  constructor(private readonly max: number) {}
+
+  attach(socket: Socket): void {
+    const write = socket.write;
+    // Each write starts a new answer.
+    const bound = this;
+    socket.write = function (this: Socket, ...args: Parameters<Socket["write"]>) {
+      bound.received = 0;
+      return write.apply(this, args);
+    } as Socket["write"];
+    socket.on("data", (chunk: Buffer) => {
+      this.received += chunk.length;
+      if (this.received > this.max) socket.destroy(Object.assign(new Error("the answer is larger than any response may be"), { code: ANSWER_TOO_LARGE }));
+    });
+  }
+
+  /** A NoticeResponse postgres.js read: its bytes on the wire (type, length, each field's code, text and NUL, the final NUL) do not count. */
+  notice(fields: Readonly<Record<string, unknown>>): void {
+    let bytes = 6;
+    for (const v of Object.values(fields)) if (typeof v === "string") bytes += 2 + Buffer.byteLength(v);
+    this.received -= bytes;
+  }
 }
