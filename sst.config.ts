@@ -17,11 +17,13 @@ export default $config({
     const { gatewaySecrets } = await import("./infra/secrets");
     const { demoDatabase } = await import("./infra/database");
     const { gateway } = await import("./infra/gateway");
+    const { buildFunctionBundle, DEFAULT_BUNDLE_DIR } = await import("./infra/bundle");
 
     const options = deployOptions($app.stage, process.env);
     const secrets = gatewaySecrets();
     const upstream = options.upstream.kind === "demo" ? ({ kind: "demo", database: demoDatabase() } as const) : options.upstream;
-    const { url } = gateway({ secrets, upstream, verifier: options.verifier, apiGateway: options.apiGateway, ...(options.serviceUser ? { serviceUser: options.serviceUser } : {}) });
+    const bundle = buildFunctionBundle($cli.paths.root, process.env.HBAGATE_DEPLOY_BUNDLE_DIR ?? DEFAULT_BUNDLE_DIR);
+    const { url } = gateway({ secrets, upstream, bundle, verifier: options.verifier, apiGateway: options.apiGateway, ...(options.serviceUser ? { serviceUser: options.serviceUser } : {}) });
     return {
       url,
       rulesSecret: secrets.rules.arn,

@@ -28,6 +28,8 @@ export interface GatewayArgs {
   readonly verifier: boolean;
   readonly apiGateway: boolean;
   readonly serviceUser?: string;
+  /** The directory holding the built lambda.mjs (infra/bundle.ts). */
+  readonly bundle: string;
 }
 
 export function gateway(args: GatewayArgs) {
@@ -35,7 +37,9 @@ export function gateway(args: GatewayArgs) {
   const reference = (secret: aws.secretsmanager.Secret, key: string) => $interpolate`secretsmanager:${secret.arn}#${key}`;
   const upstream = upstreamEnvironment(args.upstream);
   const fn = new sst.aws.Function("Gateway", {
-    handler: "functions/lambda.handler",
+    // The bundle the tests invoke, shipped as it is (infra/bundle.ts).
+    bundle: args.bundle,
+    handler: "lambda.handler",
     runtime: "nodejs22.x",
     architecture: "arm64",
     memory: "256 MB",

@@ -9,11 +9,12 @@
 //   (region, account, partition, zones, IAM policy documents);
 // - the SST CLI's RPC server (SST_SERVER), which SST components call for the
 //   bootstrap bucket and to build function code.
-import { existsSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createRequire } from "node:module";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { build } from "esbuild";
 import type { MockResource, MockRun } from "./sst-mocks.ts";
@@ -48,7 +49,7 @@ const pulumi = createRequire(join(platform, "package.json"))("@pulumi/pulumi") a
 const resources: MockResource[] = [];
 const unmockedCalls: string[] = [];
 const rpc: string[] = [];
-const builds: { handler: string; exports: string[]; bytes: number }[] = [];
+const builds: { handler: string; exports: string[]; bytes: number; bundle?: string; sha256?: string }[] = [];
 const errors: string[] = [];
 let outputs: Record<string, unknown> = {};
 
@@ -139,6 +140,13 @@ async function answer(method: string, input: Record<string, unknown>): Promise<u
       return { asset: "sst-asset-mock", assetEcrRegistryId: ACCOUNT, assetEcrUrl: `${ACCOUNT}.dkr.ecr.${REGION}.amazonaws.com/sst-asset`, state: "sst-state-mock", appsyncHttp: "", appsyncRealtime: "" };
     case "Runtime.Build": {
       const handler = String(input.handler);
+      // A finished bundle: the CLI ships the directory as it is (pkg/runtime: out = input.Bundle).
+      if (typeof input.bundle === "string" && input.bundle !== "") {
+        const file = join(resolve(root, input.bundle), `${handler.slice(0, handler.lastIndexOf("."))}.mjs`);
+        if (!existsSync(file)) throw new Error(`Handler not found: ${handler} in ${input.bundle}`);
+        builds.push({ handler, exports: [], bytes: statSync(file).size, bundle: resolve(root, input.bundle), sha256: createHash("sha256").update(readFileSync(file)).digest("hex") });
+        return { handler, out: input.bundle, errors: [], sourcemaps: [] };
+      }
       const dot = handler.lastIndexOf(".");
       const base = handler.slice(0, dot);
       const file = [".ts", ".mts", ".js", ".mjs"].map((ext) => join(root, base + ext)).find((f) => existsSync(f));

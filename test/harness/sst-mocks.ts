@@ -89,7 +89,7 @@ export interface MockRun {
   readonly resources: readonly MockResource[];
   readonly unmockedCalls: readonly string[];
   readonly rpc: readonly string[];
-  readonly builds: readonly { readonly handler: string; readonly exports: readonly string[]; readonly bytes: number }[];
+  readonly builds: readonly { readonly handler: string; readonly exports: readonly string[]; readonly bytes: number; readonly bundle?: string; readonly sha256?: string }[];
   readonly outputs: Readonly<Record<string, unknown>>;
   readonly errors: readonly string[];
 }
@@ -110,9 +110,11 @@ export async function runSstProgramUnderMocks(stage: string, env: Readonly<Recor
   // Each run builds its functions into a directory of its own: two stages run at once, and
   // with one shared .sst/artifacts they would write (and archive) the same files.
   const artifacts = await mkdtemp(join(tmpdir(), `hbagate-sst-artifacts-${stage}-`));
+  // The function's bundle too (sst.config.ts builds it): a directory per run, reported back.
+  const bundleDir = join(artifacts, "function-bundle");
   let r: { code: number | null; output: string };
   try {
-    r = await run(process.execPath, ["--import", "tsx", child, bundle, artifacts], { ...env }, timeoutMs, base);
+    r = await run(process.execPath, ["--import", "tsx", child, bundle, artifacts], { HBAGATE_DEPLOY_BUNDLE_DIR: bundleDir, ...env }, timeoutMs, base);
   } finally {
     await rm(artifacts, { recursive: true, force: true });
   }

@@ -4,9 +4,12 @@
 // resource graph is asserted. This validates the app's shape, not a
 // deployment: nothing here reaches AWS.
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { before, describe, test, type TestContext } from "node:test";
 import { LAMBDA_MAX_RESPONSE_BYTES, LAMBDA_RESPONSE_PAYLOAD_BYTES, loadLambdaSettings } from "../../lib/config/settings.ts";
 import { parseClientAddress } from "../../lib/hba/address.ts";
+import { buildHandler } from "../lambda/events.ts";
 import { prepareSstPlatform, runSstProgramUnderMocks, typecheckInfra, type MockResource, type MockRun, type PlatformState } from "../harness/sst-mocks.ts";
 
 const INSTALL_MS = 5 * 60_000;
@@ -22,6 +25,7 @@ let demo: Promise<MockRun>;
 
 before(
   async () => {
+    testedBundleSha256 = createHash("sha256").update(readFileSync(await buildHandler())).digest("hex");
     platform = await prepareSstPlatform(INSTALL_MS);
     if (!platform.ready) return;
     // Started together; each test awaits the one it needs.
@@ -121,12 +125,16 @@ function assertCleanRun(run: MockRun) {
   assert.deepEqual(run.errors, [], "the program ran without errors");
   assert.deepEqual(run.unmockedCalls, [], "every data source SST called is mocked");
   assert.deepEqual([...new Set(run.rpc)].sort(), ["Provider.Aws.Bootstrap", "Runtime.Build"], "the CLI calls SST made are the ones the harness answers");
-  // SST built the handler from functions/lambda.ts (esbuild, SST's Node options) and it exports `handler`.
+  // SST was handed a finished bundle (infra/bundle.ts), which the CLI ships as it is: the very
+  // file the Lambda tests invoke, byte for byte (scripts/build-lambda.mjs, built here afresh).
   assert.deepEqual(
-    run.builds.map((b) => [b.handler, b.exports]),
-    [["functions/lambda.handler", ["handler"]]],
+    run.builds.map((b) => [b.handler, b.sha256]),
+    [["lambda.handler", testedBundleSha256]],
   );
 }
+
+/** The SHA-256 of the bundle the Lambda tests build (test/lambda/events.ts). */
+let testedBundleSha256 = "";
 
 test("sst.config.ts and infra/ type-check against SST's platform types (tsconfig.infra.json)", async (t) => {
   const r = await ready(t, () => typecheck);
@@ -139,7 +147,7 @@ describe("stage with an existing database, behind the function URL", () => {
     if (run) assertCleanRun(run);
   });
 
-  test("Lambda: nodejs22.x on arm64, 256 MB, 30 s, SST's bundle of functions/lambda.ts", async (t) => {
+  test("Lambda: nodejs22.x on arm64, 256 MB, 30 s, the tested bundle's handler", async (t) => {
     const run = await ready(t, () => external);
     if (!run) return;
     const { inputs } = fn(run);
