@@ -15,7 +15,7 @@ const log = (event: LogEvent) => console.log(JSON.stringify(event));
 const gateway = await assembleGateway(loadLambdaSettings(process.env, (path) => readFileSync(path, "utf8")), log, {
   peer: (c: Context) => lambdaPeer((c.env as { requestContext?: unknown } | undefined)?.requestContext),
   defaultHba: undefined,
-  embeddedUpstream: false,
+  embeddedUpstream: undefined,
   // The body travels escaped inside the JSON payload Lambda limits.
   responsesAsJsonString: true,
   // Secrets Manager unreachable at a cold start: requests are 08001 (503) and retry it, rather

@@ -14,20 +14,6 @@ export async function buildLambda(outfile = fileURLToPath(new URL("../dist/lambd
     minify: true,
     sourcemap: false,
     metafile: true,
-    // The embedded PGlite is the Node server's `npm start` default, never used on Lambda:
-    // its module is replaced, so neither PGlite nor its WASM is in the bundle.
-    plugins: [
-      {
-        name: "no-embedded-upstream",
-        setup(b) {
-          b.onResolve({ filter: /upstream\/embedded\.ts$/ }, (args) => ({ path: args.path, namespace: "no-embedded" }));
-          b.onLoad({ filter: /.*/, namespace: "no-embedded" }, () => ({
-            contents: 'export async function startEmbeddedUpstream() { throw new Error("no embedded upstream on Lambda: set HBAGATE_UPSTREAM_HOST"); }',
-            loader: "js",
-          }));
-        },
-      },
-    ],
     // CommonJS dependencies call require() for Node built-ins.
     banner: { js: 'import { createRequire as __hbagateCreateRequire } from "node:module"; const require = __hbagateCreateRequire(import.meta.url);' },
     logLevel: "warning",

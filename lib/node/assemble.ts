@@ -12,6 +12,7 @@ import { createApp, type GatewayDeps } from "../http/app.ts";
 import type { LogEvent } from "../log.ts";
 import type { Hono } from "hono";
 import { Pools, type RoleCredentials } from "../upstream/pools.ts";
+import type { EmbeddedUpstream } from "../upstream/embedded.ts";
 import { RoleMembership } from "../upstream/role-membership.ts";
 import { failureTable } from "../upstream/failure-table.ts";
 import { embeddedCannotVerify, isPasswordRule, loadConfiguration, secretIdsOf, usesMembership, type Configuration } from "./configuration.ts";
@@ -36,8 +37,12 @@ export interface AssembleOptions {
   readonly peer: GatewayDeps["peer"];
   /** Rules to use when HBAGATE_HBA_FILE is unset; none means it must be set. */
   readonly defaultHba: string | undefined;
-  /** Start the embedded PGlite when no upstream is configured (the Node server only). */
-  readonly embeddedUpstream: boolean;
+  /**
+   * Starts the embedded PGlite when no upstream is configured (the Node server
+   * only, which passes startEmbeddedUpstream): a port, so that no other entry
+   * point's bundle carries PGlite.
+   */
+  readonly embeddedUpstream: (() => Promise<EmbeddedUpstream>) | undefined;
   readonly secretsClient?: SecretsManagerClient | undefined;
   /** Measure responses as they travel inside a JSON string (Lambda's payload), not as plain UTF-8. */
   readonly responsesAsJsonString?: boolean;
@@ -127,8 +132,7 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
   let upstream = { host: settings.HBAGATE_UPSTREAM_HOST ?? "", port: settings.HBAGATE_UPSTREAM_PORT, close: async () => {} };
   let anonymousUser = settings.HBAGATE_ANONYMOUS_USER;
   if (embedded) {
-    const { startEmbeddedUpstream } = await import("../upstream/embedded.ts");
-    upstream = await startEmbeddedUpstream();
+    upstream = await options.embeddedUpstream!();
     anonymousUser ??= "postgres";
     log({ level: "info", msg: "using the embedded PGlite upstream (in memory: its data is gone when the gateway stops)", upstream: upstream.host });
   }

@@ -8,6 +8,9 @@ import type { LogEvent } from "../log.ts";
 import { assembleGateway } from "./assemble.ts";
 import { isLoopbackHost, nodePeer, startListeners } from "./listeners.ts";
 
+/** PGlite, loaded only when the Node server starts without an upstream. */
+const startEmbedded = async () => (await import("../upstream/embedded.ts")).startEmbeddedUpstream();
+
 export interface RunningGateway {
   readonly urls: readonly string[];
   /** Re-read the configuration files and secrets; false (and the old configuration kept) if anything is invalid. */
@@ -25,7 +28,7 @@ const DEFAULT_HBA = ["../../config/pg_hba.conf", "../config/pg_hba.conf"]
   .find((p) => existsSync(p)) ?? fileURLToPath(new URL("../../config/pg_hba.conf", import.meta.url));
 
 export async function startGateway(settings: Settings, log: (e: LogEvent) => void, secretsClient?: SecretsManagerClient): Promise<RunningGateway | undefined> {
-  const gateway = await assembleGateway(settings, log, { peer: nodePeer, defaultHba: DEFAULT_HBA, embeddedUpstream: true, secretsClient });
+  const gateway = await assembleGateway(settings, log, { peer: nodePeer, defaultHba: DEFAULT_HBA, embeddedUpstream: startEmbedded, secretsClient });
   if (!gateway) return undefined;
   const listening = await startListeners(gateway.app.fetch, {
     host: settings.HBAGATE_LISTEN_HOST,

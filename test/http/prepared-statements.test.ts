@@ -115,7 +115,7 @@ describe("prepared statements upstream", () => {
           ...env,
         }),
         () => {},
-        { peer: () => ({ transport: "host", address: "127.0.0.1", encrypted: false }), defaultHba: undefined, embeddedUpstream: false },
+        { peer: () => ({ transport: "host", address: "127.0.0.1", encrypted: false }), defaultHba: undefined, embeddedUpstream: undefined },
       );
       assert.ok(gateway);
       try {

@@ -2,6 +2,7 @@
 // imported in-process and invoked with real-shaped Function URL / API Gateway
 // v2 and v1 events, against the harness's real PostgreSQL.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -84,6 +85,7 @@ describe("the Lambda handler", () => {
   let cluster: Cluster;
   let handler: Handler;
   let bundleBytes = 0;
+  let bundleText = "";
 
   before(async () => {
     cluster = await startCluster();
@@ -117,6 +119,7 @@ describe("the Lambda handler", () => {
     });
     const built = (await buildLambda(join(dir, "lambda.mjs"))) as { outfile: string; bytes: number };
     bundleBytes = built.bytes;
+    bundleText = readFileSync(built.outfile, "utf8");
     handler = ((await import(pathToFileURL(built.outfile).href)) as { handler: Handler }).handler;
   });
   after(async () => {
@@ -126,8 +129,10 @@ describe("the Lambda handler", () => {
   const rows = (r: { body: string }) => (JSON.parse(r.body) as { rows?: unknown[] }).rows;
   const error = (r: { body: string }) => (JSON.parse(r.body) as { error?: { code: string; message: string } }).error;
 
-  test("the bundle is one file", () => {
+  test("the bundle is one file, without the Node server's embedded PGlite", () => {
     assert.ok(bundleBytes > 100_000 && bundleBytes < 5_000_000, `${bundleBytes} bytes`);
+    // PGlite reaches no bundle but the Node server's: the assembly takes it as a port.
+    assert.doesNotMatch(bundleText, /electric-sql|pglite\.wasm|PGliteSocketServer/);
   });
 
   test("Function URL (payload v2): the source IP meets the rules; requests are encrypted (hostssl)", async () => {

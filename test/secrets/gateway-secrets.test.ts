@@ -109,7 +109,7 @@ describe("configuration and credentials from Secrets Manager", () => {
     const lambda = await assembleGateway(settings, (e) => logs.push(e), {
       peer: (c: Context) => lambdaPeer((c.env as { requestContext?: unknown } | undefined)?.requestContext),
       defaultHba: undefined,
-      embeddedUpstream: false,
+      embeddedUpstream: undefined,
       secretsClient: fakeClient(sm.endpoint),
     });
     assert.ok(lambda, JSON.stringify(logs.slice(-5)));
