@@ -350,7 +350,9 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
       try {
         const next = await load();
         if (!next) {
-          lastReloadError = "the last reload failed; the previous configuration is in force";
+          // Still serving, on rules that were valid: ready (a load balancer draining every instance
+          // over one typo would be the outage), with the reason for whoever reads the checks.
+          lastReloadError = "ok (warning: the last reload failed and was not applied; the previous configuration is in force — see the log)";
           log({ level: "error", msg: "configuration has errors; keeping the previous one", file: paths.hba });
           return false;
         }
@@ -360,6 +362,7 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
         verifiedCallers.clear();
         membership?.clear();
         log({ level: "info", msg: "reloaded configuration", file: paths.hba, rules: next.rules.length });
+        warnMembership(next);
         void probeUpstreamPasswords(next);
         return true;
       } finally {

@@ -38,6 +38,19 @@ function call(target: { socketPath: string } | { url: string }, body: unknown, u
   });
 }
 
+/** GET /readyz over the gateway's TLS (a self-signed certificate) from this machine. */
+function readyz(url: string): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(`${url}/readyz`, { rejectUnauthorized: false }, (res) => {
+      let text = "";
+      res.on("data", (d: Buffer) => (text += d.toString()));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, any> }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
 describe("the Node server", () => {
   let cluster: Cluster;
   let gateway: RunningGateway;
@@ -164,9 +177,31 @@ describe("the Node server", () => {
       // Were the empty file applied, no line would match and this would be a 403.
       const r = await call({ url }, { query: "select 1" });
       assert.equal(r.status, 200, `old rules still in force after ${JSON.stringify(text)}: ${JSON.stringify(r.body)}`);
+      // Still serving on valid rules: ready, so a load balancer does not drain every instance over a typo;
+      // the checks say the reload was not applied.
+      const ready = await readyz(url);
+      assert.equal(ready.status, 200, JSON.stringify(ready.body));
+      assert.match(ready.body.checks?.config ?? "", /^ok \(warning: the last reload failed/);
     }
     writeFileSync(hba, "local all app,svc trust\nhostssl all app 127.0.0.1/32 trust\n");
     assert.equal(await gateway.reload(), true);
+    assert.equal((await readyz(url)).body.checks?.config, "ok");
+  });
+
+  test("a reload that brings +group lines without a service user says, as the start does, that they match no one", async () => {
+    const hba = join(dir, "pg_hba.conf");
+    const before = logs.length;
+    writeFileSync(hba, "local all app,svc trust\nhostssl all app 127.0.0.1/32 trust\nhostssl all +staff 127.0.0.1/32 trust\n");
+    try {
+      assert.equal(await gateway.reload(), true);
+      assert.ok(
+        logs.slice(before).some((l) => l.msg === "rules use +group or samerole but HBAGATE_SERVICE_USER is not set: those entries match no one"),
+        JSON.stringify(logs.slice(before)),
+      );
+    } finally {
+      writeFileSync(hba, "local all app,svc trust\nhostssl all app 127.0.0.1/32 trust\n");
+      await gateway.reload();
+    }
   });
 
   test("a file with a clientcert= line does not start the gateway", async () => {
