@@ -6,7 +6,23 @@ import { startGateway } from "../lib/node/gateway.ts";
 
 const log = (event: LogEvent) => process.stderr.write(JSON.stringify({ time: new Date().toISOString(), ...event }) + "\n");
 
-export async function start(_args: readonly string[]): Promise<number> {
+const START_USAGE = `usage: hbagate start
+
+Runs the gateway. It takes no arguments: settings are HBAGATE_* environment
+variables, or keys of the JSON file named by HBAGATE_CONFIG (see README,
+"Configuration"). Without HBAGATE_UPSTREAM_HOST it starts an embedded PGlite.
+SIGHUP reloads the configuration; SIGINT and SIGTERM stop it.
+`;
+
+export async function start(args: readonly string[]): Promise<number> {
+  if (args.includes("--help") || args.includes("-h")) {
+    process.stdout.write(START_USAGE);
+    return 0;
+  }
+  if (args.length > 0) {
+    process.stderr.write(`hbagate start: unexpected argument "${args[0]}"\n${START_USAGE}`);
+    return 2;
+  }
   let settings;
   try {
     settings = loadSettings(process.env, (path) => readFileSync(path, "utf8"));
@@ -26,6 +42,8 @@ export async function start(_args: readonly string[]): Promise<number> {
   }
   if (!gateway) return 1;
   const [url] = gateway.urls;
+  // The gateway's own PID: under `npm start` it is not npm's, and signals (SIGHUP to reload) go to it.
+  log({ level: "info", msg: "listening", urls: gateway.urls.join(" "), pid: process.pid });
   for (const u of gateway.urls) process.stdout.write(`hbagate listening on ${u}\n`);
   process.stdout.write(`try: curl -s ${url}/v1/postgres/sql -H 'content-type: application/json' -d '{"query":"select $1::int + 1 as answer","params":[41]}'\n`);
 
@@ -33,6 +51,17 @@ export async function start(_args: readonly string[]): Promise<number> {
   await new Promise<void>((resolve) => {
     process.once("SIGINT", () => resolve());
     process.once("SIGTERM", () => resolve());
+    // Started by `npm start`: when npm goes (killed with SIGTERM or SIGKILL, which npm does not
+    // always pass on), the gateway goes too, instead of serving on as an orphan nobody signals.
+    if (process.env.npm_lifecycle_event === "start") {
+      const parent = process.ppid;
+      setInterval(() => {
+        if (process.ppid !== parent) {
+          log({ level: "info", msg: "npm, which started the gateway, is gone: stopping", pid: process.pid });
+          resolve();
+        }
+      }, 500).unref();
+    }
   });
   await gateway.close();
   return 0;

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { once } from "node:events";
+import { readFileSync } from "node:fs";
 import { request } from "node:http";
 import { connect } from "node:net";
 import { after, before, describe, test } from "node:test";
@@ -126,5 +127,58 @@ describe("npm start", () => {
     child.kill("SIGINT");
     const [code] = (await once(child, "exit")) as [number | null];
     assert.equal(code, 0, err);
+  });
+});
+
+describe("npm start as an operator runs it", () => {
+  test("hbagate start --help prints its usage and starts nothing", async () => {
+    const child = spawn(process.execPath, ["bin/hbagate.js", "start", "--help"], { cwd: root, env: { ...process.env, HBAGATE_PORT: "0" }, stdio: "pipe" });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    // A version that takes --help for nothing starts a server instead: given up on after 20 s.
+    const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+    const [code] = (await once(child, "exit")) as [number];
+    clearTimeout(timer);
+    assert.equal(code, 0, `exit ${code}: ${out}`);
+    assert.match(out, /^usage: hbagate start\n/);
+    assert.doesNotMatch(out, /listening/);
+  });
+
+  test("the gateway logs its own PID, and stops when the npm that started it is killed (no orphan on old rules)", async () => {
+    // `npm start`'s process tree: npm, a shell, then node bin/hbagate.js start; here a shell stands in for npm.
+    const npm = spawn("/bin/sh", ["-c", `exec 3>&1; ${JSON.stringify(process.execPath)} bin/hbagate.js start & echo "child $!"; wait`], {
+      cwd: root,
+      env: { ...process.env, HBAGATE_PORT: "0", npm_lifecycle_event: "start" },
+      stdio: "pipe",
+    });
+    let err = "";
+    let out = "";
+    npm.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    npm.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    const logged = await new Promise<{ pid: number }>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no listening log line within 60 s:\n${err}`)), 60_000);
+      const look = () => {
+        const line = err.split("\n").find((l) => l.includes('"msg":"listening"'));
+        if (line) {
+          clearTimeout(timer);
+          resolve(JSON.parse(line) as { pid: number });
+        }
+      };
+      npm.stderr.on("data", look);
+    });
+    const spawned = Number(/child (\d+)/.exec(out)?.[1]);
+    assert.equal(logged.pid, spawned, "the PID logged is the gateway's own");
+    npm.kill("SIGKILL");
+    // Exited is gone, reaped or not (a container's PID 1 may never reap the orphan: a zombie).
+    const alive = () => {
+      try {
+        return !/^\S+ \(.*\) Z/.test(readFileSync(`/proc/${spawned}/stat`, "utf8"));
+      } catch {
+        return false;
+      }
+    };
+    for (let i = 0; i < 100 && alive(); i++) await new Promise((r) => setTimeout(r, 100));
+    if (alive()) process.kill(spawned, "SIGKILL");
+    assert.equal(alive(), false, `the gateway outlived the npm that started it:\n${err.slice(-600)}`);
   });
 });
