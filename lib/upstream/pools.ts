@@ -34,8 +34,6 @@ interface Entry {
   /** The session of requests with no settings or identity of their own. */
   readonly session: Session;
   password: string | undefined;
-  /** The role's configured password as last resolved (secrets rotate; each use refreshes it). */
-  configured: string | undefined;
 }
 
 export class Pools implements Coordinator {
@@ -97,7 +95,6 @@ export class Pools implements Coordinator {
       this.pools.set(key, entry);
     }
     if (password !== undefined) entry.password = password;
-    entry.configured = configured;
     // Startup parameters are the request's settings, not a pool of their own (startup-settings.ts).
     const settings = startupSettings(startup);
     // Identities the platform proved (peer principals) are bounded across the role's pools.
@@ -109,7 +106,7 @@ export class Pools implements Coordinator {
       } catch (err) {
         // A secret mid-rotation: the database refused the configured password. Each password the
         // role may have now is tried in turn, and the one that logs in is used from then on.
-        if (refusedLogin(err) && configured !== undefined) return await this.withAlternatives(entry, user, session, fn, err);
+        if (refusedLogin(err) && configured !== undefined) return await this.withAlternatives(database, user, session, fn, err);
         // Nothing was sent (its connection was found dead first): another connection runs it.
         // Anything sent is never run again (see run.ts: 08007).
         if (err instanceof NotStarted && attempt < NOT_STARTED_ATTEMPTS) continue;
@@ -119,19 +116,35 @@ export class Pools implements Coordinator {
     }
   }
 
-  private async withAlternatives<T>(entry: Entry, user: string, session: Session, fn: (session: Session) => Promise<T>, refused: unknown): Promise<T> {
-    for (const password of await this.credentials.alternatives(user)) {
-      // Preferred before it is tried: requests starting meanwhile log in with it too.
-      this.credentials.prefer(user, password);
-      entry.configured = password;
-      try {
-        return await fn(session);
-      } catch (err) {
-        if (!refusedLogin(err)) throw err;
-      }
+  private async withAlternatives<T>(database: string, user: string, session: Session, fn: (session: Session) => Promise<T>, refused: unknown): Promise<T> {
+    if (!(await this.proveAlternative(database, user))) throw refused;
+    return await fn(session);
+  }
+
+  /** Proofs under way, one per role: concurrent refused requests wait for the same logins. */
+  private readonly proofs = new Map<string, Promise<boolean>>();
+
+  /**
+   * Which of the passwords the role may have mid-rotation the server takes,
+   * each tried by a verification login of its own (never through a pool, whose
+   * other requests would log in with a guess); the one it takes is preferred
+   * from then on. False when none does.
+   */
+  private proveAlternative(database: string, user: string): Promise<boolean> {
+    let proof = this.proofs.get(user);
+    if (!proof) {
+      proof = (async () => {
+        for (const password of await this.credentials.alternatives(user)) {
+          if ((await this.login(database, user, password)).ok) {
+            this.credentials.prefer(user, password);
+            return true;
+          }
+        }
+        return false;
+      })().finally(() => this.proofs.delete(user));
+      this.proofs.set(user, proof);
     }
-    this.credentials.prefer(user, undefined);
-    throw refused;
+    return proof;
   }
 
   private create(database: string, user: string): Entry {
@@ -153,8 +166,9 @@ export class Pools implements Coordinator {
         ...(answers ? { onnotice: (notice: postgres.Notice) => answers.notice(notice) } : {}),
         // Each query says whether it is prepared; postgres.js ignores that unless the pool allows it.
         prepare: preparable > 0,
-        // A role with configured credentials logs in with them; otherwise with the caller's own password.
-        pass: () => entry.configured ?? entry.password ?? "",
+        // A role with configured credentials logs in with them (the latest that logged in, mid-rotation);
+        // otherwise with the caller's own password.
+        pass: async () => (await this.credentials.password(user)) ?? entry.password ?? "",
       });
     };
     const lender = new Lender(
@@ -164,7 +178,7 @@ export class Pools implements Coordinator {
       this,
     );
     const statements = new PreparedStatements(preparable);
-    const partial = { lender, statements, password: undefined, configured: undefined } as Omit<Entry, "session"> & { session?: Session };
+    const partial = { lender, statements, password: undefined } as Omit<Entry, "session"> & { session?: Session };
     const entry = partial as Entry;
     (partial as { session: Session }).session = this.session(entry, {});
     return entry;
@@ -293,17 +307,8 @@ export class Pools implements Coordinator {
       try {
         return await run<T>(text, params);
       } catch (err) {
-        if (!refusedLogin(err)) throw err;
-        for (const alternative of await this.credentials.alternatives(user)) {
-          this.credentials.prefer(user, alternative);
-          try {
-            return await run<T>(text, params);
-          } catch (again) {
-            if (!refusedLogin(again)) throw again;
-          }
-        }
-        this.credentials.prefer(user, undefined);
-        throw err;
+        if (!refusedLogin(err) || !(await this.proveAlternative(database, user))) throw err;
+        return await run<T>(text, params);
       }
     };
   }
