@@ -1,6 +1,7 @@
 // The ldap method through the gateway's HTTP API, against a real slapd (plain,
 // ldaps and StartTLS with a throwaway CA) and a real PostgreSQL behind.
 import assert from "node:assert/strict";
+import { createServer } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { VerifiedCallers } from "../../lib/auth/verified-callers.ts";
 import type { PeerInfo } from "../../lib/connection/caller.ts";
@@ -175,7 +176,27 @@ describe("LDAP authentication", { skip: reasons(slapdMissing(), flavorMissing("d
   });
 
   test("the first server down, the second one is used; all down is 503", async () => {
-    await allowed("10.1.0.10", "test1", "secret1");
+    // The first server (127.0.0.2, same port) is a listener that records each connection and
+    // closes it: the gateway must have tried it, and before it bound at the second (slapd).
+    // slapd logs each bind it receives as `BIND dn="…" method=128` (then its outcome as `mech=…`).
+    const binds = async () => (await slapd.readLog()).split("\n").filter((l) => l.includes('BIND dn="uid=test1,') && l.includes(" method=")).length;
+    const tried: { bindsAtSlapd: number }[] = [];
+    const first = createServer((socket) => {
+      socket.on("error", () => {});
+      void binds().then((n) => {
+        tried.push({ bindsAtSlapd: n });
+        socket.destroy();
+      });
+    });
+    await new Promise<void>((resolve, reject) => first.once("error", reject).listen(slapd.port, "127.0.0.2", resolve));
+    try {
+      const before = await binds();
+      await allowed("10.1.0.10", "test1", "secret1");
+      assert.deepEqual(tried, [{ bindsAtSlapd: before }], "the first server was tried once, before any bind reached the second");
+      assert.equal(await binds(), before + 1, "the second server answered the bind");
+    } finally {
+      await new Promise((resolve) => first.close(resolve));
+    }
     await unavailable("10.1.0.11", "test1", "secret1");
   });
 
