@@ -3,7 +3,8 @@
 // step: before a message is passed on, or right after. The server's side is
 // left to finish what it received (as when a network between the two fails),
 // then closed. It can also hold CancelRequests back (to land them on a later
-// statement of their backend, as a slow network would).
+// statement of their backend, as a slow network would) and turn the open
+// connections into a black hole (nothing passes, nothing closes).
 import { createServer, connect, type Server, type Socket } from "node:net";
 
 export type Direction = "toServer" | "toClient";
@@ -49,6 +50,8 @@ export interface PgProxy {
   holdCancels(hold: CancelHold): HeldCancel[];
   /** Connections that carried a startup (not a cancel), with their backend pid once the server sent it. */
   readonly sessions: readonly { readonly pid: number | undefined }[];
+  /** From now on, pass nothing on any open connection in either direction, and close nothing (a network black hole). New connections pass. */
+  blackHole(): void;
   /** Cut once, at the first message matching the rule on any connection. */
   arm(rule: CutRule): Promise<void>;
   /** Close every connection now (both sides), as a network failure between requests would. */
@@ -90,6 +93,7 @@ export async function startPgProxy(upstreamPort: number, upstreamHost = "127.0.0
   /** Held cancels waiting for a statement on their backend: released by the connection whose pid matches. */
   const waitingCancels = new Set<{ held: HeldCancel; until: CancelHold["until"]; landAfterMs: number; release: (by: "statement" | "timeout") => void }>();
   const sessions: { pid: number | undefined }[] = [];
+  const silenced = new Set<Socket>();
 
   const server: Server = createServer((client) => {
     const upstream = connect({ host: upstreamHost, port: upstreamPort });
@@ -156,8 +160,8 @@ export async function startPgProxy(upstreamPort: number, upstreamHost = "127.0.0
         }
       }
     };
-    client.on("data", (d: Buffer) => relay("toServer", fromClient.push(d), upstream));
-    upstream.on("data", (d: Buffer) => relay("toClient", fromServer.push(d), client));
+    client.on("data", (d: Buffer) => void (silenced.has(client) || relay("toServer", fromClient.push(d), upstream)));
+    upstream.on("data", (d: Buffer) => void (silenced.has(client) || relay("toClient", fromServer.push(d), client)));
     const end = () => {
       pairs.delete(pair);
       client.destroy();
@@ -182,6 +186,9 @@ export async function startPgProxy(upstreamPort: number, upstreamHost = "127.0.0
       return held;
     },
     sessions,
+    blackHole() {
+      for (const p of pairs) silenced.add(p.client);
+    },
     arm(rule) {
       return new Promise<void>((fired) => {
         armed = { rule, fired };
