@@ -11,6 +11,7 @@ import type { Pools } from "../../lib/upstream/pools.ts";
 import { flavorMissing, startCluster, type Cluster } from "../harness/postgres.ts";
 import { freeClosedPort, slapdMissing, startBlackhole, startSlapd, type Blackhole, type Slapd } from "../harness/slapd.ts";
 import { reasons } from "../harness/prerequisites.ts";
+import { Responses } from "../harness/responses.ts";
 import { testDeps, testPools } from "../http/deps.ts";
 
 const BASE = "dc=example,dc=net";
@@ -55,15 +56,17 @@ describe("LDAP authentication", { skip: reasons(slapdMissing(), flavorMissing("d
     await Promise.all([slapd?.stop(), cluster?.stop(), blackhole?.close()]);
   });
 
+  /** Every response of every app the tests make, searched for the passwords at the end. */
+  const responses = new Responses();
   function app(overrides: Partial<GatewayDeps> = {}) {
-    return createApp(
+    return responses.app(createApp(
       testDeps(pools, rules, {
         peer: () => peer,
         ldap: { connectTimeoutMs: 1500, operationTimeoutMs: 1500, caFile: slapd.caFile },
         log: (e) => logs.push(e),
         ...overrides,
       }),
-    );
+    ));
   }
   let gateway: ReturnType<typeof createApp>;
   const ask = async (address: string, user: string, password: string, via = gateway) => {
@@ -230,8 +233,12 @@ describe("LDAP authentication", { skip: reasons(slapdMissing(), flavorMissing("d
     }
   });
 
-  test("no password reaches the log", () => {
+  test("no password reaches the log, a response body or a header", async () => {
     const text = JSON.stringify(logs);
-    for (const secret of ["secret1", "secret2", slapd.searchPassword, slapd.users.special.password]) assert.ok(!text.includes(secret), secret);
+    const secrets = ["secret1", "secret2", slapd.searchPassword, slapd.users.special.password];
+    for (const secret of secrets) assert.ok(!text.includes(secret), secret);
+    assert.ok(responses.count > 30, `every request's response was recorded (${responses.count})`);
+    const answered = await responses.text();
+    for (const secret of [...secrets, ...secrets.map((p) => Buffer.from(`test1:${p}`).toString("base64"))]) assert.ok(!answered.includes(secret), `${secret} in a response`);
   });
 });
