@@ -1,6 +1,7 @@
 // The ldap method through the gateway's HTTP API, against a real slapd (plain,
 // ldaps and StartTLS with a throwaway CA) and a real PostgreSQL behind.
 import assert from "node:assert/strict";
+import { createServer } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { VerifiedCallers } from "../../lib/auth/verified-callers.ts";
 import type { PeerInfo } from "../../lib/connection/caller.ts";
@@ -10,6 +11,7 @@ import type { Pools } from "../../lib/upstream/pools.ts";
 import { flavorMissing, startCluster, type Cluster } from "../harness/postgres.ts";
 import { freeClosedPort, slapdMissing, startBlackhole, startSlapd, type Blackhole, type Slapd } from "../harness/slapd.ts";
 import { reasons } from "../harness/prerequisites.ts";
+import { Responses } from "../harness/responses.ts";
 import { testDeps, testPools } from "../http/deps.ts";
 
 const BASE = "dc=example,dc=net";
@@ -54,15 +56,17 @@ describe("LDAP authentication", { skip: reasons(slapdMissing(), flavorMissing("d
     await Promise.all([slapd?.stop(), cluster?.stop(), blackhole?.close()]);
   });
 
+  /** Every response of every app the tests make, searched for the passwords at the end. */
+  const responses = new Responses();
   function app(overrides: Partial<GatewayDeps> = {}) {
-    return createApp(
+    return responses.app(createApp(
       testDeps(pools, rules, {
         peer: () => peer,
         ldap: { connectTimeoutMs: 1500, operationTimeoutMs: 1500, caFile: slapd.caFile },
         log: (e) => logs.push(e),
         ...overrides,
       }),
-    );
+    ));
   }
   let gateway: ReturnType<typeof createApp>;
   const ask = async (address: string, user: string, password: string, via = gateway) => {
@@ -175,7 +179,27 @@ describe("LDAP authentication", { skip: reasons(slapdMissing(), flavorMissing("d
   });
 
   test("the first server down, the second one is used; all down is 503", async () => {
-    await allowed("10.1.0.10", "test1", "secret1");
+    // The first server (127.0.0.2, same port) is a listener that records each connection and
+    // closes it: the gateway must have tried it, and before it bound at the second (slapd).
+    // slapd logs each bind it receives as `BIND dn="…" method=128` (then its outcome as `mech=…`).
+    const binds = async () => (await slapd.readLog()).split("\n").filter((l) => l.includes('BIND dn="uid=test1,') && l.includes(" method=")).length;
+    const tried: { bindsAtSlapd: number }[] = [];
+    const first = createServer((socket) => {
+      socket.on("error", () => {});
+      void binds().then((n) => {
+        tried.push({ bindsAtSlapd: n });
+        socket.destroy();
+      });
+    });
+    await new Promise<void>((resolve, reject) => first.once("error", reject).listen(slapd.port, "127.0.0.2", resolve));
+    try {
+      const before = await binds();
+      await allowed("10.1.0.10", "test1", "secret1");
+      assert.deepEqual(tried, [{ bindsAtSlapd: before }], "the first server was tried once, before any bind reached the second");
+      assert.equal(await binds(), before + 1, "the second server answered the bind");
+    } finally {
+      await new Promise((resolve) => first.close(resolve));
+    }
     await unavailable("10.1.0.11", "test1", "secret1");
   });
 
@@ -209,8 +233,12 @@ describe("LDAP authentication", { skip: reasons(slapdMissing(), flavorMissing("d
     }
   });
 
-  test("no password reaches the log", () => {
+  test("no password reaches the log, a response body or a header", async () => {
     const text = JSON.stringify(logs);
-    for (const secret of ["secret1", "secret2", slapd.searchPassword, slapd.users.special.password]) assert.ok(!text.includes(secret), secret);
+    const secrets = ["secret1", "secret2", slapd.searchPassword, slapd.users.special.password];
+    for (const secret of secrets) assert.ok(!text.includes(secret), secret);
+    assert.ok(responses.count > 30, `every request's response was recorded (${responses.count})`);
+    const answered = await responses.text();
+    for (const secret of [...secrets, ...secrets.map((p) => Buffer.from(`test1:${p}`).toString("base64"))]) assert.ok(!answered.includes(secret), `${secret} in a response`);
   });
 });

@@ -2,7 +2,9 @@
 // both directions and cuts the gateway's side of a connection at a chosen
 // step: before a message is passed on, or right after. The server's side is
 // left to finish what it received (as when a network between the two fails),
-// then closed.
+// then closed. It can also hold CancelRequests back (to land them on a later
+// statement of their backend, as a slow network would) and turn the open
+// connections into a black hole (nothing passes, nothing closes).
 import { createServer, connect, type Server, type Socket } from "node:net";
 
 export type Direction = "toServer" | "toClient";
@@ -15,8 +17,41 @@ export interface CutRule {
   readonly forward: boolean;
 }
 
+/** A CancelRequest the proxy held back, and what let it go. */
+export interface HeldCancel {
+  /** The backend it targets (from its packet). */
+  readonly pid: number;
+  readonly heldAt: number;
+  releasedAt?: number;
+  /** "statement": a message matching `until` was passed on to its backend; "timeout": `atMostMs` passed first. */
+  releasedBy?: "statement" | "timeout";
+}
+
+export interface CancelHold {
+  /**
+   * A message on the targeted backend's connection (toServer) that releases the cancel
+   * `landAfterMs` after it is passed on: the backend must be running the statement when the
+   * cancel lands (one that reaches it while it waits for the statement is dropped).
+   */
+  readonly until: (type: string, body: Buffer) => boolean;
+  /** Default 100. */
+  readonly landAfterMs?: number;
+  /** Released after this long anyway. */
+  readonly atMostMs: number;
+}
+
 export interface PgProxy {
   readonly port: number;
+  /**
+   * From now on, hold every CancelRequest (the 16-byte packet, code 80877102, on
+   * a new connection) until `hold.until` matches a message passed on to the
+   * backend it targets, or `hold.atMostMs` passes. The list fills as cancels come.
+   */
+  holdCancels(hold: CancelHold): HeldCancel[];
+  /** Connections that carried a startup (not a cancel), with their backend pid once the server sent it. */
+  readonly sessions: readonly { readonly pid: number | undefined }[];
+  /** From now on, pass nothing on any open connection in either direction, and close nothing (a network black hole). New connections pass. */
+  blackHole(): void;
   /** Cut once, at the first message matching the rule on any connection. */
   arm(rule: CutRule): Promise<void>;
   /** Close every connection now (both sides), as a network failure between requests would. */
@@ -54,6 +89,11 @@ class Messages {
 export async function startPgProxy(upstreamPort: number, upstreamHost = "127.0.0.1"): Promise<PgProxy> {
   const pairs = new Set<{ client: Socket; server: Socket }>();
   let armed: { rule: CutRule; fired: () => void } | undefined;
+  let holding: { hold: CancelHold; held: HeldCancel[] } | undefined;
+  /** Held cancels waiting for a statement on their backend: released by the connection whose pid matches. */
+  const waitingCancels = new Set<{ held: HeldCancel; until: CancelHold["until"]; landAfterMs: number; release: (by: "statement" | "timeout") => void }>();
+  const sessions: { pid: number | undefined }[] = [];
+  const silenced = new Set<Socket>();
 
   const server: Server = createServer((client) => {
     const upstream = connect({ host: upstreamHost, port: upstreamPort });
@@ -62,6 +102,8 @@ export async function startPgProxy(upstreamPort: number, upstreamHost = "127.0.0
     const fromClient = new Messages(true);
     const fromServer = new Messages(false);
     let cut = false;
+    let first = true;
+    let session: { pid: number | undefined } | undefined;
     const cutNow = () => {
       cut = true;
       client.destroy();
@@ -71,6 +113,36 @@ export async function startPgProxy(upstreamPort: number, upstreamHost = "127.0.0
     const relay = (direction: Direction, messages: ReturnType<Messages["push"]>, to: Socket) => {
       for (const m of messages) {
         if (cut) return;
+        if (direction === "toServer" && first) {
+          first = false;
+          // A CancelRequest: length 16, code 80877102, pid, secret key.
+          if (m.raw.length === 16 && m.raw.readUInt32BE(4) === 80877102 && holding) {
+            const held: HeldCancel = { pid: m.raw.readUInt32BE(8), heldAt: Date.now() };
+            holding.held.push(held);
+            const hold = holding.hold;
+            const entry = {
+              held,
+              until: hold.until,
+              landAfterMs: hold.landAfterMs ?? 100,
+              release: (by: "statement" | "timeout") => {
+                if (!waitingCancels.delete(entry)) return;
+                clearTimeout(timer);
+                held.releasedAt = Date.now();
+                held.releasedBy = by;
+                to.write(m.raw);
+              },
+            };
+            const timer = setTimeout(() => entry.release("timeout"), hold.atMostMs);
+            timer.unref();
+            waitingCancels.add(entry);
+            continue;
+          }
+          if (!(m.raw.length === 16 && m.raw.readUInt32BE(4) === 80877102)) {
+            session = { pid: undefined };
+            sessions.push(session);
+          }
+        }
+        if (direction === "toClient" && m.type === "K" && session) session.pid = m.body.readUInt32BE(0);
         const rule = armed?.rule;
         if (rule && rule.direction === direction && rule.when(m.type, m.body)) {
           const fired = armed!.fired;
@@ -81,10 +153,15 @@ export async function startPgProxy(upstreamPort: number, upstreamHost = "127.0.0
           return;
         }
         to.write(m.raw);
+        if (direction === "toServer" && session?.pid !== undefined) {
+          for (const w of waitingCancels) {
+            if (w.held.pid === session.pid && w.until(m.type, m.body)) setTimeout(() => w.release("statement"), w.landAfterMs).unref();
+          }
+        }
       }
     };
-    client.on("data", (d: Buffer) => relay("toServer", fromClient.push(d), upstream));
-    upstream.on("data", (d: Buffer) => relay("toClient", fromServer.push(d), client));
+    client.on("data", (d: Buffer) => void (silenced.has(client) || relay("toServer", fromClient.push(d), upstream)));
+    upstream.on("data", (d: Buffer) => void (silenced.has(client) || relay("toClient", fromServer.push(d), client)));
     const end = () => {
       pairs.delete(pair);
       client.destroy();
@@ -103,6 +180,15 @@ export async function startPgProxy(upstreamPort: number, upstreamHost = "127.0.0
 
   return {
     port: address.port,
+    holdCancels(hold) {
+      const held: HeldCancel[] = [];
+      holding = { hold, held };
+      return held;
+    },
+    sessions,
+    blackHole() {
+      for (const p of pairs) silenced.add(p.client);
+    },
     arm(rule) {
       return new Promise<void>((fired) => {
         armed = { rule, fired };
@@ -117,6 +203,8 @@ export async function startPgProxy(upstreamPort: number, upstreamHost = "127.0.0
     },
     async close() {
       armed = undefined;
+      holding = undefined;
+      waitingCancels.clear();
       for (const p of pairs) {
         p.client.destroy();
         p.server.destroy();
@@ -138,5 +226,18 @@ export function syncAfter(text: string): (type: string, body: Buffer) => boolean
   return (type, body) => {
     if (carries(type, body)) seen = true;
     return seen && type === "S";
+  };
+}
+
+/**
+ * The Execute that runs the statement carrying `text` (postgres.js may parse and describe it in a
+ * round trip of its own first): once it is passed on, the statement is running on the server.
+ */
+export function executeOf(text: string): (type: string, body: Buffer) => boolean {
+  const carries = statementContains(text);
+  let seen = false;
+  return (type, body) => {
+    if (carries(type, body)) seen = true;
+    return seen && type === "E";
   };
 }

@@ -115,20 +115,41 @@ describe("pools under load and disconnects", () => {
     await small.close();
   });
 
-  test("a caller who disconnects cancels the running statement", async () => {
-    const marker = `select pg_sleep(30) /* disconnect-${Date.now()} */`;
-    const req = httpRequest(`${base}/v1/postgres/sql`, { method: "POST", headers: { "content-type": "application/json", authorization: auth("r1") } });
-    req.on("error", () => {});
-    req.end(JSON.stringify({ query: marker }));
-    const running = async () =>
-      (await cluster.sql<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where query = ${marker} and state = 'active'`)[0]!.n;
-    await eventually(async () => (await running()) === 1, { what: "the statement to start" });
-    req.destroy();
-    // Bounded below the pools' 20 s statement_timeout (and the 30 s sleep): only a cancel ends it this soon.
-    await eventually(async () => (await running()) === 0, { timeoutMs: 15_000, what: "the server to stop running the statement" });
-    // The connection went back to the pool healthy.
-    const res = await fetch(`${base}/v1/postgres/sql`, { method: "POST", headers: { "content-type": "application/json", authorization: auth("r1") }, body: '{"query":"select 1 as ok"}' });
-    assert.equal(res.status, 200);
+  test("a caller who disconnects cancels the running statement; the same connection serves the next request", async () => {
+    // A pool of one: the next request must be served by the very connection the cancel landed
+    // on (a pool of three could answer with another one and hide a connection left broken).
+    const single = testPools(cluster.port, { max: 1, maxTotal: 3, statementTimeout: 20_000 });
+    const own = await startListeners(createApp(testDeps(single, "host all all all trust\n", { peer: nodePeer })).fetch, { host: "127.0.0.1", port: 0, unixSocket: undefined, tls: undefined });
+    try {
+      const url = `${own.urls[0]}/v1/postgres/sql`;
+      const marker = `select pg_sleep(30) /* disconnect-${Date.now()} */`;
+      const req = httpRequest(url, { method: "POST", headers: { "content-type": "application/json", authorization: auth("r1") } });
+      req.on("error", () => {});
+      req.end(JSON.stringify({ query: marker }));
+      const running = async () =>
+        (await cluster.sql<{ pid: number }[]>`select pid from pg_stat_activity where query = ${marker} and state = 'active'`).map((r) => r.pid);
+      await eventually(async () => (await running()).length === 1, { what: "the statement to start" });
+      const [pid] = await running();
+      req.destroy();
+      // Bounded below the pool's 20 s statement_timeout (and the 30 s sleep): only a cancel ends it this soon.
+      await eventually(async () => (await running()).length === 0, { timeoutMs: 15_000, what: "the server to stop running the statement" });
+      // The connection went back to the pool healthy: the next request runs on that same backend,
+      // which is left idle (not in a transaction), and no other connection was opened for it.
+      const res = await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: auth("r1") },
+        body: '{"query":"select pg_backend_pid() as pid"}',
+      });
+      const body = (await res.json()) as { rows?: { pid: number }[] };
+      assert.equal(res.status, 200, JSON.stringify(body));
+      assert.deepEqual(body.rows, [{ pid }], "the backend the cancel landed on answered");
+      const [after] = await cluster.sql<{ state: string }[]>`select state from pg_stat_activity where pid = ${pid!}`;
+      assert.equal(after?.state, "idle");
+      assert.equal(single.openConnections, 1, "no other connection was opened");
+    } finally {
+      await own.close();
+      await single.close();
+    }
   });
 
   test("a caller gone before the statement starts is still seen: the statement is cancelled, a batch stops", async () => {

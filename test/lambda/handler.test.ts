@@ -2,8 +2,7 @@
 // imported in-process and invoked with real-shaped Function URL / API Gateway
 // v2 and v1 events, against the harness's real PostgreSQL.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -12,6 +11,7 @@ import { iamPrincipal } from "../../lib/lambda/peer.ts";
 import { eventually } from "../harness/eventually.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { clientConnectionsOpen } from "../harness/process.ts";
+import { startPgProxy } from "../harness/tcp-proxy.ts";
 // @ts-expect-error: a plain .mjs build script without type declarations
 import { buildLambda } from "../../scripts/build-lambda.mjs";
 
@@ -86,6 +86,7 @@ describe("the Lambda handler", () => {
   let handler: Handler;
   let bundleBytes = 0;
   let bundleText = "";
+  let bundle: string;
 
   before(async () => {
     cluster = await startCluster();
@@ -120,6 +121,7 @@ describe("the Lambda handler", () => {
     const built = (await buildLambda(join(dir, "lambda.mjs"))) as { outfile: string; bytes: number };
     bundleBytes = built.bytes;
     bundleText = readFileSync(built.outfile, "utf8");
+    bundle = built.outfile;
     handler = ((await import(pathToFileURL(built.outfile).href)) as { handler: Handler }).handler;
   });
   after(async () => {
@@ -194,6 +196,45 @@ describe("the Lambda handler", () => {
     await eventually(() => clientConnectionsOpen(cluster.port, ended.map((e) => e.port)) === 0, { what: "the handler to close app's ended connections" });
     const r = await handler(v2Event("198.51.100.7", { authorization: basic("app") }));
     assert.equal(r.statusCode, 200, r.body);
+  });
+
+  test("a thawed instance whose pooled connection went silent (a black hole) probes it and answers on a new one", async () => {
+    // A frozen instance's sockets are not closed: they go silent (the NAT or the server forgot
+    // them). A proxy between the instance and PostgreSQL stops passing anything on the open
+    // connection, closing nothing; new connections still pass. A second instance of the bundle
+    // (its own module, so its own pools) reaches PostgreSQL only through the proxy.
+    const proxy = await startPgProxy(cluster.port);
+    const saved = { ...process.env };
+    Object.assign(process.env, { HBAGATE_UPSTREAM_PORT: String(proxy.port), HBAGATE_STALE_AFTER_MS: "100", HBAGATE_CONNECT_TIMEOUT: "1", HBAGATE_REQUEST_TIMEOUT_MS: "3000" });
+    let thawed: Handler;
+    try {
+      thawed = ((await import(`${pathToFileURL(bundle).href}?thaw`)) as { handler: Handler }).handler;
+    } finally {
+      for (const k of ["HBAGATE_UPSTREAM_PORT", "HBAGATE_STALE_AFTER_MS", "HBAGATE_CONNECT_TIMEOUT", "HBAGATE_REQUEST_TIMEOUT_MS"]) process.env[k] = saved[k];
+    }
+    try {
+      const warm = await thawed(v2Event("198.51.100.7", { authorization: basic("app") }));
+      assert.equal(warm.statusCode, 200, warm.body);
+      const before = proxy.sessions.length;
+      proxy.blackHole();
+      // Frozen: no requests for longer than HBAGATE_STALE_AFTER_MS (100 ms). The point, not a wait for something.
+      await new Promise((r) => setTimeout(r, 300));
+      const started = Date.now();
+      const r = await Promise.race([
+        thawed(v2Event("198.51.100.7", { authorization: basic("app") })),
+        new Promise<{ statusCode: number; body: string }>((resolve) => setTimeout(() => resolve({ statusCode: 0, body: "no answer in 15 s" }), 15_000)),
+      ]);
+      const ms = Date.now() - started;
+      assert.equal(r.statusCode, 200, r.body);
+      assert.deepEqual(rows(r), [{ u: "app", tcp: true }]);
+      // The probe waits HBAGATE_CONNECT_TIMEOUT (1 s) for the silent connection, then a new one
+      // logs in: well within the request's own deadline (3 s), which a statement written into
+      // the black hole would run into.
+      assert.ok(ms < 2500, `answered in ${ms} ms`);
+      assert.ok(proxy.sessions.length > before, "a new connection served it");
+    } finally {
+      await proxy.close();
+    }
   });
 
   test("browser rules: any Host (AWS routes by host), a listed origin with its CORS headers; other origins and non-JSON bodies refused", async () => {

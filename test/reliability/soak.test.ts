@@ -1,7 +1,9 @@
 // A bounded soak: 3,000 mixed requests (single statements, batches, SQL
 // errors, authentication failures) at 60 concurrent, over a real socket. The
-// upstream connections stay within the configured bounds and memory is flat
-// between the first and the last third.
+// upstream connections stay within the configured bounds and memory is flat:
+// what is live once the last 2,000 requests are done (none in flight, after
+// collection) is within 700 bytes a request of what was live after the first
+// 1,000, so a leak of 1 KB a request fails.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { setFlagsFromString } from "node:v8";
@@ -13,6 +15,9 @@ import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { testDeps, testPools } from "../http/deps.ts";
 
 const TOTAL = 3000;
+const WARM_UP = 1000;
+/** Bytes of live heap a request may leave behind, on average: a 1 KB leak is well past it. */
+const MAX_GROWTH_PER_REQUEST = 700;
 
 // A real collection before each heap sample, so garbage does not read as growth.
 setFlagsFromString("--expose-gc");
@@ -61,33 +66,40 @@ describe("soak", () => {
         await new Promise((r) => setTimeout(r, 20));
       }
     })();
-    const worker = async () => {
+    // Quiet heap: no request in flight, sockets settled, collected until it stops shrinking.
+    const quietHeap = async () => {
+      await new Promise((r) => setTimeout(r, 200));
+      let best = Infinity;
+      for (let i = 0; i < 5; i++) {
+        gc();
+        best = Math.min(best, process.memoryUsage().heapUsed);
+        await new Promise((r) => setImmediate(r));
+      }
+      return best;
+    };
+    const worker = (end: number) => async () => {
       for (;;) {
         const i = next++;
-        if (i >= TOTAL) return;
-        if (i % (TOTAL / 3) === 0 || i === TOTAL - 1) {
-          gc();
-          heap.push(process.memoryUsage().heapUsed);
-        }
+        if (i >= end) return;
         const kind = KINDS[i % KINDS.length]!;
         const res = await fetch(base, { method: "POST", headers: { "content-type": "application/json", authorization: kind.user }, body: JSON.stringify(kind.body) });
         await res.arrayBuffer();
         if (res.status !== kind.expect) unexpected.push(`${i}: ${res.status} (expected ${kind.expect})`);
       }
     };
-    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+    // Warm-up (pools, caches, JIT) in the first third; then the measured two thirds.
+    await Promise.all(Array.from({ length: CONCURRENCY }, worker(WARM_UP)));
+    heap.push(await quietHeap());
+    await Promise.all(Array.from({ length: CONCURRENCY }, worker(TOTAL)));
+    heap.push(await quietHeap());
     sampling = false;
     await sampler;
 
     assert.deepEqual(unexpected.slice(0, 5), []);
     assert.ok(peak <= 8, `peak ${peak} upstream connections (bound 8)`);
-    // Samples after collection at 0, 1/3, 2/3 and the end; warm-up (pools, caches, JIT) happens in the first third.
-    const [, firstThird, , last] = heap;
-    assert.ok(firstThird !== undefined && last !== undefined, JSON.stringify(heap));
-    gc();
-    const settled = process.memoryUsage().heapUsed;
-    t.diagnostic(`heap after collection (MiB): ${heap.map((h) => (h / 2 ** 20).toFixed(1)).join(", ")}, settled ${(settled / 2 ** 20).toFixed(1)}; peak upstream connections ${peak}`);
-    // Flat: what is live at the end is within 25% (+8 MiB of slack) of what was live after the first third.
-    assert.ok(Math.min(last, settled) <= firstThird * 1.25 + 8 * 1024 * 1024, `heap grew from ${firstThird} to ${last} (${settled} after the run)`);
+    const [warm, last] = heap as [number, number];
+    const perRequest = (last - warm) / (TOTAL - WARM_UP);
+    t.diagnostic(`quiet heap (MiB): after warm-up ${(warm / 2 ** 20).toFixed(2)}, at the end ${(last / 2 ** 20).toFixed(2)}: ${perRequest.toFixed(0)} bytes a request; peak upstream connections ${peak}`);
+    assert.ok(perRequest < MAX_GROWTH_PER_REQUEST, `heap grew ${perRequest.toFixed(0)} bytes a request (${warm} to ${last}), bound ${MAX_GROWTH_PER_REQUEST}`);
   });
 });

@@ -13,6 +13,7 @@ import { startGateway, type RunningGateway } from "../../lib/node/gateway.ts";
 import { eventually } from "../harness/eventually.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { clientConnectionsOpen } from "../harness/process.ts";
+import { Responses } from "../harness/responses.ts";
 import { fakeClient, startFakeSecretsManager, type FakeSecretsManager } from "../harness/secrets-manager.ts";
 
 const TTL_MS = 1000;
@@ -25,6 +26,9 @@ const START_HBA = ["host all vf 127.0.0.1/32 scram-sha-256", "local all svc peer
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("configuration and credentials from Secrets Manager", () => {
+  /** Every response the tests get (through this fetch and the Lambda app below), searched for the secrets at the end. */
+  const responses = new Responses();
+  const fetch = responses.fetch();
   let cluster: Cluster;
   let sm: FakeSecretsManager;
   let gateway: RunningGateway;
@@ -113,6 +117,7 @@ describe("configuration and credentials from Secrets Manager", () => {
       secretsClient: fakeClient(sm.endpoint),
     });
     assert.ok(lambda, JSON.stringify(logs.slice(-5)));
+    responses.app(lambda.app);
     try {
       const askAs = async (principal: string) => {
         const requestContext = { authorizer: { iam: { userArn: `arn:aws:iam::123456789012:user/ci/${principal}` } } };
@@ -249,8 +254,14 @@ describe("configuration and credentials from Secrets Manager", () => {
     }
   });
 
-  test("no secret value ever reaches the log", () => {
+  test("no secret value ever reaches the log, a response body or a header", async () => {
     const text = JSON.stringify(logs);
-    for (const secret of ["svc-pw-1", "svc-pw-2", "late-pw", "vf-upstream-pw", "correct horse"]) assert.ok(!text.includes(secret), secret);
+    const secrets = ["svc-pw-1", "svc-pw-2", "late-pw", "vf-upstream-pw", "correct horse", SCRAM_CORRECT_HORSE.split("$")[2]!];
+    for (const secret of secrets) assert.ok(!text.includes(secret), secret);
+    assert.ok(responses.count > 20, `every request's response was recorded (${responses.count})`);
+    const answered = await responses.text();
+    // Not even as the Authorization header carried the callers' ones.
+    const carried = ["vf:correct horse", "vf:vf-upstream-pw"].map((c) => Buffer.from(c).toString("base64"));
+    for (const secret of [...secrets, ...carried]) assert.ok(!answered.includes(secret), `${secret} in a response`);
   });
 });
