@@ -8,8 +8,8 @@ import assert from "node:assert/strict";
 import { pathToFileURL } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { FAKE_ACCESS_KEY_ID, FAKE_REGION, FAKE_SECRET_ACCESS_KEY, startFakeSecretsManager, type FakeSecretsManager } from "../harness/secrets-manager.ts";
-import { basic, buildHandler, errorOf, functionUrlEvent, type Handler } from "./events.ts";
+import { startFakeSecretsManager, type FakeSecretsManager } from "../harness/secrets-manager.ts";
+import { basic, buildHandler, deployedEnvironment, errorOf, functionUrlEvent, type Handler } from "./events.ts";
 
 describe("a cold start with Secrets Manager unreachable", () => {
   let cluster: Cluster;
@@ -34,18 +34,8 @@ describe("a cold start with Secrets Manager unreachable", () => {
     secrets = await startFakeSecretsManager();
     secrets.put("hbagate/rules", JSON.stringify({ hba: "hostssl all app 0.0.0.0/0 trust\n", ident: "" }));
     secrets.put("hbagate/credentials", JSON.stringify({ roles: "{}" }));
-    const rules = secrets.arn("hbagate/rules");
     Object.assign(process.env, {
-      AWS_REGION: FAKE_REGION,
-      AWS_ACCESS_KEY_ID: FAKE_ACCESS_KEY_ID,
-      AWS_SECRET_ACCESS_KEY: FAKE_SECRET_ACCESS_KEY,
-      HBAGATE_SECRETS_ENDPOINT: secrets.endpoint,
-      HBAGATE_HBA_FILE: `secretsmanager:${rules}#hba`,
-      HBAGATE_IDENT_FILE: `secretsmanager:${rules}#ident`,
-      HBAGATE_ROLE_CREDENTIALS_FILE: `secretsmanager:${secrets.arn("hbagate/credentials")}#roles`,
-      HBAGATE_UPSTREAM_HOST: "127.0.0.1",
-      HBAGATE_UPSTREAM_PORT: String(cluster.port),
-      HBAGATE_UPSTREAM_SSL: "disable",
+      ...deployedEnvironment(secrets, cluster.port),
     });
     bundle = await buildHandler();
     console.log = (...args: unknown[]) => {

@@ -6,6 +6,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { FAKE_ACCESS_KEY_ID, FAKE_REGION, FAKE_SECRET_ACCESS_KEY } from "../harness/secrets-manager.ts";
 // @ts-expect-error: a plain .mjs build script without type declarations
 import { buildLambda } from "../../scripts/build-lambda.mjs";
 
@@ -68,4 +69,26 @@ export async function buildHandler(): Promise<string> {
 /** Import a built handler (its module scope runs now, with process.env as it is). */
 export async function importHandler(outfile: string): Promise<Handler> {
   return ((await import(pathToFileURL(outfile).href)) as { handler: Handler }).handler;
+}
+
+/**
+ * The environment of a function deployed as infra/gateway.ts deploys it: its
+ * configuration in the secrets "hbagate/rules" (hba, ident) and
+ * "hbagate/credentials" (roles) of the fake Secrets Manager, the real SDK
+ * pointed at it, and the upstream on loopback without TLS.
+ */
+export function deployedEnvironment(secrets: { readonly endpoint: string; arn(name: string): string }, upstreamPort: number): Record<string, string> {
+  const rules = secrets.arn("hbagate/rules");
+  return {
+    AWS_REGION: FAKE_REGION,
+    AWS_ACCESS_KEY_ID: FAKE_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY: FAKE_SECRET_ACCESS_KEY,
+    HBAGATE_SECRETS_ENDPOINT: secrets.endpoint,
+    HBAGATE_HBA_FILE: `secretsmanager:${rules}#hba`,
+    HBAGATE_IDENT_FILE: `secretsmanager:${rules}#ident`,
+    HBAGATE_ROLE_CREDENTIALS_FILE: `secretsmanager:${secrets.arn("hbagate/credentials")}#roles`,
+    HBAGATE_UPSTREAM_HOST: "127.0.0.1",
+    HBAGATE_UPSTREAM_PORT: String(upstreamPort),
+    HBAGATE_UPSTREAM_SSL: "disable",
+  };
 }

@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import { pathToFileURL } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { FAKE_ACCESS_KEY_ID, FAKE_REGION, FAKE_SECRET_ACCESS_KEY, startFakeSecretsManager, type FakeSecretsManager } from "../harness/secrets-manager.ts";
-import { basic, buildHandler, errorOf, functionUrlEvent, type Handler } from "./events.ts";
+import { startFakeSecretsManager, type FakeSecretsManager } from "../harness/secrets-manager.ts";
+import { basic, buildHandler, deployedEnvironment, errorOf, functionUrlEvent, type Handler } from "./events.ts";
 
 const RDS_PASSWORD = "rds-secret-value-7f3a";
 const BINARY = new Uint8Array([0x68, 0x6f, 0x73, 0x74, 0x00, 0xff, 0x10]);
@@ -42,16 +42,7 @@ describe("secrets that cannot be used", () => {
       JSON.stringify({ roles: JSON.stringify({ reporting: `secretsmanager:${secrets.arn("rds!db-other")}`, binrole: `secretsmanager:${secrets.arn("binary-credential")}` }) }),
     );
     Object.assign(process.env, {
-      AWS_REGION: FAKE_REGION,
-      AWS_ACCESS_KEY_ID: FAKE_ACCESS_KEY_ID,
-      AWS_SECRET_ACCESS_KEY: FAKE_SECRET_ACCESS_KEY,
-      HBAGATE_SECRETS_ENDPOINT: secrets.endpoint,
-      HBAGATE_HBA_FILE: `secretsmanager:${secrets.arn("hbagate/rules")}#hba`,
-      HBAGATE_IDENT_FILE: `secretsmanager:${secrets.arn("hbagate/rules")}#ident`,
-      HBAGATE_ROLE_CREDENTIALS_FILE: `secretsmanager:${secrets.arn("hbagate/credentials")}#roles`,
-      HBAGATE_UPSTREAM_HOST: "127.0.0.1",
-      HBAGATE_UPSTREAM_PORT: String(cluster.port),
-      HBAGATE_UPSTREAM_SSL: "disable",
+      ...deployedEnvironment(secrets, cluster.port),
     });
     bundle = await buildHandler();
     console.log = (...args: unknown[]) => {

@@ -14,8 +14,8 @@ import assert from "node:assert/strict";
 import { pathToFileURL } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { FAKE_ACCESS_KEY_ID, FAKE_REGION, FAKE_SECRET_ACCESS_KEY, startFakeSecretsManager, type FakeSecretsManager } from "../harness/secrets-manager.ts";
-import { basic, buildHandler, errorOf, functionUrlEvent, type Handler } from "../lambda/events.ts";
+import { startFakeSecretsManager, type FakeSecretsManager } from "../harness/secrets-manager.ts";
+import { basic, buildHandler, deployedEnvironment, errorOf, functionUrlEvent, type Handler } from "./events.ts";
 
 const LOCK_AFTER = 4;
 const INSTANCES = 12;
@@ -43,18 +43,8 @@ describe("Lambda instances: the shared brake under a burst, the service login ro
     secrets.put("hbagate/rules", JSON.stringify({ hba: "hostssl all alice 0.0.0.0/0 scram-sha-256\nhostssl all +staff 0.0.0.0/0 trust\n", ident: "" }));
     secrets.put("db/hbagate", rds("hbagate", "svc-0"));
     secrets.put("hbagate/credentials", JSON.stringify({ roles: JSON.stringify({ hbagate: `secretsmanager:${secrets.arn("db/hbagate")}`, bob: "bob-pw" }) }));
-    const rules = secrets.arn("hbagate/rules");
     Object.assign(process.env, {
-      AWS_REGION: FAKE_REGION,
-      AWS_ACCESS_KEY_ID: FAKE_ACCESS_KEY_ID,
-      AWS_SECRET_ACCESS_KEY: FAKE_SECRET_ACCESS_KEY,
-      HBAGATE_SECRETS_ENDPOINT: secrets.endpoint,
-      HBAGATE_HBA_FILE: `secretsmanager:${rules}#hba`,
-      HBAGATE_IDENT_FILE: `secretsmanager:${rules}#ident`,
-      HBAGATE_ROLE_CREDENTIALS_FILE: `secretsmanager:${secrets.arn("hbagate/credentials")}#roles`,
-      HBAGATE_UPSTREAM_HOST: "127.0.0.1",
-      HBAGATE_UPSTREAM_PORT: String(cluster.port),
-      HBAGATE_UPSTREAM_SSL: "disable",
+      ...deployedEnvironment(secrets, cluster.port),
       HBAGATE_SERVICE_USER: "hbagate",
       HBAGATE_AUTH_SHARED_TABLE: "hbagate_failures",
       HBAGATE_AUTH_LOCK_AFTER: String(LOCK_AFTER),
