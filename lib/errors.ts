@@ -1,7 +1,7 @@
 // The one error type callers ever see: a SQLSTATE plus PostgreSQL's fields.
 // HTTP statuses are decided only at the edge (lib/http/status.ts).
 
-/** SQLSTATEs the gateway raises itself (PostgreSQL Appendix A). */
+/** SQLSTATEs the gateway raises itself (PostgreSQL Appendix A): the only codes gatewayError takes. */
 export const SQLSTATE = {
   invalidAuthorizationSpecification: "28000",
   invalidPassword: "28P01",
@@ -18,7 +18,16 @@ export const SQLSTATE = {
   /** PostgreSQL's for unreadable COPY input, which the gateway never sends; here: a request body in a format it does not read (415). */
   badCopyFileFormat: "22P04",
   internalError: "XX000",
+  /** A brute-force lock (sqlserver_rejected_establishment_of_sqlconnection): a refusal not about the credentials. */
+  sqlserverRejectedEstablishment: "08004",
+  /** An endpoint that does not exist (undefined_object). */
+  undefinedObject: "42704",
+  /** A request body that is not JSON (invalid_text_representation). */
+  invalidTextRepresentation: "22P02",
 } as const;
+
+/** A SQLSTATE the gateway raises itself: a closed set, so a new one is added above with its name. */
+export type GatewaySqlState = (typeof SQLSTATE)[keyof typeof SQLSTATE];
 
 /** The fields of a PostgreSQL ErrorResponse that a caller may see. */
 export interface PgErrorFields {
@@ -68,6 +77,6 @@ export class GatewayError extends Error {
   }
 }
 
-export function gatewayError(code: string, message: string, extra: Omit<PgErrorFields, "code" | "message"> = {}): GatewayError {
+export function gatewayError(code: GatewaySqlState, message: string, extra: Omit<PgErrorFields, "code" | "message"> = {}): GatewayError {
   return new GatewayError({ code, message, ...extra });
 }

@@ -19,7 +19,7 @@
 //   identity). A bucket holds the latest expiry written to it, so a pair that
 //   shares it with a locked one is refused too: a full table locks more
 //   pairs than asked (fail closed), never fewer, and never releases early.
-import { gatewayError, type GatewayError } from "../errors.ts";
+import { gatewayError, SQLSTATE, type GatewayError } from "../errors.ts";
 import { javascriptMac, type KeyedMac } from "./verified-callers.ts";
 
 export interface FailureLimiterOptions {
@@ -63,7 +63,7 @@ interface Lock {
 }
 
 /** SQLSTATE sqlserver_rejected_establishment_of_sqlconnection: a refusal that is not about the credentials. */
-export const LOCKED_OUT = "08004";
+export const LOCKED_OUT = SQLSTATE.sqlserverRejectedEstablishment;
 
 /** The refusal of a pair that is cooling off for `ms` more milliseconds. */
 export const lockedOut = (user: string, ms: number): GatewayError =>

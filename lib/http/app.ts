@@ -105,7 +105,7 @@ export function createApp(deps: GatewayDeps): Hono {
   });
 
   app.notFound((c) => {
-    const e = gatewayError("42704", `no such endpoint: ${c.req.method} ${new URL(c.req.url).pathname}`);
+    const e = gatewayError(SQLSTATE.undefinedObject, `no such endpoint: ${c.req.method} ${new URL(c.req.url).pathname}`);
     // Neon's clients read /sql's errors in Neon's shape, whatever went wrong.
     return c.req.path === "/sql" ? c.json(neonError(e), 404) : c.json(errorBody(e), 404);
   });
@@ -159,7 +159,7 @@ export function createApp(deps: GatewayDeps): Hono {
     try {
       raw = JSON.parse(text);
     } catch {
-      throw gatewayError("22P02", "invalid JSON in request body");
+      throw gatewayError(SQLSTATE.invalidTextRepresentation, "invalid JSON in request body");
     }
     return parseQueryRequest(raw);
   }
