@@ -15,6 +15,8 @@ SIGHUP reloads the configuration; SIGINT and SIGTERM stop it.
 `;
 
 export async function start(args: readonly string[]): Promise<number> {
+  // Taken first: npm may be gone by the time the gateway listens (and is then reparented already).
+  const parent = process.ppid;
   if (args.includes("--help") || args.includes("-h")) {
     process.stdout.write(START_USAGE);
     return 0;
@@ -54,7 +56,6 @@ export async function start(args: readonly string[]): Promise<number> {
     // Started by `npm start`: when npm goes (killed with SIGTERM or SIGKILL, which npm does not
     // always pass on), the gateway goes too, instead of serving on as an orphan nobody signals.
     if (process.env.npm_lifecycle_event === "start") {
-      const parent = process.ppid;
       setInterval(() => {
         if (process.ppid !== parent) {
           log({ level: "info", msg: "npm, which started the gateway, is gone: stopping", pid: process.pid });
