@@ -117,26 +117,32 @@ export function failureTable(query: ServiceQuery, o: FailureTableOptions): Share
   const live = `f.locked_until > now()`;
   const lockedMs = `greatest(0, coalesce(extract(epoch from locked_until - now()) * 1000, 0))::float8 as locked_ms`;
 
+  /**
+   * Count one more failure for the pair, in one statement under the row's lock
+   * (concurrent counts from any instance each get their own number), locking it
+   * once the count passes `lockAbove`; a locked pair is not counted. Its row
+   * after the count, or undefined when the table cannot be used.
+   */
+  const count = (pair: string, lockAbove: number) =>
+    run("count", () =>
+      query<{ failures: number; locked_ms: number }>(
+        `insert into ${t} as f (pair, failures, first_at, locked_until) values ($1, 1, now(), case when 1 > $2 then now() + $4 * interval '1 millisecond' end)
+         on conflict (pair) do update set
+           failures = case when ${live} then f.failures when ${stale} then 1 else f.failures + 1 end,
+           first_at = case when ${live} then f.first_at when ${stale} then now() else f.first_at end,
+           locked_until = case
+             when ${live} then f.locked_until
+             when (case when ${stale} then 1 else f.failures + 1 end) > $2 then now() + $4 * interval '1 millisecond'
+             else null end
+         returning failures, ${lockedMs}`,
+        [pair, lockAbove, o.windowMs, o.lockMs],
+      ),
+    );
+
   return {
     async attempt(address, identity): Promise<SharedStanding | undefined> {
-      const pair = await digest(address, identity);
-      // One statement, under the row's lock: concurrent attempts from any instance each get their
-      // own number. Past the limit the pair locks and the attempt is not verified; while locked,
-      // attempts are not counted.
-      const rows = await run("count", () =>
-        query<{ failures: number; locked_ms: number }>(
-          `insert into ${t} as f (pair, failures, first_at, locked_until) values ($1, 1, now(), case when 1 > $2 then now() + $4 * interval '1 millisecond' end)
-           on conflict (pair) do update set
-             failures = case when ${live} then f.failures when ${stale} then 1 else f.failures + 1 end,
-             first_at = case when ${live} then f.first_at when ${stale} then now() else f.first_at end,
-             locked_until = case
-               when ${live} then f.locked_until
-               when (case when ${stale} then 1 else f.failures + 1 end) > $2 then now() + $4 * interval '1 millisecond'
-               else null end
-           returning failures, ${lockedMs}`,
-          [pair, o.lockAfter, o.windowMs, o.lockMs],
-        ),
-      );
+      // An attempt past the limit locks the pair and is not verified: the limit's own attempt still is.
+      const rows = await count(await digest(address, identity), o.lockAfter);
       await sweep();
       if (rows === undefined) return undefined;
       const row = rows[0];
@@ -149,20 +155,8 @@ export function failureTable(query: ServiceQuery, o: FailureTableOptions): Share
     },
 
     async failed(address, identity): Promise<void> {
-      const pair = await digest(address, identity);
-      await run("count", () =>
-        query(
-          `insert into ${t} as f (pair, failures, first_at, locked_until) values ($1, 1, now(), case when 1 >= $2 then now() + $4 * interval '1 millisecond' end)
-           on conflict (pair) do update set
-             failures = case when ${live} then f.failures when ${stale} then 1 else f.failures + 1 end,
-             first_at = case when ${live} then f.first_at when ${stale} then now() else f.first_at end,
-             locked_until = case
-               when ${live} then f.locked_until
-               when (case when ${stale} then 1 else f.failures + 1 end) >= $2 then now() + $4 * interval '1 millisecond'
-               else null end`,
-          [pair, o.lockAfter, o.windowMs, o.lockMs],
-        ),
-      );
+      // A failure that reaches the limit locks the pair at once (it was never an attempt to let through).
+      await count(await digest(address, identity), o.lockAfter - 1);
       await sweep();
     },
 
