@@ -98,15 +98,17 @@ export class Pools implements Coordinator {
     // Startup parameters are the request's settings, not a pool of their own (startup-settings.ts).
     const settings = startupSettings(startup);
     // Identities the platform proved (peer principals) are bounded across the role's pools.
-    const own = identity;
-    const session = settings.length > 0 || own !== undefined ? this.session(entry, { settings, identity: own }) : entry.session;
+    const session = settings.length > 0 || identity !== undefined ? this.session(entry, { settings, identity }) : entry.session;
     for (let attempt = 1; ; attempt++) {
       try {
         return await fn(session);
       } catch (err) {
         // A secret mid-rotation: the database refused the configured password. Each password the
         // role may have now is tried in turn, and the one that logs in is used from then on.
-        if (refusedLogin(err) && configured !== undefined) return await this.withAlternatives(database, user, session, fn, err);
+        if (refusedLogin(err) && configured !== undefined) {
+          if (!(await this.proveAlternative(database, user))) throw err;
+          return await fn(session);
+        }
         // Nothing was sent (its connection was found dead first): another connection runs it.
         // Anything sent is never run again (see run.ts: 08007).
         if (err instanceof NotStarted && attempt < NOT_STARTED_ATTEMPTS) continue;
@@ -114,11 +116,6 @@ export class Pools implements Coordinator {
         throw err;
       }
     }
-  }
-
-  private async withAlternatives<T>(database: string, user: string, session: Session, fn: (session: Session) => Promise<T>, refused: unknown): Promise<T> {
-    if (!(await this.proveAlternative(database, user))) throw refused;
-    return await fn(session);
   }
 
   /** Proofs under way, one per role: concurrent refused requests wait for the same logins. */
@@ -295,7 +292,7 @@ export class Pools implements Coordinator {
   /**
    * The service pool as a ServiceQuery: a login refused mid-rotation (its
    * password from a secret) is tried again with each password the role may
-   * have now, as request pools do (withAlternatives).
+   * have now, as request pools do (proveAlternative).
    */
   serviceQuery(database: string, user: string, password: () => string | Promise<string>): ServiceQuery {
     const sql = this.service(database, user, password);
