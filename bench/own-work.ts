@@ -1,5 +1,6 @@
 // The gateway's own work per request, in-process and without I/O: what it
 // adds to a bridge's HTTP and driver work, step by step, in microseconds.
+import { authenticateLdap } from "../lib/auth/ldap.ts";
 import { authenticate, type Verifiers } from "../lib/auth/authenticate.ts";
 import { VerifiedCallers } from "../lib/auth/verified-callers.ts";
 import { identifyCaller } from "../lib/connection/caller.ts";
@@ -23,7 +24,7 @@ export async function ownWork(): Promise<Record<string, number>> {
     cache: new VerifiedCallers({ ttlMs: 3_600_000, maxEntries: 100, mac: nodeMac() }), // as the Node gateway has it
     ident: undefined,
     roles: environment,
-    ldap: { connectTimeoutMs: 1000, operationTimeoutMs: 1000, caFile: undefined },
+    ldap: { connectTimeoutMs: 1000, authenticate: authenticateLdap, operationTimeoutMs: 1000, caFile: undefined },
     log: () => {},
     upstreamLogin: async () => ({ ok: true, exchange: "scram-sha-256" }),
     logOnce: () => {},

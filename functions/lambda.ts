@@ -7,15 +7,16 @@ import type { Context } from "hono";
 import { loadLambdaSettings } from "../lib/config/settings.ts";
 import type { LogEvent } from "../lib/log.ts";
 import { lambdaPeer } from "../lib/lambda/peer.ts";
-import { assembleGateway } from "../lib/node/assemble.ts";
+import { assembleGateway } from "../lib/gateway/assemble.ts";
+import { nodePlatform } from "../lib/node/platform.ts";
 
 const log = (event: LogEvent) => console.log(JSON.stringify(event));
 
 // Lambda's defaults (pool sizes, any Host, responses within its payload limit) are in lib/config/settings.ts.
-const gateway = await assembleGateway(loadLambdaSettings(process.env, (path) => readFileSync(path, "utf8")), log, {
-  peer: (c: Context) => lambdaPeer((c.env as { requestContext?: unknown } | undefined)?.requestContext),
+const settings = loadLambdaSettings(process.env, (path) => readFileSync(path, "utf8"));
+const platform = nodePlatform(settings, { peer: (c: Context) => lambdaPeer((c.env as { requestContext?: unknown } | undefined)?.requestContext) });
+const gateway = await assembleGateway(settings, log, platform, {
   defaultHba: undefined,
-  embeddedUpstream: undefined,
   // The body travels escaped inside the JSON payload Lambda limits.
   responsesAsJsonString: true,
   // Secrets Manager unreachable at a cold start: requests are 08001 (503) and retry it, rather

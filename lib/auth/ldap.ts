@@ -15,17 +15,8 @@ import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
 import { ldapFailed } from "./messages.ts";
 import type { LdapOptions } from "../hba/rule.ts";
 import { isSecretReference, parseSecretReference, selectValue } from "../secrets/reference.ts";
+import type { BeforeBind, LdapAuthenticate, LdapLog, LdapSettings } from "./ldap-port.ts";
 
-export interface LdapSettings {
-  /** Milliseconds to open the TCP (and TLS) connection to one server. */
-  readonly connectTimeoutMs: number;
-  /** Milliseconds for each LDAP operation (bind, search, StartTLS). */
-  readonly operationTimeoutMs: number;
-  /** PEM CA bundle for ldaps and StartTLS; default: Node's bundled roots. Verification is always on. */
-  readonly caFile: string | undefined;
-  /** Reads a secret, for `ldapbindpasswd=secretsmanager:…`. */
-  readonly readSecret?: (secretId: string) => Promise<string>;
-}
 
 /** ldapbindpasswd as written, or the secret it refers to. */
 async function bindPassword(value: string | undefined, settings: LdapSettings, log: LdapLog): Promise<string> {
@@ -43,7 +34,6 @@ async function bindPassword(value: string | undefined, settings: LdapSettings, l
   }
 }
 
-export type LdapLog = (event: { level: string; msg: string; server?: string; detail?: string }) => void;
 
 /** What the caller learns of an outage; which servers and why goes to the log only. */
 function unavailable(): GatewayError {
@@ -149,13 +139,6 @@ async function attempt(ldap: LdapOptions, host: string, user: string, password: 
   }
 }
 
-/**
- * Called with the DN about to be bound with the caller's password, before the
- * bind; throwing stops the login there. A search+bind name is only one way to
- * an entry (a filter may also take its mail), so the brute-force brake counts
- * the DN as well.
- */
-export type BeforeBind = (dn: string) => void | Promise<void>;
 
 /**
  * Verify `user`/`password` against the rule's LDAP options. Resolves on
@@ -163,7 +146,7 @@ export type BeforeBind = (dn: string) => void | Promise<void>;
  * and 08001 when no listed LDAP server could be used (tried in order). Every
  * connection is closed, whatever happens.
  */
-export async function authenticateLdap(ldap: LdapOptions, user: string, password: string, settings: LdapSettings, log: LdapLog, beforeBind?: BeforeBind): Promise<void> {
+export const authenticateLdap: LdapAuthenticate = async (ldap, user, password, settings, log, beforeBind) => {
   // An empty password would be an anonymous bind, which "succeeds": never.
   if (password === "") throw ldapFailed(user);
   if (ldap.mode.kind === "search-bind" && hasFilterSpecials(user)) {
@@ -186,4 +169,4 @@ export async function authenticateLdap(ldap: LdapOptions, user: string, password
   }
   log({ level: "error", msg: "no LDAP server could be used", detail: reasons.join("; ") });
   throw unavailable();
-}
+};

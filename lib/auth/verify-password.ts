@@ -7,8 +7,11 @@
 // - `password` checks the cleartext against either.
 // A plain-text password (PgBouncer files only) passes all three: the gateway
 // receives the cleartext over HTTP.
-import { createHash, createHmac, pbkdf2, randomBytes, timingSafeEqual } from "node:crypto";
-import { promisify } from "node:util";
+// Web Crypto and @noble/hashes only, so that every runtime can check a password.
+import { hmac } from "@noble/hashes/hmac.js";
+import { md5 } from "@noble/hashes/legacy.js";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { bytesToHex } from "@noble/hashes/utils.js";
 import { saslprep } from "@mongodb-js/saslprep";
 import type { MethodName } from "../hba/rule.ts";
 import type { StoredSecret, VerifierFile } from "./verifier-file.ts";
@@ -50,19 +53,28 @@ export function dummyFor(file: VerifierFile): ScramSecret {
   const dummy: ScramSecret = Object.freeze({
     kind: "scram-sha-256",
     iterations,
-    salt: new Uint8Array(randomBytes(16)),
-    storedKey: new Uint8Array(randomBytes(KEY_LEN)),
-    serverKey: new Uint8Array(randomBytes(KEY_LEN)),
+    salt: crypto.getRandomValues(new Uint8Array(16)),
+    storedKey: crypto.getRandomValues(new Uint8Array(KEY_LEN)),
+    serverKey: crypto.getRandomValues(new Uint8Array(KEY_LEN)),
   });
   dummies.set(file, dummy);
   return dummy;
 }
 
-const pbkdf2Async = promisify(pbkdf2);
+const utf8 = (s: string) => new TextEncoder().encode(s);
 
 /** Constant-time equality; unequal lengths are simply unequal (the lengths here are public). */
 function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && timingSafeEqual(a, b);
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
+  return diff === 0;
+}
+
+/** Hi() of RFC 5802: PBKDF2-HMAC-SHA-256, native in every runtime's Web Crypto (and off the event loop). */
+async function saltedPassword(password: string, salt: Uint8Array, iterations: number): Promise<Uint8Array> {
+  const key = await crypto.subtle.importKey("raw", utf8(password), "PBKDF2", false, ["deriveBits"]);
+  return new Uint8Array(await crypto.subtle.deriveBits({ name: "PBKDF2", hash: "SHA-256", salt, iterations }, key, KEY_LEN * 8));
 }
 
 /**
@@ -83,10 +95,9 @@ function scramInput(password: string): string {
 
 /** RFC 5802: StoredKey = H(HMAC(SaltedPassword, "Client Key")), ServerKey = HMAC(SaltedPassword, "Server Key"). */
 async function scramMatches(secret: ScramSecret, password: string): Promise<boolean> {
-  const salted = await pbkdf2Async(Buffer.from(scramInput(password), "utf8"), secret.salt, secret.iterations, KEY_LEN, "sha256");
-  const clientKey = createHmac("sha256", salted).update("Client Key").digest();
-  const storedKey = createHash("sha256").update(clientKey).digest();
-  const serverKey = createHmac("sha256", salted).update("Server Key").digest();
+  const salted = await saltedPassword(scramInput(password), secret.salt, secret.iterations);
+  const storedKey = sha256(hmac(sha256, salted, utf8("Client Key")));
+  const serverKey = hmac(sha256, salted, utf8("Server Key"));
   // A SCRAM exchange checks StoredKey, the `password` method ServerKey (scram_verify_plain_password): require both.
   const stored = constantTimeEqual(storedKey, secret.storedKey);
   const server = constantTimeEqual(serverKey, secret.serverKey);
@@ -95,13 +106,13 @@ async function scramMatches(secret: ScramSecret, password: string): Promise<bool
 
 /** No SASLprep for MD5: PostgreSQL hashes the password's bytes as sent. */
 function md5Matches(hash: string, user: string, password: string): boolean {
-  const computed = "md5" + createHash("md5").update(password + user, "utf8").digest("hex");
-  return constantTimeEqual(Buffer.from(computed, "latin1"), Buffer.from(hash, "latin1"));
+  const computed = "md5" + bytesToHex(md5(utf8(password + user)));
+  return constantTimeEqual(utf8(computed), utf8(hash));
 }
 
 /** Compared as SHA-256 digests so that the stored password's length does not show either. */
 function plainMatches(stored: string, password: string): boolean {
-  const digest = (s: string) => createHash("sha256").update(s, "utf8").digest();
+  const digest = (s: string) => sha256(utf8(s));
   return constantTimeEqual(digest(stored), digest(password));
 }
 

@@ -6,7 +6,7 @@
 import { authenticate } from "../auth/authenticate.ts";
 import { lockedOut, type FailureLimiter } from "../auth/failure-limiter.ts";
 import { failureAddressFor, failureKeyFor, successClearsFailures } from "../auth/failure-key.ts";
-import type { LdapSettings } from "../auth/ldap.ts";
+import type { LdapPort } from "../auth/ldap-port.ts";
 import { noEntryMessage, refusalFor } from "../auth/messages.ts";
 import type { SharedFailures } from "../auth/shared-failures.ts";
 import type { VerifiedCallers } from "../auth/verified-callers.ts";
@@ -28,7 +28,7 @@ export interface CoreDeps {
   ident(): IdentFile | undefined;
   readonly pools: Pick<Pools, "use" | "login">;
   readonly environment: MatchEnvironment;
-  readonly ldap: LdapSettings;
+  readonly ldap: LdapPort;
   readonly verifiedCallers: VerifiedCallers;
   readonly failureLimiter: FailureLimiter;
   /** The brake's failures as every instance counted them, where a shared store is configured. */

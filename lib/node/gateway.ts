@@ -5,7 +5,8 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Settings } from "../config/settings.ts";
 import type { LogEvent } from "../log.ts";
-import { assembleGateway } from "./assemble.ts";
+import { assembleGateway } from "../gateway/assemble.ts";
+import { nodePlatform } from "./platform.ts";
 import { isLoopbackHost, nodePeer, startListeners } from "./listeners.ts";
 
 /** PGlite, loaded only when the Node server starts without an upstream. */
@@ -28,7 +29,8 @@ const DEFAULT_HBA = ["../../config/pg_hba.conf", "../config/pg_hba.conf"]
   .find((p) => existsSync(p)) ?? fileURLToPath(new URL("../../config/pg_hba.conf", import.meta.url));
 
 export async function startGateway(settings: Settings, log: (e: LogEvent) => void, secretsClient?: SecretsManagerClient): Promise<RunningGateway | undefined> {
-  const gateway = await assembleGateway(settings, log, { peer: nodePeer, defaultHba: DEFAULT_HBA, embeddedUpstream: startEmbedded, secretsClient });
+  const platform = nodePlatform(settings, { peer: nodePeer, embeddedUpstream: startEmbedded, secretsClient });
+  const gateway = await assembleGateway(settings, log, platform, { defaultHba: DEFAULT_HBA });
   if (!gateway) return undefined;
   const listening = await startListeners(gateway.app.fetch, {
     host: settings.HBAGATE_LISTEN_HOST,

@@ -5,7 +5,7 @@ import type postgres from "postgres";
 import { z } from "zod";
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
 import { fromDriverError, isConnectionLoss, lostInFlight } from "../upstream/errors.ts";
-import { answerTooLarge, sessionEnded } from "../upstream/upstream-socket.ts";
+import { answerTooLarge, sessionEnded } from "../upstream/errors.ts";
 import { NotStarted, Unusable } from "../upstream/session.ts";
 import { parameterText } from "../upstream/json-types.ts";
 import { typeSize } from "./type-sizes.ts";

@@ -6,7 +6,7 @@
 // served on a Unix socket in a directory only this process's user can enter
 // (mkdtemp makes it 0700): the gateway is its only way in. For the same
 // reason it cannot check a password: see embeddedCannotVerify in
-// lib/node/configuration.ts.
+// lib/config/configuration.ts.
 import { PGlite } from "@electric-sql/pglite";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
 import { mkdtemp, rm } from "node:fs/promises";

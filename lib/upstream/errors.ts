@@ -1,7 +1,27 @@
 // postgres.js failures -> GatewayError, classified once, here.
 import postgres from "postgres";
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
-import { answerTooLarge, sessionEnded } from "./upstream-socket.ts";
+
+/**
+ * The error a pool connection's queries fail with once its server session
+ * has ended: postgres.js would open a new session under the next query, and
+ * a batch's second statement would run outside the transaction its first
+ * one began. Nothing of the failing query was sent.
+ */
+export const SESSION_ENDED = "HBAGATE_SESSION_ENDED";
+
+/** Whether `err` is that error: the query was never written. */
+export const sessionEnded = (err: unknown): boolean => (err as { code?: unknown } | null)?.code === SESSION_ENDED;
+
+/**
+ * The error a pool connection's query fails with when the server's answer to
+ * the last request written grew past `maxAnswerBytes`: the connection is cut
+ * before postgres.js, which holds a message whole until it has all of it,
+ * buffers one row larger than any response may be.
+ */
+export const ANSWER_TOO_LARGE = "HBAGATE_ANSWER_TOO_LARGE";
+
+export const answerTooLarge = (err: unknown): boolean => (err as { code?: unknown } | null)?.code === ANSWER_TOO_LARGE;
 
 const CONNECT_CODES = new Set(["CONNECT_TIMEOUT", "ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "EHOSTUNREACH", "ETIMEDOUT", "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED", "EPIPE"]);
 

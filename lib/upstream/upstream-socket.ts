@@ -6,27 +6,8 @@
 import { connect as netConnect, type Socket } from "node:net";
 import type { UpstreamSettings } from "./upstream-settings.ts";
 import { connectTimeout, within } from "./within.ts";
+import { ANSWER_TOO_LARGE, SESSION_ENDED } from "./errors.ts";
 
-/**
- * The error a pool connection's queries fail with once its server session
- * has ended: postgres.js would open a new session under the next query, and
- * a batch's second statement would run outside the transaction its first
- * one began. Nothing of the failing query was sent.
- */
-export const SESSION_ENDED = "HBAGATE_SESSION_ENDED";
-
-/** Whether `err` is that error: the query was never written. */
-export const sessionEnded = (err: unknown): boolean => (err as { code?: unknown } | null)?.code === SESSION_ENDED;
-
-/**
- * The error a pool connection's query fails with when the server's answer to
- * the last request written grew past `maxAnswerBytes`: the connection is cut
- * before postgres.js, which holds a message whole until it has all of it,
- * buffers one row larger than any response may be.
- */
-export const ANSWER_TOO_LARGE = "HBAGATE_ANSWER_TOO_LARGE";
-
-export const answerTooLarge = (err: unknown): boolean => (err as { code?: unknown } | null)?.code === ANSWER_TOO_LARGE;
 
 /** A connected socket, as libpq would open it (a host that is a directory is a Unix socket directory), or the connect error. */
 export async function openSocket(settings: Pick<UpstreamSettings, "host" | "port" | "connectTimeout">): Promise<Socket> {

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Client } from "ldapts";
-import { escapeDnValue, escapeFilterValue } from "../../lib/auth/ldap.ts";
+import { authenticateLdap, escapeDnValue, escapeFilterValue } from "../../lib/auth/ldap.ts";
 import { FailureLimiter } from "../../lib/auth/failure-limiter.ts";
 import type { PeerInfo } from "../../lib/connection/caller.ts";
 import { createApp } from "../../lib/http/app.ts";
@@ -51,7 +51,7 @@ describe("brute-force brake with LDAP", { skip: slapdMissing() ?? false }, () =>
       testDeps(pools, rules, {
         peer: () => peer,
         failureLimiter: limiter,
-        ldap: { connectTimeoutMs: 800, operationTimeoutMs: 800, caFile: slapd.caFile },
+        ldap: { connectTimeoutMs: 800, authenticate: authenticateLdap, operationTimeoutMs: 800, caFile: slapd.caFile },
       }),
     );
   }

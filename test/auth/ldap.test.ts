@@ -1,5 +1,6 @@
 // The ldap method through the gateway's HTTP API, against a real slapd (plain,
 // ldaps and StartTLS with a throwaway CA) and a real PostgreSQL behind.
+import { authenticateLdap } from "../../lib/auth/ldap.ts";
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { after, before, describe, test } from "node:test";
@@ -62,7 +63,7 @@ describe("LDAP authentication", { skip: reasons(slapdMissing(), flavorMissing("d
     return responses.app(createApp(
       testDeps(pools, rules, {
         peer: () => peer,
-        ldap: { connectTimeoutMs: 1500, operationTimeoutMs: 1500, caFile: slapd.caFile },
+        ldap: { connectTimeoutMs: 1500, authenticate: authenticateLdap, operationTimeoutMs: 1500, caFile: slapd.caFile },
         log: (e) => logs.push(e),
         ...overrides,
       }),
@@ -129,7 +130,7 @@ describe("LDAP authentication", { skip: reasons(slapdMissing(), flavorMissing("d
     const asked: string[] = [];
     const withSecrets = app({
       ldap: {
-        connectTimeoutMs: 1500,
+        connectTimeoutMs: 1500, authenticate: authenticateLdap,
         operationTimeoutMs: 1500,
         caFile: slapd.caFile,
         readSecret: async (id) => (asked.push(id), JSON.stringify({ password: slapd.searchPassword })),
@@ -174,7 +175,7 @@ describe("LDAP authentication", { skip: reasons(slapdMissing(), flavorMissing("d
     await allowed("10.1.0.7", "test1", "secret1");
     await allowed("10.1.0.8", "test2", "secret2");
     await allowed("10.1.0.9", "test1", "secret1");
-    const wrongCa = app({ ldap: { connectTimeoutMs: 1500, operationTimeoutMs: 1500, caFile: slapd.wrongCaFile } });
+    const wrongCa = app({ ldap: { connectTimeoutMs: 1500, authenticate: authenticateLdap, operationTimeoutMs: 1500, caFile: slapd.wrongCaFile } });
     for (const address of ["10.1.0.7", "10.1.0.8", "10.1.0.9"]) await unavailable(address, "test1", "secret1", wrongCa);
   });
 

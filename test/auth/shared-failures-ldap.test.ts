@@ -3,6 +3,7 @@
 // or mail), the DN the search resolved is counted across instances as well as
 // the name typed, so one directory entry gets LOCK_AFTER guesses in all, not
 // LOCK_AFTER per alias, even when each guess lands on a fresh instance.
+import { authenticateLdap } from "../../lib/auth/ldap.ts";
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { FailureLimiter } from "../../lib/auth/failure-limiter.ts";
@@ -48,7 +49,7 @@ describe("the shared brake and LDAP aliases", { skip: slapdMissing() ?? false },
           peer: () => ({ transport: "host", address: "10.9.0.1", encrypted: false }),
           failureLimiter: new FailureLimiter({ slowAfter: 100, lockAfter: LOCK_AFTER, windowMs: 300_000, lockMs: 300_000, delayStepMs: 0, maxDelayMs: 0, maxEntries: 100 }),
           sharedFailures: shared,
-          ldap: { connectTimeoutMs: 2000, operationTimeoutMs: 2000, caFile: slapd.caFile },
+          ldap: { connectTimeoutMs: 2000, authenticate: authenticateLdap, operationTimeoutMs: 2000, caFile: slapd.caFile },
         }),
       );
     const ask = async (user: string, password: string) => {

@@ -9,7 +9,7 @@ import { fileSource } from "../../lib/config/file-source.ts";
 import { parseClientAddress, parseNumericHost, unmapIpv4, type IpAddress } from "../../lib/hba/address.ts";
 import { formatError, loadHba } from "../../lib/hba/load.ts";
 import type { LogEvent } from "../../lib/log.ts";
-import { loadConfiguration } from "../../lib/node/configuration.ts";
+import { loadConfiguration } from "../../lib/config/configuration.ts";
 import { matchHba, type ConnectionFacts, type MatchEnvironment } from "../../lib/hba/match.ts";
 import { membershipFromGraph } from "../../lib/hba/roles.ts";
 
@@ -139,7 +139,7 @@ function describeErrors(rules: string): void {
         // One of those valid lines trusts everyone: applying the valid half would admit anybody.
         assert.ok(file.rules.some((r) => r.method.name === "trust" && r.users[0]?.kind === "all"));
         const logged: LogEvent[] = [];
-        const loaded = await loadConfiguration({ hba: join(dir, rules), ident: undefined, verifier: undefined, roleCredentials: undefined }, undefined, (e) => logged.push(e));
+        const loaded = await loadConfiguration({ hba: join(dir, rules), ident: undefined, verifier: undefined, roleCredentials: undefined }, fileSource, undefined, (e) => logged.push(e));
         assert.equal(loaded, undefined, "the gateway took rules from an invalid file");
         assert.deepEqual(
           logged.map((e) => e.error),

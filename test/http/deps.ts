@@ -1,4 +1,5 @@
 // Gateway dependencies for tests: real pools, fixed rules, a recording log.
+import { authenticateLdap } from "../../lib/auth/ldap.ts";
 import { VerifiedCallers } from "../../lib/auth/verified-callers.ts";
 import { FailureLimiter } from "../../lib/auth/failure-limiter.ts";
 import { memorySource } from "../../lib/config/source.ts";
@@ -33,7 +34,7 @@ export function testDeps(pools: Pools, rules: string, overrides: Partial<Gateway
     environment: { isMember: () => false },
     maxBodyBytes: 4096,
     responseLimits: { maxRows: 100_000, maxBytes: 16 << 20 },
-    ldap: { connectTimeoutMs: 2000, operationTimeoutMs: 2000, caFile: undefined },
+    ldap: { connectTimeoutMs: 2000, authenticate: authenticateLdap, operationTimeoutMs: 2000, caFile: undefined },
     verifierFile: () => undefined,
     ident: () => undefined,
     verifiedCallers: new VerifiedCallers({ ttlMs: 0, maxEntries: 10 }),

@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { loadSettings } from "../../lib/config/settings.ts";
 import { createApp } from "../../lib/http/app.ts";
-import { assembleGateway } from "../../lib/node/assemble.ts";
+import { assembleGateway } from "../../lib/gateway/assemble.ts";
+import { nodePlatform } from "../../lib/node/platform.ts";
 import { PreparedStatements } from "../../lib/upstream/prepared-statements.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
@@ -105,18 +106,16 @@ describe("prepared statements upstream", () => {
     writeFileSync(join(dir, "pg_hba.conf"), "host all prep 127.0.0.1/32 trust\n");
     // A gateway assembled from the environment, so the setting is followed from where operators write it.
     const preparedWith = async (env: Record<string, string>) => {
-      const gateway = await assembleGateway(
-        loadSettings({
-          HBAGATE_HBA_FILE: join(dir, "pg_hba.conf"),
-          HBAGATE_UPSTREAM_HOST: "127.0.0.1",
-          HBAGATE_UPSTREAM_PORT: String(cluster.port),
-          HBAGATE_ANONYMOUS_USER: "prep",
-          HBAGATE_POOL_MAX: "1",
-          ...env,
-        }),
-        () => {},
-        { peer: () => ({ transport: "host", address: "127.0.0.1", encrypted: false }), defaultHba: undefined, embeddedUpstream: undefined },
-      );
+      const settings = loadSettings({
+        HBAGATE_HBA_FILE: join(dir, "pg_hba.conf"),
+        HBAGATE_UPSTREAM_HOST: "127.0.0.1",
+        HBAGATE_UPSTREAM_PORT: String(cluster.port),
+        HBAGATE_ANONYMOUS_USER: "prep",
+        HBAGATE_POOL_MAX: "1",
+        ...env,
+      });
+      const platform = nodePlatform(settings, { peer: () => ({ transport: "host", address: "127.0.0.1", encrypted: false }) });
+      const gateway = await assembleGateway(settings, () => {}, platform, { defaultHba: undefined });
       assert.ok(gateway);
       try {
         for (let i = 0; i < 3; i++) {

@@ -8,7 +8,8 @@ import type { Context } from "hono";
 import { loadSettings, type Settings } from "../../lib/config/settings.ts";
 import type { LogEvent } from "../../lib/log.ts";
 import { lambdaPeer } from "../../lib/lambda/peer.ts";
-import { assembleGateway } from "../../lib/node/assemble.ts";
+import { assembleGateway } from "../../lib/gateway/assemble.ts";
+import { nodePlatform } from "../../lib/node/platform.ts";
 import { startGateway, type RunningGateway } from "../../lib/node/gateway.ts";
 import { eventually } from "../harness/eventually.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
@@ -110,12 +111,11 @@ describe("configuration and credentials from Secrets Manager", () => {
 
   test("a peer line maps the platform's principal through the ident map from the secret", async () => {
     // Only Lambda's IAM requests name a system user: the same settings and secrets, assembled with its peer.
-    const lambda = await assembleGateway(settings, (e) => logs.push(e), {
+    const platform = nodePlatform(settings, {
       peer: (c: Context) => lambdaPeer((c.env as { requestContext?: unknown } | undefined)?.requestContext),
-      defaultHba: undefined,
-      embeddedUpstream: undefined,
       secretsClient: fakeClient(sm.endpoint),
     });
+    const lambda = await assembleGateway(settings, (e) => logs.push(e), platform, { defaultHba: undefined });
     assert.ok(lambda, JSON.stringify(logs.slice(-5)));
     responses.app(lambda.app);
     try {

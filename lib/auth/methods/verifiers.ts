@@ -8,14 +8,14 @@ import type { MatchEnvironment } from "../../hba/match.ts";
 import type { VerifiedCallers } from "../verified-callers.ts";
 import type { VerifierFile } from "../verifier-file.ts";
 import type { LoginVerifier } from "../login-proof.ts";
-import type { LdapSettings } from "../ldap.ts";
+import type { LdapPort } from "../ldap-port.ts";
 import type { Log } from "../../log.ts";
 
 export interface Verifiers {
   /** pg_ident.conf maps, for `map=`. */
   readonly ident: IdentFile | undefined;
   readonly roles: Pick<MatchEnvironment, "isMember">;
-  readonly ldap: LdapSettings;
+  readonly ldap: LdapPort;
   readonly log: Log;
   logOnce: LoginVerifier["logOnce"];
   /** Log in upstream as the role with the caller's password (see login-proof.ts for what that proves). */

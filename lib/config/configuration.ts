@@ -3,8 +3,7 @@
 // built whole and swapped whole: at start an invalid set stops the process,
 // on reload it leaves the running set in force, as PostgreSQL does.
 import { parseVerifierFile, type VerifierFile } from "../auth/verifier-file.ts";
-import { fileSource } from "../config/file-source.ts";
-import { memorySource, type ConfigSource } from "../config/source.ts";
+import { memorySource, type ConfigSource } from "./source.ts";
 import { formatError, loadHba } from "../hba/load.ts";
 import type { HbaRule } from "../hba/rule.ts";
 import type { LogEvent } from "../log.ts";
@@ -40,8 +39,8 @@ interface Loaded {
 }
 
 /** The text at a location, and a source to parse it from (secrets have no neighbouring files to include). */
-async function read(location: string, secrets: SecretReader | undefined): Promise<Loaded> {
-  if (!isSecretReference(location)) return { name: location, source: fileSource, text: fileSource.readFile(location) };
+async function read(location: string, files: ConfigSource, secrets: SecretReader | undefined): Promise<Loaded> {
+  if (!isSecretReference(location)) return { name: location, source: files, text: files.readFile(location) };
   const ref = parseSecretReference(location);
   if (!secrets) throw new Error(`${location}: secret references need the secrets service (HBAGATE_SECRETS_REGION or AWS_REGION)`);
   const text = selectValue(ref, await secrets(ref.secretId));
@@ -81,6 +80,7 @@ function reason(err: unknown): string {
 /** Every problem is logged with file (or secret) and line; undefined unless all of it is valid. */
 export async function loadConfiguration(
   locations: ConfigurationLocations,
+  files: ConfigSource,
   secrets: SecretReader | undefined,
   log: (e: LogEvent) => void,
 ): Promise<Configuration | undefined> {
@@ -88,7 +88,7 @@ export async function loadConfiguration(
   const attempt = async <T>(location: string | undefined, build: (loaded: Loaded) => T | string): Promise<T | undefined> => {
     if (location === undefined) return undefined;
     try {
-      const result = build(await read(location, secrets));
+      const result = build(await read(location, files, secrets));
       if (typeof result === "string") {
         problems.push(result);
         return undefined;

@@ -1,29 +1,22 @@
 // The gateway assembled from settings: configuration (files or secrets),
-// pools, caches and the HTTP app, with reload and shutdown. Shared by the Node
-// server (which adds listeners) and the Lambda handler (which adds none).
-import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+// pools, caches and the HTTP app, with reload and shutdown. Runtime-neutral:
+// whatever touches the runtime comes in as a port (platform.ts). Shared by
+// the Node server (which adds listeners), the Lambda handler (which adds
+// none) and any other entry point.
 import { VerifiedCallers } from "../auth/verified-callers.ts";
 import { FailureLimiter } from "../auth/failure-limiter.ts";
-import { absolutePath } from "../config/file-source.ts";
 import type { Settings } from "../config/settings.ts";
-import { systemHost } from "../connection/system-host.ts";
-import { createApp, type GatewayDeps } from "../http/app.ts";
+import { createApp } from "../http/app.ts";
 import type { LogEvent } from "../log.ts";
 import type { Hono } from "hono";
-import { Pools, type RoleCredentials } from "../upstream/pools.ts";
-import type { EmbeddedUpstream } from "../upstream/embedded.ts";
 import { RoleMembership } from "../upstream/role-membership.ts";
 import { failureTable } from "../upstream/failure-table.ts";
-import { embeddedCannotVerify, isPasswordRule, loadConfiguration, secretIdsOf, usesMembership, type Configuration } from "./configuration.ts";
-import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { awsSecretFetcher } from "../secrets/aws.ts";
-import { passwordFromSecret } from "../secrets/rds-credentials.ts";
-import { isSecretReference, parseSecretReference } from "../secrets/reference.ts";
+import { embeddedCannotVerify, isPasswordRule, loadConfiguration, secretIdsOf, usesMembership, type Configuration } from "../config/configuration.ts";
+import { isSecretReference } from "../secrets/reference.ts";
+import { configuredRoleCredentials } from "../secrets/role-credentials.ts";
 import { SecretStore } from "../secrets/secret-store.ts";
-import { nodeMac } from "./node-mac.ts";
 import { gatewayError, SQLSTATE } from "../errors.ts";
-import { reachableAtMostEvery } from "./reachable.ts";
+import type { Platform } from "./platform.ts";
 
 export interface AssembledGateway {
   readonly app: Hono;
@@ -33,17 +26,8 @@ export interface AssembledGateway {
 }
 
 export interface AssembleOptions {
-  /** How the runtime tells who is connected. */
-  readonly peer: GatewayDeps["peer"];
   /** Rules to use when HBAGATE_HBA_FILE is unset; none means it must be set. */
   readonly defaultHba: string | undefined;
-  /**
-   * Starts the embedded PGlite when no upstream is configured (the Node server
-   * only, which passes startEmbeddedUpstream): a port, so that no other entry
-   * point's bundle carries PGlite.
-   */
-  readonly embeddedUpstream: (() => Promise<EmbeddedUpstream>) | undefined;
-  readonly secretsClient?: SecretsManagerClient | undefined;
   /** Measure responses as they travel inside a JSON string (Lambda's payload), not as plain UTF-8. */
   readonly responsesAsJsonString?: boolean;
   /**
@@ -54,16 +38,14 @@ export interface AssembleOptions {
   readonly startUnconfigured?: boolean;
 }
 
-const location = (value: string | undefined) => (value === undefined || isSecretReference(value) ? value : absolutePath(value));
-
-export async function assembleGateway(settings: Settings, log: (e: LogEvent) => void, options: AssembleOptions): Promise<AssembledGateway | undefined> {
-  const secretsClient = options.secretsClient;
+export async function assembleGateway(settings: Settings, log: (e: LogEvent) => void, platform: Platform, options: AssembleOptions): Promise<AssembledGateway | undefined> {
+  const location = (value: string | undefined) => (value === undefined || isSecretReference(value) ? value : platform.files.absolute(value));
   const hba = location(settings.HBAGATE_HBA_FILE) ?? options.defaultHba;
   if (hba === undefined) {
     log({ level: "error", msg: "not starting: HBAGATE_HBA_FILE is not set" });
     return undefined;
   }
-  if (!settings.HBAGATE_UPSTREAM_HOST && !options.embeddedUpstream) {
+  if (!settings.HBAGATE_UPSTREAM_HOST && !platform.embeddedUpstream) {
     log({ level: "error", msg: "not starting: HBAGATE_UPSTREAM_HOST is not set" });
     return undefined;
   }
@@ -74,15 +56,8 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
     roleCredentials: location(settings.HBAGATE_ROLE_CREDENTIALS_FILE),
   };
 
-  // Secrets Manager, when a region (or a test endpoint) is configured.
-  const region = settings.HBAGATE_SECRETS_REGION ?? process.env.AWS_REGION;
-  const client =
-    secretsClient ??
-    (region || settings.HBAGATE_SECRETS_ENDPOINT
-      ? new SecretsManagerClient({ region: region ?? "us-east-1", ...(settings.HBAGATE_SECRETS_ENDPOINT ? { endpoint: settings.HBAGATE_SECRETS_ENDPOINT } : {}) })
-      : undefined);
-  const store = client
-    ? new SecretStore(awsSecretFetcher(client, { timeoutMs: settings.HBAGATE_SECRETS_TIMEOUT_MS }), {
+  const store = platform.secrets
+    ? new SecretStore(platform.secrets, {
         ttlMs: settings.HBAGATE_SECRETS_TTL_MS,
         refreshAheadMs: Math.floor(settings.HBAGATE_SECRETS_TTL_MS / 10),
         // Retries back off from 1 s to a minute, but never slower than the TTL itself.
@@ -114,7 +89,7 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
         }
       : undefined;
     for (const id of configSecrets) void readOnce?.(id);
-    const loaded = await loadConfiguration(paths, readOnce, log);
+    const loaded = await loadConfiguration(paths, platform.files, readOnce, log);
     const problem = loaded && embedded ? embeddedCannotVerify(loaded.rules, loaded.verifierFile !== undefined) : undefined;
     if (problem === undefined) return loaded;
     log({ level: "error", msg: "invalid configuration", error: problem });
@@ -132,58 +107,14 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
   let upstream = { host: settings.HBAGATE_UPSTREAM_HOST ?? "", port: settings.HBAGATE_UPSTREAM_PORT, close: async () => {} };
   let anonymousUser = settings.HBAGATE_ANONYMOUS_USER;
   if (embedded) {
-    upstream = await options.embeddedUpstream!();
+    upstream = await platform.embeddedUpstream!();
     anonymousUser ??= "postgres";
     log({ level: "info", msg: "using the embedded PGlite upstream (in memory: its data is gone when the gateway stops)", upstream: upstream.host });
   }
 
   const ssl = settings.HBAGATE_UPSTREAM_SSL;
-  // A role's password that logged in while its secret rotates, kept while the secret's current
-  // text is the one it was found under (then the current one is right again).
-  const preferredPasswords = new Map<string, { readonly password: string; readonly whileCurrentIs: string }>();
-  const currentTexts = new Map<string, string | undefined>();
-  const roleCredentials: RoleCredentials = {
-    password(role) {
-      const c = config?.roleCredentials.get(role);
-      if (!c) return undefined;
-      if (c.kind === "literal") return c.password;
-      if (!store) return undefined;
-      return store.get(parseSecretReference(c.reference).secretId).then((secret) => {
-        const preferred = preferredPasswords.get(role);
-        // Until the secret's current version changes, the password that last logged in.
-        if (preferred && preferred.whileCurrentIs === secret) return preferred.password;
-        if (preferred) preferredPasswords.delete(role);
-        return passwordFromSecret(role, c.reference, secret);
-      });
-    },
-    async alternatives(role) {
-      const c = config?.roleCredentials.get(role);
-      if (c?.kind !== "secret" || !store) return [];
-      log({ level: "info", msg: "the database refused a configured password; fetching the secret again (its current, pending and previous versions)", role });
-      const id = parseSecretReference(c.reference).secretId;
-      // In RDS's order the database has the pending password before it is current; in the
-      // other order the current one is ahead of the database, which still has the previous one.
-      const texts = await Promise.all([store.refresh(id).then((v) => v.text, () => undefined), store.fetchStage(id, "AWSPENDING"), store.fetchStage(id, "AWSPREVIOUS")]);
-      const passwords: string[] = [];
-      for (const text of texts) {
-        if (text === undefined) continue;
-        try {
-          const p = passwordFromSecret(role, c.reference, text);
-          if (!passwords.includes(p)) passwords.push(p);
-        } catch {
-          // A version of another shape (or for another user) is no candidate.
-        }
-      }
-      currentTexts.set(role, texts[0]);
-      return passwords;
-    },
-    prefer(role, password) {
-      const current = currentTexts.get(role);
-      if (password === undefined || current === undefined) preferredPasswords.delete(role);
-      else preferredPasswords.set(role, { password, whileCurrentIs: current });
-    },
-  };
-  const pools = new Pools({
+  const roleCredentials = configuredRoleCredentials(() => config?.roleCredentials, store, log);
+  const pools = platform.upstream({
     host: upstream.host,
     port: upstream.port,
     max: settings.HBAGATE_POOL_MAX,
@@ -210,7 +141,7 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
         : ssl === "require"
           ? "require"
           : // No CA file: Node's roots, and NODE_EXTRA_CA_CERTS (on Lambda, its bundle with the Amazon RDS roots).
-            { ...(settings.HBAGATE_UPSTREAM_CA_FILE ? { ca: readFileSync(absolutePath(settings.HBAGATE_UPSTREAM_CA_FILE), "utf8") } : {}), rejectUnauthorized: true },
+            { ...(settings.HBAGATE_UPSTREAM_CA_FILE ? { ca: platform.files.readFile(platform.files.absolute(settings.HBAGATE_UPSTREAM_CA_FILE)) } : {}), rejectUnauthorized: true },
   }, roleCredentials);
 
   // Role membership needs a login of the gateway's own; without one, +group and
@@ -238,7 +169,7 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
     passwordProbe = undefined;
     if (embedded || !serviceUser || rules.verifierFile || !rules.rules.some(isPasswordRule)) return;
     try {
-      const outcome = await pools.login(settings.HBAGATE_SERVICE_DATABASE, serviceUser, `wrong-${randomBytes(18).toString("base64url")}`);
+      const outcome = await pools.login(settings.HBAGATE_SERVICE_DATABASE, serviceUser, `wrong-${[...crypto.getRandomValues(new Uint8Array(18))].map((b) => b.toString(16).padStart(2, "0")).join("")}`);
       if (!outcome.ok) return;
       passwordProbe = `ok (warning: the upstream let "${serviceUser}" in with a wrong password: password lines verified by upstream login refuse everyone; require scram-sha-256 upstream for the gateway's address, or set HBAGATE_VERIFIER_FILE)`;
       log({ level: "warn", msg: "the upstream accepted a wrong password for the service user: password lines will refuse everyone", user: serviceUser, exchange: outcome.exchange });
@@ -299,27 +230,28 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
         })
       : undefined;
 
-  const verifiedCallers = new VerifiedCallers({ ttlMs: settings.HBAGATE_VERIFIED_TTL_MS, maxEntries: settings.HBAGATE_VERIFIED_MAX, mac: nodeMac() });
+  const verifiedCallers = new VerifiedCallers({ ttlMs: settings.HBAGATE_VERIFIED_TTL_MS, maxEntries: settings.HBAGATE_VERIFIED_MAX, mac: platform.mac });
   let lastReloadError: string | undefined;
 
-  const upstreamReachable = reachableAtMostEvery(upstream.host, upstream.port);
+  const upstreamReachable = platform.reachable(upstream.host, upstream.port);
   const app = createApp({
     rules: () => config!.rules,
     verifierFile: () => config!.verifierFile,
     ident: () => config!.ident,
-    peer: options.peer,
+    peer: platform.peer,
     trustedProxies: settings.HBAGATE_TRUSTED_PROXIES,
     caller: { anonymousUser },
     pools,
-    environment: { isMember: (u, r) => membership?.isMember(u, r) ?? false, ...systemHost },
+    environment: { isMember: (u, r) => membership?.isMember(u, r) ?? false, ...platform.host },
     maxBodyBytes: settings.HBAGATE_MAX_BODY_BYTES,
     requestTimeoutMs: settings.HBAGATE_REQUEST_TIMEOUT_MS,
     responseLimits: { maxRows: settings.HBAGATE_MAX_RESPONSE_ROWS, maxBytes: settings.HBAGATE_MAX_RESPONSE_BYTES, asJsonString: options.responsesAsJsonString ?? false },
     ldap: {
       ...(readSecret ? { readSecret } : {}),
+      authenticate: platform.ldap,
       connectTimeoutMs: settings.HBAGATE_LDAP_CONNECT_TIMEOUT_MS,
       operationTimeoutMs: settings.HBAGATE_LDAP_TIMEOUT_MS,
-      caFile: settings.HBAGATE_LDAP_CA_FILE === undefined ? undefined : absolutePath(settings.HBAGATE_LDAP_CA_FILE),
+      caFile: settings.HBAGATE_LDAP_CA_FILE === undefined ? undefined : platform.files.absolute(settings.HBAGATE_LDAP_CA_FILE),
     },
     verifiedCallers,
     configured,

@@ -1,0 +1,37 @@
+// What the gateway asks of the runtime it runs on, and nothing more: the
+// assembly (assemble.ts) imports no runtime module, and each entry point
+// (lib/node for the Node server and Lambda, an edge runtime's own) hands it
+// these ports.
+import type { LdapAuthenticate } from "../auth/ldap-port.ts";
+import type { KeyedMac } from "../auth/verified-callers.ts";
+import type { ConfigSource } from "../config/source.ts";
+import type { GatewayDeps } from "../http/app.ts";
+import type { MatchEnvironment } from "../hba/match.ts";
+import type { SecretFetcher } from "../secrets/secret-store.ts";
+import type { EmbeddedUpstream } from "../upstream/embedded.ts";
+import type { Pools } from "../upstream/pools.ts";
+import type { RoleCredentials, UpstreamSettings } from "../upstream/upstream-settings.ts";
+
+export interface Platform {
+  /** Configuration files: the hba and ident files with their includes, the verifier file, CA files. */
+  readonly files: ConfigSource & {
+    /** A path from the settings, made absolute (messages and includes name files by absolute path). */
+    absolute(path: string): string;
+  };
+  /** Secrets Manager's GetSecretValue, when a region or endpoint is configured. */
+  readonly secrets: SecretFetcher | undefined;
+  /** The verified-caller cache's MAC under a key of the process's own. */
+  readonly mac: KeyedMac;
+  /** The host's names and interfaces, for host-name, samehost and samenet lines. */
+  readonly host: Required<Omit<MatchEnvironment, "isMember">>;
+  /** Readiness: a probe whether the upstream accepts connections (rate-limited: anyone may call it). */
+  readonly reachable: (host: string, port: number) => () => Promise<string>;
+  /** The directory client for ldap lines; undefined where the runtime has none (those lines then answer 08001). */
+  readonly ldap: LdapAuthenticate | undefined;
+  /** Connections to the upstream. */
+  readonly upstream: (settings: UpstreamSettings, credentials: RoleCredentials) => Pools;
+  /** How the runtime tells who is connected. */
+  readonly peer: GatewayDeps["peer"];
+  /** Starts an in-process upstream when none is configured (the Node server's PGlite); undefined elsewhere. */
+  readonly embeddedUpstream: (() => Promise<EmbeddedUpstream>) | undefined;
+}

@@ -1,0 +1,41 @@
+// The gateway's ports on Node (the server and the Lambda handler alike): the
+// local file system, Secrets Manager through the AWS SDK, node:crypto's HMAC,
+// the host's DNS and interfaces, TCP sockets to the upstream.
+import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import type { Settings } from "../config/settings.ts";
+import { absolutePath, fileSource } from "../config/file-source.ts";
+import { systemHost } from "../connection/system-host.ts";
+import type { Platform } from "../gateway/platform.ts";
+import { authenticateLdap } from "../auth/ldap.ts";
+import { awsSecretFetcher } from "../secrets/aws.ts";
+import { Pools } from "../upstream/pools.ts";
+import { nodeMac } from "./node-mac.ts";
+import { reachableAtMostEvery } from "./reachable.ts";
+
+export interface NodePlatformOptions {
+  readonly peer: Platform["peer"];
+  readonly embeddedUpstream?: Platform["embeddedUpstream"];
+  /** A client of the caller's (tests: an endpoint of their own); else one from the settings. */
+  readonly secretsClient?: SecretsManagerClient | undefined;
+}
+
+export function nodePlatform(settings: Settings, options: NodePlatformOptions): Platform {
+  // Secrets Manager, when a region (or a test endpoint) is configured.
+  const region = settings.HBAGATE_SECRETS_REGION ?? process.env.AWS_REGION;
+  const client =
+    options.secretsClient ??
+    (region || settings.HBAGATE_SECRETS_ENDPOINT
+      ? new SecretsManagerClient({ region: region ?? "us-east-1", ...(settings.HBAGATE_SECRETS_ENDPOINT ? { endpoint: settings.HBAGATE_SECRETS_ENDPOINT } : {}) })
+      : undefined);
+  return {
+    files: { ...fileSource, absolute: absolutePath },
+    secrets: client ? awsSecretFetcher(client, { timeoutMs: settings.HBAGATE_SECRETS_TIMEOUT_MS }) : undefined,
+    mac: nodeMac(),
+    host: systemHost,
+    reachable: (host, port) => reachableAtMostEvery(host, port),
+    ldap: authenticateLdap,
+    upstream: (upstreamSettings, credentials) => new Pools(upstreamSettings, credentials),
+    peer: options.peer,
+    embeddedUpstream: options.embeddedUpstream,
+  };
+}
