@@ -10,6 +10,7 @@
 // @noble/hashes in JavaScript (about 12 µs); the Node entry point passes
 // node:crypto's (about 6 µs), which lib/ cannot import and stay
 // runtime-neutral.
+import { LRUCache } from "lru-cache";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
@@ -37,13 +38,16 @@ export interface VerifiedCallersOptions {
 }
 
 export class VerifiedCallers {
-  private readonly entries = new Map<string, number>();
+  private readonly entries: LRUCache<string, true> | undefined;
   private readonly mac: KeyedMac;
-  private readonly now: () => number;
 
-  constructor(private readonly options: VerifiedCallersOptions) {
-    this.now = options.now ?? Date.now;
+  constructor(options: VerifiedCallersOptions) {
     this.mac = options.mac ?? javascriptMac();
+    // has() leaves an entry's place alone, so the first to go is the least recently verified.
+    this.entries =
+      options.ttlMs > 0 && options.maxEntries > 0
+        ? new LRUCache<string, true>({ max: options.maxEntries, ttl: options.ttlMs, ttlResolution: 0, perf: { now: options.now ?? Date.now } })
+        : undefined;
   }
 
   /** The cache key for one verification: which rule, which target, which credentials. */
@@ -52,31 +56,18 @@ export class VerifiedCallers {
   }
 
   has(key: string): boolean {
-    const expires = this.entries.get(key);
-    if (expires === undefined) return false;
-    if (expires <= this.now()) {
-      this.entries.delete(key);
-      return false;
-    }
-    return true;
+    return this.entries?.has(key) ?? false;
   }
 
   remember(key: string): void {
-    if (this.options.ttlMs <= 0) return;
-    this.entries.delete(key);
-    this.entries.set(key, this.now() + this.options.ttlMs);
-    // Map iteration is insertion order: the first entries are the oldest.
-    while (this.entries.size > this.options.maxEntries) {
-      const oldest = this.entries.keys().next().value as string;
-      this.entries.delete(oldest);
-    }
+    this.entries?.set(key, true);
   }
 
   clear(): void {
-    this.entries.clear();
+    this.entries?.clear();
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.entries?.size ?? 0;
   }
 }
