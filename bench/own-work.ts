@@ -10,7 +10,7 @@ import { loadHba } from "../lib/hba/load.ts";
 import { matchHba } from "../lib/hba/match.ts";
 import { resultJson } from "../lib/http/result-json.ts";
 import { nodeMac } from "../lib/node/node-mac.ts";
-import { parseQueryRequest } from "../lib/query/run.ts";
+import { parseQueryRequest } from "../lib/query/request.ts";
 import { Pools } from "../lib/upstream/pools.ts";
 import { microsPerCall } from "./per-call.ts";
 

@@ -8,17 +8,10 @@ import { forwardedHosts, forwardedPeer, type TrustedProxies } from "../connectio
 import { clientAddress, isLoopback } from "../connection/client-address.ts";
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
 import { gatewayCore, type CoreDeps, type Lease } from "../gateway/connect.ts";
-import {
-  parseQueryRequest,
-  responseWithinLimits,
-  runBatch,
-  runSingle,
-  type QueryRequest,
-  type ResponseLimits,
-  type ResultMode,
-  type ResultOf,
-  type TransactionOptions,
-} from "../query/run.ts";
+import { responseWithinLimits, type ResponseLimits } from "../query/limits.ts";
+import { parseQueryRequest, type QueryRequest, type TransactionOptions } from "../query/request.ts";
+import type { ResultMode, ResultOf } from "../query/results.ts";
+import { runBatch, runSingle } from "../query/run.ts";
 import { neonError, neonResultJson, neonStatus } from "./neon-format.ts";
 import { resultJson, resultsJson } from "./result-json.ts";
 import { httpStatus } from "./status.ts";

@@ -1,7 +1,7 @@
 // Neon's response shapes for /sql: rows as arrays of text with
 // rowAsArray: true, and errors as a flat object with every field present.
 import type { GatewayError, PgErrorFields } from "../errors.ts";
-import type { TextResult } from "../query/run.ts";
+import type { TextResult } from "../query/results.ts";
 import { httpStatus } from "./status.ts";
 
 /** One statement's result as Neon shapes it, as JSON text (the rows are already serialised). */

@@ -1,7 +1,7 @@
 // Response bodies as JSON text. /v1 results are serialised whole (one
 // JSON.stringify over rows postgres.js built); Neon's /sql rows arrive as
 // JSON text already and are joined, not parsed again.
-import type { StatementResult } from "../query/run.ts";
+import type { StatementResult } from "../query/results.ts";
 
 /** A /v1 statement result: command, rowCount, fields, rows (objects). */
 export function resultJson(r: StatementResult): string {

@@ -1,194 +1,17 @@
-// A JSON request -> statement(s) on the caller's pooled connection -> results.
-// One statement runs on its own; {"queries": [...]} runs them all in one
-// transaction that rolls back on the first error.
+// Statements on the caller's pooled connection -> results: one statement on
+// its own, or a batch in one transaction that rolls back on the first error;
+// each at most once (a connection lost with it on it is 08007), within the
+// response limits, cancelled on the server when the caller leaves.
 import type postgres from "postgres";
-import { z } from "zod";
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
-import { fromDriverError, isConnectionLoss, lostInFlight } from "../upstream/errors.ts";
-import { answerTooLarge, sessionEnded } from "../upstream/errors.ts";
-import { NotStarted, Unusable } from "../upstream/session.ts";
+import { answerTooLarge, fromDriverError, isConnectionLoss, lostInFlight, sessionEnded } from "../upstream/errors.ts";
+import { NotStarted, Unusable, type Session } from "../upstream/session.ts";
 import { parameterText } from "../upstream/json-types.ts";
-import { typeSize } from "./type-sizes.ts";
-import type { Session } from "../upstream/session.ts";
-import type { CancelRequests } from "../upstream/cancel-requests.ts";
-import { Budget, jsonLength, type ResponseLimits } from "./limits.ts";
-import { refuseUnsafe } from "./refused-statements.ts";
-
-export { responseWithinLimits, type ResponseLimits } from "./limits.ts";
-
-type RawValue = Uint8Array | null;
-
-/**
- * Bind parameters in one statement: PostgreSQL takes 65535, postgres.js
- * refuses 65534 and more (with an error that is not the caller's to read).
- */
-const MAX_PARAMS = 65533;
-/** Deeper JSON parameters are refused: turning them into text would exhaust the stack. */
-const MAX_PARAM_DEPTH = 100;
-
-/** Nesting depth of a JSON value, walked without recursion. */
-function depth(value: unknown): number {
-  let max = 0;
-  const stack: [unknown, number][] = [[value, 0]];
-  while (stack.length > 0) {
-    const [v, d] = stack.pop()!;
-    if (typeof v !== "object" || v === null) continue;
-    if (d + 1 > max) max = d + 1;
-    if (max > MAX_PARAM_DEPTH) return max;
-    for (const child of Object.values(v)) stack.push([child, d + 1]);
-  }
-  return max;
-}
-
-const Statement = z
-  .object({
-    query: z.string().min(1, "query must not be empty"),
-    // Neon's per-statement option; rows are arrays either way on /sql.
-    arrayMode: z.boolean().optional(),
-    // Any JSON value; each is sent as text (objects and arrays as JSON text).
-    params: z.array(z.unknown()).max(MAX_PARAMS, `at most ${MAX_PARAMS} parameters per statement`).optional(),
-  })
-  .strict();
-export type Statement = z.infer<typeof Statement>;
-
-const Body = z.union([Statement, z.object({ queries: z.array(Statement).min(1).max(1000) }).strict()]);
-
-export type QueryRequest = { readonly kind: "single"; readonly statement: Statement } | { readonly kind: "batch"; readonly statements: readonly Statement[] };
-
-export interface TransactionOptions {
-  readonly isolation?: "read uncommitted" | "read committed" | "repeatable read" | "serializable";
-  readonly readOnly?: boolean;
-  readonly deferrable?: boolean;
-}
-
-/** Rows as JSON objects with typed values (/v1), serialised once, with the whole response. */
-export interface StatementResult {
-  readonly command: string;
-  readonly rowCount: number | null;
-  readonly fields: readonly { readonly name: string; readonly dataTypeID: number }[];
-  readonly rows: readonly Record<string, unknown>[];
-}
-
-/** Rows as arrays of PostgreSQL's text output, with Neon's field metadata (/sql). */
-export interface TextResult {
-  readonly command: string;
-  readonly rowCount: number | null;
-  readonly fields: readonly TextField[];
-  /** Each row's JSON text: an array of strings and nulls. */
-  readonly rowsJson: readonly string[];
-}
-
-export interface TextField {
-  readonly name: string;
-  readonly dataTypeID: number;
-  readonly tableID: number;
-  readonly columnID: number;
-  readonly dataTypeSize: number;
-  readonly dataTypeModifier: number;
-  readonly format: "text";
-}
-
-export type ResultMode = "json" | "text";
-export type ResultOf<M extends ResultMode> = M extends "json" ? StatementResult : TextResult;
-
-export function parseQueryRequest(value: unknown): QueryRequest {
-  const parsed = Body.safeParse(value);
-  if (!parsed.success) {
-    // A union reports every branch; the single-statement branch speaks to most callers.
-    const issues = parsed.error.issues.flatMap((i) => (i.code === "invalid_union" ? (i.errors[0] ?? []) : [i]));
-    const issue = issues[0];
-    const where = issue && issue.path.length ? `${issue.path.join(".")}: ` : "";
-    throw gatewayError(SQLSTATE.invalidParameterValue, `invalid request body: ${where}${issue?.message ?? "invalid"}`, {
-      hint: 'Send {"query": "...", "params": [...]} or {"queries": [{"query": ...}, ...]}.',
-    });
-  }
-  const body = parsed.data;
-  const statements = "queries" in body ? body.queries : [body];
-  for (const s of statements) {
-    if (s.query.includes("\0")) throw gatewayError(SQLSTATE.invalidParameterValue, "query contains a NUL byte");
-    (s.params ?? []).forEach((p, i) => {
-      if (depth(p) > MAX_PARAM_DEPTH) {
-        throw gatewayError(SQLSTATE.invalidParameterValue, `parameter $${i + 1} is nested deeper than ${MAX_PARAM_DEPTH} levels`);
-      }
-    });
-  }
-  refuseUnsafe(statements, "queries" in body);
-  return "queries" in body ? { kind: "batch", statements: body.queries } : { kind: "single", statement: body };
-}
-
-const utf8 = new TextDecoder();
-
-/**
- * Whether the caller is still there. Asking the runtime for a request's
- * AbortSignal costs an AbortController and listeners per request, and nearly
- * every statement is done long before a disconnect could matter: a statement
- * starts watching only once it has run for WATCH_AFTER_MS. A caller who left
- * earlier is still seen then (the runtime keeps the reason), so the statement
- * is cancelled at most that much later. The same signal carries the gateway's
- * own deadline for the request (an AbortSignal.timeout), so a session whose
- * statement_timeout a caller lifted is still bounded.
- */
-export type Disconnect = () => AbortSignal;
-const WATCH_AFTER_MS = 20;
-
-const disconnected = () => gatewayError(SQLSTATE.queryCanceled, "canceling statement due to client disconnect");
-
-/** The request's signal fired: the caller left, or the gateway's own deadline passed (a TimeoutError). */
-const cancelledBy = (signal: AbortSignal | undefined) =>
-  (signal?.reason as { name?: string } | undefined)?.name === "TimeoutError"
-    ? gatewayError(SQLSTATE.queryCanceled, "canceling statement due to the gateway's request timeout", {
-        hint: "HBAGATE_REQUEST_TIMEOUT_MS bounds every request, whatever the session's statement_timeout says.",
-      })
-    : disconnected();
-
-/**
- * A statement still running this long after its cancel was sent is cut off:
- * its connection is ended (a server or network that went silent answers
- * neither the statement nor the cancel).
- */
-const CUT_AFTER_MS = 5000;
-
-/** A caller who goes away cancels the statement on the server (a CancelRequest), not just the wait. */
-async function cancellable<T>(watch: Watch | undefined, cancel: () => void, cut: () => void, run: () => Promise<T>): Promise<T> {
-  if (!watch) return run();
-  if (watch.signal?.aborted) throw cancelledBy(watch.signal);
-  let signal: AbortSignal | undefined;
-  let cutTimer: ReturnType<typeof setTimeout> | undefined;
-  const abort = () => {
-    cancel();
-    cutTimer = setTimeout(cut, CUT_AFTER_MS);
-  };
-  const timer = setTimeout(() => {
-    signal = watch.signal ??= watch.disconnect();
-    if (signal.aborted) abort();
-    else signal.addEventListener("abort", abort, { once: true });
-  }, WATCH_AFTER_MS);
-  try {
-    return await run();
-  } finally {
-    clearTimeout(timer);
-    clearTimeout(cutTimer);
-    signal?.removeEventListener("abort", abort);
-  }
-}
-
-/** One request's watch, shared by the statements of a batch. */
-interface Watch {
-  readonly disconnect: Disconnect;
-  signal?: AbortSignal;
-}
-
-const textFields = (columns: postgres.ColumnList<string> | undefined): TextField[] =>
-  (columns ?? []).map((c) => ({
-    name: c.name,
-    dataTypeID: c.type,
-    tableID: c.table,
-    columnID: c.number,
-    dataTypeSize: typeSize(c.type),
-    // postgres.js does not keep the type modifier from RowDescription.
-    dataTypeModifier: -1,
-    format: "text" as const,
-  }));
+import type { CancelRequests } from "../cancel/cancel-requests.ts";
+import { cancellable, cancelledBy, isCancelled, OwnCancel, type Disconnect, type Watch } from "../cancel/statement.ts";
+import { Budget, type ResponseLimits } from "./limits.ts";
+import type { Statement, TransactionOptions } from "./request.ts";
+import { sinkFor, type ResultMode, type ResultOf } from "./results.ts";
 
 async function runOne<M extends ResultMode>(
   sql: postgres.Sql | postgres.TransactionSql,
@@ -202,6 +25,7 @@ async function runOne<M extends ResultMode>(
   sent?: () => void,
 ): Promise<ResultOf<M>> {
   const params = (s.params ?? []).map(parameterText) as postgres.ParameterOrJSON<never>[];
+  const sink = sinkFor(mode);
   const rows: unknown[] = [];
   let exceeded: GatewayError | undefined;
   // Always the extended protocol, parameters or not: one statement per query, as Neon does
@@ -220,16 +44,7 @@ async function runOne<M extends ResultMode>(
       () =>
         (query as unknown as postgres.PendingQuery<postgres.Row[]>).forEach((row: unknown) => {
           if (exceeded) return;
-          let value: unknown;
-          let size: number;
-          if (mode === "json") {
-            value = row;
-            size = jsonLength(row as Record<string, unknown>);
-          } else {
-            const text = JSON.stringify((row as RawValue[]).map((v) => (v === null ? null : utf8.decode(v))));
-            value = text;
-            size = text.length;
-          }
+          const { value, size } = sink.row(row);
           exceeded = budget.take(size);
           if (exceeded) own.send();
           else rows.push(value);
@@ -262,17 +77,7 @@ async function runOne<M extends ResultMode>(
   // Over a limit, yet the statement ran to completion before its cancel landed: a write outside a
   // transaction is committed, and the caller must know it.
   if (exceeded) throw withOutcome(exceeded, COMPLETED_OVER_LIMIT);
-  if (mode === "json") {
-    const out: StatementResult = {
-      command: result.command,
-      rowCount: result.count ?? null,
-      fields: (result.columns ?? []).map((c) => ({ name: c.name, dataTypeID: c.type })),
-      rows: rows as Record<string, unknown>[],
-    };
-    return out as ResultOf<M>;
-  }
-  const out: TextResult = { command: result.command, rowCount: result.count ?? null, fields: textFields(result.columns), rowsJson: rows as string[] };
-  return out as ResultOf<M>;
+  return sink.result(result, rows);
 }
 
 // What became of a statement whose answer was over a limit (the 53400's detail): a 507 for an
@@ -282,21 +87,6 @@ const CANCELLED_OVER_LIMIT = "The statement was cancelled before it completed: n
 const UNKNOWN_OVER_LIMIT = "The connection was cut while the answer arrived: the statement may have completed, and outside a transaction committed.";
 
 const withOutcome = (e: GatewayError, detail: string): GatewayError => new GatewayError({ ...e.fields, detail }, { cause: e.cause });
-
-/** A statement's own cancel (caller gone, limit passed): sent at most once, and waited for. */
-class OwnCancel {
-  sent: Promise<void> | undefined;
-  finished = false;
-  constructor(
-    private readonly query: object,
-    private readonly cancels: CancelRequests,
-  ) {}
-  send(): void {
-    this.sent ??= this.cancels.send(this.query, () => this.finished);
-  }
-}
-
-const isCancelled = (err: unknown) => (err as { code?: unknown } | null)?.code === SQLSTATE.queryCanceled;
 
 /**
  * Run `attempt` once. It is never run again: with a connection of its own

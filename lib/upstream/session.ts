@@ -2,8 +2,8 @@
 // statements, reset before anyone else gets it; which statements to prepare;
 // the cancels sent on its connections, and what a new statement waits for.
 import type postgres from "postgres";
-import { CancelRequests } from "./cancel-requests.ts";
-import { Holds } from "./holds.ts";
+import { CancelRequests } from "../cancel/cancel-requests.ts";
+import { Holds } from "../cancel/holds.ts";
 import type { PreparedStatements } from "./prepared-statements.ts";
 import type { Connection, Lender, WaitWatch } from "./lender.ts";
 import { connectionClosed, fromDriverError, sessionEnded } from "./errors.ts";

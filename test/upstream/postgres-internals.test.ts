@@ -1,5 +1,5 @@
 // hbagate relies on three fields of a postgres.js query that are not part of
-// its documented API (lib/upstream/cancel-requests.ts): `canceller` (the
+// its documented API (lib/cancel/cancel-requests.ts): `canceller` (the
 // function that sends a CancelRequest, replaced by null once used), `state`
 // (the backend it was handed to, set once it is on a connection) and `active`
 // (it is the statement the server is running, not one queued behind it in the
