@@ -24,6 +24,7 @@ export async function ownWork(): Promise<Record<string, number>> {
     cache: new VerifiedCallers({ ttlMs: 3_600_000, maxEntries: 100, mac: nodeMac() }), // as the Node gateway has it
     ident: undefined,
     roles: environment,
+    oauth: undefined,
     ldap: { connectTimeoutMs: 1000, authenticate: authenticateLdap, operationTimeoutMs: 1000, caFile: undefined },
     log: () => {},
     upstreamLogin: async () => ({ ok: true, exchange: "scram-sha-256" }),

@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { startCluster } from "../test/harness/postgres.ts";
 import { freePort } from "../test/harness/process.ts";
 import { BASE_DN, slapdAvailable, startSlapd, type Slapd } from "../test/harness/slapd.ts";
+import { startIssuer } from "../test/harness/oauth-issuer.ts";
 import { cpuMicros, pinned, postgresPids, runJson, setAffinity, startProcess, TASKSET } from "./processes.ts";
 import { summarizeProfile } from "./profile-summary.ts";
 import { ownWork } from "./own-work.ts";
@@ -34,21 +35,25 @@ const basic = (user: string, password = "") => "Basic " + Buffer.from(`${user}:$
 async function main() {
   const cluster = await startCluster({ settings: { max_connections: "300" } });
   const slapd: Slapd | undefined = slapdAvailable() ? await startSlapd() : undefined;
+  // Bearer tokens: a throwaway HTTPS issuer; one token for the whole run (verified once, then cached until it expires).
+  const issuer = await startIssuer();
+  const token = await issuer.sign({ sub: "app-user", role: "benchtok", scope: "db" }, {});
   const pgPids = () => postgresPids(join(cluster.dir, "data"));
   // PostgreSQL shares the servers' core ("postgres.js direct on the same core as PostgreSQL").
   for (const pid of pgPids()) setAffinity(pid, SERVER_CORE);
   await cluster.sql.unsafe(`
     create role bench login; create role benchpw login password 'bench-pw'; create role benchvf login password 'bench-vf';
-    create role test1 login;
+    create role test1 login; create role benchtok login;
     create table t (id int primary key, v text);
     insert into t select g, md5(g::text) from generate_series(1, 10000) g;
-    grant select on t to bench, benchpw, benchvf, test1;
+    grant select on t to bench, benchpw, benchvf, test1, benchtok;
   `);
-  await cluster.writeHba("host all bench,test1 127.0.0.1/32 trust\nhost all benchpw,benchvf 127.0.0.1/32 scram-sha-256\n", { reload: true });
+  await cluster.writeHba("host all bench,test1,benchtok 127.0.0.1/32 trust\nhost all benchpw,benchvf 127.0.0.1/32 scram-sha-256\n", { reload: true });
   const [vf] = await cluster.sql<{ rolpassword: string }[]>`select rolpassword from pg_authid where rolname = 'benchvf'`;
   const dir = mkdtempSync(join(tmpdir(), "hbagate-bench-"));
   const ldapLine = slapd ? `host all test1 127.0.0.1/32 ldap ldapserver=127.0.0.1 ldapport=${slapd.port} ldapprefix="uid=" ldapsuffix=",${BASE_DN}"\n` : "";
-  writeFileSync(join(dir, "pg_hba.conf"), `host all bench 127.0.0.1/32 trust\nhost all benchpw,benchvf 127.0.0.1/32 scram-sha-256\n${ldapLine}`);
+  const oauthLine = `host all benchtok 127.0.0.1/32 oauth issuer=${issuer.url} scope=db delegate_ident_mapping=1\n`;
+  writeFileSync(join(dir, "pg_hba.conf"), `host all bench 127.0.0.1/32 trust\nhost all benchpw,benchvf 127.0.0.1/32 scram-sha-256\n${ldapLine}${oauthLine}`);
   writeFileSync(join(dir, "verifiers.txt"), `"benchvf" "${vf!.rolpassword}"\n`);
 
   const pg = { PGHOST: "127.0.0.1", PGPORT: String(cluster.port), PGUSER: "bench", POOL_MAX };
@@ -59,6 +64,7 @@ async function main() {
     HBAGATE_POOL_MAX: POOL_MAX,
     HBAGATE_STATEMENT_TIMEOUT_MS: "0",
     HBAGATE_MAX_RESPONSE_BYTES: String(256 << 20),
+    HBAGATE_OAUTH_CA_FILE: issuer.caFile,
     ...extra,
   });
   const servers: Record<string, { url: string; child: ChildProcess }> = {};
@@ -113,6 +119,8 @@ async function main() {
     { name: "trust", server: "gateway", user: basic("bench") },
     { name: "passthrough password, cache on", server: "gateway", user: basic("benchpw", "bench-pw") },
     { name: "passthrough password, cache off", server: "gateway-nocache", user: basic("benchpw", "bench-pw") },
+    { name: "bearer token (oauth), cache on", server: "gateway", user: `Bearer ${token}` },
+    { name: "bearer token (oauth), cache off", server: "gateway-nocache", user: `Bearer ${token}` },
     { name: "verifier-file SCRAM, cache on", server: "gateway-verifier", user: basic("benchvf", "bench-vf") },
     { name: "verifier-file SCRAM, cache off", server: "gateway-verifier-nocache", user: basic("benchvf", "bench-vf") },
     ...(slapd
@@ -250,6 +258,7 @@ async function main() {
   }
 
   await slapd?.stop();
+  await issuer.stop();
   await cluster.stop();
 
   const results: Results = {

@@ -4,16 +4,17 @@
 import type { HbaRule } from "../hba/rule.ts";
 import type { Caller } from "../connection/caller.ts";
 import { checkLdap } from "./methods/ldap.ts";
+import { checkOAuth } from "./methods/oauth.ts";
 import { checkPassword } from "./methods/password.ts";
 import { checkPeer } from "./methods/peer.ts";
 import { checkReject } from "./methods/reject.ts";
 import { checkTrust } from "./methods/trust.ts";
 import { checkUnavailable } from "./methods/unavailable.ts";
-import type { Verifiers } from "./methods/verifiers.ts";
+import type { Verified, Verifiers } from "./methods/verifiers.ts";
 
-export type { Verifiers } from "./methods/verifiers.ts";
+export type { Verified, Verifiers } from "./methods/verifiers.ts";
 
-export async function authenticate(rule: HbaRule, caller: Caller, verifiers: Verifiers): Promise<void> {
+export async function authenticate(rule: HbaRule, caller: Caller, verifiers: Verifiers): Promise<Verified | void> {
   const method = rule.method;
   switch (method.name) {
     case "trust":
@@ -28,8 +29,9 @@ export async function authenticate(rule: HbaRule, caller: Caller, verifiers: Ver
       return checkPeer(method, caller, rule, verifiers);
     case "ldap":
       return checkLdap(method, caller, rule, verifiers);
-    case "cert":
     case "oauth":
+      return checkOAuth(method, caller, rule, verifiers);
+    case "cert":
       return checkUnavailable(method, caller, rule, verifiers);
     default: {
       const unreachable: never = method;

@@ -59,8 +59,10 @@ export class VerifiedCallers {
     return this.entries?.has(key) ?? false;
   }
 
-  remember(key: string): void {
-    this.entries?.set(key, true);
+  /** Remember a success for the TTL, or for `forMs` when that is shorter (a token's remaining life). */
+  remember(key: string, forMs?: number): void {
+    if (forMs === undefined) this.entries?.set(key, true);
+    else if (forMs > 0) this.entries?.set(key, true, { ttl: Math.min(forMs, this.entries.ttl) });
   }
 
   clear(): void {

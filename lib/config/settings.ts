@@ -129,6 +129,34 @@ const Schema = z.object({
   HBAGATE_LDAP_TIMEOUT_MS: z.coerce.number().int().min(1).default(5000),
   /** PEM CA bundle for ldaps and StartTLS (verification is always on). */
   HBAGATE_LDAP_CA_FILE: z.string().optional(),
+  /** oauth lines: the `aud` a token must carry (one of its audiences); unset: not checked. */
+  HBAGATE_OAUTH_AUDIENCE: z.string().min(1).optional(),
+  /** PEM CA bundle trusted for the issuers' discovery documents and JWKS (verification is always on). */
+  HBAGATE_OAUTH_CA_FILE: z.string().optional(),
+  /** Accepted signature algorithms, comma-separated; asymmetric only (HS* and none are refused). */
+  HBAGATE_OAUTH_ALGORITHMS: z
+    .string()
+    .default("RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,ES512,EdDSA,Ed25519")
+    .transform((v) => v.split(",").map((a) => a.trim()).filter(Boolean))
+    .refine((list) => list.length > 0 && list.every((a) => /^(RS|PS|ES)(256|384|512)$|^EdDSA$|^Ed25519$|^ES256K$/.test(a)), "asymmetric JWS algorithms only (RS*, PS*, ES*, EdDSA, Ed25519)"),
+  /** Seconds of clock skew allowed on a token's exp and nbf. */
+  HBAGATE_OAUTH_LEEWAY_SECONDS: z.coerce.number().int().min(0).max(300).default(30),
+  /** The claim that is a token's identity (matched against the role, or through map=). */
+  HBAGATE_OAUTH_IDENTITY_CLAIM: z.string().min(1).default("sub"),
+  /** The claim naming the role a token asks for (/v1 without a user; delegate_ident_mapping=1). */
+  HBAGATE_OAUTH_ROLE_CLAIM: z.string().min(1).default("role"),
+  /** The role a bearer request on /v1 asks for when its token has no role claim; unset: such requests are refused. */
+  HBAGATE_OAUTH_DEFAULT_ROLE: z.string().min(1).optional(),
+  /** An issuer's keys are refetched in the background once this old. */
+  HBAGATE_OAUTH_KEYS_REFRESH_MS: z.coerce.number().int().min(1000).default(300_000),
+  /** Keys are used at most this long after their last successful fetch (how long an issuer outage is ridden out). */
+  HBAGATE_OAUTH_KEYS_MAX_STALE_MS: z.coerce.number().int().min(1000).default(3_600_000),
+  /** No second fetch for a token's unknown key id within this long of the last fetch. */
+  HBAGATE_OAUTH_KEYS_COOLDOWN_MS: z.coerce.number().int().min(0).default(30_000),
+  /** One discovery or JWKS fetch gives up after this long. */
+  HBAGATE_OAUTH_FETCH_TIMEOUT_MS: z.coerce.number().int().min(1).default(5000),
+  /** A discovery document or JWKS larger than this is refused. */
+  HBAGATE_OAUTH_FETCH_MAX_BYTES: z.coerce.number().int().min(1024).default(1 << 20),
   /** A Unix socket to listen on as well; its requests are hba `local` connections. */
   HBAGATE_UNIX_SOCKET: z.string().optional(),
   /** HTTPS on the TCP listener: both files, or neither. */

@@ -2,6 +2,7 @@
 // URL, and the credentials each framing decoded. Nothing here trusts a header
 // that a client could forge. Decoding never refuses a credential for being of
 // a kind the rules might not want: the matched line's method decides.
+import { decodeJwt } from "jose";
 import { clientAddress } from "./client-address.ts";
 import type { ConnectionFacts } from "../hba/match.ts";
 import { gatewayError, SQLSTATE } from "../errors.ts";
@@ -117,25 +118,49 @@ function decodeBasic(header: string): { user: string; password: string } {
 export interface CallerSettings {
   /** Role used when a request carries no credentials (for trust rules); none means such requests are refused. */
   readonly anonymousUser: string | undefined;
+  /**
+   * The role a bearer token asks for: its `claim` (read before verification,
+   * only to pick the hba line: the oauth method verifies the token, claim
+   * included), else `fallback`.
+   */
+  readonly bearerRole?: { readonly claim: string; readonly fallback: string | undefined };
+}
+
+/** A JWT's unverified claim, when it is a non-empty string. */
+function claimOf(token: string, claim: string): string | undefined {
+  try {
+    const value = decodeJwt(token)[claim];
+    return typeof value === "string" && value !== "" ? value : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
  * The standard framing: database from the path, credentials from
- * `Authorization`: Basic (user and password) or Bearer (a token, for the
- * anonymous user: the token names no role by itself).
+ * `Authorization`: Basic (user and password) or Bearer (a token: the role
+ * is its role claim, or the configured default role).
  */
 export function identifyCaller(peer: PeerInfo, database: string, authorization: string | undefined, settings: CallerSettings): Caller {
   const token = decodeBearer(authorization);
   let user: string | undefined;
   let password: string | undefined;
-  if (authorization !== undefined && token === undefined) {
+  if (token !== undefined) {
+    const role = settings.bearerRole;
+    user = (role && claimOf(token, role.claim)) ?? role?.fallback;
+    if (user === undefined) {
+      throw gatewayError(SQLSTATE.invalidAuthorizationSpecification, "no PostgreSQL user name specified", {
+        hint: `The bearer token names no role (claim "${role?.claim ?? "role"}") and HBAGATE_OAUTH_DEFAULT_ROLE is not set.`,
+      });
+    }
+  } else if (authorization !== undefined) {
     ({ user, password } = decodeBasic(authorization));
   } else {
     user = settings.anonymousUser;
   }
   if (user === undefined) {
     throw gatewayError(SQLSTATE.invalidAuthorizationSpecification, "no PostgreSQL user name specified", {
-      hint: "Send Authorization: Basic with user and password.",
+      hint: "Send Authorization: Basic with user and password, or Bearer with a token.",
     });
   }
   return callerFor(peer, database, user, [...(password === undefined ? [] : [{ kind: "password", password } as const]), ...(token === undefined ? [] : [{ kind: "bearer", token } as const])]);

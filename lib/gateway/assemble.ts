@@ -17,6 +17,7 @@ import { configuredRoleCredentials } from "../secrets/role-credentials.ts";
 import { SecretStore } from "../secrets/secret-store.ts";
 import { gatewayError, SQLSTATE } from "../errors.ts";
 import type { Platform } from "./platform.ts";
+import { IssuerKeys } from "../auth/oauth/issuer-keys.ts";
 
 export interface AssembledGateway {
   readonly app: Hono;
@@ -240,7 +241,7 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
     ident: () => config!.ident,
     peer: platform.peer,
     trustedProxies: settings.HBAGATE_TRUSTED_PROXIES,
-    caller: { anonymousUser },
+    caller: { anonymousUser, bearerRole: { claim: settings.HBAGATE_OAUTH_ROLE_CLAIM, fallback: settings.HBAGATE_OAUTH_DEFAULT_ROLE } },
     pools,
     environment: { isMember: (u, r) => membership?.isMember(u, r) ?? false, ...platform.host },
     maxBodyBytes: settings.HBAGATE_MAX_BODY_BYTES,
@@ -252,6 +253,18 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
       connectTimeoutMs: settings.HBAGATE_LDAP_CONNECT_TIMEOUT_MS,
       operationTimeoutMs: settings.HBAGATE_LDAP_TIMEOUT_MS,
       caFile: settings.HBAGATE_LDAP_CA_FILE === undefined ? undefined : platform.files.absolute(settings.HBAGATE_LDAP_CA_FILE),
+    },
+    oauth: platform.httpsGet && {
+      keys: new IssuerKeys(
+        platform.httpsGet,
+        { refreshMs: settings.HBAGATE_OAUTH_KEYS_REFRESH_MS, maxStaleMs: settings.HBAGATE_OAUTH_KEYS_MAX_STALE_MS, cooldownMs: settings.HBAGATE_OAUTH_KEYS_COOLDOWN_MS },
+        log,
+      ),
+      audience: settings.HBAGATE_OAUTH_AUDIENCE,
+      algorithms: settings.HBAGATE_OAUTH_ALGORITHMS,
+      leewaySeconds: settings.HBAGATE_OAUTH_LEEWAY_SECONDS,
+      identityClaim: settings.HBAGATE_OAUTH_IDENTITY_CLAIM,
+      roleClaim: settings.HBAGATE_OAUTH_ROLE_CLAIM,
     },
     verifiedCallers,
     configured,

@@ -7,6 +7,9 @@ import { authenticate } from "../auth/authenticate.ts";
 import { lockedOut, type FailureLimiter } from "../auth/failure-limiter.ts";
 import { failureAddressFor, failureKeyFor, successClearsFailures } from "../auth/failure-key.ts";
 import type { LdapPort } from "../auth/ldap-port.ts";
+import type { OAuthSettings } from "../auth/oauth/settings.ts";
+import type { Verified } from "../auth/authenticate.ts";
+import type { StartupSettings } from "../upstream/startup-settings.ts";
 import { noEntryMessage, refusalFor } from "../auth/messages.ts";
 import type { SharedFailures } from "../auth/shared-failures.ts";
 import type { VerifiedCallers } from "../auth/verified-callers.ts";
@@ -29,6 +32,7 @@ export interface CoreDeps {
   readonly pools: Pick<Pools, "use" | "login">;
   readonly environment: MatchEnvironment;
   readonly ldap: LdapPort;
+  readonly oauth?: OAuthSettings | undefined;
   readonly verifiedCallers: VerifiedCallers;
   readonly failureLimiter: FailureLimiter;
   /** The brake's failures as every instance counted them, where a shared store is configured. */
@@ -94,8 +98,9 @@ async function connect(caller: Caller): Promise<Lease> {
     identities.push(key);
     await attempt(key);
   };
+  let verified: Verified | void;
   try {
-    await authenticate(rule, caller, {
+    verified = await authenticate(rule, caller, {
       upstreamLogin,
       logOnce,
       verifierFile,
@@ -103,6 +108,7 @@ async function connect(caller: Caller): Promise<Lease> {
       roles: deps.environment,
       cache: deps.verifiedCallers,
       ldap: deps.ldap,
+      oauth: deps.oauth,
       log: deps.log,
       identified,
       ...(beforeVerify ? { beforeVerify } : {}),
@@ -123,10 +129,14 @@ async function connect(caller: Caller): Promise<Lease> {
     release();
   }
   const { database, user } = caller.facts;
+  // A bearer token's verified claims, for row-level security (PostgREST's request.jwt.claims),
+  // after the caller's own settings so that none of theirs can stand in for them. The session
+  // reset after the request removes them.
+  const settings: StartupSettings = verified?.claims ? [["request.jwt.claims", JSON.stringify(verified.claims)]] : [];
   return async (fn) => {
     try {
-      // A principal the platform named (peer, mapped to the role) is bounded on its own.
-      return await deps.pools.use(database, user, passwordOf(caller), caller.startup, fn, rule.method.name === "peer" ? principalOf(caller) : undefined);
+      // A principal the platform named (peer, mapped to the role), or a token's subject, is bounded on its own.
+      return await deps.pools.use(database, user, passwordOf(caller), caller.startup, fn, rule.method.name === "peer" ? principalOf(caller) : verified?.identity, settings);
     } catch (err) {
       throw loginRefusal(rule, caller, err);
     }

@@ -3,6 +3,7 @@
 // (lib/node for the Node server and Lambda, an edge runtime's own) hands it
 // these ports.
 import type { LdapAuthenticate } from "../auth/ldap-port.ts";
+import type { HttpsGet } from "../auth/oauth/issuer-keys.ts";
 import type { KeyedMac } from "../auth/verified-callers.ts";
 import type { ConfigSource } from "../config/source.ts";
 import type { GatewayDeps } from "../http/app.ts";
@@ -28,6 +29,8 @@ export interface Platform {
   readonly reachable: (host: string, port: number) => () => Promise<string>;
   /** The directory client for ldap lines; undefined where the runtime has none (those lines then answer 08001). */
   readonly ldap: LdapAuthenticate | undefined;
+  /** GET over verified HTTPS, for the oauth issuers' discovery documents and keys; undefined where the runtime cannot. */
+  readonly httpsGet: HttpsGet | undefined;
   /** Connections to the upstream. */
   readonly upstream: (settings: UpstreamSettings, credentials: RoleCredentials) => Pools;
   /** How the runtime tells who is connected. */

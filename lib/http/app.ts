@@ -184,6 +184,12 @@ export function createApp(deps: GatewayDeps): Hono {
       const target = parseNeonConnectionString(c.req.header("neon-connection-string"));
       // Neon's authToken rides in Authorization: Bearer beside the connection string.
       const token = decodeBearer(c.req.header("authorization"));
+      if (token !== undefined && target.password !== undefined) {
+        // Which one the line should weigh would be a guess: neither is used.
+        throw gatewayError(SQLSTATE.invalidAuthorizationSpecification, "a password and a bearer token together are refused", {
+          hint: "Send the connection string without a password when you send an authToken.",
+        });
+      }
       const credentials: Credential[] = [
         ...(target.password === undefined ? [] : [{ kind: "password", password: target.password } as const]),
         ...(token === undefined ? [] : [{ kind: "bearer", token } as const]),

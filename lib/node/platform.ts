@@ -9,6 +9,7 @@ import type { Platform } from "../gateway/platform.ts";
 import { authenticateLdap } from "../auth/ldap.ts";
 import { awsSecretFetcher } from "../secrets/aws.ts";
 import { Pools } from "../upstream/pools.ts";
+import { httpsGet } from "./https-get.ts";
 import { nodeMac } from "./node-mac.ts";
 import { reachableAtMostEvery } from "./reachable.ts";
 
@@ -34,6 +35,11 @@ export function nodePlatform(settings: Settings, options: NodePlatformOptions): 
     host: systemHost,
     reachable: (host, port) => reachableAtMostEvery(host, port),
     ldap: authenticateLdap,
+    httpsGet: httpsGet({
+      timeoutMs: settings.HBAGATE_OAUTH_FETCH_TIMEOUT_MS,
+      maxBytes: settings.HBAGATE_OAUTH_FETCH_MAX_BYTES,
+      ca: settings.HBAGATE_OAUTH_CA_FILE === undefined ? undefined : fileSource.readFile(absolutePath(settings.HBAGATE_OAUTH_CA_FILE)),
+    }),
     upstream: (upstreamSettings, credentials) => new Pools(upstreamSettings, credentials),
     peer: options.peer,
     embeddedUpstream: options.embeddedUpstream,

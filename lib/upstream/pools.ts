@@ -11,7 +11,7 @@ import type { StartupParameters } from "../connection/caller.ts";
 import { PreparedStatements } from "./prepared-statements.ts";
 import { createSession, NotStarted, type Session } from "./session.ts";
 import type { ServiceQuery } from "./service-query.ts";
-import { startupSettings } from "./startup-settings.ts";
+import { startupSettings, type StartupSettings } from "./startup-settings.ts";
 import { exhausted, WaitingRoom } from "./waiting-room.ts";
 import { ConnectionBudget } from "./connection-budget.ts";
 import { Lender, type Coordinator } from "./lender.ts";
@@ -83,6 +83,8 @@ export class Pools implements Coordinator {
     startup: StartupParameters,
     fn: (session: Session) => Promise<T>,
     identity?: string,
+    /** Settings of the gateway's own for this request (verified claims), applied after the caller's. */
+    verified: StartupSettings = [],
   ): Promise<T> {
     // Resolve a configured password first: if its secret cannot be had, fail now (08001),
     // not inside a login attempt.
@@ -96,7 +98,7 @@ export class Pools implements Coordinator {
     }
     if (password !== undefined) entry.password = password;
     // Startup parameters are the request's settings, not a pool of their own (startup-settings.ts).
-    const settings = startupSettings(startup);
+    const settings = [...startupSettings(startup), ...verified];
     // Identities the platform proved (peer principals) are bounded across the role's pools.
     const session = settings.length > 0 || identity !== undefined ? this.session(entry, { settings, identity }) : entry.session;
     for (let attempt = 1; ; attempt++) {

@@ -59,6 +59,7 @@ describe("runtime-neutral assembly", () => {
         host: { interfaces: () => [], reverseLookup: async () => undefined, forwardLookup: async () => [] },
         reachable: () => async () => "ok",
         ldap: undefined,
+        httpsGet: undefined,
         upstream: (s, c) => new Pools(s, c),
         peer: () => ({ transport: "host", address: "127.0.0.1", encrypted: true }),
         embeddedUpstream: undefined,

@@ -30,30 +30,36 @@ describe("credentials as each framing decodes them", () => {
     await cluster?.stop();
   });
 
-  const appFor = (anonymousUser: string | undefined) => createApp(testDeps(pools, RULES, { caller: { anonymousUser } }));
-  const bearer = { authorization: "Bearer eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln" };
+  const appFor = (anonymousUser: string | undefined, fallback?: string) =>
+    createApp(testDeps(pools, RULES, { caller: { anonymousUser, bearerRole: { claim: "role", fallback } } }));
+  const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
+  /** An unsigned-looking token: its role claim picks the line; only an oauth line would verify it. */
+  const tokenFor = (claims: Record<string, unknown>) => ({ authorization: `Bearer ${b64({ alg: "ES256" })}.${b64({ sub: "x", ...claims })}.c2ln` });
+  const bearer = tokenFor({});
 
-  test("/v1 with a Bearer token and an anonymous user: the rules run for that user (a trust line admits)", async () => {
-    const r = await postSql(appFor("app"), { query: "select current_user as u" }, bearer);
+  test("/v1 with a Bearer token: the role is its role claim, and the rules run for that role (a trust line admits)", async () => {
+    const r = await postSql(appFor(undefined), { query: "select current_user as u" }, tokenFor({ role: "app" }));
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.deepEqual(r.body.rows, [{ u: "app" }]);
+    // No role claim: the configured default role; never the anonymous user.
+    const fallback = await postSql(appFor("nobody", "app"), { query: "select current_user as u" }, bearer);
+    assert.deepEqual([fallback.status, fallback.body.rows], [200, [{ u: "app" }]], JSON.stringify(fallback.body));
   });
 
   test("/v1 with a Bearer token where the line wants a password: the method's own refusal (28P01), not a malformed header", async () => {
-    const r = await postSql(appFor("pw"), { query: "select 1" }, bearer);
+    const r = await postSql(appFor(undefined), { query: "select 1" }, tokenFor({ role: "pw" }));
     assert.deepEqual([r.status, r.body.error?.code, r.body.error?.message], [401, "28P01", 'password authentication failed for user "pw"']);
   });
 
-  test("/v1 with a Bearer token on an oauth line: the line's answer (refused: not available yet), and a reject line's own wording", async () => {
-    const oauth = await postSql(appFor("tok"), { query: "select 1" }, bearer);
-    assert.deepEqual([oauth.status, oauth.body.error?.code], [403, "28000"]);
-    assert.match(oauth.body.error?.message, /authentication method "oauth" is not available/);
-    const reject = await postSql(appFor("nobody"), { query: "select 1" }, bearer);
+  test("/v1 with a Bearer token on an oauth line without OAuth on the runtime: 08001 (fail closed), and a reject line's own wording", async () => {
+    const oauth = await postSql(appFor(undefined), { query: "select 1" }, tokenFor({ role: "tok" }));
+    assert.deepEqual([oauth.status, oauth.body.error?.code], [503, "08001"], JSON.stringify(oauth.body));
+    const reject = await postSql(appFor(undefined), { query: "select 1" }, tokenFor({ role: "nobody" }));
     assert.match(reject.body.error?.message, /^pg_hba.conf rejects connection/);
   });
 
-  test("a Bearer header without a user to apply it to: 'no user name', the same as no header", async () => {
-    const r = await postSql(appFor(undefined), { query: "select 1" }, bearer);
+  test("a Bearer token naming no role, with no default role: 'no user name' (the anonymous user is not used)", async () => {
+    const r = await postSql(appFor("app"), { query: "select 1" }, bearer);
     assert.deepEqual([r.status, r.body.error?.code, r.body.error?.message], [403, "28000", "no PostgreSQL user name specified"]);
   });
 
@@ -65,7 +71,7 @@ describe("credentials as each framing decodes them", () => {
     }
   });
 
-  test("/sql: Neon's connection string names the user, a Bearer header rides beside it; a password line still takes the string's password", async () => {
+  test("/sql: Neon's connection string names the user, a Bearer header rides beside it; a password and a token together are refused", async () => {
     const app = appFor(undefined);
     const sql = (user: string, password: string | undefined, headers: Record<string, string>) =>
       app.request("/sql", {
@@ -80,7 +86,9 @@ describe("credentials as each framing decodes them", () => {
     const trusted = await sql("app", undefined, bearer);
     assert.equal(trusted.status, 200, await trusted.clone().text());
     const withPassword = await sql("pw", "right", bearer);
-    assert.equal(withPassword.status, 200, await withPassword.clone().text());
+    const both = (await withPassword.json()) as { code?: string; message?: string };
+    assert.deepEqual([withPassword.status, both.code, both.message], [400, "28000", "a password and a bearer token together are refused"]);
+    assert.equal((await sql("pw", "right", {})).status, 200);
     const tokenOnly = await sql("pw", undefined, bearer);
     const body = (await tokenOnly.json()) as { code?: string; message?: string };
     assert.equal(body.code, "28P01", JSON.stringify(body));

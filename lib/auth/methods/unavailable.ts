@@ -4,6 +4,6 @@
 import { gatewayError, SQLSTATE } from "../../errors.ts";
 import type { MethodCheck } from "./verifiers.ts";
 
-export const checkUnavailable: MethodCheck<{ readonly name: "cert" | "oauth" }> = async (method) => {
+export const checkUnavailable: MethodCheck<{ readonly name: "cert" }> = async (method) => {
   throw gatewayError(SQLSTATE.invalidAuthorizationSpecification, `authentication method "${method.name}" is not available in this version of hbagate`);
 };

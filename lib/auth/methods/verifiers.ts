@@ -10,12 +10,15 @@ import type { VerifierFile } from "../verifier-file.ts";
 import type { LoginVerifier } from "../login-proof.ts";
 import type { LdapPort } from "../ldap-port.ts";
 import type { Log } from "../../log.ts";
+import type { OAuthSettings } from "../oauth/settings.ts";
 
 export interface Verifiers {
   /** pg_ident.conf maps, for `map=`. */
   readonly ident: IdentFile | undefined;
   readonly roles: Pick<MatchEnvironment, "isMember">;
   readonly ldap: LdapPort;
+  /** Issuers' keys and token rules for oauth lines; undefined where the runtime cannot fetch them. */
+  readonly oauth: OAuthSettings | undefined;
   readonly log: Log;
   logOnce: LoginVerifier["logOnce"];
   /** Log in upstream as the role with the caller's password (see login-proof.ts for what that proves). */
@@ -33,8 +36,15 @@ export interface Verifiers {
   readonly beforeVerify?: () => Promise<void>;
 }
 
+/** What a check learned that the request's session should carry: a bearer token's verified claims. */
+export interface Verified {
+  readonly claims?: Readonly<Record<string, unknown>>;
+  /** Who the caller is where that is not the role (a token's subject): bounded on its own in the pools. */
+  readonly identity?: string;
+}
+
 /** One method's check: resolves when the caller passes the line, throws the refusal (a GatewayError) otherwise. */
-export type MethodCheck<M> = (method: M, caller: Caller, rule: HbaRule, verifiers: Verifiers) => Promise<void>;
+export type MethodCheck<M> = (method: M, caller: Caller, rule: HbaRule, verifiers: Verifiers) => Promise<Verified | void>;
 
 /** Run `verify` unless the same credentials passed it recently; only successes are remembered. */
 export async function remembered(verifiers: Verifiers, parts: readonly string[], verify: () => Promise<void>): Promise<void> {

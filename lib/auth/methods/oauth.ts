@@ -1,0 +1,87 @@
+// `oauth` (PostgreSQL 18): the caller's bearer token, validated by the gateway
+// as PostgreSQL's validator module would: signed by a key of the line's
+// issuer (algorithm allow-list, never `none` nor a symmetric key), `iss`
+// exact, `aud` when configured, `exp`/`nbf` with a small leeway, every scope
+// of the line granted. Its identity (`sub` by default) must then be the
+// requested role, map to it through `map=`, or — with
+// delegate_ident_mapping=1 — the token's role claim must name it.
+// Every refusal reads the same to the caller (28000); why goes to the log.
+import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from "jose";
+import { bearerOf } from "../../connection/caller.ts";
+import { gatewayError, GatewayError, SQLSTATE } from "../../errors.ts";
+import type { OAuthOptions } from "../../hba/rule.ts";
+import { identAllows } from "../../ident/ident.ts";
+import type { OAuthSettings } from "../oauth/settings.ts";
+import type { MethodCheck } from "./verifiers.ts";
+
+const failed = (user: string) => gatewayError(SQLSTATE.invalidAuthorizationSpecification, `OAuth bearer authentication failed for user "${user}"`);
+
+/** The scopes a token grants: `scope` (RFC 8693, space-separated) or `scp` (a list, or a string). */
+function granted(payload: JWTPayload): Set<string> {
+  const out = new Set<string>();
+  for (const claim of [payload.scope, payload.scp]) {
+    if (typeof claim === "string") for (const s of claim.split(" ")) if (s) out.add(s);
+    if (Array.isArray(claim)) for (const s of claim) if (typeof s === "string") out.add(s);
+  }
+  return out;
+}
+
+export const checkOAuth: MethodCheck<{ readonly name: "oauth"; readonly map: string | undefined; readonly oauth: OAuthOptions }> = async (method, caller, rule, verifiers) => {
+  const { user } = caller.facts;
+  const token = bearerOf(caller);
+  const settings = verifiers.oauth;
+  const refuse = (why: string, extra: Record<string, unknown> = {}): never => {
+    verifiers.log({ level: "info", msg: "OAuth bearer token refused", reason: why, user, file: rule.file, line: rule.line, ...extra });
+    throw failed(user);
+  };
+  if (token === undefined) return refuse("no bearer token");
+  if (!settings) {
+    verifiers.log({ level: "error", msg: "an oauth line matched but OAuth is not configured on this runtime", file: rule.file, line: rule.line });
+    throw gatewayError(SQLSTATE.sqlclientUnableToEstablishSqlconnection, "could not fetch the OAuth issuer's signing keys");
+  }
+  // A token verified before is remembered until it expires, never longer.
+  const key = verifiers.cache.keyFor([rule.file, String(rule.line), method.name, user, token]);
+  // The key is the whole token: its claims are the ones verified then.
+  if (verifiers.cache.has(key)) {
+    const claims = decodeJwt(token);
+    return { claims, identity: String(claims[settings.identityClaim]) };
+  }
+  await verifiers.beforeVerify?.();
+  let kid: string | undefined;
+  try {
+    kid = decodeProtectedHeader(token).kid;
+  } catch {
+    return refuse("the token is not a JWS");
+  }
+  const { keys, issuer } = await settings.keys.keysFor(method.oauth.issuer, kid);
+  let payload: JWTPayload;
+  try {
+    ({ payload } = await jwtVerify(token, keys, {
+      issuer,
+      ...(settings.audience !== undefined ? { audience: settings.audience } : {}),
+      algorithms: [...settings.algorithms],
+      clockTolerance: settings.leewaySeconds,
+      requiredClaims: ["exp"],
+    }));
+  } catch (err) {
+    if (err instanceof GatewayError) throw err;
+    return refuse(err instanceof joseErrors.JOSEError ? err.code : "invalid token");
+  }
+  const scopes = granted(payload);
+  const missing = method.oauth.scope.split(" ").filter((s) => s && !scopes.has(s));
+  if (missing.length > 0) return refuse("a required scope is not granted", { missing });
+  const identity = payload[settings.identityClaim];
+  if (typeof identity !== "string" || identity === "") return refuse(`the token has no ${settings.identityClaim} claim`);
+  let allowed: boolean;
+  if (method.oauth.delegateIdentMapping) {
+    // The token decides which role it may use.
+    allowed = payload[settings.roleClaim] === user;
+  } else if (method.map !== undefined) {
+    allowed = verifiers.ident !== undefined && (await identAllows(verifiers.ident, method.map, identity, user, verifiers.roles));
+  } else {
+    allowed = identity === user;
+  }
+  if (!allowed) return refuse(method.map !== undefined ? `no match in usermap "${method.map}" for the token's identity` : "the token does not allow this role", { identity });
+  verifiers.cache.remember(key, (payload.exp ?? 0) * 1000 - Date.now());
+  return { claims: payload, identity };
+};

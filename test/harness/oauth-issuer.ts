@@ -1,0 +1,89 @@
+// A throwaway OAuth issuer for the oauth method's tests: a discovery document
+// and a JWKS over HTTPS, its certificate from a throwaway CA (openssl), keys
+// generated per run and rotatable; tokens signed with jose. It can be taken
+// down (an outage) and counts the fetches it answered.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:https";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from "jose";
+
+export interface SigningKey {
+  readonly kid: string;
+  readonly alg: string;
+  readonly privateKey: CryptoKey;
+  readonly publicJwk: JWK;
+}
+
+export interface Issuer {
+  /** The issuer identifier (https://localhost:port). */
+  readonly url: string;
+  /** PEM of the CA that signed the issuer's certificate. */
+  readonly caPem: string;
+  readonly caFile: string;
+  /** Keys published in the JWKS, newest first. */
+  keys: SigningKey[];
+  /** Answer 503 to everything while true. */
+  down: boolean;
+  /** Fetches answered, by path. */
+  readonly fetches: Map<string, number>;
+  newKey(alg?: string): Promise<SigningKey>;
+  /** A token signed by `key` (default: the newest), iss = this issuer, exp in an hour unless claims say otherwise. */
+  sign(claims: JWTPayload, options?: { key?: SigningKey; header?: Record<string, unknown> }): Promise<string>;
+  stop(): Promise<void>;
+}
+
+let counter = 0;
+
+export async function startIssuer(options: { documentIssuer?: (url: string) => string } = {}): Promise<Issuer> {
+  const dir = mkdtempSync(join(tmpdir(), "hbagate-issuer-"));
+  const run = (args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "ignore" });
+  run(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=hbagate test issuer CA", "-keyout", "ca.key", "-out", "ca.pem"]);
+  run(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "leaf.key", "-out", "leaf.csr"]);
+  writeFileSync(join(dir, "ext.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
+  run(["x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1", "-extfile", "ext.cnf", "-out", "leaf.pem"]);
+
+  const fetches = new Map<string, number>();
+  const issuer: Partial<Issuer> & { keys: SigningKey[]; down: boolean } = { keys: [], down: false };
+  let url = "";
+  const server: Server = createServer({ key: readFileSync(join(dir, "leaf.key")), cert: readFileSync(join(dir, "leaf.pem")) }, (req, res) => {
+    const path = (req.url ?? "/").split("?")[0]!;
+    if (issuer.down) {
+      res.writeHead(503).end();
+      return;
+    }
+    fetches.set(path, (fetches.get(path) ?? 0) + 1);
+    const json = (v: unknown) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(v));
+    if (path === "/.well-known/openid-configuration") return json({ issuer: options.documentIssuer ? options.documentIssuer(url) : url, jwks_uri: `${url}/jwks` });
+    if (path === "/jwks") return json({ keys: issuer.keys.map((k) => k.publicJwk) });
+    res.writeHead(404).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  url = `https://localhost:${(server.address() as AddressInfo).port}`;
+
+  const newKey = async (alg = "ES256"): Promise<SigningKey> => {
+    const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
+    const kid = `k${++counter}`;
+    const key = { kid, alg, privateKey, publicJwk: { ...(await exportJWK(publicKey)), kid, alg, use: "sig" } };
+    issuer.keys.unshift(key);
+    return key;
+  };
+  await newKey();
+
+  return Object.assign(issuer, {
+    url,
+    caPem: readFileSync(join(dir, "ca.pem"), "utf8"),
+    caFile: join(dir, "ca.pem"),
+    fetches,
+    newKey,
+    async sign(claims: JWTPayload, o: { key?: SigningKey; header?: Record<string, unknown> } = {}) {
+      const key = o.key ?? issuer.keys[0]!;
+      return new SignJWT({ iss: url, exp: Math.floor(Date.now() / 1000) + 3600, ...claims })
+        .setProtectedHeader({ alg: key.alg, kid: key.kid, ...o.header })
+        .sign(key.privateKey);
+    },
+    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  }) as Issuer;
+}
