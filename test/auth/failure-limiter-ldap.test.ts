@@ -12,6 +12,7 @@ import { createApp } from "../../lib/http/app.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { slapdMissing, startSlapd, type Slapd } from "../harness/slapd.ts";
 import { testDeps, testPools } from "../http/deps.ts";
+import { basic } from "../harness/http.ts";
 
 const BASE = "dc=example,dc=net";
 
@@ -59,7 +60,7 @@ describe("brute-force brake with LDAP", { skip: slapdMissing() ?? false }, () =>
   const ask = async (database: string, user: string, password: string, headers: Record<string, string> = {}) => {
     const res = await gateway.request(`/v1/${database}/sql`, {
       method: "POST",
-      headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from(`${user}:${password}`).toString("base64"), ...headers },
+      headers: { "content-type": "application/json", authorization: basic(user, password), ...headers },
       body: '{"query":"select 1"}',
     });
     return { status: res.status, code: ((await res.json()) as { error?: { code: string } }).error?.code };

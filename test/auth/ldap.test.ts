@@ -13,6 +13,7 @@ import { freeClosedPort, slapdMissing, startBlackhole, startSlapd, type Blackhol
 import { reasons } from "../harness/prerequisites.ts";
 import { Responses } from "../harness/responses.ts";
 import { testDeps, testPools } from "../http/deps.ts";
+import { basic } from "../harness/http.ts";
 
 const BASE = "dc=example,dc=net";
 
@@ -74,7 +75,7 @@ describe("LDAP authentication", { skip: reasons(slapdMissing(), flavorMissing("d
     const started = Date.now();
     const res = await via.request("/v1/postgres/sql", {
       method: "POST",
-      headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from(`${user}:${password}`).toString("base64") },
+      headers: { "content-type": "application/json", authorization: basic(user, password) },
       body: JSON.stringify({ query: "select current_user as u" }),
     });
     const body = (await res.json()) as { rows?: { u: string }[]; error?: { code: string; message: string } };
@@ -138,7 +139,7 @@ describe("LDAP authentication", { skip: reasons(slapdMissing(), flavorMissing("d
     peer = { transport: "host", address: "10.1.0.14", encrypted: false };
     const res = await withSecrets.request("/v1/postgres/sql", {
       method: "POST",
-      headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from("test1:secret1").toString("base64") },
+      headers: { "content-type": "application/json", authorization: basic("test1", "secret1") },
       body: JSON.stringify({ query: "select current_user as u" }),
     });
     assert.equal(res.status, 200, await res.clone().text());

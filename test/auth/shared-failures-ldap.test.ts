@@ -13,6 +13,7 @@ import type { Pools } from "../../lib/upstream/pools.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { slapdMissing, startSlapd, type Slapd } from "../harness/slapd.ts";
 import { testDeps, testPools } from "../http/deps.ts";
+import { basic } from "../harness/http.ts";
 
 const BASE = "dc=example,dc=net";
 const LOCK_AFTER = 3;
@@ -54,7 +55,7 @@ describe("the shared brake and LDAP aliases", { skip: slapdMissing() ?? false },
     const ask = async (user: string, password: string) => {
       const res = await instance().request("/v1/postgres/sql", {
         method: "POST",
-        headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from(`${user}:${password}`).toString("base64") },
+        headers: { "content-type": "application/json", authorization: basic(user, password) },
         body: '{"query":"select 1"}',
       });
       return res.status;

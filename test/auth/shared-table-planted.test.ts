@@ -12,6 +12,7 @@ import { loadSettings } from "../../lib/config/settings.ts";
 import type { LogEvent } from "../../lib/log.ts";
 import { startGateway, type RunningGateway } from "../../lib/node/gateway.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
+import { basic } from "../harness/http.ts";
 
 const TABLE = "hbagate_failures";
 const LOCK_AFTER = 3;
@@ -74,7 +75,7 @@ describe("a shared failure table planted by a database user", () => {
   const ask = async (g: RunningGateway, user: string, password: string) => {
     const res = await fetch(`${g.urls[0]}/v1/postgres/sql`, {
       method: "POST",
-      headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from(`${user}:${password}`).toString("base64") },
+      headers: { "content-type": "application/json", authorization: basic(user, password) },
       body: JSON.stringify({ query: "select 1 as n" }),
     });
     const body = (await res.json()) as { error?: { code?: string } };

@@ -10,6 +10,7 @@ import { createApp } from "../../lib/http/app.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { testDeps, testPools } from "../http/deps.ts";
+import { basic } from "../harness/http.ts";
 
 const ROUNDS = 20;
 /** How far apart the two medians may be (either way). */
@@ -42,7 +43,7 @@ describe("unknown user vs wrong password, verified by upstream login", () => {
       const started = process.hrtime.bigint();
       const res = await app.request("/v1/postgres/sql", {
         method: "POST",
-        headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from(`${user}:${password}`).toString("base64") },
+        headers: { "content-type": "application/json", authorization: basic(user, password) },
         body: '{"query":"select 1"}',
       });
       const body = await res.text();

@@ -16,6 +16,7 @@ import type { LogEvent } from "../../lib/log.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { flavorMissing, startCluster, type Cluster, type Flavor } from "../harness/postgres.ts";
 import { testDeps, testPools } from "../http/deps.ts";
+import { basic } from "../harness/http.ts";
 
 const PASSWORD = "pw-Καλημέρα-1";
 const LINE_METHODS = ["password", "md5", "scram-sha-256"] as const;
@@ -33,7 +34,6 @@ const RULES = LINE_METHODS.map((m) => `host all all ${ADDRESS[m]}/32 ${m}`).join
 /** A CA that signed nothing the server has. */
 const OTHER_CA = execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=other-ca", "-keyout", "/dev/null"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
 
-const basic = (user: string, password: string) => "Basic " + Buffer.from(`${user}:${password}`).toString("base64");
 
 async function setUpRoles(cluster: Cluster): Promise<void> {
   await cluster.sql.unsafe(`create role ${STORED.scram} login password '${PASSWORD}'`);

@@ -11,6 +11,7 @@ import { createApp } from "../../lib/http/app.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { testDeps, testPools } from "../http/deps.ts";
+import { basic } from "../harness/http.ts";
 
 describe("refusals after verification", () => {
   let cluster: Cluster;
@@ -28,7 +29,6 @@ describe("refusals after verification", () => {
     await cluster?.stop();
   });
 
-  const basic = (user: string, password: string) => "Basic " + Buffer.from(`${user}:${password}`).toString("base64");
   const ask = async (app: ReturnType<typeof createApp>, db: string, user: string, password: string) => {
     const res = await app.request(`/v1/${db}/sql`, { method: "POST", headers: { "content-type": "application/json", authorization: basic(user, password) }, body: '{"query":"select 1"}' });
     return { status: res.status, body: await res.text() };

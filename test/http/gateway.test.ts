@@ -15,6 +15,7 @@ import { parseTrustedProxies } from "../../lib/connection/forwarded.ts";
 import { parseVerifierFile } from "../../lib/auth/verifier-file.ts";
 import { Responses } from "../harness/responses.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
+import { basic } from "../harness/http.ts";
 
 const RULES = `
 host all     all     10.0.0.1/32  trust
@@ -59,7 +60,6 @@ describe("gateway main path", () => {
     await cluster?.stop();
   });
 
-  const basic = (user: string, password: string) => "Basic " + Buffer.from(`${user}:${password}`).toString("base64");
   async function post(body: unknown, opts: { auth?: string; address?: string; encrypted?: boolean; raw?: string; db?: string } = {}) {
     peer = { transport: "host", address: opts.address ?? "10.0.0.1", encrypted: opts.encrypted ?? false };
     const res = await app.request(`/v1/${opts.db ?? "postgres"}/sql`, {

@@ -12,6 +12,7 @@ import { GatewayError } from "../../lib/errors.ts";
 import { eventually } from "../harness/eventually.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { testDeps, testPools } from "./deps.ts";
+import { basic } from "../harness/http.ts";
 
 describe("pools under load and disconnects", () => {
   let cluster: Cluster;
@@ -35,7 +36,6 @@ describe("pools under load and disconnects", () => {
     await cluster?.stop();
   });
 
-  const auth = (user: string) => "Basic " + Buffer.from(`${user}:`).toString("base64");
   const backends = async () =>
     (await cluster.sql<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where usename in ('r1', 'r2', 'r3')`)[0]!.n;
   const active = async (user: string, query: string) =>
@@ -54,7 +54,7 @@ describe("pools under load and disconnects", () => {
       Array.from({ length: 200 }, (_, i) =>
         fetch(`${base}/v1/postgres/sql`, {
           method: "POST",
-          headers: { "content-type": "application/json", authorization: auth(`r${(i % 3) + 1}`) },
+          headers: { "content-type": "application/json", authorization: basic(`r${(i % 3) + 1}`) },
           body: JSON.stringify({ query: "select pg_sleep(0.01), $1::int as i", params: [i] }),
         }).then(async (r) => [r.status, ((await r.json()) as { rows?: { i: number }[] }).rows?.[0]?.i] as const),
       ),
@@ -75,7 +75,7 @@ describe("pools under load and disconnects", () => {
     const tight = testPools(cluster.port, { max: 1, maxTotal: 1, connectTimeout: 1, statementTimeout: 20_000 });
     const app = createApp(testDeps(tight, "host all all all trust\n"));
     const ask = (user: string, query: string) =>
-      app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: auth(user) }, body: JSON.stringify({ query }) });
+      app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: basic(user) }, body: JSON.stringify({ query }) });
     const busy = ask("r1", "select pg_sleep(2)");
     await eventually(async () => (await active("r1", "select pg_sleep(2)")) === 1, { what: "r1's statement to run" });
     const refused = await ask("r2", "select 1");
@@ -96,7 +96,7 @@ describe("pools under load and disconnects", () => {
     const finished: string[] = [];
     const ask = async (query: string, name = query) => {
       const started = Date.now();
-      const res = await app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: auth("r1") }, body: JSON.stringify({ query }) });
+      const res = await app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: basic("r1") }, body: JSON.stringify({ query }) });
       finished.push(name);
       return { status: res.status, code: ((await res.json()) as { error?: { code: string } }).error?.code, ms: Date.now() - started };
     };
@@ -123,7 +123,7 @@ describe("pools under load and disconnects", () => {
     try {
       const url = `${own.urls[0]}/v1/postgres/sql`;
       const marker = `select pg_sleep(30) /* disconnect-${Date.now()} */`;
-      const req = httpRequest(url, { method: "POST", headers: { "content-type": "application/json", authorization: auth("r1") } });
+      const req = httpRequest(url, { method: "POST", headers: { "content-type": "application/json", authorization: basic("r1") } });
       req.on("error", () => {});
       req.end(JSON.stringify({ query: marker }));
       const running = async () =>
@@ -137,7 +137,7 @@ describe("pools under load and disconnects", () => {
       // which is left idle (not in a transaction), and no other connection was opened for it.
       const res = await fetch(url, {
         method: "POST",
-        headers: { "content-type": "application/json", authorization: auth("r1") },
+        headers: { "content-type": "application/json", authorization: basic("r1") },
         body: '{"query":"select pg_backend_pid() as pid"}',
       });
       const body = (await res.json()) as { rows?: { pid: number }[] };

@@ -52,8 +52,6 @@ export function functionUrlEvent(body: unknown, o: EventOptions = {}) {
   };
 }
 
-export const basic = (user: string, password = "") => "Basic " + Buffer.from(`${user}:${password}`).toString("base64");
-
 /** The JSON Lambda would send back for this result: what its payload limit measures. */
 export const payloadBytes = (r: LambdaResult) => Buffer.byteLength(JSON.stringify(r));
 

@@ -10,7 +10,8 @@ import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { basic, buildHandler, functionUrlEvent } from "./events.ts";
+import { buildHandler, functionUrlEvent } from "./events.ts";
+import { basic } from "../harness/http.ts";
 
 const MiB = 1024 * 1024;
 

@@ -12,7 +12,8 @@ import { after, before, describe, test } from "node:test";
 import { LAMBDA_MAX_RESPONSE_BYTES, LAMBDA_RESPONSE_PAYLOAD_BYTES, loadLambdaSettings } from "../../lib/config/settings.ts";
 import { jsonStringLength } from "../../lib/query/limits.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { basic, buildHandler, errorOf, functionUrlEvent, importHandler, payloadBytes, type Handler } from "./events.ts";
+import { buildHandler, errorOf, functionUrlEvent, importHandler, payloadBytes, type Handler } from "./events.ts";
+import { basic } from "../harness/http.ts";
 
 const MiB = 1024 * 1024;
 

@@ -11,7 +11,8 @@ import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { flavorMissing, startCluster, type Cluster } from "../harness/postgres.ts";
-import { basic, buildHandler, functionUrlEvent } from "./events.ts";
+import { buildHandler, functionUrlEvent } from "./events.ts";
+import { basic } from "../harness/http.ts";
 
 interface Outcome {
   readonly status: number;

@@ -13,6 +13,7 @@ import { loadSettings } from "../../lib/config/settings.ts";
 import type { LogEvent } from "../../lib/log.ts";
 import { startGateway, type RunningGateway } from "../../lib/node/gateway.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
+import { basic } from "../harness/http.ts";
 
 interface Reply {
   status: number;
@@ -21,7 +22,7 @@ interface Reply {
 
 function call(target: { socketPath: string } | { url: string }, body: unknown, user = "app", password = ""): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const headers = { "content-type": "application/json", authorization: "Basic " + Buffer.from(`${user}:${password}`).toString("base64") };
+    const headers = { "content-type": "application/json", authorization: basic(user, password) };
     const onResponse = (res: import("node:http").IncomingMessage) => {
       let text = "";
       res.on("data", (d: Buffer) => (text += d.toString()));
@@ -109,7 +110,7 @@ describe("the Node server", () => {
   function rawPost(chunks: readonly string[], headers: Record<string, string> = {}): Promise<Reply> {
     return new Promise((resolve, reject) => {
       const req = httpRequest(
-        { socketPath: join(dir, "hbagate.sock"), path: "/v1/postgres/sql", method: "POST", headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from("app:").toString("base64"), ...headers } },
+        { socketPath: join(dir, "hbagate.sock"), path: "/v1/postgres/sql", method: "POST", headers: { "content-type": "application/json", authorization: basic("app"), ...headers } },
         (res) => {
           let text = "";
           res.on("data", (d: Buffer) => (text += d.toString()));

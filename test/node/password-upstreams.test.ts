@@ -12,8 +12,8 @@ import type { LogEvent } from "../../lib/log.ts";
 import { startGateway, type RunningGateway } from "../../lib/node/gateway.ts";
 import { startEmbeddedUpstream } from "../../lib/upstream/embedded.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
+import { basic } from "../harness/http.ts";
 
-const basic = (user: string, password: string) => "Basic " + Buffer.from(`${user}:${password}`).toString("base64");
 
 async function ask(url: string, auth: string): Promise<{ status: number; body: Record<string, any> }> {
   const res = await fetch(`${url}/v1/postgres/sql`, { method: "POST", headers: { "content-type": "application/json", authorization: auth }, body: '{"query":"select 1 as one"}' });

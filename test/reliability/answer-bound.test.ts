@@ -11,6 +11,7 @@ import { loadSettings } from "../../lib/config/settings.ts";
 import type { LogEvent } from "../../lib/log.ts";
 import { startGateway, type RunningGateway } from "../../lib/node/gateway.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
+import { basic } from "../harness/http.ts";
 
 describe("the answer bound, notices, and what a 507 says of a write", () => {
   let cluster: Cluster;
@@ -46,7 +47,7 @@ describe("the answer bound, notices, and what a 507 says of a write", () => {
   const ask = async (query: string) => {
     const res = await fetch(`${g.urls[0]}/v1/postgres/sql`, {
       method: "POST",
-      headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from("alice:pw").toString("base64") },
+      headers: { "content-type": "application/json", authorization: basic("alice", "pw") },
       body: JSON.stringify({ query }),
     });
     return { status: res.status, body: (await res.json()) as { rows?: unknown[]; error?: { code?: string; message?: string } } };

@@ -8,6 +8,7 @@ import { createApp } from "../../lib/http/app.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { testDeps, testPools } from "../http/deps.ts";
+import { basic } from "../harness/http.ts";
 
 describe("fair use of the upstream", () => {
   let cluster: Cluster;
@@ -59,7 +60,7 @@ describe("fair use of the upstream", () => {
     const started = Date.now();
     const res = await app.request("/v1/postgres/sql", {
       method: "POST",
-      headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from("app:").toString("base64") },
+      headers: { "content-type": "application/json", authorization: basic("app") },
       body: JSON.stringify({ queries: [{ query: "set local statement_timeout = 0" }, { query: "select pg_sleep(30)" }] }),
     });
     const body = (await res.json()) as { error: { code: string; message: string } };
@@ -238,7 +239,7 @@ describe("connections counted one by one", () => {
     const started = Date.now();
     const res = await app.request("/v1/postgres/sql", {
       method: "POST",
-      headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from("waiter:").toString("base64") },
+      headers: { "content-type": "application/json", authorization: basic("waiter") },
       body: JSON.stringify({ query: "insert into t_deadline values (1)" }),
     });
     const waited = Date.now() - started;
@@ -264,7 +265,7 @@ describe("connections counted one by one", () => {
         app.request("/v1/postgres/sql", {
           method: "POST",
           signal: gone.signal,
-          headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from("leaver:").toString("base64") },
+          headers: { "content-type": "application/json", authorization: basic("leaver") },
           body: JSON.stringify({ query: "insert into t_left values (1)" }),
         }),
       ).then((r) => r.status, () => 0);

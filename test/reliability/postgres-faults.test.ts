@@ -12,6 +12,7 @@ import postgres from "postgres";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { eventually } from "../harness/eventually.ts";
 import { freePort } from "../harness/process.ts";
+import { basic } from "../harness/http.ts";
 
 async function gatewayFor(port: number, extra: Record<string, string> = {}): Promise<RunningGateway> {
   const dir = mkdtempSync(join(tmpdir(), "hbagate-faults-"));
@@ -36,7 +37,7 @@ async function gatewayFor(port: number, extra: Record<string, string> = {}): Pro
 async function ask(g: RunningGateway, body: unknown, timeoutMs = 15_000) {
   const res = await fetch(`${g.urls[0]}/v1/postgres/sql`, {
     method: "POST",
-    headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from("app:").toString("base64") },
+    headers: { "content-type": "application/json", authorization: basic("app") },
     body: JSON.stringify(body),
     signal: AbortSignal.timeout(timeoutMs),
   });

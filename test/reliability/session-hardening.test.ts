@@ -10,6 +10,7 @@ import { Pools } from "../../lib/upstream/pools.ts";
 import { eventually } from "../harness/eventually.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { testDeps, testPools } from "../http/deps.ts";
+import { basic } from "../harness/http.ts";
 
 describe("session hardening", () => {
   let cluster: Cluster;
@@ -85,7 +86,7 @@ describe("session hardening", () => {
     const p = pools({ max: 1, maxTotal: 2, queueTimeoutMs: 1000, statementTimeout: 10_000 });
     const app = createApp(testDeps(p, "host all all all trust\n", { caller: { anonymousUser: undefined } }));
     const ask = (user: string, query: string) =>
-      app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from(`${user}:`).toString("base64") }, body: JSON.stringify({ query }) });
+      app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: basic(user) }, body: JSON.stringify({ query }) });
     const holders = [ask("r1", "select pg_sleep(4)"), ask("r2", "select pg_sleep(4)")];
     // A holder's statement runs (not a guessed 300 ms). Only one does: with maxTotal 2 the
     // second holder waits for room like the others (as it did after the old 300 ms).

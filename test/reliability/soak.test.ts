@@ -13,6 +13,7 @@ import { nodePeer, startListeners, type Listening } from "../../lib/node/listene
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { testDeps, testPools } from "../http/deps.ts";
+import { basic } from "../harness/http.ts";
 
 const TOTAL = 3000;
 const WARM_UP = 1000;
@@ -43,13 +44,12 @@ describe("soak", () => {
     await cluster?.stop();
   });
 
-  const auth = (user: string, password = "") => "Basic " + Buffer.from(`${user}:${password}`).toString("base64");
   const KINDS = [
-    { body: { query: "select $1::int as n", params: [7] }, user: auth("s1"), expect: 200 },
-    { body: { queries: [{ query: "insert into t (v) values ($1)", params: [1] }, { query: "select count(*) from t" }] }, user: auth("s1"), expect: 200 },
-    { body: { query: "select * from missing_table" }, user: auth("s1"), expect: 400 },
-    { body: { query: "select 1" }, user: auth("s2", "wrong"), expect: 401 },
-    { body: { query: "select 1" }, user: auth("s2", "pw2"), expect: 200 },
+    { body: { query: "select $1::int as n", params: [7] }, user: basic("s1"), expect: 200 },
+    { body: { queries: [{ query: "insert into t (v) values ($1)", params: [1] }, { query: "select count(*) from t" }] }, user: basic("s1"), expect: 200 },
+    { body: { query: "select * from missing_table" }, user: basic("s1"), expect: 400 },
+    { body: { query: "select 1" }, user: basic("s2", "wrong"), expect: 401 },
+    { body: { query: "select 1" }, user: basic("s2", "pw2"), expect: 200 },
   ] as const;
 
   test(`${TOTAL} mixed requests at ${CONCURRENCY} concurrent`, async (t) => {

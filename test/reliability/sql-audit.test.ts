@@ -11,6 +11,7 @@ import type { Pools } from "../../lib/upstream/pools.ts";
 import { eventually } from "../harness/eventually.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { testDeps, testPools } from "../http/deps.ts";
+import { basic } from "../harness/http.ts";
 
 const HOSTILE = "'); drop table victims; --";
 
@@ -35,7 +36,7 @@ describe("SQL audit", () => {
     const post = (body: unknown, headers: Record<string, string> = {}) =>
       app.request("/v1/postgres/sql", {
         method: "POST",
-        headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from("auditee:").toString("base64"), ...headers },
+        headers: { "content-type": "application/json", authorization: basic("auditee"), ...headers },
         body: JSON.stringify(body),
       });
     assert.equal((await post({ query: "select $1::text as v", params: [HOSTILE] })).status, 200);

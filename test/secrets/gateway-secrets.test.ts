@@ -15,6 +15,7 @@ import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { clientConnectionsOpen } from "../harness/process.ts";
 import { Responses } from "../harness/responses.ts";
 import { fakeClient, startFakeSecretsManager, type FakeSecretsManager } from "../harness/secrets-manager.ts";
+import { basic } from "../harness/http.ts";
 
 const TTL_MS = 1000;
 /** Made by PostgreSQL 15 for the password "correct horse" (as in test/auth/verifier-file.test.ts). */
@@ -78,7 +79,7 @@ describe("configuration and credentials from Secrets Manager", () => {
   const ask = async (query = "select current_user as u", user = "svc", password = "") => {
     const res = await fetch(`${gateway.urls[0]}/v1/postgres/sql`, {
       method: "POST",
-      headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from(`${user}:${password}`).toString("base64") },
+      headers: { "content-type": "application/json", authorization: basic(user, password) },
       body: JSON.stringify({ query }),
     });
     return { status: res.status, body: (await res.json()) as Record<string, any> };
@@ -123,7 +124,7 @@ describe("configuration and credentials from Secrets Manager", () => {
         const requestContext = { authorizer: { iam: { userArn: `arn:aws:iam::123456789012:user/ci/${principal}` } } };
         const res = await lambda.app.request(
           "/v1/postgres/sql",
-          { method: "POST", headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from("svc:").toString("base64") }, body: '{"query":"select current_user as u"}' },
+          { method: "POST", headers: { "content-type": "application/json", authorization: basic("svc") }, body: '{"query":"select current_user as u"}' },
           { requestContext },
         );
         return { status: res.status, body: (await res.json()) as Record<string, any> };

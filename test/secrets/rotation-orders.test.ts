@@ -15,6 +15,7 @@ import type { LogEvent } from "../../lib/log.ts";
 import { startGateway, type RunningGateway } from "../../lib/node/gateway.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { fakeClient, startFakeSecretsManager, type FakeSecretsManager } from "../harness/secrets-manager.ts";
+import { basic } from "../harness/http.ts";
 
 const TTL_MS = 1000;
 
@@ -56,7 +57,7 @@ describe("rotation of a role's secret in either order, mid-traffic", () => {
   const ask = async () => {
     const res = await fetch(`${gateway.urls[0]}/v1/postgres/sql`, {
       method: "POST",
-      headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from("app:").toString("base64") },
+      headers: { "content-type": "application/json", authorization: basic("app") },
       body: JSON.stringify({ query: "select current_user as u" }),
     });
     const body = (await res.json()) as { error?: { code?: string } };
