@@ -4,7 +4,6 @@
 // when the line is its own.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { execFileSync } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import postgres from "postgres";
@@ -16,6 +15,7 @@ import type { LogEvent } from "../../lib/log.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { flavorMissing, startCluster, type Cluster, type Flavor } from "../harness/postgres.ts";
 import { testDeps, testPools } from "../http/deps.ts";
+import { selfSignedPem } from "../harness/certs.ts";
 import { basic } from "../harness/http.ts";
 
 const PASSWORD = "pw-Καλημέρα-1";
@@ -32,7 +32,7 @@ const ADDRESS: Record<LineMethod, string> = { password: "10.0.0.1", md5: "10.0.0
 const RULES = LINE_METHODS.map((m) => `host all all ${ADDRESS[m]}/32 ${m}`).join("\n") + "\n";
 
 /** A CA that signed nothing the server has. */
-const OTHER_CA = execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=other-ca", "-keyout", "/dev/null"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+const OTHER_CA = selfSignedPem({ cn: "other-ca" }).cert;
 
 
 async function setUpRoles(cluster: Cluster): Promise<void> {

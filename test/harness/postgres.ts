@@ -6,13 +6,14 @@
 // needed for features Debian's 15 lacks (regex, include, line continuation).
 // PostgreSQL refuses to run as root, so under root the server runs as the
 // `postgres` system user (or `nobody`), via spawn's uid/gid.
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import postgres from "postgres";
+import { selfSigned } from "./certs.ts";
 import { eventually } from "./eventually.ts";
 import { freePort, unprivilegedUser, type RunAs } from "./process.ts";
 import { missingCommands, missingPaths, reasons } from "./prerequisites.ts";
@@ -169,12 +170,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     ...options.settings,
   };
   if (options.ssl) {
-    const key = join(dataDir, "server.key");
-    const crt = join(dataDir, "server.crt");
-    execFileSync("openssl", [
-      "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
-      "-keyout", key, "-out", crt,
-    ], { stdio: "ignore" });
+    const { keyFile: key, certFile: crt } = selfSigned(dataDir, "server", { cn: "localhost" });
     await own(key, as, 0o600);
     await own(crt, as, 0o644);
     conf.ssl = "on";

@@ -14,9 +14,10 @@
 // Under root everything runs as the `openldap` system user (or `nobody`) via
 // spawn's uid/gid, and the files are owned by it; slapd never needs root here.
 import { fileURLToPath } from "node:url";
+import { makeCa } from "./certs.ts";
 import { freePort, unprivilegedUser, type RunAs } from "./process.ts";
 import { corpusMissing, missingCommands, missingPaths, reasons } from "./prerequisites.ts";
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { chmod, chown, mkdir, mkdtemp, open, readFile, readdir, rm, writeFile } from "node:fs/promises";
@@ -226,43 +227,12 @@ function ssha(password: string): string {
   return "{SSHA}" + Buffer.concat([digest, salt]).toString("base64");
 }
 
-async function makeCertificates(dir: string): Promise<{ ca: string; wrongCa: string; cert: string; key: string }> {
-  const ca = join(dir, "ca.crt");
-  const caKey = join(dir, "ca.key");
-  const wrongCa = join(dir, "wrong-ca.crt");
-  const wrongCaKey = join(dir, "wrong-ca.key");
-  const key = join(dir, "server.key");
-  const csr = join(dir, "server.csr");
-  const cert = join(dir, "server.crt");
-  const ext = join(dir, "server.ext");
-  const openssl = (args: readonly string[]) => run("openssl", args, undefined);
-  const caArgs = (keyOut: string, certOut: string, cn: string) => [
-    "req", "-x509", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-    "-days", "2", "-subj", `/O=hbagate tests/CN=${cn}`, "-keyout", keyOut, "-out", certOut,
-    "-addext", "basicConstraints=critical,CA:TRUE",
-    "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-  ];
-  await openssl(caArgs(caKey, ca, "hbagate test CA"));
-  await openssl(caArgs(wrongCaKey, wrongCa, "hbagate unrelated CA"));
-  await openssl([
-    "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-    "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", csr,
-  ]);
-  await writeFile(
-    ext,
-    [
-      "basicConstraints=critical,CA:FALSE",
-      "keyUsage=critical,digitalSignature,keyEncipherment",
-      "extendedKeyUsage=serverAuth",
-      "subjectAltName=IP:127.0.0.1,DNS:localhost",
-      "",
-    ].join("\n"),
-  );
-  await openssl([
-    "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", caKey, "-set_serial", `0x${randomBytes(8).toString("hex")}`,
-    "-days", "2", "-extfile", ext, "-out", cert,
-  ]);
-  return { ca, wrongCa, cert, key };
+/** The server's certificate from a throwaway CA, and an unrelated CA that must not verify it. */
+function makeCertificates(dir: string): { ca: string; wrongCa: string; cert: string; key: string } {
+  const ca = makeCa(dir, "ca", { o: "hbagate tests", cn: "hbagate test CA" });
+  const wrongCa = makeCa(dir, "wrong-ca", { o: "hbagate tests", cn: "hbagate unrelated CA" });
+  const server = ca.issue("server", { cn: "127.0.0.1", serverFor: ["IP:127.0.0.1", "DNS:localhost"] });
+  return { ca: ca.certFile, wrongCa: wrongCa.certFile, cert: server.certFile, key: server.keyFile };
 }
 
 function slapdConf(dir: string, dbDir: string, tls: { ca: string; cert: string; key: string }): string {
@@ -396,8 +366,7 @@ export async function startSlapd(): Promise<Slapd> {
     await chmod(dir, 0o755);
     const dbDir = join(dir, "db");
     await mkdir(dbDir, { mode: 0o700 });
-    const tls = await makeCertificates(dir);
-    for (const f of [tls.key, join(dir, "ca.key"), join(dir, "wrong-ca.key")]) await chmod(f, 0o600);
+    const tls = makeCertificates(dir);
     const confPath = join(dir, "slapd.conf");
     await writeFile(confPath, slapdConf(dir, dbDir, tls), { mode: 0o600 });
     const ldifPath = join(dir, "data.ldif");

@@ -2,7 +2,6 @@
 // listener is hba `local`, the HTTPS listener makes requests encrypted, and a
 // reload swaps the configuration only when all of it is valid.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
@@ -13,6 +12,7 @@ import { loadSettings } from "../../lib/config/settings.ts";
 import type { LogEvent } from "../../lib/log.ts";
 import { startGateway, type RunningGateway } from "../../lib/node/gateway.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
+import { selfSigned } from "../harness/certs.ts";
 import { basic } from "../harness/http.ts";
 
 interface Reply {
@@ -64,8 +64,7 @@ describe("the Node server", () => {
     await cluster.sql.unsafe("create role svc login password 'svc-upstream-pw'");
     await cluster.writeHba("host all app 127.0.0.1/32 trust\nhost all svc 127.0.0.1/32 scram-sha-256\n", { reload: true });
     dir = mkdtempSync(join(tmpdir(), "hbagate-node-"));
-    execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-      "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")], { stdio: "ignore" });
+    const tls = selfSigned(dir, "cert", { cn: "localhost" });
     writeFileSync(join(dir, "pg_hba.conf"), "local all app,svc trust\nhostssl all app 127.0.0.1/32 trust\n");
     writeFileSync(join(dir, "pg_ident.conf"), "m1 /^(.*)$ \\1\n");
     writeFileSync(join(dir, "roles.json"), JSON.stringify({ svc: "svc-upstream-pw" }));
@@ -75,8 +74,8 @@ describe("the Node server", () => {
       HBAGATE_UPSTREAM_HOST: "127.0.0.1",
       HBAGATE_UPSTREAM_PORT: String(cluster.port),
       HBAGATE_UNIX_SOCKET: join(dir, "hbagate.sock"),
-      HBAGATE_TLS_CERT_FILE: join(dir, "cert.pem"),
-      HBAGATE_TLS_KEY_FILE: join(dir, "key.pem"),
+      HBAGATE_TLS_CERT_FILE: tls.certFile,
+      HBAGATE_TLS_KEY_FILE: tls.keyFile,
       HBAGATE_IDENT_FILE: join(dir, "pg_ident.conf"),
       HBAGATE_ROLE_CREDENTIALS_FILE: join(dir, "roles.json"),
       HBAGATE_MAX_BODY_BYTES: "4096",
