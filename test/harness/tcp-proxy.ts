@@ -3,8 +3,9 @@
 // step: before a message is passed on, or right after. The server's side is
 // left to finish what it received (as when a network between the two fails),
 // then closed. It can also hold CancelRequests back (to land them on a later
-// statement of their backend, as a slow network would) and turn the open
-// connections into a black hole (nothing passes, nothing closes).
+// statement of their backend, as a slow network would), turn the open
+// connections into a black hole (nothing passes, nothing closes), refuse new
+// connections, or take new ones in and never answer them.
 import { createServer, connect, type Server, type Socket } from "node:net";
 
 export type Direction = "toServer" | "toClient";
@@ -52,6 +53,12 @@ export interface PgProxy {
   readonly sessions: readonly { readonly pid: number | undefined }[];
   /** From now on, pass nothing on any open connection in either direction, and close nothing (a network black hole). New connections pass. */
   blackHole(): void;
+  /** Connections accepted so far (swallowed ones included). */
+  readonly accepted: number;
+  /** Stop listening: a new connection is refused, the open ones carry on. */
+  refuseNew(): void;
+  /** From now on, accept a new connection and never answer or close it (nothing goes upstream); the open ones carry on. */
+  swallowNew(): void;
   /** Cut once, at the first message matching the rule on any connection. */
   arm(rule: CutRule): Promise<void>;
   /** Close every connection now (both sides), as a network failure between requests would. */
@@ -94,8 +101,18 @@ export async function startPgProxy(upstreamPort: number, upstreamHost = "127.0.0
   const waitingCancels = new Set<{ held: HeldCancel; until: CancelHold["until"]; landAfterMs: number; release: (by: "statement" | "timeout") => void }>();
   const sessions: { pid: number | undefined }[] = [];
   const silenced = new Set<Socket>();
+  const swallowed = new Set<Socket>();
+  let accepted = 0;
+  let swallowing = false;
+  let listening = true;
 
   const server: Server = createServer((client) => {
+    accepted++;
+    if (swallowing) {
+      swallowed.add(client);
+      client.on("error", () => {});
+      return;
+    }
     const upstream = connect({ host: upstreamHost, port: upstreamPort });
     const pair = { client, server: upstream };
     pairs.add(pair);
@@ -189,6 +206,16 @@ export async function startPgProxy(upstreamPort: number, upstreamHost = "127.0.0
     blackHole() {
       for (const p of pairs) silenced.add(p.client);
     },
+    get accepted() {
+      return accepted;
+    },
+    refuseNew() {
+      if (listening) server.close();
+      listening = false;
+    },
+    swallowNew() {
+      swallowing = true;
+    },
     arm(rule) {
       return new Promise<void>((fired) => {
         armed = { rule, fired };
@@ -209,6 +236,9 @@ export async function startPgProxy(upstreamPort: number, upstreamHost = "127.0.0
         p.client.destroy();
         p.server.destroy();
       }
+      for (const s of swallowed) s.destroy();
+      if (!listening) return;
+      listening = false;
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };

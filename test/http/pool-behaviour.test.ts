@@ -2,7 +2,6 @@
 // who disconnects cancels the statement on the server.
 import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
-import { connect as tcpConnect, createServer, type AddressInfo, type Socket } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { createApp } from "../../lib/http/app.ts";
 import { nodePeer, startListeners, type Listening } from "../../lib/node/listeners.ts";
@@ -11,6 +10,7 @@ import { runBatch, runSingle } from "../../lib/query/run.ts";
 import { GatewayError } from "../../lib/errors.ts";
 import { eventually } from "../harness/eventually.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
+import { startPgProxy } from "../harness/tcp-proxy.ts";
 import { testDeps, testPools } from "./deps.ts";
 import { basic } from "../harness/http.ts";
 
@@ -175,20 +175,8 @@ describe("pools under load and disconnects", () => {
   test("a cancel that cannot reach the server does not take the process down", async () => {
     // A TCP proxy in front of PostgreSQL: once it stops accepting, the running session goes on,
     // but the CancelRequest (a new connection) is refused.
-    const sockets = new Set<Socket>();
-    const proxy = createServer((client) => {
-      const upstream = tcpConnect(cluster.port, "127.0.0.1");
-      for (const s of [client, upstream]) {
-        sockets.add(s);
-        s.on("error", () => {
-          client.destroy();
-          upstream.destroy();
-        });
-      }
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
-    const viaProxy = testPools((proxy.address() as AddressInfo).port, { max: 1, statementTimeout: 1500 });
+    const proxy = await startPgProxy(cluster.port);
+    const viaProxy = testPools(proxy.port, { max: 1, statementTimeout: 1500 });
     const rejections: unknown[] = [];
     const onRejection = (e: unknown) => rejections.push(e);
     process.on("unhandledRejection", onRejection);
@@ -204,7 +192,7 @@ describe("pools under load and disconnects", () => {
       await eventually(async () => (await running()) === 1, { what: "the statement to start" });
       // No wait for the gateway to start watching the caller (20 ms into the statement): gone
       // before that, the watch finds the signal already aborted and sends the same CancelRequest.
-      proxy.close();
+      proxy.refuseNew();
       gone.abort();
       const error = await outcome;
       assert.ok(error instanceof GatewayError, String(error));
@@ -215,7 +203,7 @@ describe("pools under load and disconnects", () => {
       assert.deepEqual(rejections, [], "no unhandled rejection from the failed CancelRequest");
     } finally {
       process.off("unhandledRejection", onRejection);
-      for (const s of sockets) s.destroy();
+      await proxy.close();
       await viaProxy.close();
     }
   });
