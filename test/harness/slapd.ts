@@ -17,6 +17,7 @@ import { fileURLToPath } from "node:url";
 import { makeCa } from "./certs.ts";
 import { freePort, unprivilegedUser, type RunAs } from "./process.ts";
 import { corpusMissing, missingCommands, missingPaths, reasons } from "./prerequisites.ts";
+import { runOk } from "./spawn.ts";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
@@ -201,24 +202,8 @@ export async function startBlackhole(): Promise<Blackhole> {
   };
 }
 
-function run(cmd: string, args: readonly string[], as: RunAs | undefined, timeoutMs = 30_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LANG: "C", LC_ALL: "C" },
-      stdio: ["ignore", "pipe", "pipe"],
-      timeout: timeoutMs,
-      killSignal: "SIGKILL",
-      ...(as ? { uid: as.uid, gid: as.gid } : {}),
-    });
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code, signal) =>
-      code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(" ")} exited ${code ?? signal}:\n${out}`)),
-    );
-  });
-}
+/** What slapd and slapadd run with: no locale, no LDAP settings from the caller's environment. */
+const C_ENV = { PATH: process.env.PATH ?? "/usr/bin:/bin", LANG: "C", LC_ALL: "C" };
 
 /** `{SSHA}` as slappasswd makes it: base64(SHA1(password + salt) + salt). */
 function ssha(password: string): string {
@@ -375,7 +360,7 @@ export async function startSlapd(): Promise<Slapd> {
     await writeFile(logPath, "");
     await chownTree(dir, as);
 
-    await run(SLAPADD, ["-q", "-f", confPath, "-l", ldifPath], as);
+    await runOk(SLAPADD, ["-q", "-f", confPath, "-l", ldifPath], { as, env: C_ENV, timeoutMs: 30_000 });
 
     // freePort is unavoidable here: slapd takes its listeners as URLs on the command line and
     // has no way to report a port the system chose. Should another process take one meanwhile,
@@ -390,7 +375,7 @@ export async function startSlapd(): Promise<Slapd> {
     try {
       // -d stats: stay in the foreground and log connections, binds and searches to stderr.
       child = spawn(SLAPD, ["-d", "stats", "-f", confPath, "-h", `${url}/ ${ldapsUrl}/`], {
-        env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LANG: "C", LC_ALL: "C" },
+        env: C_ENV,
         stdio: ["ignore", log.fd, log.fd],
         ...(as ? { uid: as.uid, gid: as.gid } : {}),
       });
