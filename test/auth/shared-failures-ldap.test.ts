@@ -6,14 +6,14 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { FailureLimiter } from "../../lib/auth/failure-limiter.ts";
-import { createApp } from "../../lib/http/app.ts";
 import { failureTable } from "../../lib/upstream/failure-table.ts";
 import { serviceQueryOf } from "../../lib/upstream/service-query.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { slapdMissing, startSlapd, type Slapd } from "../harness/slapd.ts";
-import { testDeps, testPools } from "../http/deps.ts";
+import { testPools } from "../http/deps.ts";
 import { basic } from "../harness/http.ts";
+import { testApp } from "../harness/gateway.ts";
 
 const BASE = "dc=example,dc=net";
 const LOCK_AFTER = 3;
@@ -44,14 +44,12 @@ describe("the shared brake and LDAP aliases", { skip: slapdMissing() ?? false },
     const rules = `host all all all ldap ldapserver=127.0.0.1 ldapport=${slapd.port} ldapbasedn="${BASE}" ldapsearchfilter="(|(uid=$username)(mail=$username))"`;
     // A fresh instance per request: its own limiter, the shared table in common.
     const instance = () =>
-      createApp(
-        testDeps(pools, rules, {
-          peer: () => ({ transport: "host", address: "10.9.0.1", encrypted: false }),
-          failureLimiter: new FailureLimiter({ slowAfter: 100, lockAfter: LOCK_AFTER, windowMs: 300_000, lockMs: 300_000, delayStepMs: 0, maxDelayMs: 0, maxEntries: 100 }),
-          sharedFailures: shared,
-          ldap: { connectTimeoutMs: 2000, operationTimeoutMs: 2000, caFile: slapd.caFile },
-        }),
-      );
+      testApp(pools, rules, {
+        peer: () => ({ transport: "host", address: "10.9.0.1", encrypted: false }),
+        failureLimiter: new FailureLimiter({ slowAfter: 100, lockAfter: LOCK_AFTER, windowMs: 300_000, lockMs: 300_000, delayStepMs: 0, maxDelayMs: 0, maxEntries: 100 }),
+        sharedFailures: shared,
+        ldap: { connectTimeoutMs: 2000, operationTimeoutMs: 2000, caFile: slapd.caFile },
+      });
     const ask = async (user: string, password: string) => {
       const res = await instance().request("/v1/postgres/sql", {
         method: "POST",

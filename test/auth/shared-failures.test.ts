@@ -5,10 +5,10 @@
 // that cannot be used leaves each instance's own brake in force.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { loadSettings } from "../../lib/config/settings.ts";
 import type { LogEvent } from "../../lib/log.ts";
-import { startGateway, type RunningGateway } from "../../lib/node/gateway.ts";
+import type { RunningGateway } from "../../lib/node/gateway.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
+import { nodeSettings, startNodeGateway } from "../harness/gateway.ts";
 import { basic } from "../harness/http.ts";
 
 const TABLE = "hbagate_failures";
@@ -29,11 +29,8 @@ describe("failures counted across gateway instances", () => {
     );
     await cluster.writeHba(`host all svc,${users.join(",")} 127.0.0.1/32 scram-sha-256\n`, { reload: true });
     const hbaFile = await cluster.writeFile("gateway_hba.conf", `host all ${users.join(",")} 127.0.0.1/32 scram-sha-256\n`);
-    const settings = loadSettings({
-      HBAGATE_PORT: "0",
+    const settings = nodeSettings({
       HBAGATE_HBA_FILE: hbaFile,
-      HBAGATE_UPSTREAM_HOST: "127.0.0.1",
-      HBAGATE_UPSTREAM_PORT: String(cluster.port),
       HBAGATE_SERVICE_USER: "svc",
       HBAGATE_SERVICE_PASSWORD: "svc-pw",
       HBAGATE_AUTH_SHARED_TABLE: TABLE,
@@ -41,11 +38,8 @@ describe("failures counted across gateway instances", () => {
       // No slowed answers: the counts are what is tested.
       HBAGATE_AUTH_SLOW_AFTER: "100",
       HBAGATE_POOL_MAX: "2",
-    });
-    const log = (e: LogEvent) => logs.push(e);
-    const [ga, gb] = await Promise.all([startGateway(settings, log), startGateway(settings, log)]);
-    assert.ok(ga && gb, JSON.stringify(logs));
-    [a, b] = [ga, gb];
+    }, cluster.port);
+    [a, b] = await Promise.all([startNodeGateway(settings, logs), startNodeGateway(settings, logs)]);
   });
   after(async () => {
     await Promise.all([a?.close(), b?.close()]);
@@ -109,18 +103,14 @@ describe("failures counted across gateway instances", () => {
     await cluster.sql.unsafe(`create role frank login password 'right-frank'`);
     await cluster.writeHba(`host all all 127.0.0.1/32 scram-sha-256\n`, { reload: true });
     const env = {
-      HBAGATE_PORT: "0",
       HBAGATE_HBA_FILE: hbaFile,
-      HBAGATE_UPSTREAM_HOST: "127.0.0.1",
-      HBAGATE_UPSTREAM_PORT: String(cluster.port),
       HBAGATE_SERVICE_USER: "svc",
       HBAGATE_ROLE_CREDENTIALS_FILE: rolesFile,
       HBAGATE_AUTH_SHARED_TABLE: TABLE,
       HBAGATE_AUTH_LOCK_AFTER: String(LOCK_AFTER),
       HBAGATE_AUTH_SLOW_AFTER: "100",
     };
-    const [c, d] = await Promise.all([startGateway(loadSettings(env), (e) => logs.push(e)), startGateway(loadSettings(env), (e) => logs.push(e))]);
-    assert.ok(c && d);
+    const [c, d] = await Promise.all([startNodeGateway(nodeSettings(env, cluster.port), logs), startNodeGateway(nodeSettings(env, cluster.port), logs)]);
     try {
       for (const g of [c, d, c, d]) assert.equal(await ask(g, "frank", "wrong"), "401 28P01");
       assert.equal(await ask(d, "frank", "right-frank"), "429 08004");

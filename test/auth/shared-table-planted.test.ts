@@ -8,10 +8,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import postgres from "postgres";
-import { loadSettings } from "../../lib/config/settings.ts";
 import type { LogEvent } from "../../lib/log.ts";
-import { startGateway, type RunningGateway } from "../../lib/node/gateway.ts";
+import type { RunningGateway } from "../../lib/node/gateway.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
+import { nodeSettings, startNodeGateway } from "../harness/gateway.ts";
 import { basic } from "../harness/http.ts";
 
 const TABLE = "hbagate_failures";
@@ -51,21 +51,16 @@ describe("a shared failure table planted by a database user", () => {
       await m.end();
     }
     const hbaFile = await cluster.writeFile("gateway_hba.conf", `host all alice,mallory 127.0.0.1/32 scram-sha-256\n`);
-    const settings = loadSettings({
-      HBAGATE_PORT: "0",
+    const settings = nodeSettings({
       HBAGATE_HBA_FILE: hbaFile,
-      HBAGATE_UPSTREAM_HOST: "127.0.0.1",
-      HBAGATE_UPSTREAM_PORT: String(cluster.port),
       HBAGATE_SERVICE_USER: "svc",
       HBAGATE_SERVICE_PASSWORD: "svc-pw",
       HBAGATE_AUTH_SHARED_TABLE: TABLE,
       HBAGATE_AUTH_LOCK_AFTER: String(LOCK_AFTER),
       HBAGATE_AUTH_SLOW_AFTER: "100",
       HBAGATE_POOL_MAX: "2",
-    });
-    const [ga, gb] = await Promise.all([startGateway(settings, (e) => logs.push(e)), startGateway(settings, (e) => logs.push(e))]);
-    assert.ok(ga && gb, JSON.stringify(logs));
-    [a, b] = [ga, gb];
+    }, cluster.port);
+    [a, b] = await Promise.all([startNodeGateway(settings, logs), startNodeGateway(settings, logs)]);
   });
   after(async () => {
     await Promise.all([a?.close(), b?.close()]);

@@ -7,13 +7,14 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { PeerInfo } from "../../lib/connection/caller.ts";
 import { parseTrustedProxies } from "../../lib/connection/forwarded.ts";
-import { createApp, type GatewayDeps } from "../../lib/http/app.ts";
+import type { GatewayDeps } from "../../lib/http/app.ts";
 import type { LogEvent } from "../../lib/log.ts";
 import { hostOf, parseAllowedHosts, parseCorsOrigins } from "../../lib/http/browser-guard.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { testDeps, testPools } from "./deps.ts";
+import { testPools } from "./deps.ts";
 import { basic } from "../harness/http.ts";
+import { testApp } from "../harness/gateway.ts";
 
 const RULES = "host all app 127.0.0.1/32 trust\nhost all app 198.51.100.7/32 trust\nhost all alice 127.0.0.1/32 scram-sha-256\n";
 const JSON_TYPE = { "content-type": "application/json" };
@@ -26,7 +27,7 @@ describe("browser safety", () => {
   const logs: LogEvent[] = [];
   const loopback: PeerInfo = { transport: "host", address: "127.0.0.1", encrypted: false };
   const app = (overrides: Partial<GatewayDeps> = {}) =>
-    createApp(testDeps(pools, RULES, { peer: () => loopback, caller: { anonymousUser: "app" }, log: (e) => logs.push(e), ...overrides }));
+    testApp(pools, RULES, { peer: () => loopback, caller: { anonymousUser: "app" }, log: (e) => logs.push(e), ...overrides });
 
   before(async () => {
     cluster = await startCluster();

@@ -4,10 +4,10 @@
 // real PostgreSQL.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { createApp } from "../../lib/http/app.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { postSql, testDeps, testPools } from "./deps.ts";
+import { postSql, testPools } from "./deps.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
+import { testApp } from "../harness/gateway.ts";
 
 const RULES = [
   "host all app 10.0.0.0/8 trust",
@@ -30,7 +30,7 @@ describe("credentials as each framing decodes them", () => {
     await cluster?.stop();
   });
 
-  const appFor = (anonymousUser: string | undefined) => createApp(testDeps(pools, RULES, { caller: { anonymousUser } }));
+  const appFor = (anonymousUser: string | undefined) => testApp(pools, RULES, { caller: { anonymousUser } });
   const bearer = { authorization: "Bearer eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln" };
 
   test("/v1 with a Bearer token and an anonymous user: the rules run for that user (a trust line admits)", async () => {

@@ -3,7 +3,6 @@
 import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
 import { after, before, describe, test } from "node:test";
-import { createApp } from "../../lib/http/app.ts";
 import { nodePeer, startListeners, type Listening } from "../../lib/node/listeners.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { runBatch, runSingle } from "../../lib/query/run.ts";
@@ -11,8 +10,9 @@ import { GatewayError } from "../../lib/errors.ts";
 import { eventually } from "../harness/eventually.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { startPgProxy } from "../harness/tcp-proxy.ts";
-import { testDeps, testPools } from "./deps.ts";
+import { testPools } from "./deps.ts";
 import { basic } from "../harness/http.ts";
+import { testApp } from "../harness/gateway.ts";
 
 describe("pools under load and disconnects", () => {
   let cluster: Cluster;
@@ -26,7 +26,7 @@ describe("pools under load and disconnects", () => {
     await cluster.writeHba("host all all 127.0.0.1/32 trust\n", { reload: true });
     // Three roles of 3 connections each do not fit in 6 (4 for requests, 2 kept for logins): idle connections close to make room.
     pools = testPools(cluster.port, { max: 3, maxTotal: 6, statementTimeout: 20_000 });
-    const app = createApp(testDeps(pools, "host all all all trust\n", { maxBodyBytes: 1 << 16, peer: nodePeer }));
+    const app = testApp(pools, "host all all all trust\n", { maxBodyBytes: 1 << 16, peer: nodePeer });
     listening = await startListeners(app.fetch, { host: "127.0.0.1", port: 0, unixSocket: undefined, tls: undefined });
     base = listening.urls[0]!;
   });
@@ -73,7 +73,7 @@ describe("pools under load and disconnects", () => {
 
   test("no room for another pool: the request waits, then gets 503 53300", async () => {
     const tight = testPools(cluster.port, { max: 1, maxTotal: 1, connectTimeout: 1, statementTimeout: 20_000 });
-    const app = createApp(testDeps(tight, "host all all all trust\n"));
+    const app = testApp(tight, "host all all all trust\n");
     const ask = (user: string, query: string) =>
       app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: basic(user) }, body: JSON.stringify({ query }) });
     const busy = ask("r1", "select pg_sleep(2)");
@@ -92,7 +92,7 @@ describe("pools under load and disconnects", () => {
     // timeout" are told apart by wide margins, and by order, not by tight wall-clock bounds.
     const QUEUE_TIMEOUT_MS = 1500;
     const small = testPools(cluster.port, { max: 1, maxTotal: 1, queueTimeoutMs: QUEUE_TIMEOUT_MS, maxQueue: 2, statementTimeout: 20_000 });
-    const app = createApp(testDeps(small, "host all all all trust\n"));
+    const app = testApp(small, "host all all all trust\n");
     const finished: string[] = [];
     const ask = async (query: string, name = query) => {
       const started = Date.now();
@@ -119,7 +119,7 @@ describe("pools under load and disconnects", () => {
     // A pool of one: the next request must be served by the very connection the cancel landed
     // on (a pool of three could answer with another one and hide a connection left broken).
     const single = testPools(cluster.port, { max: 1, maxTotal: 3, statementTimeout: 20_000 });
-    const own = await startListeners(createApp(testDeps(single, "host all all all trust\n", { peer: nodePeer })).fetch, { host: "127.0.0.1", port: 0, unixSocket: undefined, tls: undefined });
+    const own = await startListeners(testApp(single, "host all all all trust\n", { peer: nodePeer }).fetch, { host: "127.0.0.1", port: 0, unixSocket: undefined, tls: undefined });
     try {
       const url = `${own.urls[0]}/v1/postgres/sql`;
       const marker = `select pg_sleep(30) /* disconnect-${Date.now()} */`;

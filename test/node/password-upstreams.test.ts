@@ -7,11 +7,11 @@ import { mkdtempSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { loadSettings } from "../../lib/config/settings.ts";
 import type { LogEvent } from "../../lib/log.ts";
 import { startGateway, type RunningGateway } from "../../lib/node/gateway.ts";
 import { startEmbeddedUpstream } from "../../lib/upstream/embedded.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
+import { nodeSettings, startNodeGateway } from "../harness/gateway.ts";
 import { basic } from "../harness/http.ts";
 
 
@@ -47,7 +47,7 @@ describe("the embedded upstream", () => {
     const hba = join(dir, "pw.conf");
     writeFileSync(hba, "host all all 127.0.0.1/32 trust\nhost all all ::1/128 scram-sha-256\n");
     const logs: LogEvent[] = [];
-    const started = await startGateway(loadSettings({ HBAGATE_PORT: "0", HBAGATE_HBA_FILE: hba }), (e) => logs.push(e));
+    const started = await startGateway(nodeSettings({ HBAGATE_HBA_FILE: hba }), (e) => logs.push(e));
     if (started) await started.close();
     assert.equal(started, undefined);
     const error = logs.find((e) => e.msg === "invalid configuration");
@@ -58,8 +58,7 @@ describe("the embedded upstream", () => {
     const hba = join(dir, "reload.conf");
     writeFileSync(hba, "host all all 127.0.0.1/32 trust\n");
     const logs: LogEvent[] = [];
-    const gateway = await startGateway(loadSettings({ HBAGATE_PORT: "0", HBAGATE_HBA_FILE: hba }), (e) => logs.push(e));
-    assert.ok(gateway);
+    const gateway = await startNodeGateway(nodeSettings({ HBAGATE_HBA_FILE: hba }), logs);
     try {
       writeFileSync(hba, "host all all 127.0.0.1/32 md5\n");
       assert.equal(await gateway.reload(), false);
@@ -76,8 +75,7 @@ describe("the embedded upstream", () => {
     const users = join(dir, "users.txt");
     writeFileSync(users, '"dev" "dev-secret"\n');
     const logs: LogEvent[] = [];
-    const gateway = await startGateway(loadSettings({ HBAGATE_PORT: "0", HBAGATE_HBA_FILE: hba, HBAGATE_VERIFIER_FILE: users }), (e) => logs.push(e));
-    assert.ok(gateway);
+    const gateway = await startNodeGateway(nodeSettings({ HBAGATE_HBA_FILE: hba, HBAGATE_VERIFIER_FILE: users }), logs);
     try {
       const url = gateway.urls[0]!;
       assert.equal((await ask(url, basic("dev", "dev-secret"))).status, 200);
@@ -105,11 +103,7 @@ describe("an upstream that does not check the service user's password", () => {
     const hba = join(dir, "pg_hba.conf");
     writeFileSync(hba, "host all all 127.0.0.1/32 scram-sha-256\n");
     const logs: LogEvent[] = [];
-    const gateway = await startGateway(
-      loadSettings({ HBAGATE_PORT: "0", HBAGATE_HBA_FILE: hba, HBAGATE_UPSTREAM_HOST: "127.0.0.1", HBAGATE_UPSTREAM_PORT: String(cluster.port), HBAGATE_SERVICE_USER: "svc", HBAGATE_SERVICE_PASSWORD: "svc-pw" }),
-      (e) => logs.push(e),
-    );
-    assert.ok(gateway);
+    const gateway = await startNodeGateway(nodeSettings({ HBAGATE_HBA_FILE: hba, HBAGATE_SERVICE_USER: "svc", HBAGATE_SERVICE_PASSWORD: "svc-pw" }, cluster.port), logs);
     return { gateway, logs };
   }
 

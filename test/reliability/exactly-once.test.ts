@@ -5,17 +5,17 @@
 // once); a 503 08006 says nothing took effect; nothing ever runs twice.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { createApp } from "../../lib/http/app.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { startPgProxy, statementContains, syncAfter, type CutRule, type PgProxy } from "../harness/tcp-proxy.ts";
-import { postSql, testDeps, testPools } from "../http/deps.ts";
+import { postSql, testPools } from "../http/deps.ts";
+import { testApp } from "../harness/gateway.ts";
 
 describe("exactly once, or say so", () => {
   let cluster: Cluster;
   let proxy: PgProxy;
   let pools: Pools;
-  let app: ReturnType<typeof createApp>;
+  let app: ReturnType<typeof testApp>;
   let next = 0;
 
   before(async () => {
@@ -25,7 +25,7 @@ describe("exactly once, or say so", () => {
     proxy = await startPgProxy(cluster.port);
     // Unprepared: the proxy finds each statement by its text, which a prepared one sends only once per connection.
     pools = testPools(proxy.port, { max: 1, staleAfterMs: 60_000, preparedStatements: 0 });
-    app = createApp(testDeps(pools, "host all all all trust\n", { caller: { anonymousUser: "app" } }));
+    app = testApp(pools, "host all all all trust\n", { caller: { anonymousUser: "app" } });
   });
   after(async () => {
     await pools?.close();
@@ -118,7 +118,7 @@ describe("exactly once, or say so", () => {
   test("a connection past its lifetime is replaced between requests, never under a batch", async () => {
     const aged = testPools(cluster.port, { max: 1, maxLifetime: 1, preparedStatements: 0 });
     try {
-      const agedApp = createApp(testDeps(aged, "host all all all trust\n", { caller: { anonymousUser: "app" } }));
+      const agedApp = testApp(aged, "host all all all trust\n", { caller: { anonymousUser: "app" } });
       const id = ++next;
       const pid = async () => ((await postSql(agedApp, { query: "select pg_backend_pid() as p" })).body.rows as { p: number }[])[0]!.p;
       const first = await pid();
@@ -161,7 +161,7 @@ describe("exactly once, or say so", () => {
     await warm();
     const stale = testPools(proxy.port, { max: 1, staleAfterMs: 0, preparedStatements: 0 });
     try {
-      const other = createApp(testDeps(stale, "host all all all trust\n", { caller: { anonymousUser: "app" } }));
+      const other = testApp(stale, "host all all all trust\n", { caller: { anonymousUser: "app" } });
       const ask = async (body: unknown) => (await other.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) })).status;
       assert.equal(await ask({ query: "select 1" }), 200);
       // A silently dead connection: the proxy drops what the gateway sends next, once.

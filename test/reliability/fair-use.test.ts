@@ -4,23 +4,23 @@
 // statement_timeout says. Against a real PostgreSQL.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { createApp } from "../../lib/http/app.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { testDeps, testPools } from "../http/deps.ts";
+import { testPools } from "../http/deps.ts";
 import { basic } from "../harness/http.ts";
+import { testApp } from "../harness/gateway.ts";
 
 describe("fair use of the upstream", () => {
   let cluster: Cluster;
   let pools: Pools;
-  let app: ReturnType<typeof createApp>;
+  let app: ReturnType<typeof testApp>;
 
   before(async () => {
     cluster = await startCluster();
     await cluster.sql.unsafe("create role app login");
     await cluster.writeHba("host all app 127.0.0.1/32 trust\n", { reload: true });
     pools = testPools(cluster.port, { max: 1, statementTimeout: 0 });
-    app = createApp(testDeps(pools, "host all all all trust\n", { requestTimeoutMs: 500 }));
+    app = testApp(pools, "host all all all trust\n", { requestTimeoutMs: 500 });
   });
   after(async () => {
     await pools?.close();
@@ -231,7 +231,7 @@ describe("connections counted one by one", () => {
 
   test("the request deadline covers the wait for a connection: 57014, and the statement never runs", async () => {
     const pools = make({ max: 1, queueTimeoutMs: 5000 });
-    const app = createApp(testDeps(pools, "host all all all trust\n", { requestTimeoutMs: 300 }));
+    const app = testApp(pools, "host all all all trust\n", { requestTimeoutMs: 300 });
     // Someone else holds the one connection for a while.
     let release!: () => void;
     const held = pools.use("postgres", "waiter", undefined, {}, (s) => s.lease(() => new Promise<void>((r) => (release = r))));
@@ -255,7 +255,7 @@ describe("connections counted one by one", () => {
 
   test("a caller who leaves while waiting, even briefly, never has its statement run", async () => {
     const pools = make({ max: 1, queueTimeoutMs: 5000 });
-    const app = createApp(testDeps(pools, "host all all all trust\n"));
+    const app = testApp(pools, "host all all all trust\n");
     for (let i = 0; i < 5; i++) {
       let release!: () => void;
       const held = pools.use("postgres", "leaver", undefined, {}, (s) => s.lease(() => new Promise<void>((r) => (release = r))));

@@ -7,10 +7,10 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { loadSettings } from "../../lib/config/settings.ts";
 import type { LogEvent } from "../../lib/log.ts";
-import { startGateway, type RunningGateway } from "../../lib/node/gateway.ts";
+import type { RunningGateway } from "../../lib/node/gateway.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
+import { nodeSettings, startNodeGateway } from "../harness/gateway.ts";
 import { basic } from "../harness/http.ts";
 
 const SECRETS = {
@@ -45,35 +45,25 @@ describe("credentials never leak", () => {
     );
     // svc's configured upstream password is wrong: the upstream refuses it.
     writeFileSync(join(dir, "roles.json"), JSON.stringify({ svc: SECRETS.roleLiteral }));
-    const started = await startGateway(
-      loadSettings({
-        HBAGATE_PORT: "0",
+    gateway = await startNodeGateway(
+      nodeSettings({
         HBAGATE_HBA_FILE: join(dir, "pg_hba.conf"),
         HBAGATE_ROLE_CREDENTIALS_FILE: join(dir, "roles.json"),
-        HBAGATE_UPSTREAM_HOST: "127.0.0.1",
-        HBAGATE_UPSTREAM_PORT: String(cluster.port),
         HBAGATE_VERIFIED_TTL_MS: "0",
-      }),
-      (e) => logs.push(e),
+      }, cluster.port),
+      logs,
     );
-    assert.ok(started);
-    gateway = started;
     // vera's password in clear (PgBouncer's plain form), vic's as an MD5 hash of the same string.
     verifierPath = join(dir, "users.txt");
     writeFileSync(verifierPath, `"vera" "${SECRETS.verifier}"\n"vic" "${STORED_MD5}"\n`);
-    const second = await startGateway(
-      loadSettings({
-        HBAGATE_PORT: "0",
+    verifying = await startNodeGateway(
+      nodeSettings({
         HBAGATE_HBA_FILE: join(dir, "pg_hba.conf"),
         HBAGATE_VERIFIER_FILE: verifierPath,
-        HBAGATE_UPSTREAM_HOST: "127.0.0.1",
-        HBAGATE_UPSTREAM_PORT: String(cluster.port),
         HBAGATE_VERIFIED_TTL_MS: "0",
-      }),
-      (e) => logs.push(e),
+      }, cluster.port),
+      logs,
     );
-    assert.ok(second, JSON.stringify(logs));
-    verifying = second;
   });
   after(async () => {
     await gateway?.close();

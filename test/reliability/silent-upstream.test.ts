@@ -3,11 +3,11 @@
 // deadline still bounds the request, and the silent connection is let go of.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { createApp } from "../../lib/http/app.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { startPgProxy, type PgProxy } from "../harness/tcp-proxy.ts";
-import { postSql, testDeps, testPools } from "../http/deps.ts";
+import { postSql, testPools } from "../http/deps.ts";
+import { testApp } from "../harness/gateway.ts";
 
 describe("a silent upstream", () => {
   let cluster: Cluster;
@@ -30,7 +30,7 @@ describe("a silent upstream", () => {
     test(`${mode}: the request is answered (cut 5 s after its deadline at most) and the next one is served`, async () => {
       const pools = testPools(proxy.port, { max: 1, connectTimeout: 1, staleAfterMs: mode === "under a statement" ? 60_000 : 100, statementTimeout: 0 });
       opened.push(pools);
-      const app = createApp(testDeps(pools, "host all all all trust\n", { caller: { anonymousUser: "app" }, requestTimeoutMs: 300 }));
+      const app = testApp(pools, "host all all all trust\n", { caller: { anonymousUser: "app" }, requestTimeoutMs: 300 });
       assert.equal((await postSql(app, { query: "select 1" })).status, 200);
       // The point, not a wait for something: idle past staleAfterMs (100), so the next use probes it.
       await new Promise((r) => setTimeout(r, 200));

@@ -8,12 +8,12 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { createApp } from "../../lib/http/app.ts";
 import { nodePeer, startListeners, type Listening } from "../../lib/node/listeners.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { testDeps, testPools } from "../http/deps.ts";
+import { testPools } from "../http/deps.ts";
 import { basic } from "../harness/http.ts";
+import { testApp } from "../harness/gateway.ts";
 
 const TOTAL = 3000;
 const WARM_UP = 1000;
@@ -35,7 +35,7 @@ describe("soak", () => {
     await cluster.sql.unsafe("create role s1 login; create role s2 login password 'pw2'; create table t (id serial primary key, v int); grant all on t, t_id_seq to s1, s2");
     await cluster.writeHba("host all s1 127.0.0.1/32 trust\nhost all s2 127.0.0.1/32 scram-sha-256\n", { reload: true });
     pools = testPools(cluster.port, { max: 4, maxTotal: 8, queueTimeoutMs: 10_000, maxQueue: 1000, statementTimeout: 5000 });
-    const app = createApp(testDeps(pools, "host all s1 all trust\nhost all s2 all scram-sha-256\n", { peer: nodePeer, maxBodyBytes: 1 << 16 }));
+    const app = testApp(pools, "host all s1 all trust\nhost all s2 all scram-sha-256\n", { peer: nodePeer, maxBodyBytes: 1 << 16 });
     listening = await startListeners(app.fetch, { host: "127.0.0.1", port: 0, unixSocket: undefined, tls: undefined });
   });
   after(async () => {

@@ -15,6 +15,7 @@ import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { clientConnectionsOpen } from "../harness/process.ts";
 import { Responses } from "../harness/responses.ts";
 import { fakeClient, startFakeSecretsManager, type FakeSecretsManager } from "../harness/secrets-manager.ts";
+import { nodeSettings, startNodeGateway } from "../harness/gateway.ts";
 import { basic } from "../harness/http.ts";
 
 const TTL_MS = 1000;
@@ -55,21 +56,16 @@ describe("configuration and credentials from Secrets Manager", () => {
     await cluster.writeHba("host all svc,late,vf 127.0.0.1/32 scram-sha-256\n", { reload: true });
     sm.put("gw/config", config(START_HBA));
     sm.put("gw/svc-db", rds(svcPassword));
-    settings = loadSettings({
-      HBAGATE_PORT: "0",
+    settings = nodeSettings({
       HBAGATE_HBA_FILE: "secretsmanager:gw/config#hba",
       HBAGATE_ROLE_CREDENTIALS_FILE: "secretsmanager:gw/config#roles",
       HBAGATE_IDENT_FILE: "secretsmanager:gw/config#ident",
       HBAGATE_VERIFIER_FILE: "secretsmanager:gw/config#verifier",
-      HBAGATE_UPSTREAM_HOST: "127.0.0.1",
-      HBAGATE_UPSTREAM_PORT: String(cluster.port),
       HBAGATE_SECRETS_TTL_MS: String(TTL_MS),
       HBAGATE_SECRETS_TIMEOUT_MS: "500",
       HBAGATE_POOL_MAX: "2",
-    });
-    const started = await startGateway(settings, (e) => logs.push(e), fakeClient(sm.endpoint));
-    assert.ok(started, JSON.stringify(logs));
-    gateway = started;
+    }, cluster.port);
+    gateway = await startNodeGateway(settings, logs, fakeClient(sm.endpoint));
   });
   after(async () => {
     await gateway?.close();
@@ -241,13 +237,10 @@ describe("configuration and credentials from Secrets Manager", () => {
   test("never fetched and the service down: a clear 503, and a start without rules does not happen", async () => {
     sm.fail("down");
     try {
-      const settings = loadSettings({
-        HBAGATE_PORT: "0",
+      const settings = nodeSettings({
         HBAGATE_HBA_FILE: "secretsmanager:gw/other#hba",
-        HBAGATE_UPSTREAM_HOST: "127.0.0.1",
-        HBAGATE_UPSTREAM_PORT: String(cluster.port),
         HBAGATE_SECRETS_TIMEOUT_MS: "300",
-      });
+      }, cluster.port);
       const noRules = await startGateway(settings, () => {}, fakeClient(sm.endpoint));
       assert.equal(noRules, undefined);
     } finally {
