@@ -78,6 +78,7 @@ describe("failures counted across gateway instances", () => {
     // The success is cached now (HBAGATE_VERIFIED_TTL_MS): no statement on the table.
     const before = await tableStatements();
     for (let i = 0; i < 10; i++) assert.equal(await ask(b, "carol", "right-carol"), "200");
+    // Deliberately a fixed grace: a statement that did not happen cannot be polled for; this lets the server's log catch up.
     await new Promise((r) => setTimeout(r, 200));
     assert.equal(await tableStatements(), before);
   });

@@ -49,8 +49,14 @@ export interface PgProxy {
    * backend it targets, or `hold.atMostMs` passes. The list fills as cancels come.
    */
   holdCancels(hold: CancelHold): HeldCancel[];
-  /** Connections that carried a startup (not a cancel), with their backend pid once the server sent it. */
-  readonly sessions: readonly { readonly pid: number | undefined }[];
+  /**
+   * Connections that carried a startup (not a cancel), with their backend pid once the server sent it,
+   * and their state: "cut" while the server's side is left to finish what it received, "closed" once
+   * the server's side is closed too.
+   */
+  readonly sessions: readonly Session[];
+  /** The client's port of every connection accepted so far (see clientConnectionsOpen in process.ts). */
+  readonly clientPorts: readonly number[];
   /** From now on, pass nothing on any open connection in either direction, and close nothing (a network black hole). New connections pass. */
   blackHole(): void;
   /** Connections accepted so far (swallowed ones included). */
@@ -64,6 +70,11 @@ export interface PgProxy {
   /** Close every connection now (both sides), as a network failure between requests would. */
   cutAll(): void;
   close(): Promise<void>;
+}
+
+export interface Session {
+  readonly pid: number | undefined;
+  readonly state: "open" | "cut" | "closed";
 }
 
 /** Splits a byte stream into protocol messages; the client's first one (startup) has no type letter. */
@@ -99,7 +110,8 @@ export async function startPgProxy(upstreamPort: number, upstreamHost = "127.0.0
   let holding: { hold: CancelHold; held: HeldCancel[] } | undefined;
   /** Held cancels waiting for a statement on their backend: released by the connection whose pid matches. */
   const waitingCancels = new Set<{ held: HeldCancel; until: CancelHold["until"]; landAfterMs: number; release: (by: "statement" | "timeout") => void }>();
-  const sessions: { pid: number | undefined }[] = [];
+  const sessions: { pid: number | undefined; state: Session["state"] }[] = [];
+  const clientPorts: number[] = [];
   const silenced = new Set<Socket>();
   const swallowed = new Set<Socket>();
   let accepted = 0;
@@ -108,6 +120,7 @@ export async function startPgProxy(upstreamPort: number, upstreamHost = "127.0.0
 
   const server: Server = createServer((client) => {
     accepted++;
+    if (client.remotePort !== undefined) clientPorts.push(client.remotePort);
     if (swallowing) {
       swallowed.add(client);
       client.on("error", () => {});
@@ -120,9 +133,10 @@ export async function startPgProxy(upstreamPort: number, upstreamHost = "127.0.0
     const fromServer = new Messages(false);
     let cut = false;
     let first = true;
-    let session: { pid: number | undefined } | undefined;
+    let session: (typeof sessions)[number] | undefined;
     const cutNow = () => {
       cut = true;
+      if (session) session.state = "cut";
       client.destroy();
       // The server finishes what it has, then sees the connection end.
       setTimeout(() => upstream.destroy(), 500).unref();
@@ -155,7 +169,7 @@ export async function startPgProxy(upstreamPort: number, upstreamHost = "127.0.0
             continue;
           }
           if (!(m.raw.length === 16 && m.raw.readUInt32BE(4) === 80877102)) {
-            session = { pid: undefined };
+            session = { pid: undefined, state: "open" };
             sessions.push(session);
           }
         }
@@ -189,7 +203,10 @@ export async function startPgProxy(upstreamPort: number, upstreamHost = "127.0.0
     client.on("close", () => {
       if (!cut) end();
     });
-    upstream.on("close", end);
+    upstream.on("close", () => {
+      if (session) session.state = "closed";
+      end();
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const address = server.address();
@@ -203,6 +220,7 @@ export async function startPgProxy(upstreamPort: number, upstreamHost = "127.0.0
       return held;
     },
     sessions,
+    clientPorts,
     blackHole() {
       for (const p of pairs) silenced.add(p.client);
     },

@@ -59,6 +59,7 @@ describe("a cold start with Secrets Manager unreachable", () => {
     }
     assert.ok(logs.some((l) => l.includes("no configuration yet")), logs.join("\n"));
     secrets.fail(null);
+    // Time itself, not a wait for something: past HBAGATE_CONFIG_RETRY_MS (1 s), before which no new attempt is made.
     await new Promise((r) => setTimeout(r, 1100));
     const ok = await request(handler);
     assert.equal(ok.statusCode, 200, ok.body);
@@ -69,6 +70,7 @@ describe("a cold start with Secrets Manager unreachable", () => {
     secrets.fail({ delayMs: 8000 });
     const { handler, initMs } = await coldStart();
     assert.ok(initMs < 4500, `initialisation took ${initMs} ms`);
+    // Time itself: past HBAGATE_CONFIG_RETRY_MS (1 s), so this request makes an attempt of its own.
     await new Promise((r) => setTimeout(r, 1100));
     const started = Date.now();
     const r = await request(handler);
@@ -77,6 +79,7 @@ describe("a cold start with Secrets Manager unreachable", () => {
     assert.equal(errorOf(r)?.code, "08001");
     assert.ok(took < 4500, `the request's attempt took ${took} ms`);
     secrets.fail(null);
+    // Time itself, not a wait for something: past HBAGATE_CONFIG_RETRY_MS (1 s), before which no new attempt is made.
     await new Promise((r) => setTimeout(r, 1100));
     const ok = await request(handler);
     assert.equal(ok.statusCode, 200, ok.body);

@@ -13,20 +13,12 @@ import { startEmbeddedUpstream } from "../../lib/upstream/embedded.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { nodeSettings, startNodeGateway } from "../harness/gateway.ts";
 import { basic } from "../harness/http.ts";
+import { eventually } from "../harness/eventually.ts";
 
 
 async function ask(url: string, auth: string): Promise<{ status: number; body: Record<string, any> }> {
   const res = await fetch(`${url}/v1/postgres/sql`, { method: "POST", headers: { "content-type": "application/json", authorization: auth }, body: '{"query":"select 1 as one"}' });
   return { status: res.status, body: (await res.json()) as Record<string, any> };
-}
-
-/** Eventually true, or the assertion fails after `ms`. */
-async function eventually(check: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > until) assert.fail("condition not reached");
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe("the embedded upstream", () => {

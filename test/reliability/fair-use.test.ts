@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { Pools } from "../../lib/upstream/pools.ts";
+import { eventually } from "../harness/eventually.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { testPools } from "../http/deps.ts";
 import { basic } from "../harness/http.ts";
@@ -145,7 +146,7 @@ describe("connections counted one by one", () => {
       pending++;
       return sleep(pools, "postgres", "busy", 0.3).finally(() => pending--);
     });
-    while ((await backends("usename = 'busy' and query like '%pg_sleep%' and state = 'active'")) < 2) await new Promise((r) => setTimeout(r, 10));
+    await eventually(async () => (await backends("usename = 'busy' and query like '%pg_sleep%' and state = 'active'")) >= 2, { what: "two of the flood's statements to run" });
     await sleep(pools, "postgres", "other", 0);
     assert.ok(pending > 10, `served while the flood still waits (${pending} pending)`);
     await Promise.allSettled(flood);
@@ -158,7 +159,7 @@ describe("connections counted one by one", () => {
       pending++;
       return sleep(pools, "postgres", "flood", 0.3).finally(() => pending--);
     });
-    while ((await backends("usename = 'flood' and query like '%pg_sleep%' and state = 'active'")) < 2) await new Promise((r) => setTimeout(r, 10));
+    await eventually(async () => (await backends("usename = 'flood' and query like '%pg_sleep%' and state = 'active'")) >= 2, { what: "two of the flood's statements to run" });
     const outcome = await pools.login("postgres", "pw", "pw-secret");
     assert.equal(outcome.ok, true);
     assert.ok(pending > 6, `logged in while the flood still waits (${pending} pending)`);
@@ -183,7 +184,7 @@ describe("connections counted one by one", () => {
       }).finally(() => pending--);
     };
     const flood = Array.from({ length: 8 }, aliceRun);
-    while (inside < 2) await new Promise((r) => setTimeout(r, 5));
+    await eventually(() => inside >= 2, { intervalMs: 5, what: "two of alice's requests to hold connections" });
     await sleep(pools, "postgres", "busy", 0, "bob");
     assert.ok(pending > 4, `bob was served while alice's requests still wait (${pending} pending)`);
     await Promise.all(flood);
@@ -202,7 +203,7 @@ describe("connections counted one by one", () => {
         cycles++;
       }
     });
-    while ((await backends("usename = 'cycler'")) < 2) await new Promise((r) => setTimeout(r, 10));
+    await eventually(async () => (await backends("usename = 'cycler'")) >= 2, { what: "the busy pool to hold both places" });
     const started = cycles;
     await sleep(pools, "postgres", "waiter", 0);
     const during = cycles - started;
@@ -235,7 +236,7 @@ describe("connections counted one by one", () => {
     // Someone else holds the one connection for a while.
     let release!: () => void;
     const held = pools.use("postgres", "waiter", undefined, {}, (s) => s.lease(() => new Promise<void>((r) => (release = r))));
-    while (!release) await new Promise((r) => setTimeout(r, 5));
+    await eventually(() => release !== undefined, { intervalMs: 5, what: "the connection to be held" });
     const started = Date.now();
     const res = await app.request("/v1/postgres/sql", {
       method: "POST",
@@ -249,6 +250,7 @@ describe("connections counted one by one", () => {
     assert.equal(res.status, 504);
     assert.equal(body.error.code, "57014");
     assert.ok(waited < 4000, `answered after ${waited} ms, not after the queue timeout`);
+    // Deliberately a fixed grace: an insert that must never run cannot be polled for.
     await new Promise((r) => setTimeout(r, 200));
     assert.equal((await cluster.sql`select count(*)::int as n from t_deadline`)[0]!.n, 0, "the insert never ran");
   });
@@ -259,7 +261,7 @@ describe("connections counted one by one", () => {
     for (let i = 0; i < 5; i++) {
       let release!: () => void;
       const held = pools.use("postgres", "leaver", undefined, {}, (s) => s.lease(() => new Promise<void>((r) => (release = r))));
-      while (!release) await new Promise((r) => setTimeout(r, 2));
+      await eventually(() => release !== undefined, { intervalMs: 2, what: "the connection to be held" });
       const gone = new AbortController();
       const answer = Promise.resolve(
         app.request("/v1/postgres/sql", {
@@ -269,6 +271,7 @@ describe("connections counted one by one", () => {
           body: JSON.stringify({ query: "insert into t_left values (1)" }),
         }),
       ).then((r) => r.status, () => 0);
+      // The point: the caller leaves briefly after asking, while it waits for the connection.
       await new Promise((r) => setTimeout(r, 3));
       gone.abort();
       // The connection frees well before the wait would look at the caller (20 ms).
@@ -277,6 +280,7 @@ describe("connections counted one by one", () => {
       await held;
       await answer;
     }
+    // Deliberately a fixed grace: an insert that must never run cannot be polled for.
     await new Promise((r) => setTimeout(r, 100));
     assert.equal((await cluster.sql`select count(*)::int as n from t_left`)[0]!.n, 0, "no abandoned insert ran");
   });
@@ -284,7 +288,7 @@ describe("connections counted one by one", () => {
   test("a connection lost under a statement gives its place back at once", async () => {
     const pools = make({ max: 1, queueTimeoutMs: 2000 });
     const running = sleep(pools, "postgres", "lost", 5).catch((e: { code?: string }) => e.code);
-    while ((await backends("usename = 'lost' and query like '%pg_sleep%' and state = 'active'")) < 1) await new Promise((r) => setTimeout(r, 10));
+    await eventually(async () => (await backends("usename = 'lost' and query like '%pg_sleep%' and state = 'active'")) >= 1, { what: "the statement to run" });
     await cluster.sql`select pg_terminate_backend(pid) from pg_stat_activity where usename = 'lost'`;
     await running;
     // The next request gets the place (its wait is bounded by 2 s).
@@ -295,6 +299,7 @@ describe("connections counted one by one", () => {
     const pools = make({ max: 1, maxLifetime: 1, idleTimeout: 60 });
     const pid = () => pools.use("postgres", "lost", undefined, {}, (s) => s.lease(async (conn) => ((await conn.unsafe("select pg_backend_pid() as p")) as unknown as [{ p: number }])[0].p));
     const first = await pid();
+    // Time itself, the thing under test: past the connection's one-second lifetime.
     await new Promise((r) => setTimeout(r, 1200));
     assert.notEqual(await pid(), first);
   });

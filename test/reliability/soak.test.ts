@@ -63,11 +63,12 @@ describe("soak", () => {
       while (sampling) {
         const [row] = await cluster.sql<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where usename in ('s1', 's2')`;
         peak = Math.max(peak, row?.n ?? 0);
-        await new Promise((r) => setTimeout(r, 20));
+        await new Promise((r) => setTimeout(r, 20)); // the sampling interval, not a wait for anything
       }
     })();
     // Quiet heap: no request in flight, sockets settled, collected until it stops shrinking.
     const quietHeap = async () => {
+      // A quiet period for the measurement (timers and sockets of the last requests settle), not a wait for one event.
       await new Promise((r) => setTimeout(r, 200));
       let best = Infinity;
       for (let i = 0; i < 5; i++) {
