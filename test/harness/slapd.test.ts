@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { connect } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { freeClosedPort, slapdMissing, startBlackhole, startSlapd, type Slapd } from "./slapd.ts";
+import { freeClosedPort, startBlackhole } from "./dead-servers.ts";
+import { slapdMissing, startSlapd, type Slapd } from "./slapd.ts";
 import { run, type RunResult } from "./spawn.ts";
 
 /** Run an ldap-utils tool with a hard time limit; never rejects on a non-zero exit. */
