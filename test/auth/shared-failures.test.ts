@@ -9,7 +9,7 @@ import type { LogEvent } from "../../lib/log.ts";
 import type { RunningGateway } from "../../lib/node/gateway.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { nodeSettings, startNodeGateway } from "../harness/gateway.ts";
-import { basic } from "../harness/http.ts";
+import { basic, postSqlTo, statusAndCode } from "../harness/http.ts";
 
 const TABLE = "hbagate_failures";
 const LOCK_AFTER = 4;
@@ -47,13 +47,7 @@ describe("failures counted across gateway instances", () => {
   });
 
   const ask = async (g: RunningGateway, user: string, password: string) => {
-    const res = await fetch(`${g.urls[0]}/v1/postgres/sql`, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: basic(user, password) },
-      body: JSON.stringify({ query: "select 1 as n" }),
-    });
-    const body = (await res.json()) as { error?: { code?: string } };
-    return res.status === 200 ? "200" : `${res.status} ${body.error?.code}`;
+    return statusAndCode(await postSqlTo(g.urls[0]!, { query: "select 1 as n" }, { headers: { authorization: basic(user, password) } }));
   };
   const tableStatements = async () => (await cluster.readLog()).split("\n").filter((l) => l.includes(TABLE) && l.includes("statement:")).length;
 

@@ -12,13 +12,12 @@ import { startGateway, type RunningGateway } from "../../lib/node/gateway.ts";
 import { startEmbeddedUpstream } from "../../lib/upstream/embedded.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { nodeSettings, startNodeGateway } from "../harness/gateway.ts";
-import { basic } from "../harness/http.ts";
+import { basic, postSqlTo } from "../harness/http.ts";
 import { eventually } from "../harness/eventually.ts";
 
 
 async function ask(url: string, auth: string): Promise<{ status: number; body: Record<string, any> }> {
-  const res = await fetch(`${url}/v1/postgres/sql`, { method: "POST", headers: { "content-type": "application/json", authorization: auth }, body: '{"query":"select 1 as one"}' });
-  return { status: res.status, body: (await res.json()) as Record<string, any> };
+  return postSqlTo(url, '{"query":"select 1 as one"}', { headers: { authorization: auth } });
 }
 
 describe("the embedded upstream", () => {

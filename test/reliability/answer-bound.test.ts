@@ -11,7 +11,7 @@ import type { LogEvent } from "../../lib/log.ts";
 import type { RunningGateway } from "../../lib/node/gateway.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { nodeSettings, startNodeGateway } from "../harness/gateway.ts";
-import { basic } from "../harness/http.ts";
+import { basic, postSqlTo } from "../harness/http.ts";
 
 describe("the answer bound, notices, and what a 507 says of a write", () => {
   let cluster: Cluster;
@@ -40,12 +40,7 @@ describe("the answer bound, notices, and what a 507 says of a write", () => {
   });
 
   const ask = async (query: string) => {
-    const res = await fetch(`${g.urls[0]}/v1/postgres/sql`, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: basic("alice", "pw") },
-      body: JSON.stringify({ query }),
-    });
-    return { status: res.status, body: (await res.json()) as { rows?: unknown[]; error?: { code?: string; message?: string } } };
+    return postSqlTo(g.urls[0]!, { query }, { headers: { authorization: basic("alice", "pw") } });
   };
 
   test("a one-row result after 40,000 notices is answered (notices are not part of any response)", async () => {

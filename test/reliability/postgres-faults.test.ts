@@ -12,7 +12,7 @@ import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { eventually } from "../harness/eventually.ts";
 import { freePort } from "../harness/process.ts";
 import { nodeSettings, startNodeGateway } from "../harness/gateway.ts";
-import { basic } from "../harness/http.ts";
+import { basic, postSqlTo } from "../harness/http.ts";
 
 async function gatewayFor(port: number, extra: Record<string, string> = {}): Promise<RunningGateway> {
   const dir = mkdtempSync(join(tmpdir(), "hbagate-faults-"));
@@ -29,13 +29,7 @@ async function gatewayFor(port: number, extra: Record<string, string> = {}): Pro
 }
 
 async function ask(g: RunningGateway, body: unknown, timeoutMs = 15_000) {
-  const res = await fetch(`${g.urls[0]}/v1/postgres/sql`, {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: basic("app") },
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(timeoutMs),
-  });
-  return { status: res.status, body: (await res.json()) as { rows?: unknown[]; error?: { code: string } } };
+  return postSqlTo(g.urls[0]!, body, { headers: { authorization: basic("app") }, signal: AbortSignal.timeout(timeoutMs) });
 }
 
 async function appCluster(port?: number): Promise<Cluster> {

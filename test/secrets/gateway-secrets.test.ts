@@ -16,7 +16,7 @@ import { clientConnectionsOpen } from "../harness/process.ts";
 import { Responses } from "../harness/responses.ts";
 import { fakeClient, startFakeSecretsManager, type FakeSecretsManager } from "../harness/secrets-manager.ts";
 import { nodeSettings, startNodeGateway } from "../harness/gateway.ts";
-import { basic } from "../harness/http.ts";
+import { basic, postSqlTo } from "../harness/http.ts";
 
 const TTL_MS = 1000;
 /** Made by PostgreSQL 15 for the password "correct horse" (as in test/auth/verifier-file.test.ts). */
@@ -73,12 +73,7 @@ describe("configuration and credentials from Secrets Manager", () => {
   });
 
   const ask = async (query = "select current_user as u", user = "svc", password = "") => {
-    const res = await fetch(`${gateway.urls[0]}/v1/postgres/sql`, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: basic(user, password) },
-      body: JSON.stringify({ query }),
-    });
-    return { status: res.status, body: (await res.json()) as Record<string, any> };
+    return postSqlTo(gateway.urls[0]!, { query }, { headers: { authorization: basic(user, password) }, fetch });
   };
   const callsFor = (id: string) => sm.calls.filter((c) => c.secretId === id).length;
   const secretsCheck = async () => ((await (await fetch(`${gateway.urls[0]}/readyz`)).json()) as { checks: { secrets: string } }).checks.secrets;

@@ -15,7 +15,7 @@ import type { RunningGateway } from "../../lib/node/gateway.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { fakeClient, startFakeSecretsManager, type FakeSecretsManager } from "../harness/secrets-manager.ts";
 import { nodeSettings, startNodeGateway } from "../harness/gateway.ts";
-import { basic } from "../harness/http.ts";
+import { basic, postSqlTo, statusAndCode } from "../harness/http.ts";
 
 const TTL_MS = 1000;
 
@@ -50,13 +50,7 @@ describe("rotation of a role's secret in either order, mid-traffic", () => {
   });
 
   const ask = async () => {
-    const res = await fetch(`${gateway.urls[0]}/v1/postgres/sql`, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: basic("app") },
-      body: JSON.stringify({ query: "select current_user as u" }),
-    });
-    const body = (await res.json()) as { error?: { code?: string } };
-    return res.status === 200 ? "200" : `${res.status} ${body.error?.code}`;
+    return statusAndCode(await postSqlTo(gateway.urls[0]!, { query: "select current_user as u" }, { headers: { authorization: basic("app") } }));
   };
 
   /** Four callers asking without pause while `steps` run; every answer, in order. */
