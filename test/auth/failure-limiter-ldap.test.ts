@@ -8,10 +8,11 @@ import { Client } from "ldapts";
 import { authenticateLdap, escapeDnValue, escapeFilterValue } from "../../lib/auth/ldap.ts";
 import { FailureLimiter } from "../../lib/auth/failure-limiter.ts";
 import type { PeerInfo } from "../../lib/connection/caller.ts";
-import { createApp } from "../../lib/http/app.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { slapdMissing, startSlapd, type Slapd } from "../harness/slapd.ts";
-import { testDeps, testPools } from "../http/deps.ts";
+import { testPools } from "../http/deps.ts";
+import { basic } from "../harness/http.ts";
+import { testApp } from "../harness/gateway.ts";
 
 const BASE = "dc=example,dc=net";
 
@@ -22,7 +23,7 @@ describe("brute-force brake with LDAP", { skip: slapdMissing() ?? false }, () =>
   let slapd: Slapd;
   let pools: Pools;
   let limiter: FailureLimiter;
-  let gateway: ReturnType<typeof createApp>;
+  let gateway: ReturnType<typeof testApp>;
   let peer: PeerInfo = { transport: "host", address: "10.3.0.1", encrypted: false };
   let now = 0;
 
@@ -47,19 +48,17 @@ describe("brute-force brake with LDAP", { skip: slapdMissing() ?? false }, () =>
     ].join("\n");
     now = 0;
     limiter = new FailureLimiter({ slowAfter: 100, lockAfter: 3, windowMs: 60_000, lockMs: 60_000, delayStepMs: 0, maxDelayMs: 0, maxEntries: 100, now: () => now });
-    gateway = createApp(
-      testDeps(pools, rules, {
-        peer: () => peer,
-        failureLimiter: limiter,
-        ldap: { connectTimeoutMs: 800, authenticate: authenticateLdap, operationTimeoutMs: 800, caFile: slapd.caFile },
-      }),
-    );
+    gateway = testApp(pools, rules, {
+      peer: () => peer,
+      failureLimiter: limiter,
+      ldap: { connectTimeoutMs: 800, authenticate: authenticateLdap, operationTimeoutMs: 800, caFile: slapd.caFile },
+    });
   }
 
   const ask = async (database: string, user: string, password: string, headers: Record<string, string> = {}) => {
     const res = await gateway.request(`/v1/${database}/sql`, {
       method: "POST",
-      headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from(`${user}:${password}`).toString("base64"), ...headers },
+      headers: { "content-type": "application/json", authorization: basic(user, password), ...headers },
       body: '{"query":"select 1"}',
     });
     return { status: res.status, code: ((await res.json()) as { error?: { code: string } }).error?.code };

@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { FailureLimiter } from "../../lib/auth/failure-limiter.ts";
-import { createApp } from "../../lib/http/app.ts";
-import { testDeps, testPools } from "../http/deps.ts";
+import { testPools } from "../http/deps.ts";
 import { parseVerifierFile, type VerifierFile } from "../../lib/auth/verifier-file.ts";
 import type { PeerInfo } from "../../lib/connection/caller.ts";
+import { basic } from "../harness/http.ts";
+import { testApp } from "../harness/gateway.ts";
 
 describe("brute-force brake", () => {
   test("slows down after slowAfter failures, locks out after lockAfter, for lockMs", async () => {
@@ -106,9 +107,9 @@ describe("brute-force brake", () => {
     const file: VerifierFile = parseVerifierFile("/v", '"alice" "right-one"\n"bob" "bobs-pw"\n');
     const limiter = new FailureLimiter({ slowAfter: 100, lockAfter: 3, windowMs: 60_000, lockMs: 60_000, delayStepMs: 0, maxDelayMs: 0, maxEntries: 10 });
     // A verifier file and a role credential keep the upstream out of it; the query itself will fail (no server), which is fine.
-    const app = createApp(testDeps(pools, "host all all all password\n", { verifierFile: () => file, failureLimiter: limiter }));
+    const app = testApp(pools, "host all all all password\n", { verifierFile: () => file, failureLimiter: limiter });
     const ask = async (user: string, password: string) => {
-      const res = await app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from(`${user}:${password}`).toString("base64") }, body: '{"query":"select 1"}' });
+      const res = await app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: basic(user, password) }, body: '{"query":"select 1"}' });
       return { status: res.status, code: ((await res.json()) as { error?: { code: string } }).error?.code };
     };
     for (let i = 0; i < 3; i++) assert.deepEqual(await ask("alice", "guess"), { status: 401, code: "28P01" });
@@ -122,9 +123,9 @@ describe("brute-force brake", () => {
     const pools = testPools(1);
     const file: VerifierFile = parseVerifierFile("/v", '"alice" "lower-pw"\n"Alice" "upper-pw"\n');
     const limiter = new FailureLimiter({ slowAfter: 100, lockAfter: 3, windowMs: 60_000, lockMs: 60_000, delayStepMs: 0, maxDelayMs: 0, maxEntries: 10 });
-    const app = createApp(testDeps(pools, "host all all all scram-sha-256\n", { verifierFile: () => file, failureLimiter: limiter }));
+    const app = testApp(pools, "host all all all scram-sha-256\n", { verifierFile: () => file, failureLimiter: limiter });
     const ask = async (user: string, password: string) => {
-      const res = await app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from(`${user}:${password}`).toString("base64") }, body: '{"query":"select 1"}' });
+      const res = await app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: basic(user, password) }, body: '{"query":"select 1"}' });
       return { status: res.status, code: ((await res.json()) as { error?: { code: string } }).error?.code };
     };
     for (let i = 0; i < 3; i++) assert.deepEqual(await ask("alice", "guess"), { status: 401, code: "28P01" });
@@ -142,10 +143,10 @@ describe("brute-force brake", () => {
     const limiter = new FailureLimiter({ slowAfter: 100, lockAfter: 3, windowMs: 60_000, lockMs: 60_000, delayStepMs: 0, maxDelayMs: 0, maxEntries: 10 });
     let peer: PeerInfo = { transport: "host", address: "2001:db8:1:2::1", encrypted: false };
     // No trusted proxy: X-Forwarded-For is the caller's own word and must change nothing.
-    const app = createApp(testDeps(pools, "host all all all password\n", { verifierFile: () => file, failureLimiter: limiter, peer: () => peer }));
+    const app = testApp(pools, "host all all all password\n", { verifierFile: () => file, failureLimiter: limiter, peer: () => peer });
     const ask = async (address: string, headers: Record<string, string> = {}, password = "right-one") => {
       peer = { transport: "host", address, encrypted: false };
-      const res = await app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from(`alice:${password}`).toString("base64"), ...headers }, body: '{"query":"select 1"}' });
+      const res = await app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: basic("alice", password), ...headers }, body: '{"query":"select 1"}' });
       return { status: res.status, code: ((await res.json()) as { error?: { code: string } }).error?.code };
     };
     for (let i = 0; i < 3; i++) assert.deepEqual(await ask(`2001:db8:1:2::${i + 1}`, {}, "guess"), { status: 401, code: "28P01" });

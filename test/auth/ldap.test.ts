@@ -6,14 +6,17 @@ import { createServer } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { VerifiedCallers } from "../../lib/auth/verified-callers.ts";
 import type { PeerInfo } from "../../lib/connection/caller.ts";
-import { createApp, type GatewayDeps } from "../../lib/http/app.ts";
+import type { GatewayDeps } from "../../lib/http/app.ts";
 import type { LogEvent } from "../../lib/log.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { flavorMissing, startCluster, type Cluster } from "../harness/postgres.ts";
-import { freeClosedPort, slapdMissing, startBlackhole, startSlapd, type Blackhole, type Slapd } from "../harness/slapd.ts";
+import { freeClosedPort, startBlackhole, type Blackhole } from "../harness/dead-servers.ts";
+import { slapdMissing, startSlapd, type Slapd } from "../harness/slapd.ts";
 import { reasons } from "../harness/prerequisites.ts";
 import { Responses } from "../harness/responses.ts";
-import { testDeps, testPools } from "../http/deps.ts";
+import { testPools } from "../http/deps.ts";
+import { basic } from "../harness/http.ts";
+import { testApp } from "../harness/gateway.ts";
 
 const BASE = "dc=example,dc=net";
 
@@ -60,22 +63,20 @@ describe("LDAP authentication", { skip: reasons(slapdMissing(), flavorMissing("d
   /** Every response of every app the tests make, searched for the passwords at the end. */
   const responses = new Responses();
   function app(overrides: Partial<GatewayDeps> = {}) {
-    return responses.app(createApp(
-      testDeps(pools, rules, {
-        peer: () => peer,
-        ldap: { connectTimeoutMs: 1500, authenticate: authenticateLdap, operationTimeoutMs: 1500, caFile: slapd.caFile },
-        log: (e) => logs.push(e),
-        ...overrides,
-      }),
-    ));
+    return responses.app(testApp(pools, rules, {
+      peer: () => peer,
+      ldap: { connectTimeoutMs: 1500, authenticate: authenticateLdap, operationTimeoutMs: 1500, caFile: slapd.caFile },
+      log: (e) => logs.push(e),
+      ...overrides,
+    }));
   }
-  let gateway: ReturnType<typeof createApp>;
+  let gateway: ReturnType<typeof testApp>;
   const ask = async (address: string, user: string, password: string, via = gateway) => {
     peer = { transport: "host", address, encrypted: false };
     const started = Date.now();
     const res = await via.request("/v1/postgres/sql", {
       method: "POST",
-      headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from(`${user}:${password}`).toString("base64") },
+      headers: { "content-type": "application/json", authorization: basic(user, password) },
       body: JSON.stringify({ query: "select current_user as u" }),
     });
     const body = (await res.json()) as { rows?: { u: string }[]; error?: { code: string; message: string } };
@@ -139,7 +140,7 @@ describe("LDAP authentication", { skip: reasons(slapdMissing(), flavorMissing("d
     peer = { transport: "host", address: "10.1.0.14", encrypted: false };
     const res = await withSecrets.request("/v1/postgres/sql", {
       method: "POST",
-      headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from("test1:secret1").toString("base64") },
+      headers: { "content-type": "application/json", authorization: basic("test1", "secret1") },
       body: JSON.stringify({ query: "select current_user as u" }),
     });
     assert.equal(res.status, 200, await res.clone().text());

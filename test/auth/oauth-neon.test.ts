@@ -8,12 +8,10 @@ import { neon, neonConfig, NeonDbError } from "@neondatabase/serverless";
 import { drizzle } from "drizzle-orm/neon-http";
 import { sql as dsql } from "drizzle-orm";
 import { pgTable, text } from "drizzle-orm/pg-core";
-import { IssuerKeys } from "../../lib/auth/oauth/issuer-keys.ts";
 import { createApp } from "../../lib/http/app.ts";
 import { nodePeer, startListeners, type Listening } from "../../lib/node/listeners.ts";
-import { httpsGet } from "../../lib/node/https-get.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
-import { startIssuer, type Issuer } from "../harness/oauth-issuer.ts";
+import { oauthSettings, startIssuer, type Issuer } from "../harness/oauth-issuer.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { testDeps, testPools } from "../http/deps.ts";
 
@@ -37,8 +35,7 @@ describe("Neon's authToken and drizzle through /sql", () => {
     await cluster.writeHba("host all authenticated 127.0.0.1/32 trust\n", { reload: true });
     pools = testPools(cluster.port, { max: 1 });
     const deps = testDeps(pools, `host all authenticated 127.0.0.1/32 oauth issuer=${issuer.url} scope=notes delegate_ident_mapping=1\n`, { peer: nodePeer, maxBodyBytes: 1 << 20 });
-    const keys = new IssuerKeys(httpsGet({ timeoutMs: 2000, maxBytes: 1 << 20, ca: issuer.caPem }), { refreshMs: 300_000, maxStaleMs: 3_600_000, cooldownMs: 30_000 }, deps.log);
-    const app = createApp({ ...deps, oauth: { keys, audience: undefined, algorithms: ["ES256"], leewaySeconds: 0, identityClaim: "sub", roleClaim: "role" } });
+    const app = createApp({ ...deps, oauth: oauthSettings(issuer, deps.log) });
     listening = await startListeners(app.fetch, { host: "127.0.0.1", port: 0, unixSocket: undefined, tls: undefined });
     const url = `${listening.urls[0]}/sql`;
     neonConfig.fetchEndpoint = () => url;

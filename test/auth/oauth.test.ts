@@ -6,16 +6,15 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { SignJWT } from "jose";
-import { IssuerKeys } from "../../lib/auth/oauth/issuer-keys.ts";
 import { VerifiedCallers } from "../../lib/auth/verified-callers.ts";
 import { memorySource } from "../../lib/config/source.ts";
 import { createApp } from "../../lib/http/app.ts";
 import { loadIdent } from "../../lib/ident/ident.ts";
-import { httpsGet } from "../../lib/node/https-get.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
-import { startIssuer, type Issuer } from "../harness/oauth-issuer.ts";
+import { oauthSettings, startIssuer, type Issuer } from "../harness/oauth-issuer.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { postSql, testDeps, testPools } from "../http/deps.ts";
+import { testApp } from "../harness/gateway.ts";
 
 const AUDIENCE = "hbagate-test";
 const now = () => Math.floor(Date.now() / 1000);
@@ -46,18 +45,15 @@ describe("oauth: bearer tokens validated against the line's issuer", () => {
   const ident = loadIdent("/rules/pg_ident.conf", memorySource({ "/rules/pg_ident.conf": "people alice@example.net mapped\n" }));
 
   /** A gateway whose oauth lines name `url`, fetching with the test CA. */
-  const gateway = (url = issuer.url, options: { leewaySeconds?: number; cacheMs?: number; keys?: IssuerKeys } = {}) => {
+  const gateway = (url = issuer.url, options: { leewaySeconds?: number; cacheMs?: number } = {}) => {
     const deps = testDeps(pools, rules(url), {
       caller: { anonymousUser: undefined, bearerRole: { claim: "role", fallback: undefined } },
       ident: () => ident,
       verifiedCallers: new VerifiedCallers({ ttlMs: options.cacheMs ?? 0, maxEntries: 100 }),
     });
-    const keys = options.keys ?? new IssuerKeys(httpsGet({ timeoutMs: 2000, maxBytes: 1 << 20, ca: issuer.caPem }), { refreshMs: 300_000, maxStaleMs: 3_600_000, cooldownMs: 30_000 }, deps.log);
-    const app = createApp({
-      ...deps,
-      oauth: { keys, audience: AUDIENCE, algorithms: ["ES256", "RS256", "EdDSA"], leewaySeconds: options.leewaySeconds ?? 0, identityClaim: "sub", roleClaim: "role" },
-    });
-    return { app, logs: deps.logs, keys };
+    const oauth = oauthSettings(issuer, deps.log, { audience: AUDIENCE, leewaySeconds: options.leewaySeconds ?? 0 });
+    const app = createApp({ ...deps, oauth });
+    return { app, logs: deps.logs };
   };
   const ask = (app: ReturnType<typeof gateway>["app"], token: string) => postSql(app, { query: "select current_user as u" }, { authorization: `Bearer ${token}` });
   const good = { sub: "app", role: "app", aud: AUDIENCE, scope: "openid db profile" };
@@ -191,8 +187,7 @@ describe("oauth: verified claims reach SQL for row-level security, and never out
     const deps = testDeps(pools, `host all enduser 10.0.0.0/8 oauth issuer=${issuer.url} scope=todo delegate_ident_mapping=1`, {
       caller: { anonymousUser: undefined, bearerRole: { claim: "role", fallback: undefined } },
     });
-    const keys = new IssuerKeys(httpsGet({ timeoutMs: 2000, maxBytes: 1 << 20, ca: issuer.caPem }), { refreshMs: 300_000, maxStaleMs: 3_600_000, cooldownMs: 30_000 }, deps.log);
-    const app = createApp({ ...deps, oauth: { keys, audience: undefined, algorithms: ["ES256"], leewaySeconds: 0, identityClaim: "sub", roleClaim: "role" } });
+    const app = createApp({ ...deps, oauth: oauthSettings(issuer, deps.log) });
     const as = async (sub: string) => `Bearer ${await issuer.sign({ sub, role: "enduser", scope: "todo" })}`;
     const run = async (sub: string, body: unknown) => postSql(app, body, { authorization: await as(sub) });
     const mine = async (sub: string) => (await run(sub, { query: "select item, pg_backend_pid() as pid from todos order by item" })).body;
@@ -224,7 +219,7 @@ describe("oauth: verified claims reach SQL for row-level security, and never out
     }
     // And a request with no token on that session carries no claims at all (after RESET ALL the
     // placeholder reads as empty, hence nullif in the policy).
-    const anonymous = createApp(testDeps(pools, "host all enduser 10.0.0.0/8 trust", { caller: { anonymousUser: "enduser" } }));
+    const anonymous = testApp(pools, "host all enduser 10.0.0.0/8 trust", { caller: { anonymousUser: "enduser" } });
     const bare = await postSql(anonymous, { query: "select current_setting('request.jwt.claims', true) as c, (select count(*) from todos)::int as n" });
     assert.equal(bare.status, 200, JSON.stringify(bare.body));
     assert.deepEqual(bare.body.rows, [{ c: bare.body.rows[0].c === null ? null : "", n: 0 }], JSON.stringify(bare.body));

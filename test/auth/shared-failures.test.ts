@@ -5,10 +5,11 @@
 // that cannot be used leaves each instance's own brake in force.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { loadSettings } from "../../lib/config/settings.ts";
 import type { LogEvent } from "../../lib/log.ts";
-import { startGateway, type RunningGateway } from "../../lib/node/gateway.ts";
+import type { RunningGateway } from "../../lib/node/gateway.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
+import { nodeSettings, startNodeGateway } from "../harness/gateway.ts";
+import { basic, postSqlTo, statusAndCode } from "../harness/http.ts";
 
 const TABLE = "hbagate_failures";
 const LOCK_AFTER = 4;
@@ -28,11 +29,8 @@ describe("failures counted across gateway instances", () => {
     );
     await cluster.writeHba(`host all svc,${users.join(",")} 127.0.0.1/32 scram-sha-256\n`, { reload: true });
     const hbaFile = await cluster.writeFile("gateway_hba.conf", `host all ${users.join(",")} 127.0.0.1/32 scram-sha-256\n`);
-    const settings = loadSettings({
-      HBAGATE_PORT: "0",
+    const settings = nodeSettings({
       HBAGATE_HBA_FILE: hbaFile,
-      HBAGATE_UPSTREAM_HOST: "127.0.0.1",
-      HBAGATE_UPSTREAM_PORT: String(cluster.port),
       HBAGATE_SERVICE_USER: "svc",
       HBAGATE_SERVICE_PASSWORD: "svc-pw",
       HBAGATE_AUTH_SHARED_TABLE: TABLE,
@@ -40,11 +38,8 @@ describe("failures counted across gateway instances", () => {
       // No slowed answers: the counts are what is tested.
       HBAGATE_AUTH_SLOW_AFTER: "100",
       HBAGATE_POOL_MAX: "2",
-    });
-    const log = (e: LogEvent) => logs.push(e);
-    const [ga, gb] = await Promise.all([startGateway(settings, log), startGateway(settings, log)]);
-    assert.ok(ga && gb, JSON.stringify(logs));
-    [a, b] = [ga, gb];
+    }, cluster.port);
+    [a, b] = await Promise.all([startNodeGateway(settings, logs), startNodeGateway(settings, logs)]);
   });
   after(async () => {
     await Promise.all([a?.close(), b?.close()]);
@@ -52,13 +47,7 @@ describe("failures counted across gateway instances", () => {
   });
 
   const ask = async (g: RunningGateway, user: string, password: string) => {
-    const res = await fetch(`${g.urls[0]}/v1/postgres/sql`, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from(`${user}:${password}`).toString("base64") },
-      body: JSON.stringify({ query: "select 1 as n" }),
-    });
-    const body = (await res.json()) as { error?: { code?: string } };
-    return res.status === 200 ? "200" : `${res.status} ${body.error?.code}`;
+    return statusAndCode(await postSqlTo(g.urls[0]!, { query: "select 1 as n" }, { headers: { authorization: basic(user, password) } }));
   };
   const tableStatements = async () => (await cluster.readLog()).split("\n").filter((l) => l.includes(TABLE) && l.includes("statement:")).length;
 
@@ -83,6 +72,7 @@ describe("failures counted across gateway instances", () => {
     // The success is cached now (HBAGATE_VERIFIED_TTL_MS): no statement on the table.
     const before = await tableStatements();
     for (let i = 0; i < 10; i++) assert.equal(await ask(b, "carol", "right-carol"), "200");
+    // Deliberately a fixed grace: a statement that did not happen cannot be polled for; this lets the server's log catch up.
     await new Promise((r) => setTimeout(r, 200));
     assert.equal(await tableStatements(), before);
   });
@@ -108,18 +98,14 @@ describe("failures counted across gateway instances", () => {
     await cluster.sql.unsafe(`create role frank login password 'right-frank'`);
     await cluster.writeHba(`host all all 127.0.0.1/32 scram-sha-256\n`, { reload: true });
     const env = {
-      HBAGATE_PORT: "0",
       HBAGATE_HBA_FILE: hbaFile,
-      HBAGATE_UPSTREAM_HOST: "127.0.0.1",
-      HBAGATE_UPSTREAM_PORT: String(cluster.port),
       HBAGATE_SERVICE_USER: "svc",
       HBAGATE_ROLE_CREDENTIALS_FILE: rolesFile,
       HBAGATE_AUTH_SHARED_TABLE: TABLE,
       HBAGATE_AUTH_LOCK_AFTER: String(LOCK_AFTER),
       HBAGATE_AUTH_SLOW_AFTER: "100",
     };
-    const [c, d] = await Promise.all([startGateway(loadSettings(env), (e) => logs.push(e)), startGateway(loadSettings(env), (e) => logs.push(e))]);
-    assert.ok(c && d);
+    const [c, d] = await Promise.all([startNodeGateway(nodeSettings(env, cluster.port), logs), startNodeGateway(nodeSettings(env, cluster.port), logs)]);
     try {
       for (const g of [c, d, c, d]) assert.equal(await ask(g, "frank", "wrong"), "401 28P01");
       assert.equal(await ask(d, "frank", "right-frank"), "429 08004");

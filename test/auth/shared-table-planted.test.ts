@@ -8,10 +8,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import postgres from "postgres";
-import { loadSettings } from "../../lib/config/settings.ts";
 import type { LogEvent } from "../../lib/log.ts";
-import { startGateway, type RunningGateway } from "../../lib/node/gateway.ts";
+import type { RunningGateway } from "../../lib/node/gateway.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
+import { nodeSettings, startNodeGateway } from "../harness/gateway.ts";
+import { basic, postSqlTo, statusAndCode } from "../harness/http.ts";
 
 const TABLE = "hbagate_failures";
 const LOCK_AFTER = 3;
@@ -50,21 +51,16 @@ describe("a shared failure table planted by a database user", () => {
       await m.end();
     }
     const hbaFile = await cluster.writeFile("gateway_hba.conf", `host all alice,mallory 127.0.0.1/32 scram-sha-256\n`);
-    const settings = loadSettings({
-      HBAGATE_PORT: "0",
+    const settings = nodeSettings({
       HBAGATE_HBA_FILE: hbaFile,
-      HBAGATE_UPSTREAM_HOST: "127.0.0.1",
-      HBAGATE_UPSTREAM_PORT: String(cluster.port),
       HBAGATE_SERVICE_USER: "svc",
       HBAGATE_SERVICE_PASSWORD: "svc-pw",
       HBAGATE_AUTH_SHARED_TABLE: TABLE,
       HBAGATE_AUTH_LOCK_AFTER: String(LOCK_AFTER),
       HBAGATE_AUTH_SLOW_AFTER: "100",
       HBAGATE_POOL_MAX: "2",
-    });
-    const [ga, gb] = await Promise.all([startGateway(settings, (e) => logs.push(e)), startGateway(settings, (e) => logs.push(e))]);
-    assert.ok(ga && gb, JSON.stringify(logs));
-    [a, b] = [ga, gb];
+    }, cluster.port);
+    [a, b] = await Promise.all([startNodeGateway(settings, logs), startNodeGateway(settings, logs)]);
   });
   after(async () => {
     await Promise.all([a?.close(), b?.close()]);
@@ -72,13 +68,7 @@ describe("a shared failure table planted by a database user", () => {
   });
 
   const ask = async (g: RunningGateway, user: string, password: string) => {
-    const res = await fetch(`${g.urls[0]}/v1/postgres/sql`, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from(`${user}:${password}`).toString("base64") },
-      body: JSON.stringify({ query: "select 1 as n" }),
-    });
-    const body = (await res.json()) as { error?: { code?: string } };
-    return res.status === 200 ? "200" : `${res.status} ${body.error?.code}`;
+    return statusAndCode(await postSqlTo(g.urls[0]!, { query: "select 1 as n" }, { headers: { authorization: basic(user, password) } }));
   };
 
   test("the planted table is never used: its trigger never runs as the service user, the log names its owner, and each instance's own brake still locks", async () => {

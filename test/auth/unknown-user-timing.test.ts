@@ -6,10 +6,11 @@
 // does). Medians of interleaved samples, compared with a generous factor.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { createApp } from "../../lib/http/app.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { testDeps, testPools } from "../http/deps.ts";
+import { testPools } from "../http/deps.ts";
+import { basic } from "../harness/http.ts";
+import { testApp } from "../harness/gateway.ts";
 
 const ROUNDS = 20;
 /** How far apart the two medians may be (either way). */
@@ -37,12 +38,12 @@ describe("unknown user vs wrong password, verified by upstream login", () => {
 
   test("the same status and body, and timing distributions that overlap", async (t) => {
     // No cache of verified callers, no failure brake (testDeps): every request logs in upstream.
-    const app = createApp(testDeps(pools, "host all all all scram-sha-256\n"));
+    const app = testApp(pools, "host all all all scram-sha-256\n");
     const ask = async (user: string, password: string) => {
       const started = process.hrtime.bigint();
       const res = await app.request("/v1/postgres/sql", {
         method: "POST",
-        headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from(`${user}:${password}`).toString("base64") },
+        headers: { "content-type": "application/json", authorization: basic(user, password) },
         body: '{"query":"select 1"}',
       });
       const body = await res.text();

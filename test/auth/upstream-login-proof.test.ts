@@ -4,18 +4,19 @@
 // when the line is its own.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { execFileSync } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import postgres from "postgres";
 import { ExchangeWatcher } from "../../lib/upstream/login-exchange.ts";
 import type { PeerInfo } from "../../lib/connection/caller.ts";
 import { parseVerifierFile } from "../../lib/auth/verifier-file.ts";
-import { createApp } from "../../lib/http/app.ts";
 import type { LogEvent } from "../../lib/log.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { flavorMissing, startCluster, type Cluster, type Flavor } from "../harness/postgres.ts";
-import { testDeps, testPools } from "../http/deps.ts";
+import { testPools } from "../http/deps.ts";
+import { selfSignedPem } from "../harness/certs.ts";
+import { basic } from "../harness/http.ts";
+import { testApp } from "../harness/gateway.ts";
 
 const PASSWORD = "pw-Καλημέρα-1";
 const LINE_METHODS = ["password", "md5", "scram-sha-256"] as const;
@@ -31,9 +32,8 @@ const ADDRESS: Record<LineMethod, string> = { password: "10.0.0.1", md5: "10.0.0
 const RULES = LINE_METHODS.map((m) => `host all all ${ADDRESS[m]}/32 ${m}`).join("\n") + "\n";
 
 /** A CA that signed nothing the server has. */
-const OTHER_CA = execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=other-ca", "-keyout", "/dev/null"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+const OTHER_CA = selfSignedPem({ cn: "other-ca" }).cert;
 
-const basic = (user: string, password: string) => "Basic " + Buffer.from(`${user}:${password}`).toString("base64");
 
 async function setUpRoles(cluster: Cluster): Promise<void> {
   await cluster.sql.unsafe(`create role ${STORED.scram} login password '${PASSWORD}'`);
@@ -78,14 +78,14 @@ for (const flavor of ["embedded", "debian"] as Flavor[]) {
     let pools: Pools;
     let peer: PeerInfo;
     let logs: LogEvent[];
-    let app: ReturnType<typeof createApp>;
+    let app: ReturnType<typeof testApp>;
 
     before(async () => {
       cluster = await startCluster({ flavor });
       await setUpRoles(cluster);
       pools = testPools(cluster.port);
       logs = [];
-      app = createApp(testDeps(pools, RULES, { peer: () => peer, log: (e) => logs.push(e) }));
+      app = testApp(pools, RULES, { peer: () => peer, log: (e) => logs.push(e) });
     });
     after(async () => {
       await pools?.close();
@@ -175,7 +175,7 @@ for (const flavor of ["embedded", "debian"] as Flavor[]) {
       const rows = await cluster.sql<{ rolname: string; rolpassword: string }[]>`select rolname, rolpassword from pg_authid where rolname like 'r\\_%' and rolpassword is not null`;
       const file = parseVerifierFile("/users.txt", rows.map((r) => `"${r.rolname}" "${r.rolpassword}"`).join("\n") + "\n");
       assert.deepEqual(file.errors, []);
-      const withFile = createApp(testDeps(pools, RULES, { peer: () => peer, verifierFile: () => file }));
+      const withFile = testApp(pools, RULES, { peer: () => peer, verifierFile: () => file });
 
       const disagreements: string[] = [];
       for (const upstream of UPSTREAM_METHODS) {

@@ -7,10 +7,11 @@ import { after, before, describe, test } from "node:test";
 import { FailureLimiter } from "../../lib/auth/failure-limiter.ts";
 import { parseVerifierFile } from "../../lib/auth/verifier-file.ts";
 import type { PeerInfo } from "../../lib/connection/caller.ts";
-import { createApp } from "../../lib/http/app.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { testDeps, testPools } from "../http/deps.ts";
+import { testPools } from "../http/deps.ts";
+import { basic } from "../harness/http.ts";
+import { testApp } from "../harness/gateway.ts";
 
 describe("refusals after verification", () => {
   let cluster: Cluster;
@@ -28,15 +29,14 @@ describe("refusals after verification", () => {
     await cluster?.stop();
   });
 
-  const basic = (user: string, password: string) => "Basic " + Buffer.from(`${user}:${password}`).toString("base64");
-  const ask = async (app: ReturnType<typeof createApp>, db: string, user: string, password: string) => {
+  const ask = async (app: ReturnType<typeof testApp>, db: string, user: string, password: string) => {
     const res = await app.request(`/v1/${db}/sql`, { method: "POST", headers: { "content-type": "application/json", authorization: basic(user, password) }, body: '{"query":"select 1"}' });
     return { status: res.status, body: await res.text() };
   };
 
   test("a trust line for the same role does not clear the password brake's count", async () => {
     const limiter = new FailureLimiter({ slowAfter: 100, lockAfter: 5, windowMs: 60_000, lockMs: 60_000, delayStepMs: 0, maxDelayMs: 0, maxEntries: 100 });
-    const app = createApp(testDeps(pools, "host demo all 10.0.0.1/32 trust\nhost all all 10.0.0.1/32 scram-sha-256\n", { failureLimiter: limiter }));
+    const app = testApp(pools, "host demo all 10.0.0.1/32 trust\nhost all all 10.0.0.1/32 scram-sha-256\n", { failureLimiter: limiter });
     const statuses: number[] = [];
     for (let i = 0; i < 8; i++) {
       statuses.push((await ask(app, "postgres", "alice", `guess-${i}`)).status);
@@ -52,7 +52,7 @@ describe("refusals after verification", () => {
     // carl's password is in the verifier file, but there is no role carl upstream.
     const file = parseVerifierFile("/users.txt", '"carl" "carl-pw"\n');
     const logs: Record<string, unknown>[] = [];
-    const app = createApp(testDeps(pools, "host all all 10.0.0.1/32 scram-sha-256\n", { verifierFile: () => file, log: (e) => logs.push(e) }));
+    const app = testApp(pools, "host all all 10.0.0.1/32 scram-sha-256\n", { verifierFile: () => file, log: (e) => logs.push(e) });
     const right = await ask(app, "postgres", "carl", "carl-pw");
     const wrong = await ask(app, "postgres", "carl", "not-it");
     assert.equal(right.status, 401);

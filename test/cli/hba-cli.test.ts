@@ -2,12 +2,12 @@
 // a child process. The output is a contract (README "The hba command"), so the
 // assertions are on exact text, exact JSON shapes and exit codes.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { run } from "../harness/spawn.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -41,12 +41,12 @@ interface Run {
   readonly stderr: string;
 }
 
-function hba(...args: string[]): Run {
+async function hba(...args: string[]): Promise<Run> {
   const env = { ...process.env };
   delete env.NODE_TEST_CONTEXT;
-  const r = spawnSync(process.execPath, ["bin/hbagate.js", "hba", ...args], { cwd: root, encoding: "utf8", env, timeout: 30_000 });
-  assert.equal(r.error, undefined, `spawn failed: ${String(r.error)}`);
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  const r = await run(process.execPath, ["bin/hbagate.js", "hba", ...args], { cwd: root, env, timeoutMs: 30_000 });
+  assert.equal(r.timedOut, false, "spawn failed: timed out after 30 s");
+  return { code: r.code, stdout: r.stdout, stderr: r.stderr };
 }
 
 const ROW_KEYS = [
@@ -82,22 +82,22 @@ function parseMatch(r: Run): unknown {
 }
 
 describe("hbagate hba check", () => {
-  test("a valid file: exit 0 and a one-line summary", () => {
-    const r = hba("check", VALID);
+  test("a valid file: exit 0 and a one-line summary", async () => {
+    const r = await hba("check", VALID);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, `${VALID}: 7 rules, no errors\n`);
     assert.equal(r.stderr, "");
   });
 
-  test("an invalid file: exit 1 and FILE:LINE: message for each bad line", () => {
-    const r = hba("check", BAD);
+  test("an invalid file: exit 1 and FILE:LINE: message for each bad line", async () => {
+    const r = await hba("check", BAD);
     assert.equal(r.code, 1);
     assert.equal(r.stdout, BAD_LINES.map((l) => l + "\n").join(""));
     assert.equal(r.stderr, `${BAD}: 2 invalid lines; the file would be rejected\n`);
   });
 
-  test("--json on a valid file: pg_hba_file_rules rows, exit 0", () => {
-    const r = hba("check", VALID, "--json");
+  test("--json on a valid file: pg_hba_file_rules rows, exit 0", async () => {
+    const r = await hba("check", VALID, "--json");
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stderr, "");
     const rows = parseRows(r.stdout);
@@ -134,8 +134,8 @@ describe("hbagate hba check", () => {
     assert.deepEqual([rows[6]!.address, rows[6]!.netmask], ["::1", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"]);
   });
 
-  test("--json on an invalid file: every line, errors filled in, exit 1", () => {
-    const r = hba("check", "--json", BAD);
+  test("--json on an invalid file: every line, errors filled in, exit 1", async () => {
+    const r = await hba("check", "--json", BAD);
     assert.equal(r.code, 1);
     assert.equal(r.stderr, "");
     const rows = parseRows(r.stdout);
@@ -167,23 +167,23 @@ describe("hbagate hba check: a file with no rules is refused, as PostgreSQL refu
   const noEntries = (f: string) => `${f}:1: configuration file "${f}" contains no entries\n`;
 
   for (const [what, file] of [["an empty file", EMPTY], ["only comments, blank and whitespace lines (CRLF too)", COMMENTS], ["only includes that bring in nothing", INCLUDES]] as const) {
-    test(`${what}: exit 1, FILE:1: and PostgreSQL's message`, () => {
-      const r = hba("check", file);
+    test(`${what}: exit 1, FILE:1: and PostgreSQL's message`, async () => {
+      const r = await hba("check", file);
       assert.equal(r.code, 1);
       assert.equal(r.stdout, noEntries(file));
       assert.equal(r.stderr, `${file}: no rules; the file would be rejected\n`);
     });
   }
 
-  test("--json: no rows (PostgreSQL's view shows none either), exit 1, the reason on stderr", () => {
-    const r = hba("check", EMPTY, "--json");
+  test("--json: no rows (PostgreSQL's view shows none either), exit 1, the reason on stderr", async () => {
+    const r = await hba("check", EMPTY, "--json");
     assert.equal(r.code, 1);
     assert.deepEqual(parseRows(r.stdout), []);
     assert.equal(r.stderr, noEntries(EMPTY));
   });
 
-  test("match: exit 1, no rule is used", () => {
-    const r = hba("match", COMMENTS, "--address", "10.0.0.1", "--database", "d", "--user", "u");
+  test("match: exit 1, no rule is used", async () => {
+    const r = await hba("match", COMMENTS, "--address", "10.0.0.1", "--database", "d", "--user", "u");
     assert.equal(r.code, 1);
     assert.equal(r.stdout, noEntries(COMMENTS));
     assert.equal(r.stderr, `${COMMENTS}: invalid, no rule is used\n`);
@@ -195,8 +195,8 @@ describe("hbagate hba check: options hbagate would not enforce make the line an 
   const CERT = join(tmp, "clientcert.conf");
   writeFileSync(CERT, "hostssl all all 127.0.0.1/32 reject\nhostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-ca\nhostssl all all all md5 clientname=DN\n");
 
-  test("clientcert= and clientname=: exit 1, FILE:LINE: not supported", () => {
-    const r = hba("check", CERT);
+  test("clientcert= and clientname=: exit 1, FILE:LINE: not supported", async () => {
+    const r = await hba("check", CERT);
     assert.equal(r.code, 1);
     assert.equal(
       r.stdout,
@@ -206,8 +206,8 @@ describe("hbagate hba check: options hbagate would not enforce make the line an 
     assert.equal(r.stderr, `${CERT}: 2 invalid lines; the file would be rejected\n`);
   });
 
-  test("--json: the refused line is an error row, the others are rules", () => {
-    const r = hba("check", CERT, "--json");
+  test("--json: the refused line is an error row, the others are rules", async () => {
+    const r = await hba("check", CERT, "--json");
     assert.equal(r.code, 1);
     assert.deepEqual(
       parseRows(r.stdout).map((x) => [x.rule_number, x.line_number, x.auth_method, x.error]),
@@ -221,13 +221,13 @@ describe("hbagate hba check: options hbagate would not enforce make the line an 
 });
 
 describe("hbagate hba match", () => {
-  test("--address --json: the first matching line, a continued line reported at its first physical line", () => {
-    const out = parseMatch(hba("match", VALID, "--address", "10.1.2.3", "--database", "app", "--user", "alice", "--json"));
+  test("--address --json: the first matching line, a continued line reported at its first physical line", async () => {
+    const out = parseMatch(await hba("match", VALID, "--address", "10.1.2.3", "--database", "app", "--user", "alice", "--json"));
     assert.deepEqual(out, { file_name: VALID_ABS, line_number: 7, auth_method: "password", options: null });
   });
 
-  test("--ssl: hostssl lines apply; text output names FILE:LINE, method, options and the line", () => {
-    const r = hba("match", VALID, "--address", "10.1.2.3", "--ssl", "--database", "app", "--user", "alice");
+  test("--ssl: hostssl lines apply; text output names FILE:LINE, method, options and the line", async () => {
+    const r = await hba("match", VALID, "--address", "10.1.2.3", "--ssl", "--database", "app", "--user", "alice");
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stderr, "");
     assert.equal(
@@ -236,27 +236,27 @@ describe("hbagate hba match", () => {
     );
   });
 
-  test("an IPv4-mapped address matches IPv4 rules", () => {
-    const out = parseMatch(hba("match", VALID, "--address", "::ffff:10.1.2.3", "--database", "app", "--user", "alice", "--json"));
+  test("an IPv4-mapped address matches IPv4 rules", async () => {
+    const out = parseMatch(await hba("match", VALID, "--address", "::ffff:10.1.2.3", "--database", "app", "--user", "alice", "--json"));
     assert.deepEqual(out, { file_name: VALID_ABS, line_number: 7, auth_method: "password", options: null });
   });
 
-  test("--local --replication: only the replication keyword matches", () => {
+  test("--local --replication: only the replication keyword matches", async () => {
     // Without --replication, line 3 (local all postgres peer) would match.
-    const out = parseMatch(hba("match", VALID, "--local", "--replication", "--database", "postgres", "--user", "postgres", "--json"));
+    const out = parseMatch(await hba("match", VALID, "--local", "--replication", "--database", "postgres", "--user", "postgres", "--json"));
     assert.deepEqual(out, { file_name: VALID_ABS, line_number: 2, auth_method: "trust", options: null });
   });
 
-  test("--roles: samerole and +group follow indirect membership", () => {
+  test("--roles: samerole and +group follow indirect membership", async () => {
     // carol is in team, team is in staff: a member of staff only indirectly.
     const out = parseMatch(
-      hba("match", VALID, "--address", "10.2.0.5", "--database", "staff", "--user", "carol", "--roles", ROLES, "--json"),
+      await hba("match", VALID, "--address", "10.2.0.5", "--database", "staff", "--user", "carol", "--roles", ROLES, "--json"),
     );
     assert.deepEqual(out, { file_name: VALID_ABS, line_number: 6, auth_method: "md5", options: null });
   });
 
-  test("no matching line: {\"line_number\":null}, exit 0 (without --roles nobody is a member)", () => {
-    const r = hba("match", VALID, "--address", "10.2.0.5", "--database", "staff", "--user", "carol", "--json");
+  test("no matching line: {\"line_number\":null}, exit 0 (without --roles nobody is a member)", async () => {
+    const r = await hba("match", VALID, "--address", "10.2.0.5", "--database", "staff", "--user", "carol", "--json");
     assert.equal(r.stdout, '{"line_number":null}\n');
     assert.deepEqual(parseMatch(r), { line_number: null });
   });
@@ -286,15 +286,15 @@ describe("hbagate hba match", () => {
       ["samenet_user", elsewhere, null],
       ["name_user", "127.0.0.1", 3],
     ] as const) {
-      const cli = parseMatch(hba("match", file, "--address", address, "--database", "d", "--user", user, "--json")) as { line_number: number | null };
+      const cli = parseMatch(await hba("match", file, "--address", address, "--database", "d", "--user", user, "--json")) as { line_number: number | null };
       const gateway = await matchHba(rules, { transport: "host", address: parseClientAddress(address)!, ssl: false, database: "d", user, replication: false }, { ...systemHost, isMember: () => false });
       assert.equal(cli.line_number, line, `${user} from ${address}`);
       assert.equal(gateway.rule?.line ?? null, line, `the gateway, ${user} from ${address}`);
     }
   });
 
-  test("an invalid file: exit 1 with the same messages as check", () => {
-    const r = hba("match", BAD, "--address", "10.0.0.1", "--database", "d", "--user", "u");
+  test("an invalid file: exit 1 with the same messages as check", async () => {
+    const r = await hba("match", BAD, "--address", "10.0.0.1", "--database", "d", "--user", "u");
     assert.equal(r.code, 1);
     assert.equal(r.stdout, BAD_LINES.map((l) => l + "\n").join(""));
     assert.equal(r.stderr, `${BAD}: invalid, no rule is used\n`);
@@ -310,8 +310,8 @@ describe("hbagate hba usage errors: exit 2, usage on stderr", () => {
     ["bad address", ["match", VALID, "--address", "10.1.2", "--database", "d", "--user", "u"], 'invalid client address "10.1.2"'],
   ];
   for (const [name, args, why] of cases) {
-    test(name, () => {
-      const r = hba(...args);
+    test(name, async () => {
+      const r = await hba(...args);
       assert.equal(r.code, 2);
       assert.equal(r.stdout, "");
       assert.ok(r.stderr.startsWith(`hbagate hba: ${why}\n`), r.stderr);

@@ -1,14 +1,18 @@
 // A throwaway OAuth issuer for the oauth method's tests: a discovery document
-// and a JWKS over HTTPS, its certificate from a throwaway CA (openssl), keys
+// and a JWKS over HTTPS, its certificate from a throwaway CA (certs.ts), keys
 // generated per run and rotatable; tokens signed with jose. It can be taken
 // down (an outage) and counts the fetches it answered.
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from "jose";
+import { IssuerKeys } from "../../lib/auth/oauth/issuer-keys.ts";
+import type { OAuthSettings } from "../../lib/auth/oauth/settings.ts";
+import type { Log } from "../../lib/log.ts";
+import { httpsGet } from "../../lib/node/https-get.ts";
+import { makeCa } from "./certs.ts";
 
 export interface SigningKey {
   readonly kid: string;
@@ -39,16 +43,13 @@ let counter = 0;
 
 export async function startIssuer(options: { documentIssuer?: (url: string) => string } = {}): Promise<Issuer> {
   const dir = mkdtempSync(join(tmpdir(), "hbagate-issuer-"));
-  const run = (args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "ignore" });
-  run(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=hbagate test issuer CA", "-keyout", "ca.key", "-out", "ca.pem"]);
-  run(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "leaf.key", "-out", "leaf.csr"]);
-  writeFileSync(join(dir, "ext.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
-  run(["x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1", "-extfile", "ext.cnf", "-out", "leaf.pem"]);
+  const ca = makeCa(dir, "issuer-ca", { cn: "hbagate test issuer CA" });
+  const leaf = ca.issue("issuer", { cn: "localhost", serverFor: ["DNS:localhost", "IP:127.0.0.1"] });
 
   const fetches = new Map<string, number>();
   const issuer: Partial<Issuer> & { keys: SigningKey[]; down: boolean } = { keys: [], down: false };
   let url = "";
-  const server: Server = createServer({ key: readFileSync(join(dir, "leaf.key")), cert: readFileSync(join(dir, "leaf.pem")) }, (req, res) => {
+  const server: Server = createServer({ key: leaf.key, cert: leaf.cert }, (req, res) => {
     const path = (req.url ?? "/").split("?")[0]!;
     if (issuer.down) {
       res.writeHead(503).end();
@@ -74,8 +75,8 @@ export async function startIssuer(options: { documentIssuer?: (url: string) => s
 
   return Object.assign(issuer, {
     url,
-    caPem: readFileSync(join(dir, "ca.pem"), "utf8"),
-    caFile: join(dir, "ca.pem"),
+    caPem: ca.cert,
+    caFile: ca.certFile,
     fetches,
     newKey,
     async sign(claims: JWTPayload, o: { key?: SigningKey; header?: Record<string, unknown> } = {}) {
@@ -86,4 +87,17 @@ export async function startIssuer(options: { documentIssuer?: (url: string) => s
     },
     stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
   }) as Issuer;
+}
+
+/** The oauth settings a gateway under test uses for `issuer`: its CA trusted, short bounds, no leeway unless asked. */
+export function oauthSettings(issuer: Issuer, log: Log, overrides: Partial<OAuthSettings> = {}): OAuthSettings {
+  return {
+    keys: new IssuerKeys(httpsGet({ timeoutMs: 2000, maxBytes: 1 << 20, ca: issuer.caPem }), { refreshMs: 300_000, maxStaleMs: 3_600_000, cooldownMs: 30_000 }, log),
+    audience: undefined,
+    algorithms: ["ES256", "RS256", "EdDSA"],
+    leewaySeconds: 0,
+    identityClaim: "sub",
+    roleClaim: "role",
+    ...overrides,
+  };
 }

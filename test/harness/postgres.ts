@@ -6,16 +6,17 @@
 // needed for features Debian's 15 lacks (regex, include, line continuation).
 // PostgreSQL refuses to run as root, so under root the server runs as the
 // `postgres` system user (or `nobody`), via spawn's uid/gid.
-import { execFileSync, spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import postgres from "postgres";
+import { selfSigned } from "./certs.ts";
 import { eventually } from "./eventually.ts";
 import { freePort, unprivilegedUser, type RunAs } from "./process.ts";
 import { missingCommands, missingPaths, reasons } from "./prerequisites.ts";
+import { runOk } from "./spawn.ts";
 
 export type Flavor = "debian" | "embedded";
 
@@ -106,23 +107,6 @@ export function flavorMissing(flavor: Flavor, opts: { readonly ssl?: boolean } =
 }
 
 
-function run(cmd: string, args: readonly string[], as: RunAs | undefined, env: NodeJS.ProcessEnv): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
-      env,
-      stdio: ["ignore", "pipe", "pipe"],
-      ...(as ? { uid: as.uid, gid: as.gid } : {}),
-    });
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code) =>
-      code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(" ")} exited ${code}:\n${out}`)),
-    );
-  });
-}
-
 async function own(path: string, as: RunAs | undefined, mode?: number): Promise<void> {
   if (as) await chown(path, as.uid, as.gid);
   if (mode !== undefined) await chmod(path, mode);
@@ -147,8 +131,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   await own(logPath, as, 0o644);
 
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? "/usr/bin:/bin", LANG: "C", LC_ALL: "C" };
-  await run(join(bin, "initdb"), ["-D", dataDir, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C"], as, env);
-  const major = Number((await run(join(bin, "postgres"), ["--version"], as, env)).match(/(\d+)\.\d+/)?.[1]);
+  await runOk(join(bin, "initdb"), ["-D", dataDir, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C"], { as, env });
+  const major = Number((await runOk(join(bin, "postgres"), ["--version"], { as, env })).match(/(\d+)\.\d+/)?.[1]);
 
   // freePort is unavoidable: PostgreSQL takes no port 0 (the setting is 1-65535), and the
   // same number names the Unix socket. (Taken meanwhile on 127.0.0.1, the server may still
@@ -169,12 +153,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     ...options.settings,
   };
   if (options.ssl) {
-    const key = join(dataDir, "server.key");
-    const crt = join(dataDir, "server.crt");
-    execFileSync("openssl", [
-      "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
-      "-keyout", key, "-out", crt,
-    ], { stdio: "ignore" });
+    const { keyFile: key, certFile: crt } = selfSigned(dataDir, "server", { cn: "localhost" });
     await own(key, as, 0o600);
     await own(crt, as, 0o644);
     conf.ssl = "on";
@@ -186,7 +165,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   await writeFile(confPath, confText);
   await own(confPath, as, 0o600);
 
-  await run(join(bin, "pg_ctl"), ["-D", dataDir, "-l", logPath, "-w", "-t", "60", "start"], as, env);
+  await runOk(join(bin, "pg_ctl"), ["-D", dataDir, "-l", logPath, "-w", "-t", "60", "start"], { as, env });
 
   const sql = postgres({ host: socketDir, port, user: "postgres", database: "postgres", max: 1, onnotice: () => {} });
   await sql`select 1`;
@@ -241,17 +220,17 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       return path;
     },
     async restart(mode = "fast") {
-      await run(join(bin, "pg_ctl"), ["-D", dataDir, "-m", mode, "-l", logPath, "-w", "-t", "60", "restart"], as, env);
+      await runOk(join(bin, "pg_ctl"), ["-D", dataDir, "-m", mode, "-l", logPath, "-w", "-t", "60", "restart"], { as, env });
     },
     async halt(mode = "fast") {
-      await run(join(bin, "pg_ctl"), ["-D", dataDir, "-m", mode, "-w", "stop"], as, env);
+      await runOk(join(bin, "pg_ctl"), ["-D", dataDir, "-m", mode, "-w", "stop"], { as, env });
     },
     async start() {
-      await run(join(bin, "pg_ctl"), ["-D", dataDir, "-l", logPath, "-w", "-t", "60", "start"], as, env);
+      await runOk(join(bin, "pg_ctl"), ["-D", dataDir, "-l", logPath, "-w", "-t", "60", "start"], { as, env });
     },
     async stop() {
       await sql.end({ timeout: 1 }).catch(() => {});
-      await run(join(bin, "pg_ctl"), ["-D", dataDir, "-m", "immediate", "-w", "stop"], as, env).catch(() => {});
+      await runOk(join(bin, "pg_ctl"), ["-D", dataDir, "-m", "immediate", "-w", "stop"], { as, env }).catch(() => {});
       await rm(dir, { recursive: true, force: true });
     },
   };

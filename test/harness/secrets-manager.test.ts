@@ -13,6 +13,7 @@ import {
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { fakeClient, startFakeSecretsManager, type FakeSecretsManager } from "./secrets-manager.ts";
+import { eventually } from "./eventually.ts";
 
 /** What the SDK rejects with: an Error, with a Node error code and $metadata on most. */
 type Rejection = Error & { code?: string; $metadata?: { httpStatusCode?: number; attempts?: number } };
@@ -275,7 +276,7 @@ describe("fake Secrets Manager with the real SDK client", () => {
       other.put("s", "x");
       other.fail({ delayMs: 10_000 });
       const pending = rejection(c.send(new GetSecretValueCommand({ SecretId: "s" })));
-      while (other.calls.length === 0) await new Promise((r) => setTimeout(r, 5));
+      await eventually(() => other.calls.length > 0, { intervalMs: 5, what: "the request to reach the fake service" });
       const t = Date.now();
       await other.close();
       assert.ok(Date.now() - t < 1_000);

@@ -3,43 +3,18 @@
 // duplicate-mail entries, the DN-escaped entry, pause/resume, the blackhole
 // and the refused port, and that stop() leaves nothing behind.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { connect } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { freeClosedPort, slapdMissing, startBlackhole, startSlapd, type Slapd } from "./slapd.ts";
-
-interface Result {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-  readonly timedOut: boolean;
-}
+import { freeClosedPort, startBlackhole } from "./dead-servers.ts";
+import { slapdMissing, startSlapd, type Slapd } from "./slapd.ts";
+import { run, type RunResult } from "./spawn.ts";
 
 /** Run an ldap-utils tool with a hard time limit; never rejects on a non-zero exit. */
-function tool(cmd: string, args: readonly string[], opts: { caFile?: string; timeoutMs?: number } = {}): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? "/usr/bin:/bin", LANG: "C", LC_ALL: "C", LDAPTLS_REQCERT: "demand" };
-    if (opts.caFile !== undefined) env.LDAPTLS_CACERT = opts.caFile;
-    const child = spawn(cmd, args, { env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill("SIGKILL");
-    }, opts.timeoutMs ?? 10_000);
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("error", (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, timedOut });
-    });
-  });
+function tool(cmd: string, args: readonly string[], opts: { caFile?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? "/usr/bin:/bin", LANG: "C", LC_ALL: "C", LDAPTLS_REQCERT: "demand" };
+  if (opts.caFile !== undefined) env.LDAPTLS_CACERT = opts.caFile;
+  return run(cmd, args, { env, timeoutMs: opts.timeoutMs ?? 10_000 });
 }
 
 const entries = (ldif: string) => ldif.split("\n").filter((l) => /^dn::? /.test(l)).length;

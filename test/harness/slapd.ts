@@ -1,77 +1,48 @@
 // Throwaway OpenLDAP servers for tests: Debian's slapd (packages `slapd` and
 // `ldap-utils`) on two ephemeral loopback ports, plain LDAP (with StartTLS)
-// and LDAPS, certificates from a throwaway CA, an mdb database in a temporary
-// directory, torn down by stop().
-//
-// The directory is PostgreSQL's own LDAP test data (authdata.ldif from
-// src/test/ldap: dc=example,dc=net with uid=test1 and uid=test2 directly under
-// it) plus entries for the gateway's own tests: two users sharing one mail
-// value, a user whose uid needs DN escaping, and a search service account.
+// and LDAPS, certificates from a throwaway CA (certs.ts), an mdb database in a
+// temporary directory, torn down by stop(). What the directory holds is in
+// ldap-directory.ts; servers that never answer are in dead-servers.ts.
 //
 // The configuration is a generated slapd.conf (-f), loaded offline with
 // slapadd, then slapd runs in the foreground (-d) so the child is the server
 // itself: pause()/resume() SIGSTOP/SIGCONT it and stop() waits for its exit.
 // Under root everything runs as the `openldap` system user (or `nobody`) via
 // spawn's uid/gid, and the files are owned by it; slapd never needs root here.
-import { fileURLToPath } from "node:url";
+import { makeCa } from "./certs.ts";
+import { eventually } from "./eventually.ts";
+import {
+  ADMIN_DN,
+  ADMIN_PASSWORD,
+  AUTHDATA_LDIF,
+  BASE_DN,
+  DUP_MAIL,
+  directoryLdif,
+  LDAP_USERS,
+  SEARCH_DN,
+  SEARCH_PASSWORD,
+  ssha,
+  type LdapUser,
+  type LdapUserKey,
+} from "./ldap-directory.ts";
 import { freePort, unprivilegedUser, type RunAs } from "./process.ts";
 import { corpusMissing, missingCommands, missingPaths, reasons } from "./prerequisites.ts";
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
+import { runOk } from "./spawn.ts";
+import { spawn, type ChildProcess } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { chmod, chown, mkdir, mkdtemp, open, readFile, readdir, rm, writeFile } from "node:fs/promises";
-import { connect, createServer, type Socket } from "node:net";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
+/** The directory's names, as bench/run.ts and older imports know them from here. */
+export { ADMIN_DN, BASE_DN, DUP_MAIL, LDAP_USERS, SEARCH_DN, SPECIAL_UID, type LdapUser, type LdapUserKey } from "./ldap-directory.ts";
+
+export const LDAP_HOST = "127.0.0.1";
 export const SLAPD = "/usr/sbin/slapd";
 export const SLAPADD = "/usr/sbin/slapadd";
 const SCHEMA_DIR = "/etc/ldap/schema";
 const MODULE_DIR = "/usr/lib/ldap";
-/** PostgreSQL's LDAP test directory (src/test/ldap/authdata.ldif), in shared/ beside the checkout. */
-export const AUTHDATA_LDIF = fileURLToPath(new URL("../../../shared/corpora/postgres/authdata.ldif", import.meta.url));
-
-export const LDAP_HOST = "127.0.0.1";
-export const BASE_DN = "dc=example,dc=net";
-export const ADMIN_DN = `cn=admin,${BASE_DN}`;
-export const ADMIN_PASSWORD = "adminpw";
-export const SEARCH_DN = `cn=search,${BASE_DN}`;
-export const SEARCH_PASSWORD = "searchpw";
-/** The mail value shared by users dup1 and dup2. */
-export const DUP_MAIL = "dup@example.net";
-
-export interface LdapUser {
-  /** The uid attribute value, i.e. the name a client would log in with. */
-  readonly uid: string;
-  /** The entry's DN, escaped as RFC 4514 requires. */
-  readonly dn: string;
-  readonly password: string;
-  readonly mail: string;
-  readonly cn: string;
-}
-
-export type LdapUserKey = "test1" | "test2" | "dup1" | "dup2" | "special";
-
-/** The uid of the `special` user: a comma, a plus, double quotes, an apostrophe and a space,
- * all legal in a search filter unescaped but needing escapes in a DN. */
-export const SPECIAL_UID = `o'brien, "jr"+x`;
-
-export const LDAP_USERS: Readonly<Record<LdapUserKey, LdapUser>> = {
-  // From authdata.ldif; passwords as PostgreSQL's 001_auth.pl sets them.
-  test1: { uid: "test1", dn: `uid=test1,${BASE_DN}`, password: "secret1", mail: "test1@example.net", cn: "First Test User" },
-  test2: { uid: "test2", dn: `uid=test2,${BASE_DN}`, password: "secret2", mail: "test2@example.net", cn: "Second Test User" },
-  // Added here: two users with the same mail, for "search found more than one entry".
-  dup1: { uid: "dup1", dn: `uid=dup1,${BASE_DN}`, password: "dupsecret1", mail: DUP_MAIL, cn: "Duplicate One" },
-  dup2: { uid: "dup2", dn: `uid=dup2,${BASE_DN}`, password: "dupsecret2", mail: DUP_MAIL, cn: "Duplicate Two" },
-  special: {
-    uid: SPECIAL_UID,
-    dn: `uid=o'brien\\, \\"jr\\"\\+x,${BASE_DN}`,
-    password: "sp3cial",
-    mail: "obrien@example.net",
-    cn: "Special Characters",
-  },
-};
-
 export interface Slapd {
   readonly host: string;
   /** Plain LDAP port (StartTLS available). */
@@ -104,14 +75,6 @@ export interface Slapd {
   /** Kill slapd, wait for it to exit and remove the directory. Idempotent. */
   stop(): Promise<void>;
 }
-
-export interface Blackhole {
-  readonly port: number;
-  /** How many connections were accepted so far. */
-  readonly accepted: number;
-  close(): Promise<void>;
-}
-
 
 /**
  * SIGSTOP takes effect asynchronously, thread by thread: wait (synchronously,
@@ -159,110 +122,15 @@ export function slapdAvailable(): boolean {
 }
 
 
-/** A loopback port on which nothing listens (a connection is refused), as far as can be known. (Nothing is to bind it: freePort is what is wanted.) */
-export async function freeClosedPort(): Promise<number> {
-  return freePort(LDAP_HOST);
-}
+/** What slapd and slapadd run with: no locale, no LDAP settings from the caller's environment. */
+const C_ENV = { PATH: process.env.PATH ?? "/usr/bin:/bin", LANG: "C", LC_ALL: "C" };
 
-/** A TCP server on 127.0.0.1 that accepts connections and never writes a byte. */
-export async function startBlackhole(): Promise<Blackhole> {
-  const sockets = new Set<Socket>();
-  let accepted = 0;
-  const srv = createServer((sock) => {
-    accepted++;
-    sockets.add(sock);
-    sock.on("error", () => {});
-    sock.on("close", () => sockets.delete(sock));
-    // Read and discard, so the peer's writes never block.
-    sock.resume();
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    srv.on("error", reject);
-    srv.listen(0, LDAP_HOST, () => {
-      const addr = srv.address();
-      if (typeof addr === "object" && addr) resolve(addr.port);
-      else reject(new Error("no port"));
-    });
-  });
-  let closed: Promise<void> | undefined;
-  return {
-    port,
-    get accepted() {
-      return accepted;
-    },
-    close() {
-      closed ??= new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        srv.close(() => resolve());
-      });
-      return closed;
-    },
-  };
-}
-
-function run(cmd: string, args: readonly string[], as: RunAs | undefined, timeoutMs = 30_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LANG: "C", LC_ALL: "C" },
-      stdio: ["ignore", "pipe", "pipe"],
-      timeout: timeoutMs,
-      killSignal: "SIGKILL",
-      ...(as ? { uid: as.uid, gid: as.gid } : {}),
-    });
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code, signal) =>
-      code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(" ")} exited ${code ?? signal}:\n${out}`)),
-    );
-  });
-}
-
-/** `{SSHA}` as slappasswd makes it: base64(SHA1(password + salt) + salt). */
-function ssha(password: string): string {
-  const salt = randomBytes(8);
-  const digest = createHash("sha1").update(password, "utf8").update(salt).digest();
-  return "{SSHA}" + Buffer.concat([digest, salt]).toString("base64");
-}
-
-async function makeCertificates(dir: string): Promise<{ ca: string; wrongCa: string; cert: string; key: string }> {
-  const ca = join(dir, "ca.crt");
-  const caKey = join(dir, "ca.key");
-  const wrongCa = join(dir, "wrong-ca.crt");
-  const wrongCaKey = join(dir, "wrong-ca.key");
-  const key = join(dir, "server.key");
-  const csr = join(dir, "server.csr");
-  const cert = join(dir, "server.crt");
-  const ext = join(dir, "server.ext");
-  const openssl = (args: readonly string[]) => run("openssl", args, undefined);
-  const caArgs = (keyOut: string, certOut: string, cn: string) => [
-    "req", "-x509", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-    "-days", "2", "-subj", `/O=hbagate tests/CN=${cn}`, "-keyout", keyOut, "-out", certOut,
-    "-addext", "basicConstraints=critical,CA:TRUE",
-    "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-  ];
-  await openssl(caArgs(caKey, ca, "hbagate test CA"));
-  await openssl(caArgs(wrongCaKey, wrongCa, "hbagate unrelated CA"));
-  await openssl([
-    "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-    "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", csr,
-  ]);
-  await writeFile(
-    ext,
-    [
-      "basicConstraints=critical,CA:FALSE",
-      "keyUsage=critical,digitalSignature,keyEncipherment",
-      "extendedKeyUsage=serverAuth",
-      "subjectAltName=IP:127.0.0.1,DNS:localhost",
-      "",
-    ].join("\n"),
-  );
-  await openssl([
-    "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", caKey, "-set_serial", `0x${randomBytes(8).toString("hex")}`,
-    "-days", "2", "-extfile", ext, "-out", cert,
-  ]);
-  return { ca, wrongCa, cert, key };
+/** The server's certificate from a throwaway CA, and an unrelated CA that must not verify it. */
+function makeCertificates(dir: string): { ca: string; wrongCa: string; cert: string; key: string } {
+  const ca = makeCa(dir, "ca", { o: "hbagate tests", cn: "hbagate test CA" });
+  const wrongCa = makeCa(dir, "wrong-ca", { o: "hbagate tests", cn: "hbagate unrelated CA" });
+  const server = ca.issue("server", { cn: "127.0.0.1", serverFor: ["IP:127.0.0.1", "DNS:localhost"] });
+  return { ca: ca.certFile, wrongCa: wrongCa.certFile, cert: server.certFile, key: server.keyFile };
 }
 
 function slapdConf(dir: string, dbDir: string, tls: { ca: string; cert: string; key: string }): string {
@@ -298,51 +166,6 @@ function slapdConf(dir: string, dbDir: string, tls: { ca: string; cert: string; 
     "  by * read",
     "",
   ].join("\n");
-}
-
-function extraLdif(): string {
-  const person = (u: LdapUser, uidNumber: number) =>
-    [
-      `dn: ${u.dn}`,
-      "objectClass: inetOrgPerson",
-      "objectClass: posixAccount",
-      `uid: ${u.uid}`,
-      "sn: Lastname",
-      `cn: ${u.cn}`,
-      `uidNumber: ${uidNumber}`,
-      "gidNumber: 100",
-      `homeDirectory: /home/user${uidNumber}`,
-      `mail: ${u.mail}`,
-      `userPassword: ${ssha(u.password)}`,
-      "",
-    ].join("\n");
-  return [
-    person(LDAP_USERS.dup1, 201),
-    person(LDAP_USERS.dup2, 202),
-    person(LDAP_USERS.special, 203),
-    [
-      `dn: ${SEARCH_DN}`,
-      "objectClass: organizationalRole",
-      "objectClass: simpleSecurityObject",
-      "cn: search",
-      "description: service account for search+bind",
-      `userPassword: ${ssha(SEARCH_PASSWORD)}`,
-      "",
-    ].join("\n"),
-  ].join("\n");
-}
-
-/** authdata.ldif with userPassword added to test1 and test2. */
-async function authdataLdif(): Promise<string> {
-  const text = await readFile(AUTHDATA_LDIF, "utf8");
-  const entries = text.replace(/\r\n/g, "\n").split(/\n\s*\n/).map((e) => e.trim()).filter((e) => e !== "");
-  return entries
-    .map((entry) => {
-      const dn = entry.match(/^dn:\s*(.*)$/m)?.[1]?.trim();
-      const user = Object.values(LDAP_USERS).find((u) => u.dn === dn);
-      return user ? `${entry}\nuserPassword: ${ssha(user.password)}\n` : `${entry}\n`;
-    })
-    .join("\n");
 }
 
 async function chownTree(path: string, as: RunAs | undefined): Promise<void> {
@@ -396,17 +219,16 @@ export async function startSlapd(): Promise<Slapd> {
     await chmod(dir, 0o755);
     const dbDir = join(dir, "db");
     await mkdir(dbDir, { mode: 0o700 });
-    const tls = await makeCertificates(dir);
-    for (const f of [tls.key, join(dir, "ca.key"), join(dir, "wrong-ca.key")]) await chmod(f, 0o600);
+    const tls = makeCertificates(dir);
     const confPath = join(dir, "slapd.conf");
     await writeFile(confPath, slapdConf(dir, dbDir, tls), { mode: 0o600 });
     const ldifPath = join(dir, "data.ldif");
-    await writeFile(ldifPath, (await authdataLdif()) + "\n" + extraLdif(), { mode: 0o600 });
+    await writeFile(ldifPath, await directoryLdif(), { mode: 0o600 });
     const logPath = join(dir, "slapd.log");
     await writeFile(logPath, "");
     await chownTree(dir, as);
 
-    await run(SLAPADD, ["-q", "-f", confPath, "-l", ldifPath], as);
+    await runOk(SLAPADD, ["-q", "-f", confPath, "-l", ldifPath], { as, env: C_ENV, timeoutMs: 30_000 });
 
     // freePort is unavoidable here: slapd takes its listeners as URLs on the command line and
     // has no way to report a port the system chose. Should another process take one meanwhile,
@@ -421,7 +243,7 @@ export async function startSlapd(): Promise<Slapd> {
     try {
       // -d stats: stay in the foreground and log connections, binds and searches to stderr.
       child = spawn(SLAPD, ["-d", "stats", "-f", confPath, "-h", `${url}/ ${ldapsUrl}/`], {
-        env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LANG: "C", LC_ALL: "C" },
+        env: C_ENV,
         stdio: ["ignore", log.fd, log.fd],
         ...(as ? { uid: as.uid, gid: as.gid } : {}),
       });
@@ -433,18 +255,15 @@ export async function startSlapd(): Promise<Slapd> {
     let spawnError: Error | undefined;
     proc.on("error", (e) => (spawnError = e));
 
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      if (spawnError) throw spawnError;
-      if (proc.exitCode !== null || proc.signalCode !== null) {
-        throw new Error(`slapd exited ${proc.exitCode ?? proc.signalCode} during startup:\n${await readFile(logPath, "utf8")}`);
-      }
-      if ((await canConnect(port)) && (await canConnect(ldapsPort))) break;
-      if (Date.now() > deadline) {
-        throw new Error(`slapd did not listen on ${url} and ${ldapsUrl} within 15s:\n${await readFile(logPath, "utf8")}`);
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    // Listening on both ports, or gone: either ends the wait (a slapd that has exited is not waited for).
+    const outcome = await eventually(
+      async () => (spawnError || proc.exitCode !== null || proc.signalCode !== null ? "exited" : (await canConnect(port)) && (await canConnect(ldapsPort)) && "listening"),
+      { timeoutMs: 15_000, intervalMs: 50, what: `slapd to listen on ${url} and ${ldapsUrl}` },
+    ).catch(async (e: Error) => {
+      throw new Error(`${e.message}:\n${await readFile(logPath, "utf8")}`);
+    });
+    if (spawnError) throw spawnError;
+    if (outcome === "exited") throw new Error(`slapd exited ${proc.exitCode ?? proc.signalCode} during startup:\n${await readFile(logPath, "utf8")}`);
     const pid = proc.pid;
     if (pid === undefined) throw new Error("slapd has no pid");
 

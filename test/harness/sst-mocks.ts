@@ -3,13 +3,13 @@
 // AWS. SST's Go CLI normally bundles sst.config.ts and hands it to Pulumi;
 // bundleSstProgram does that bundling the way the CLI does (pkg/project/run.go
 // in sst/sst) and sst-mock-program.ts stands in for Pulumi and the CLI.
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
+import { run as runChild } from "./spawn.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const platform = join(root, ".sst", "platform");
@@ -123,36 +123,20 @@ export async function runSstProgramUnderMocks(stage: string, env: Readonly<Recor
   return JSON.parse(r.output.slice(marker + "\nMOCK-RUN ".length)) as MockRun;
 }
 
-function run(
+/** run() in its own process group (so a timeout also ends what it started: sst runs npm), as exit code and output; one that cannot start exits null. */
+async function run(
   command: string,
   args: readonly string[],
   env: Readonly<Record<string, string>>,
   timeoutMs: number,
   baseEnv: NodeJS.ProcessEnv = process.env,
 ): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve) => {
-    // Its own process group, so a timeout also ends what it started (sst runs npm).
-    const p = spawn(command, args, { cwd: root, env: { ...baseEnv, ...env }, stdio: ["ignore", "pipe", "pipe"], detached: true });
-    let output = "\n";
-    p.stdout.on("data", (d: Buffer) => (output += d.toString()));
-    p.stderr.on("data", (d: Buffer) => (output += d.toString()));
-    const timer = setTimeout(() => {
-      output += `\n(killed after ${timeoutMs} ms)`;
-      try {
-        if (p.pid !== undefined) process.kill(-p.pid, "SIGKILL");
-      } catch {
-        // already gone
-      }
-    }, timeoutMs);
-    p.on("error", (err) => {
-      clearTimeout(timer);
-      resolve({ code: null, output: `${output}\n${err.message}` });
-    });
-    p.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, output });
-    });
-  });
+  try {
+    const r = await runChild(command, args, { cwd: root, env: { ...baseEnv, ...env }, timeoutMs, group: true });
+    return { code: r.code, output: `\n${r.output}${r.timedOut ? `\n(killed after ${timeoutMs} ms)` : ""}` };
+  } catch (err) {
+    return { code: null, output: `\n\n${(err as Error).message}` };
+  }
 }
 
 function lastLine(text: string): string {

@@ -3,8 +3,9 @@
 // step: before a message is passed on, or right after. The server's side is
 // left to finish what it received (as when a network between the two fails),
 // then closed. It can also hold CancelRequests back (to land them on a later
-// statement of their backend, as a slow network would) and turn the open
-// connections into a black hole (nothing passes, nothing closes).
+// statement of their backend, as a slow network would), turn the open
+// connections into a black hole (nothing passes, nothing closes), refuse new
+// connections, or take new ones in and never answer them.
 import { createServer, connect, type Server, type Socket } from "node:net";
 
 export type Direction = "toServer" | "toClient";
@@ -48,15 +49,32 @@ export interface PgProxy {
    * backend it targets, or `hold.atMostMs` passes. The list fills as cancels come.
    */
   holdCancels(hold: CancelHold): HeldCancel[];
-  /** Connections that carried a startup (not a cancel), with their backend pid once the server sent it. */
-  readonly sessions: readonly { readonly pid: number | undefined }[];
+  /**
+   * Connections that carried a startup (not a cancel), with their backend pid once the server sent it,
+   * and their state: "cut" while the server's side is left to finish what it received, "closed" once
+   * the server's side is closed too.
+   */
+  readonly sessions: readonly Session[];
+  /** The client's port of every connection accepted so far (see clientConnectionsOpen in process.ts). */
+  readonly clientPorts: readonly number[];
   /** From now on, pass nothing on any open connection in either direction, and close nothing (a network black hole). New connections pass. */
   blackHole(): void;
+  /** Connections accepted so far (swallowed ones included). */
+  readonly accepted: number;
+  /** Stop listening: a new connection is refused, the open ones carry on. */
+  refuseNew(): void;
+  /** From now on, accept a new connection and never answer or close it (nothing goes upstream); the open ones carry on. */
+  swallowNew(): void;
   /** Cut once, at the first message matching the rule on any connection. */
   arm(rule: CutRule): Promise<void>;
   /** Close every connection now (both sides), as a network failure between requests would. */
   cutAll(): void;
   close(): Promise<void>;
+}
+
+export interface Session {
+  readonly pid: number | undefined;
+  readonly state: "open" | "cut" | "closed";
 }
 
 /** Splits a byte stream into protocol messages; the client's first one (startup) has no type letter. */
@@ -92,10 +110,22 @@ export async function startPgProxy(upstreamPort: number, upstreamHost = "127.0.0
   let holding: { hold: CancelHold; held: HeldCancel[] } | undefined;
   /** Held cancels waiting for a statement on their backend: released by the connection whose pid matches. */
   const waitingCancels = new Set<{ held: HeldCancel; until: CancelHold["until"]; landAfterMs: number; release: (by: "statement" | "timeout") => void }>();
-  const sessions: { pid: number | undefined }[] = [];
+  const sessions: { pid: number | undefined; state: Session["state"] }[] = [];
+  const clientPorts: number[] = [];
   const silenced = new Set<Socket>();
+  const swallowed = new Set<Socket>();
+  let accepted = 0;
+  let swallowing = false;
+  let listening = true;
 
   const server: Server = createServer((client) => {
+    accepted++;
+    if (client.remotePort !== undefined) clientPorts.push(client.remotePort);
+    if (swallowing) {
+      swallowed.add(client);
+      client.on("error", () => {});
+      return;
+    }
     const upstream = connect({ host: upstreamHost, port: upstreamPort });
     const pair = { client, server: upstream };
     pairs.add(pair);
@@ -103,9 +133,10 @@ export async function startPgProxy(upstreamPort: number, upstreamHost = "127.0.0
     const fromServer = new Messages(false);
     let cut = false;
     let first = true;
-    let session: { pid: number | undefined } | undefined;
+    let session: (typeof sessions)[number] | undefined;
     const cutNow = () => {
       cut = true;
+      if (session) session.state = "cut";
       client.destroy();
       // The server finishes what it has, then sees the connection end.
       setTimeout(() => upstream.destroy(), 500).unref();
@@ -138,7 +169,7 @@ export async function startPgProxy(upstreamPort: number, upstreamHost = "127.0.0
             continue;
           }
           if (!(m.raw.length === 16 && m.raw.readUInt32BE(4) === 80877102)) {
-            session = { pid: undefined };
+            session = { pid: undefined, state: "open" };
             sessions.push(session);
           }
         }
@@ -172,7 +203,10 @@ export async function startPgProxy(upstreamPort: number, upstreamHost = "127.0.0
     client.on("close", () => {
       if (!cut) end();
     });
-    upstream.on("close", end);
+    upstream.on("close", () => {
+      if (session) session.state = "closed";
+      end();
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const address = server.address();
@@ -186,8 +220,19 @@ export async function startPgProxy(upstreamPort: number, upstreamHost = "127.0.0
       return held;
     },
     sessions,
+    clientPorts,
     blackHole() {
       for (const p of pairs) silenced.add(p.client);
+    },
+    get accepted() {
+      return accepted;
+    },
+    refuseNew() {
+      if (listening) server.close();
+      listening = false;
+    },
+    swallowNew() {
+      swallowing = true;
     },
     arm(rule) {
       return new Promise<void>((fired) => {
@@ -209,6 +254,9 @@ export async function startPgProxy(upstreamPort: number, upstreamHost = "127.0.0
         p.client.destroy();
         p.server.destroy();
       }
+      for (const s of swallowed) s.destroy();
+      if (!listening) return;
+      listening = false;
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };

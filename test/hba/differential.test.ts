@@ -16,6 +16,7 @@ import { loadIdent } from "../../lib/ident/ident.ts";
 import { systemHost } from "../../lib/connection/system-host.ts";
 import { flavorMissing, startCluster, type Cluster, type Flavor } from "../harness/postgres.ts";
 import { attempt } from "../harness/startup.ts";
+import { eventually } from "../harness/eventually.ts";
 
 /** Lines both servers parse the same way (and so must we). */
 const COMMON = String.raw`
@@ -318,11 +319,11 @@ for (const flavor of ["debian", "embedded"] as const) {
         const offset = (await c.readLog()).length;
         // raw: without the harness's own line, so the file really has nothing in it.
         await c.writeHba(text, { raw: true, reload: true });
-        let log = "";
-        for (let i = 0; i < 100 && !/was not reloaded/.test(log); i++) {
-          await new Promise((r) => setTimeout(r, 20));
-          log = (await c.readLog()).slice(offset);
-        }
+        const logSince = async () => (await c.readLog()).slice(offset);
+        const log = await eventually(async () => {
+          const l = await logSince();
+          return /was not reloaded/.test(l) && l;
+        }, { intervalMs: 20, what: "the server to refuse the reload" }).catch(logSince);
         const theirs = /LOG:\s+(configuration file ".*" contains no entries)$/m.exec(log)?.[1];
         assert.ok(theirs !== undefined && /was not reloaded/.test(log), `the server accepted ${JSON.stringify(text)}:\n${log}`);
         const ours = loadHba(c.hbaPath, fileSource);
@@ -430,12 +431,11 @@ async function serverDecision(c: Cluster, p: Probe): Promise<Decision> {
   if (outcome.kind === "error" && outcome.message.startsWith("pg_hba.conf rejects")) return "reject";
   if (outcome.kind === "error" && outcome.message.startsWith("no pg_hba.conf entry")) return "none";
   // Success or a failed password: the log names the matched file and line.
-  for (let i = 0; i < 100; i++) {
+  const m = await eventually(async () => {
     const log = (await c.readLog()).slice(offset);
-    const m = /connection authenticated: .*\((.+):(\d+)\)/.exec(log) ?? /Connection matched file "(.+)" line (\d+)/.exec(log);
-    if (m) return { line: `${m[1]}:${m[2]}` };
-    await new Promise((r) => setTimeout(r, 20));
-  }
+    return /connection authenticated: .*\((.+):(\d+)\)/.exec(log) ?? /Connection matched file "(.+)" line (\d+)/.exec(log) ?? undefined;
+  }, { intervalMs: 20, what: "the server to log the matched line" }).catch(() => undefined);
+  if (m) return { line: `${m[1]}:${m[2]}` };
   throw new Error(`the server logged no matched line for ${JSON.stringify(p)}: ${JSON.stringify(outcome)}`);
 }
 

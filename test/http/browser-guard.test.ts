@@ -7,12 +7,14 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { PeerInfo } from "../../lib/connection/caller.ts";
 import { parseTrustedProxies } from "../../lib/connection/forwarded.ts";
-import { createApp, type GatewayDeps } from "../../lib/http/app.ts";
+import type { GatewayDeps } from "../../lib/http/app.ts";
 import type { LogEvent } from "../../lib/log.ts";
 import { hostOf, parseAllowedHosts, parseCorsOrigins } from "../../lib/http/browser-guard.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { testDeps, testPools } from "./deps.ts";
+import { testPools } from "./deps.ts";
+import { basic } from "../harness/http.ts";
+import { testApp } from "../harness/gateway.ts";
 
 const RULES = "host all app 127.0.0.1/32 trust\nhost all app 198.51.100.7/32 trust\nhost all alice 127.0.0.1/32 scram-sha-256\n";
 const JSON_TYPE = { "content-type": "application/json" };
@@ -25,7 +27,7 @@ describe("browser safety", () => {
   const logs: LogEvent[] = [];
   const loopback: PeerInfo = { transport: "host", address: "127.0.0.1", encrypted: false };
   const app = (overrides: Partial<GatewayDeps> = {}) =>
-    createApp(testDeps(pools, RULES, { peer: () => loopback, caller: { anonymousUser: "app" }, log: (e) => logs.push(e), ...overrides }));
+    testApp(pools, RULES, { peer: () => loopback, caller: { anonymousUser: "app" }, log: (e) => logs.push(e), ...overrides });
 
   before(async () => {
     cluster = await startCluster();
@@ -64,16 +66,16 @@ describe("browser safety", () => {
     let pulled = false;
     const stream = () => new ReadableStream({ pull: (ctl) => { pulled = true; ctl.enqueue(new TextEncoder().encode(QUERY)); ctl.close(); } }, { highWaterMark: 0 });
     const before = logs.length;
-    const basic = "Basic " + Buffer.from("alice:wrong").toString("base64");
+    const wrongPassword = basic("alice", "wrong");
     for (const headers of [{ origin: "https://evil.example", ...JSON_TYPE }, { host: "rebind.evil.example", ...JSON_TYPE }, { "content-type": "text/plain" }]) {
-      const res = await app().request("http://localhost/v1/postgres/sql", { method: "POST", headers: { authorization: basic, ...headers }, body: stream(), duplex: "half" } as RequestInit);
+      const res = await app().request("http://localhost/v1/postgres/sql", { method: "POST", headers: { authorization: wrongPassword, ...headers }, body: stream(), duplex: "half" } as RequestInit);
       assert.notEqual(res.status, 401);
       assert.notEqual(res.status, 200);
     }
     assert.equal(pulled, false);
     assert.deepEqual(logs.slice(before).filter((e) => e.msg === "authentication failed"), []);
     // The same request with nothing wrong but the password is read and authenticated.
-    const res = await app().request("http://localhost/v1/postgres/sql", { method: "POST", headers: { authorization: basic, ...JSON_TYPE }, body: stream(), duplex: "half" } as RequestInit);
+    const res = await app().request("http://localhost/v1/postgres/sql", { method: "POST", headers: { authorization: wrongPassword, ...JSON_TYPE }, body: stream(), duplex: "half" } as RequestInit);
     assert.equal(res.status, 401);
     assert.equal(pulled, true);
     assert.equal(logs.slice(before).filter((e) => e.msg === "authentication failed").length, 1);

@@ -3,7 +3,6 @@
 // connection runs next, another caller's statement. Cancels the gateway sends
 // (a response limit reached, a caller gone) must only ever end their own.
 import assert from "node:assert/strict";
-import { connect as tcpConnect, createServer, type AddressInfo, type Socket } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { GatewayError } from "../../lib/errors.ts";
 import { runSingle } from "../../lib/query/run.ts";
@@ -97,18 +96,8 @@ describe("cancels end only their own statement", () => {
   test("a cancel the server never answers holds the pool for at most connect_timeout", async () => {
     // A TCP proxy that forwards the session but swallows the CancelRequest (a second
     // connection): accepted, never answered, never closed.
-    const sockets = new Set<Socket>();
-    let connections = 0;
-    const proxy = createServer((client) => {
-      sockets.add(client);
-      if (++connections > 1) return;
-      const upstream = tcpConnect(cluster.port, "127.0.0.1");
-      sockets.add(upstream);
-      for (const s of [client, upstream]) s.on("error", () => (client.destroy(), upstream.destroy()));
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
-    const viaProxy = testPools((proxy.address() as AddressInfo).port, { max: 1, connectTimeout: 2, statementTimeout: 1500 });
+    const proxy = await startPgProxy(cluster.port);
+    const viaProxy = testPools(proxy.port, { max: 1, connectTimeout: 2, statementTimeout: 1500 });
     try {
       const gone = new AbortController();
       const limits = { maxRows: 10, maxBytes: 1 << 20 };
@@ -122,13 +111,15 @@ describe("cancels end only their own statement", () => {
         async () => (await cluster.sql<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where query = ${marker} and state = 'active'`)[0]!.n === 1,
         { what: "the statement to run" },
       );
+      // The pool's one connection is the session's: any later one is the CancelRequest's.
+      proxy.swallowNew();
       const abortedAt = Date.now();
       gone.abort();
       const error = await outcome;
       const held = Date.now() - abortedAt;
       assert.ok(error instanceof GatewayError, String(error));
       assert.equal(error.code, "57014", "the statement ran on to its statement_timeout");
-      assert.equal(connections, 2, "a CancelRequest was sent");
+      assert.equal(proxy.accepted, 2, "a CancelRequest was sent");
       // The cancel is sent at the abort or later, and waited for connect_timeout (2 s): a lower bound timers keep.
       assert.ok(held >= 1900, `the connection was held while the cancel could still arrive (${held} ms)`);
       // Let go of after connect_timeout, not held for good (generous: only a hang, or a wait of
@@ -137,8 +128,7 @@ describe("cancels end only their own statement", () => {
       const next = await viaProxy.use("postgres", "postgres", undefined, {}, (session) => runSingle(session, { query: "select 1 as n" }, "json", limits));
       assert.deepEqual(next.rows, [{ n: 1 }]);
     } finally {
-      for (const s of sockets) s.destroy();
-      proxy.close();
+      await proxy.close();
       await viaProxy.close();
     }
   });

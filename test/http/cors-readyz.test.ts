@@ -1,15 +1,15 @@
 // CORS for browser apps and the health endpoints, through app.request().
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
-import { createApp } from "../../lib/http/app.ts";
-import { testDeps, testPools } from "./deps.ts";
+import { testPools } from "./deps.ts";
 import { parseTrustedProxies } from "../../lib/connection/forwarded.ts";
+import { testApp } from "../harness/gateway.ts";
 
 describe("CORS and health", () => {
   const pools = testPools(1);
   after(() => pools.close());
-  const app = (overrides: Parameters<typeof testDeps>[2]) => createApp(testDeps(pools, "host all all all reject\n", overrides));
-  const preflight = (a: ReturnType<typeof createApp>, path: string, origin: string) =>
+  const app = (overrides: Parameters<typeof testApp>[2]) => testApp(pools, "host all all all reject\n", overrides);
+  const preflight = (a: ReturnType<typeof testApp>, path: string, origin: string) =>
     a.request(path, {
       method: "OPTIONS",
       headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": "authorization, neon-connection-string" },
@@ -56,7 +56,7 @@ describe("CORS and health", () => {
   test("/readyz tells only this machine and trusted proxies why: anyone else gets the status alone", async () => {
     // What Secrets Manager's errors carry: the account, the role, the secret's name.
     const readiness = async () => ({ config: "ok", secrets: "unavailable: User: arn:aws:sts::123456789012:assumed-role/gw/x is not authorized on hbagate/rules" });
-    const from = (address: string, extra: Parameters<typeof testDeps>[2] = {}) =>
+    const from = (address: string, extra: Parameters<typeof testApp>[2] = {}) =>
       app({ readiness, peer: () => ({ transport: "host" as const, address, encrypted: true }), ...extra });
     for (const address of ["203.0.113.9", "10.0.0.1", "::ffff:198.51.100.1"]) {
       const res = await from(address).request("/readyz", { headers: { "x-forwarded-for": "127.0.0.1" } });

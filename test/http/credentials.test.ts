@@ -4,10 +4,10 @@
 // real PostgreSQL.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { createApp } from "../../lib/http/app.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { postSql, testDeps, testPools } from "./deps.ts";
+import { postSql, testPools } from "./deps.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
+import { testApp } from "../harness/gateway.ts";
 
 const RULES = [
   "host all app 10.0.0.0/8 trust",
@@ -31,7 +31,7 @@ describe("credentials as each framing decodes them", () => {
   });
 
   const appFor = (anonymousUser: string | undefined, fallback?: string) =>
-    createApp(testDeps(pools, RULES, { caller: { anonymousUser, bearerRole: { claim: "role", fallback } } }));
+    testApp(pools, RULES, { caller: { anonymousUser, bearerRole: { claim: "role", fallback } } });
   const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
   /** An unsigned-looking token: its role claim picks the line; only an oauth line would verify it. */
   const tokenFor = (claims: Record<string, unknown>) => ({ authorization: `Bearer ${b64({ alg: "ES256" })}.${b64({ sub: "x", ...claims })}.c2ln` });

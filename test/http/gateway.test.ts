@@ -4,10 +4,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { PeerInfo } from "../../lib/connection/caller.ts";
-import { createApp as makeApp } from "../../lib/http/app.ts";
 import type { LogEvent } from "../../lib/log.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
-import { testDeps, testPools } from "./deps.ts";
+import { testPools } from "./deps.ts";
 import { VerifiedCallers } from "../../lib/auth/verified-callers.ts";
 import { RoleMembership } from "../../lib/upstream/role-membership.ts";
 import { serviceQueryOf } from "../../lib/upstream/service-query.ts";
@@ -15,6 +14,8 @@ import { parseTrustedProxies } from "../../lib/connection/forwarded.ts";
 import { parseVerifierFile } from "../../lib/auth/verifier-file.ts";
 import { Responses } from "../harness/responses.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
+import { testApp } from "../harness/gateway.ts";
+import { basic } from "../harness/http.ts";
 
 const RULES = `
 host all     all     10.0.0.1/32  trust
@@ -29,14 +30,14 @@ const SECRET = "s3cret-Καλημέρα-%&";
 
 /** Every response of every app the tests make, searched for the passwords at the end. */
 const responses = new Responses();
-const createApp = (...args: Parameters<typeof makeApp>) => responses.app(makeApp(...args));
+const recordedApp = (...args: Parameters<typeof testApp>) => responses.app(testApp(...args));
 
 describe("gateway main path", () => {
   let cluster: Cluster;
   let pools: Pools;
   let peer: PeerInfo = { transport: "host", address: "10.0.0.1", encrypted: false };
   const logs: LogEvent[] = [];
-  let app: ReturnType<typeof createApp>;
+  let app: ReturnType<typeof recordedApp>;
 
   before(async () => {
     cluster = await startCluster();
@@ -52,14 +53,13 @@ describe("gateway main path", () => {
       { reload: true },
     );
     pools = testPools(cluster.port);
-    app = createApp(testDeps(pools, RULES, { peer: () => peer, log: (e) => logs.push(e) }));
+    app = recordedApp(pools, RULES, { peer: () => peer, log: (e) => logs.push(e) });
   });
   after(async () => {
     await pools?.close();
     await cluster?.stop();
   });
 
-  const basic = (user: string, password: string) => "Basic " + Buffer.from(`${user}:${password}`).toString("base64");
   async function post(body: unknown, opts: { auth?: string; address?: string; encrypted?: boolean; raw?: string; db?: string } = {}) {
     peer = { transport: "host", address: opts.address ?? "10.0.0.1", encrypted: opts.encrypted ?? false };
     const res = await app.request(`/v1/${opts.db ?? "postgres"}/sql`, {
@@ -115,7 +115,7 @@ describe("gateway main path", () => {
   });
 
   test("password and md5 lines: the right password is allowed, a wrong one denied", async () => {
-    const both = createApp(testDeps(pools, "host all all 10.0.0.7/32 password\nhost all all 10.0.0.8/32 md5\n", { peer: () => peerFor }));
+    const both = recordedApp(pools, "host all all 10.0.0.7/32 password\nhost all all 10.0.0.8/32 md5\n", { peer: () => peerFor });
     let peerFor: PeerInfo = { transport: "host", address: "10.0.0.7", encrypted: false };
     for (const address of ["10.0.0.7", "10.0.0.8"]) {
       peerFor = { transport: "host", address, encrypted: false };
@@ -242,7 +242,7 @@ describe("gateway main path", () => {
   });
 
   test("response limits: too many rows or bytes is 507 (53400), cancelled rather than buffered", async () => {
-    const limited = createApp(testDeps(pools, RULES, { responseLimits: { maxRows: 100, maxBytes: 2000 } }));
+    const limited = recordedApp(pools, RULES, { responseLimits: { maxRows: 100, maxBytes: 2000 } });
     const ask = async (query: string) => {
       const res = await limited.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: basic("trustee", "") }, body: JSON.stringify({ query }) });
       return { status: res.status, json: (await res.json()) as Record<string, any> };
@@ -319,7 +319,7 @@ describe("gateway main path", () => {
 
   test("an unreachable upstream is 503 with a class 08 SQLSTATE", async () => {
     const down = testPools(1, { connectTimeout: 2 });
-    const other = createApp(testDeps(down, "host all all all trust\n", { caller: { anonymousUser: "trustee" } }));
+    const other = recordedApp(down, "host all all all trust\n", { caller: { anonymousUser: "trustee" } });
     const res = await other.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query: "select 1" }) });
     assert.equal(res.status, 503);
     assert.match(((await res.json()) as { error: { code: string } }).error.code, /^08/);
@@ -330,7 +330,7 @@ describe("gateway main path", () => {
     let logins = 0;
     const counting = { use: pools.use.bind(pools), login: async (d: string, u: string, p: string) => (logins++, pools.login(d, u, p)) };
     const cache = new VerifiedCallers({ ttlMs: 60_000, maxEntries: 100 });
-    const cached = createApp(testDeps(pools, RULES, { pools: counting, verifiedCallers: cache, peer: () => ({ transport: "host", address: "10.0.0.3", encrypted: false }) }));
+    const cached = recordedApp(pools, RULES, { pools: counting, verifiedCallers: cache, peer: () => ({ transport: "host", address: "10.0.0.3", encrypted: false }) });
     const ask = async (password: string) =>
       (await cached.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: basic("alice", password) }, body: '{"query":"select 1"}' })).status;
     for (let i = 0; i < 5; i++) assert.equal(await ask(SECRET), 200);
@@ -353,9 +353,7 @@ describe("gateway main path", () => {
     assert.deepEqual(file.errors, []);
     let logins = 0;
     const counting = { use: pools.use.bind(pools), login: async (d: string, u: string, p: string) => (logins++, pools.login(d, u, p)) };
-    const withFile = createApp(
-      testDeps(pools, RULES + "host all all 10.0.0.6/32 md5\n", { pools: counting, verifierFile: () => file, peer: () => peerNow }),
-    );
+    const withFile = recordedApp(pools, RULES + "host all all 10.0.0.6/32 md5\n", { pools: counting, verifierFile: () => file, peer: () => peerNow });
     let peerNow: PeerInfo = { transport: "host", address: "10.0.0.3", encrypted: false };
     const ask = async (user: string, password: string, address: string) => {
       peerNow = { transport: "host", address, encrypted: false };
@@ -375,8 +373,8 @@ describe("gateway main path", () => {
 
   test("a forged X-Forwarded-For from an untrusted peer changes nothing; a trusted proxy's does", async () => {
     const behind = (trusted: string) =>
-      createApp(testDeps(pools, RULES, { trustedProxies: parseTrustedProxies(trusted), peer: () => ({ transport: "host", address: "10.0.0.2", encrypted: false }) }));
-    const ask = async (app: ReturnType<typeof createApp>) =>
+      recordedApp(pools, RULES, { trustedProxies: parseTrustedProxies(trusted), peer: () => ({ transport: "host", address: "10.0.0.2", encrypted: false }) });
+    const ask = async (app: ReturnType<typeof recordedApp>) =>
       (await app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: basic("trustee", ""), "x-forwarded-for": "10.0.0.1" }, body: '{"query":"select 1"}' })).status;
     // 10.0.0.2 has a reject line; claiming to be 10.0.0.1 (trust) must not help...
     assert.equal(await ask(behind("")), 403);
@@ -389,11 +387,9 @@ describe("gateway main path", () => {
     await cluster.sql.unsafe("grant all on items to carol, boss");
     let now = 0;
     const membership = new RoleMembership(serviceQueryOf(cluster.sql), { ttlMs: 1000, now: () => now });
-    const app2 = createApp(
-      testDeps(pools, "host all +staff 10.0.0.1/32 trust\nhost samerole all 10.0.0.1/32 trust\n", {
-        environment: { isMember: (u, r) => membership.isMember(u, r) },
-      }),
-    );
+    const app2 = recordedApp(pools, "host all +staff 10.0.0.1/32 trust\nhost samerole all 10.0.0.1/32 trust\n", {
+      environment: { isMember: (u, r) => membership.isMember(u, r) },
+    });
     await cluster.writeHba("host all all 127.0.0.1/32 trust\n", { reload: true });
     const ask = async (user: string, db = "postgres") =>
       (await app2.request(`/v1/${db}/sql`, { method: "POST", headers: { "content-type": "application/json", authorization: basic(user, "") }, body: '{"query":"select 1"}' })).status;

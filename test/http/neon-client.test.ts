@@ -7,11 +7,11 @@ import { neon, neonConfig, NeonDbError } from "@neondatabase/serverless";
 import { drizzle } from "drizzle-orm/neon-http";
 import { eq } from "drizzle-orm";
 import { pgTable, serial, text, timestamp } from "drizzle-orm/pg-core";
-import { createApp } from "../../lib/http/app.ts";
 import { nodePeer, startListeners, type Listening } from "../../lib/node/listeners.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
-import { testDeps, testPools } from "./deps.ts";
+import { testPools } from "./deps.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
+import { testApp } from "../harness/gateway.ts";
 
 const users = pgTable("users", {
   id: serial("id").primaryKey(),
@@ -31,12 +31,10 @@ describe("Neon clients through /sql", () => {
     await cluster.sql.unsafe("create database appdb owner app");
     await cluster.writeHba("host all all 127.0.0.1/32 scram-sha-256\n", { reload: true });
     pools = testPools(cluster.port, { max: 4, statementTimeout: 5000 });
-    const app = createApp(
-      testDeps(pools, "host all all 127.0.0.1/32 scram-sha-256\n", {
-        peer: nodePeer,
-        maxBodyBytes: 1 << 20,
-      }),
-    );
+    const app = testApp(pools, "host all all 127.0.0.1/32 scram-sha-256\n", {
+      peer: nodePeer,
+      maxBodyBytes: 1 << 20,
+    });
     listening = await startListeners(app.fetch, { host: "127.0.0.1", port: 0, unixSocket: undefined, tls: undefined });
     url = `${listening.urls[0]}/sql`;
     neonConfig.fetchEndpoint = () => url;

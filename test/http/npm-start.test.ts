@@ -2,13 +2,14 @@
 // command (bin/hbagate.js start) on an ephemeral port with the embedded PGlite,
 // and what a web page open in the same browser would try against it.
 import assert from "node:assert/strict";
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { request } from "node:http";
 import { connect } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { eventually } from "../harness/eventually.ts";
+import { startCliGateway, type CliGateway } from "../harness/gateway.ts";
+import { run, startProcess } from "../harness/spawn.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -39,31 +40,15 @@ function raw(url: string, head: string, body: string): Promise<number> {
 }
 
 describe("npm start", () => {
-  let child: ChildProcessWithoutNullStreams;
+  let gateway: CliGateway | undefined;
   let url = "";
-  let out = "";
-  let err = "";
 
   before(async () => {
-    child = spawn(process.execPath, ["bin/hbagate.js", "start"], { cwd: root, env: { ...process.env, HBAGATE_PORT: "0" }, stdio: "pipe" });
-    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
-    url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no listening line within 60 s; stderr:\n${err}`)), 60_000);
-      child.stdout.on("data", (d: Buffer) => {
-        out += d.toString();
-        const m = /hbagate listening on (http:\/\/\S+)/.exec(out);
-        if (m) {
-          clearTimeout(timer);
-          resolve(m[1]!);
-        }
-      });
-      child.once("exit", (code) => reject(new Error(`exited ${code} before listening; stderr:\n${err}`)));
-    });
+    gateway = await startCliGateway();
+    url = gateway.url;
   });
   after(async () => {
-    if (child.exitCode !== null) return;
-    child.kill("SIGINT");
-    await once(child, "exit");
+    await gateway?.stop("SIGINT");
   });
 
   const exists = async (table: string) =>
@@ -74,7 +59,7 @@ describe("npm start", () => {
     const res = await post(`${url}/v1/postgres/sql`, { "content-type": "application/json" }, JSON.stringify({ query: "select $1::int + 1 as answer", params: [41] }));
     assert.equal(res.status, 200);
     assert.deepEqual(res.body.rows, [{ answer: 42 }]);
-    assert.match(out, /try: curl/);
+    assert.match(gateway!.stdout, /try: curl/);
     const ready = await fetch(`${url}/readyz`);
     assert.equal(ready.status, 200, await ready.clone().text());
   });
@@ -124,21 +109,15 @@ describe("npm start", () => {
   });
 
   test("stops cleanly on SIGINT", async () => {
-    child.kill("SIGINT");
-    const [code] = (await once(child, "exit")) as [number | null];
-    assert.equal(code, 0, err);
+    const code = await gateway!.stop("SIGINT");
+    assert.equal(code, 0, gateway!.stderr);
   });
 });
 
 describe("npm start as an operator runs it", () => {
   test("hbagate start --help prints its usage and starts nothing", async () => {
-    const child = spawn(process.execPath, ["bin/hbagate.js", "start", "--help"], { cwd: root, env: { ...process.env, HBAGATE_PORT: "0" }, stdio: "pipe" });
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
     // A version that takes --help for nothing starts a server instead: given up on after 20 s.
-    const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
-    const [code] = (await once(child, "exit")) as [number];
-    clearTimeout(timer);
+    const { code, stdout: out } = await run(process.execPath, ["bin/hbagate.js", "start", "--help"], { cwd: root, env: { ...process.env, HBAGATE_PORT: "0" }, timeoutMs: 20_000 });
     assert.equal(code, 0, `exit ${code}: ${out}`);
     assert.match(out, /^usage: hbagate start\n/);
     assert.doesNotMatch(out, /listening/);
@@ -146,29 +125,15 @@ describe("npm start as an operator runs it", () => {
 
   test("the gateway logs its own PID, and stops when the npm that started it is killed (no orphan on old rules)", async () => {
     // `npm start`'s process tree: npm, a shell, then node bin/hbagate.js start; here a shell stands in for npm.
-    const npm = spawn("/bin/sh", ["-c", `exec 3>&1; ${JSON.stringify(process.execPath)} bin/hbagate.js start & echo "child $!"; wait`], {
+    const npm = await startProcess("/bin/sh", ["-c", `exec 3>&1; ${JSON.stringify(process.execPath)} bin/hbagate.js start & echo "child $!"; wait`], /^(.*"msg":"listening".*)\n/m, {
       cwd: root,
       env: { ...process.env, HBAGATE_PORT: "0", npm_lifecycle_event: "start" },
-      stdio: "pipe",
+      readyOn: "stderr",
     });
-    let err = "";
-    let out = "";
-    npm.stderr.on("data", (d: Buffer) => (err += d.toString()));
-    npm.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    const logged = await new Promise<{ pid: number }>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no listening log line within 60 s:\n${err}`)), 60_000);
-      const look = () => {
-        const line = err.split("\n").find((l) => l.includes('"msg":"listening"'));
-        if (line) {
-          clearTimeout(timer);
-          resolve(JSON.parse(line) as { pid: number });
-        }
-      };
-      npm.stderr.on("data", look);
-    });
-    const spawned = Number(/child (\d+)/.exec(out)?.[1]);
+    const logged = JSON.parse(npm.ready[1]!) as { pid: number };
+    const spawned = Number(/child (\d+)/.exec(npm.stdout)?.[1]);
     assert.equal(logged.pid, spawned, "the PID logged is the gateway's own");
-    npm.kill("SIGKILL");
+    npm.child.kill("SIGKILL");
     // Exited is gone, reaped or not (a container's PID 1 may never reap the orphan: a zombie).
     const alive = () => {
       try {
@@ -177,8 +142,9 @@ describe("npm start as an operator runs it", () => {
         return false;
       }
     };
-    for (let i = 0; i < 100 && alive(); i++) await new Promise((r) => setTimeout(r, 100));
+    // Given 10 s to notice; the assertion below reports it if it did not.
+    await eventually(() => !alive(), { timeoutMs: 10_000, intervalMs: 100, what: "the gateway to exit" }).catch(() => {});
     if (alive()) process.kill(spawned, "SIGKILL");
-    assert.equal(alive(), false, `the gateway outlived the npm that started it:\n${err.slice(-600)}`);
+    assert.equal(alive(), false, `the gateway outlived the npm that started it:\n${npm.stderr.slice(-600)}`);
   });
 });

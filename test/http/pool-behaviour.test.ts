@@ -2,16 +2,17 @@
 // who disconnects cancels the statement on the server.
 import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
-import { connect as tcpConnect, createServer, type AddressInfo, type Socket } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { createApp } from "../../lib/http/app.ts";
 import { nodePeer, startListeners, type Listening } from "../../lib/node/listeners.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { runBatch, runSingle } from "../../lib/query/run.ts";
 import { GatewayError } from "../../lib/errors.ts";
 import { eventually } from "../harness/eventually.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { testDeps, testPools } from "./deps.ts";
+import { startPgProxy } from "../harness/tcp-proxy.ts";
+import { testPools } from "./deps.ts";
+import { basic } from "../harness/http.ts";
+import { testApp } from "../harness/gateway.ts";
 
 describe("pools under load and disconnects", () => {
   let cluster: Cluster;
@@ -25,7 +26,7 @@ describe("pools under load and disconnects", () => {
     await cluster.writeHba("host all all 127.0.0.1/32 trust\n", { reload: true });
     // Three roles of 3 connections each do not fit in 6 (4 for requests, 2 kept for logins): idle connections close to make room.
     pools = testPools(cluster.port, { max: 3, maxTotal: 6, statementTimeout: 20_000 });
-    const app = createApp(testDeps(pools, "host all all all trust\n", { maxBodyBytes: 1 << 16, peer: nodePeer }));
+    const app = testApp(pools, "host all all all trust\n", { maxBodyBytes: 1 << 16, peer: nodePeer });
     listening = await startListeners(app.fetch, { host: "127.0.0.1", port: 0, unixSocket: undefined, tls: undefined });
     base = listening.urls[0]!;
   });
@@ -35,7 +36,6 @@ describe("pools under load and disconnects", () => {
     await cluster?.stop();
   });
 
-  const auth = (user: string) => "Basic " + Buffer.from(`${user}:`).toString("base64");
   const backends = async () =>
     (await cluster.sql<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where usename in ('r1', 'r2', 'r3')`)[0]!.n;
   const active = async (user: string, query: string) =>
@@ -54,7 +54,7 @@ describe("pools under load and disconnects", () => {
       Array.from({ length: 200 }, (_, i) =>
         fetch(`${base}/v1/postgres/sql`, {
           method: "POST",
-          headers: { "content-type": "application/json", authorization: auth(`r${(i % 3) + 1}`) },
+          headers: { "content-type": "application/json", authorization: basic(`r${(i % 3) + 1}`) },
           body: JSON.stringify({ query: "select pg_sleep(0.01), $1::int as i", params: [i] }),
         }).then(async (r) => [r.status, ((await r.json()) as { rows?: { i: number }[] }).rows?.[0]?.i] as const),
       ),
@@ -73,9 +73,9 @@ describe("pools under load and disconnects", () => {
 
   test("no room for another pool: the request waits, then gets 503 53300", async () => {
     const tight = testPools(cluster.port, { max: 1, maxTotal: 1, connectTimeout: 1, statementTimeout: 20_000 });
-    const app = createApp(testDeps(tight, "host all all all trust\n"));
+    const app = testApp(tight, "host all all all trust\n");
     const ask = (user: string, query: string) =>
-      app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: auth(user) }, body: JSON.stringify({ query }) });
+      app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: basic(user) }, body: JSON.stringify({ query }) });
     const busy = ask("r1", "select pg_sleep(2)");
     await eventually(async () => (await active("r1", "select pg_sleep(2)")) === 1, { what: "r1's statement to run" });
     const refused = await ask("r2", "select 1");
@@ -92,11 +92,11 @@ describe("pools under load and disconnects", () => {
     // timeout" are told apart by wide margins, and by order, not by tight wall-clock bounds.
     const QUEUE_TIMEOUT_MS = 1500;
     const small = testPools(cluster.port, { max: 1, maxTotal: 1, queueTimeoutMs: QUEUE_TIMEOUT_MS, maxQueue: 2, statementTimeout: 20_000 });
-    const app = createApp(testDeps(small, "host all all all trust\n"));
+    const app = testApp(small, "host all all all trust\n");
     const finished: string[] = [];
     const ask = async (query: string, name = query) => {
       const started = Date.now();
-      const res = await app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: auth("r1") }, body: JSON.stringify({ query }) });
+      const res = await app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: basic("r1") }, body: JSON.stringify({ query }) });
       finished.push(name);
       return { status: res.status, code: ((await res.json()) as { error?: { code: string } }).error?.code, ms: Date.now() - started };
     };
@@ -119,11 +119,11 @@ describe("pools under load and disconnects", () => {
     // A pool of one: the next request must be served by the very connection the cancel landed
     // on (a pool of three could answer with another one and hide a connection left broken).
     const single = testPools(cluster.port, { max: 1, maxTotal: 3, statementTimeout: 20_000 });
-    const own = await startListeners(createApp(testDeps(single, "host all all all trust\n", { peer: nodePeer })).fetch, { host: "127.0.0.1", port: 0, unixSocket: undefined, tls: undefined });
+    const own = await startListeners(testApp(single, "host all all all trust\n", { peer: nodePeer }).fetch, { host: "127.0.0.1", port: 0, unixSocket: undefined, tls: undefined });
     try {
       const url = `${own.urls[0]}/v1/postgres/sql`;
       const marker = `select pg_sleep(30) /* disconnect-${Date.now()} */`;
-      const req = httpRequest(url, { method: "POST", headers: { "content-type": "application/json", authorization: auth("r1") } });
+      const req = httpRequest(url, { method: "POST", headers: { "content-type": "application/json", authorization: basic("r1") } });
       req.on("error", () => {});
       req.end(JSON.stringify({ query: marker }));
       const running = async () =>
@@ -137,7 +137,7 @@ describe("pools under load and disconnects", () => {
       // which is left idle (not in a transaction), and no other connection was opened for it.
       const res = await fetch(url, {
         method: "POST",
-        headers: { "content-type": "application/json", authorization: auth("r1") },
+        headers: { "content-type": "application/json", authorization: basic("r1") },
         body: '{"query":"select pg_backend_pid() as pid"}',
       });
       const body = (await res.json()) as { rows?: { pid: number }[] };
@@ -175,20 +175,8 @@ describe("pools under load and disconnects", () => {
   test("a cancel that cannot reach the server does not take the process down", async () => {
     // A TCP proxy in front of PostgreSQL: once it stops accepting, the running session goes on,
     // but the CancelRequest (a new connection) is refused.
-    const sockets = new Set<Socket>();
-    const proxy = createServer((client) => {
-      const upstream = tcpConnect(cluster.port, "127.0.0.1");
-      for (const s of [client, upstream]) {
-        sockets.add(s);
-        s.on("error", () => {
-          client.destroy();
-          upstream.destroy();
-        });
-      }
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
-    const viaProxy = testPools((proxy.address() as AddressInfo).port, { max: 1, statementTimeout: 1500 });
+    const proxy = await startPgProxy(cluster.port);
+    const viaProxy = testPools(proxy.port, { max: 1, statementTimeout: 1500 });
     const rejections: unknown[] = [];
     const onRejection = (e: unknown) => rejections.push(e);
     process.on("unhandledRejection", onRejection);
@@ -204,7 +192,7 @@ describe("pools under load and disconnects", () => {
       await eventually(async () => (await running()) === 1, { what: "the statement to start" });
       // No wait for the gateway to start watching the caller (20 ms into the statement): gone
       // before that, the watch finds the signal already aborted and sends the same CancelRequest.
-      proxy.close();
+      proxy.refuseNew();
       gone.abort();
       const error = await outcome;
       assert.ok(error instanceof GatewayError, String(error));
@@ -215,7 +203,7 @@ describe("pools under load and disconnects", () => {
       assert.deepEqual(rejections, [], "no unhandled rejection from the failed CancelRequest");
     } finally {
       process.off("unhandledRejection", onRejection);
-      for (const s of sockets) s.destroy();
+      await proxy.close();
       await viaProxy.close();
     }
   });

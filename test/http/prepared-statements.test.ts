@@ -8,13 +8,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { loadSettings } from "../../lib/config/settings.ts";
-import { createApp } from "../../lib/http/app.ts";
 import { assembleGateway } from "../../lib/gateway/assemble.ts";
 import { nodePlatform } from "../../lib/node/platform.ts";
 import { PreparedStatements } from "../../lib/upstream/prepared-statements.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { postSql, testDeps, testPools } from "./deps.ts";
+import { postSql, testPools } from "./deps.ts";
+import { testApp } from "../harness/gateway.ts";
 
 describe("the prepare policy", () => {
   test("second sighting prepares; the bound and the length limit hold", () => {
@@ -50,7 +50,7 @@ describe("the prepare policy", () => {
 describe("prepared statements upstream", () => {
   let cluster: Cluster;
   let pools: Pools;
-  let app: ReturnType<typeof createApp>;
+  let app: ReturnType<typeof testApp>;
 
   before(async () => {
     cluster = await startCluster();
@@ -58,7 +58,7 @@ describe("prepared statements upstream", () => {
     await cluster.writeHba("host all prep 127.0.0.1/32 trust\n", { reload: true });
     // One connection, so every statement shares the session whose prepared statements we read.
     pools = testPools(cluster.port, { max: 1, preparedStatements: 3 });
-    app = createApp(testDeps(pools, "host all all all trust\n", { caller: { anonymousUser: "prep" } }));
+    app = testApp(pools, "host all all all trust\n", { caller: { anonymousUser: "prep" } });
   });
   after(async () => {
     await pools?.close();
@@ -136,7 +136,7 @@ describe("prepared statements upstream", () => {
   test("DDL that changes a prepared statement's result is absorbed", async () => {
     // "select * from things" cannot be prepared any more (the pool is full): use a new pool.
     const fresh = testPools(cluster.port, { max: 1 });
-    const other = createApp(testDeps(fresh, "host all all all trust\n", { caller: { anonymousUser: "prep" } }));
+    const other = testApp(fresh, "host all all all trust\n", { caller: { anonymousUser: "prep" } });
     const ask = async () => (await (await other.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json" }, body: '{"query":"select * from things"}' })).json()) as Record<string, any>;
     await ask();
     assert.deepEqual((await ask()).rows, [{ id: 1 }]);

@@ -7,18 +7,16 @@
 // headers a proxy adds for its client now means someone else is asking.
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
-import { createApp } from "../../lib/http/app.ts";
-import { testDeps, testPools } from "../http/deps.ts";
+import { testPools } from "../http/deps.ts";
+import { testApp } from "../harness/gateway.ts";
 
 describe("/readyz behind a local proxy that does not speak X-Forwarded-For", () => {
   const pools = testPools(1);
   after(() => pools.close());
-  const app = createApp(
-    testDeps(pools, "host all all all reject", {
-      peer: () => ({ transport: "host", address: "127.0.0.1", encrypted: false }),
-      readiness: async () => ({ credentials: "ok (arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod-db)" }),
-    }),
-  );
+  const app = testApp(pools, "host all all all reject", {
+    peer: () => ({ transport: "host", address: "127.0.0.1", encrypted: false }),
+    readiness: async () => ({ credentials: "ok (arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod-db)" }),
+  });
   for (const headers of [{ forwarded: "for=203.0.113.5;proto=https" }, { "x-real-ip": "203.0.113.5" }]) {
     test(`${Object.keys(headers)[0]}: a public client relayed by loopback gets the status alone`, async () => {
       const res = await app.request("http://localhost/readyz", { headers });

@@ -5,7 +5,6 @@
 // decide the same. The golden table alone is hand-written; this makes
 // PostgreSQL its oracle (regex maps, \1, +group, all, a regex database user).
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,6 +14,7 @@ import postgres from "postgres";
 import { fileSource } from "../../lib/config/file-source.ts";
 import { membershipFromGraph } from "../../lib/hba/roles.ts";
 import { identAllows, loadIdent } from "../../lib/ident/ident.ts";
+import { makeCa, type Ca } from "../harness/certs.ts";
 import { flavorMissing, startCluster, type Cluster } from "../harness/postgres.ts";
 
 const golden = fileURLToPath(new URL("./golden", import.meta.url));
@@ -24,21 +24,18 @@ const rows = readFileSync(join(golden, "ident.eval"), "utf8")
   .filter((l) => l !== "" && !l.startsWith("#"))
   .map((l) => l.split("\t") as [string, string, string, string]);
 
-const openssl = (...args: string[]) => execFileSync("openssl", args, { stdio: ["ignore", "ignore", "pipe"] });
-
 describe("pg_ident.conf matching: hbagate against PostgreSQL 18's own decisions (cert authentication)", { skip: flavorMissing("embedded", { ssl: true }) ?? false }, () => {
   let cluster: Cluster;
   let pki: string;
+  let ca: Ca;
   const certs = new Map<string, { cert: string; key: string }>();
 
   /** A client certificate whose CN is `cn`, signed by the test CA the server trusts. */
   const certFor = (cn: string) => {
     let c = certs.get(cn);
     if (!c) {
-      const base = join(pki, `client-${certs.size}`);
-      openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", `/CN=${cn.replace(/[/\\]/g, "\\$&")}`, "-keyout", `${base}.key`, "-out", `${base}.csr`);
-      openssl("x509", "-req", "-in", `${base}.csr`, "-CA", join(pki, "ca.crt"), "-CAkey", join(pki, "ca.key"), "-CAcreateserial", "-days", "2", "-out", `${base}.crt`);
-      c = { cert: readFileSync(`${base}.crt`, "utf8"), key: readFileSync(`${base}.key`, "utf8") };
+      const { cert, key } = ca.issue(`client-${certs.size}`, { cn });
+      c = { cert, key };
       certs.set(cn, c);
     }
     return c;
@@ -47,9 +44,8 @@ describe("pg_ident.conf matching: hbagate against PostgreSQL 18's own decisions 
   before(async () => {
     pki = mkdtempSync(join(tmpdir(), "hbagate-ident-pki-"));
     chmodSync(pki, 0o755);
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=hbagate test CA", "-keyout", join(pki, "ca.key"), "-out", join(pki, "ca.crt"));
-    chmodSync(join(pki, "ca.crt"), 0o644);
-    cluster = await startCluster({ flavor: "embedded", ssl: true, settings: { ssl_ca_file: `'${join(pki, "ca.crt")}'` } });
+    ca = makeCa(pki, "ca", { cn: "hbagate test CA" });
+    cluster = await startCluster({ flavor: "embedded", ssl: true, settings: { ssl_ca_file: `'${ca.certFile}'` } });
     // Every database user the table names, able to log in; groups as roles.json says.
     const users = new Set(rows.map((r) => r[3]).concat(Object.keys(roles)));
     for (const u of users) if (u !== "postgres") await cluster.sql.unsafe(`create role ${JSON.stringify(u)} login`);

@@ -9,7 +9,8 @@ import { pathToFileURL } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { startFakeSecretsManager, type FakeSecretsManager } from "../harness/secrets-manager.ts";
-import { basic, buildHandler, deployedEnvironment, errorOf, functionUrlEvent, type Handler } from "./events.ts";
+import { buildHandler, deployedEnvironment, errorOf, functionUrlEvent, type Handler } from "./events.ts";
+import { basic } from "../harness/http.ts";
 
 describe("a cold start with Secrets Manager unreachable", () => {
   let cluster: Cluster;
@@ -58,6 +59,7 @@ describe("a cold start with Secrets Manager unreachable", () => {
     }
     assert.ok(logs.some((l) => l.includes("no configuration yet")), logs.join("\n"));
     secrets.fail(null);
+    // Time itself, not a wait for something: past HBAGATE_CONFIG_RETRY_MS (1 s), before which no new attempt is made.
     await new Promise((r) => setTimeout(r, 1100));
     const ok = await request(handler);
     assert.equal(ok.statusCode, 200, ok.body);
@@ -68,6 +70,7 @@ describe("a cold start with Secrets Manager unreachable", () => {
     secrets.fail({ delayMs: 8000 });
     const { handler, initMs } = await coldStart();
     assert.ok(initMs < 4500, `initialisation took ${initMs} ms`);
+    // Time itself: past HBAGATE_CONFIG_RETRY_MS (1 s), so this request makes an attempt of its own.
     await new Promise((r) => setTimeout(r, 1100));
     const started = Date.now();
     const r = await request(handler);
@@ -76,6 +79,7 @@ describe("a cold start with Secrets Manager unreachable", () => {
     assert.equal(errorOf(r)?.code, "08001");
     assert.ok(took < 4500, `the request's attempt took ${took} ms`);
     secrets.fail(null);
+    // Time itself, not a wait for something: past HBAGATE_CONFIG_RETRY_MS (1 s), before which no new attempt is made.
     await new Promise((r) => setTimeout(r, 1100));
     const ok = await request(handler);
     assert.equal(ok.statusCode, 200, ok.body);

@@ -8,7 +8,8 @@ import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { before, describe, test } from "node:test";
 import { LAMBDA_MAX_RESPONSE_BYTES, loadLambdaSettings } from "../../lib/config/settings.ts";
-import { basic, buildHandler, errorOf, functionUrlEvent, importHandler, type Handler } from "./events.ts";
+import { buildHandler, errorOf, functionUrlEvent, importHandler, type Handler } from "./events.ts";
+import { basic } from "../harness/http.ts";
 
 describe("HBAGATE_CONFIG on Lambda", () => {
   let handler: Handler;

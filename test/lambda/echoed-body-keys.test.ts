@@ -8,6 +8,7 @@ import { before, describe, test } from "node:test";
 import { LAMBDA_RESPONSE_PAYLOAD_BYTES } from "../../lib/config/settings.ts";
 import { MAX_ERROR_FIELD_CHARS } from "../../lib/errors.ts";
 import { buildHandler, functionUrlEvent, importHandler, payloadBytes, type Handler } from "./events.ts";
+import { basic } from "../harness/http.ts";
 
 describe("body keys echoed in a 400", () => {
   let handler: Handler;
@@ -30,7 +31,7 @@ describe("body keys echoed in a 400", () => {
   for (const path of ["/v1/postgres/sql", "/sql"]) {
     test(`${path}: no caller, no password, 3.8 MB of body: the 400 is cut like server errors and fits Lambda's payload`, async () => {
       const r = await handler(
-        functionUrlEvent(body(), path === "/sql" ? { path, headers: { "neon-connection-string": "postgresql://app:pw@abc123.lambda-url.eu-west-1.on.aws/postgres" } } : { path, headers: { authorization: "Basic " + Buffer.from("nobody:guess").toString("base64") } }),
+        functionUrlEvent(body(), path === "/sql" ? { path, headers: { "neon-connection-string": "postgresql://app:pw@abc123.lambda-url.eu-west-1.on.aws/postgres" } } : { path, headers: { authorization: basic("nobody", "guess") } }),
       );
       const message = (JSON.parse(r.body) as { error?: { message: string }; message?: string }).error?.message ?? (JSON.parse(r.body) as { message: string }).message;
       assert.ok(

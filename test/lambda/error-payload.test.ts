@@ -9,7 +9,8 @@ import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { LAMBDA_RESPONSE_PAYLOAD_BYTES } from "../../lib/config/settings.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { basic, buildHandler, functionUrlEvent, importHandler, payloadBytes, type Handler } from "../lambda/events.ts";
+import { buildHandler, functionUrlEvent, importHandler, payloadBytes, type Handler } from "../lambda/events.ts";
+import { basic } from "../harness/http.ts";
 
 describe("error bodies within Lambda's payload limit", () => {
   let cluster: Cluster;

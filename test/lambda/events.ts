@@ -2,10 +2,12 @@
 // bundled handler built for one test file: its module scope reads the
 // environment once, so each file builds its own copy and imports it after
 // setting process.env.
-import { mkdtempSync } from "node:fs";
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { run } from "../harness/spawn.ts";
 import { FAKE_ACCESS_KEY_ID, FAKE_REGION, FAKE_SECRET_ACCESS_KEY } from "../harness/secrets-manager.ts";
 // @ts-expect-error: a plain .mjs build script without type declarations
 import { buildLambda } from "../../scripts/build-lambda.mjs";
@@ -52,8 +54,6 @@ export function functionUrlEvent(body: unknown, o: EventOptions = {}) {
   };
 }
 
-export const basic = (user: string, password = "") => "Basic " + Buffer.from(`${user}:${password}`).toString("base64");
-
 /** The JSON Lambda would send back for this result: what its payload limit measures. */
 export const payloadBytes = (r: LambdaResult) => Buffer.byteLength(JSON.stringify(r));
 
@@ -69,6 +69,43 @@ export async function buildHandler(): Promise<string> {
 /** Import a built handler (its module scope runs now, with process.env as it is). */
 export async function importHandler(outfile: string): Promise<Handler> {
   return ((await import(pathToFileURL(outfile).href)) as { handler: Handler }).handler;
+}
+
+/** What the handler answered in a process of its own, and that process's peak memory. */
+export interface OwnProcessOutcome {
+  readonly status: number;
+  /** The response body, left out past 1 MiB (the process's output is not where a large answer is measured). */
+  readonly body: string | undefined;
+  /** Peak resident memory of the whole process, bytes. */
+  readonly maxRss: number;
+}
+
+/**
+ * One cold start and one request: the built handler at `bundle` in a fresh Node process whose
+ * whole environment is `env` (what Node reads only at start, NODE_EXTRA_CA_CERTS say, and a
+ * peak memory that is this request's alone). Fails unless the process exits 0.
+ */
+export async function invokeInOwnProcess(bundle: string, event: unknown, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<OwnProcessOutcome> {
+  const script = join(dirname(bundle), "invoke.mjs");
+  if (!existsSync(script)) {
+    writeFileSync(
+      script,
+      `const { handler } = await import(${JSON.stringify(pathToFileURL(bundle).href)});
+       const r = await handler(JSON.parse(process.argv[2]));
+       const maxRss = process.resourceUsage().maxRSS * 1024;
+       console.log(JSON.stringify({ status: r.statusCode, body: r.body.length <= 1 << 20 ? r.body : undefined, maxRss }));
+       process.exit(0);`,
+    );
+  }
+  const child = await run(process.execPath, [script, JSON.stringify(event)], { env, timeoutMs });
+  assert.equal(child.code, 0, child.stderr);
+  return JSON.parse(child.stdout.trim().split("\n").at(-1)!) as OwnProcessOutcome;
+}
+
+/** An outcome's status, its error code (null for a 200) and the peak memory. */
+export function codeAndMemory(o: OwnProcessOutcome): { status: number; code: string | null; maxRss: number } {
+  const code = o.status === 200 ? null : ((JSON.parse(o.body!) as { error?: { code: string } }).error?.code ?? null);
+  return { status: o.status, code, maxRss: o.maxRss };
 }
 
 /**

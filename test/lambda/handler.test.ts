@@ -14,11 +14,11 @@ import { clientConnectionsOpen } from "../harness/process.ts";
 import { startPgProxy } from "../harness/tcp-proxy.ts";
 // @ts-expect-error: a plain .mjs build script without type declarations
 import { buildLambda } from "../../scripts/build-lambda.mjs";
+import { basic } from "../harness/http.ts";
 
 type Handler = (event: unknown, context?: unknown) => Promise<{ statusCode: number; body: string; headers?: Record<string, string> }>;
 
 const BODY = JSON.stringify({ query: "select current_user as u, inet_client_addr() is not null as tcp" });
-const basic = (user: string) => "Basic " + Buffer.from(`${user}:`).toString("base64");
 
 function v2Event(sourceIp: string, headers: Record<string, string>, iamArn?: string) {
   return {

@@ -4,15 +4,14 @@
 // builds more of a result than it may send. Events as a function URL sends
 // them, to the bundled handler, against the harness's real PostgreSQL.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { LAMBDA_MAX_RESPONSE_BYTES, LAMBDA_RESPONSE_PAYLOAD_BYTES, loadLambdaSettings } from "../../lib/config/settings.ts";
 import { jsonStringLength } from "../../lib/query/limits.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { basic, buildHandler, errorOf, functionUrlEvent, importHandler, payloadBytes, type Handler } from "./events.ts";
+import { buildHandler, codeAndMemory, errorOf, functionUrlEvent, importHandler, invokeInOwnProcess, payloadBytes, type Handler } from "./events.ts";
+import { basic } from "../harness/http.ts";
 
 const MiB = 1024 * 1024;
 
@@ -94,21 +93,11 @@ describe("responses on Lambda", () => {
     assert.ok(payloadBytes(plain) <= LAMBDA_RESPONSE_PAYLOAD_BYTES, `${payloadBytes(plain)} bytes`);
   });
 
-  test("60,000 wide rows (52 MB of JSON) in a fresh instance: a 507, and the process stays well inside a 256 MB function", () => {
+  test("60,000 wide rows (52 MB of JSON) in a fresh instance: a 507, and the process stays well inside a 256 MB function", async () => {
     // A process of its own, so its peak memory is this request's alone.
-    const script = join(dirname(bundle), "wide.mjs");
-    writeFileSync(
-      script,
-      `const { handler } = await import(${JSON.stringify(pathToFileURL(bundle).href)});
-       const r = await handler(JSON.parse(process.argv[2]));
-       console.log(JSON.stringify({ status: r.statusCode, code: r.statusCode === 200 ? null : JSON.parse(r.body).error?.code, maxRss: process.resourceUsage().maxRSS * 1024 }));
-       process.exit(0);`,
-    );
     const columns = Array.from({ length: 4 }, (_, i) => `repeat(chr(97 + ${i}), 200) as c${i}`).join(", ");
     const event = functionUrlEvent({ query: `select g, ${columns} from generate_series(1, 60000) g` }, { headers: { authorization: basic("app") } });
-    const child = spawnSync(process.execPath, [script, JSON.stringify(event)], { env: { ...process.env, ...env }, encoding: "utf8", timeout: 120_000 });
-    assert.equal(child.status, 0, child.stderr);
-    const out = JSON.parse(child.stdout.trim().split("\n").at(-1)!) as { status: number; code: string | null; maxRss: number };
+    const out = codeAndMemory(await invokeInOwnProcess(bundle, event, { ...process.env, ...env }, 120_000));
     assert.ok(out.maxRss < 160 * MiB, `peak RSS ${(out.maxRss / MiB).toFixed(0)} MiB (status ${out.status})`);
     assert.equal(out.status, 507);
     assert.equal(out.code, "53400");

@@ -8,7 +8,8 @@ import { pathToFileURL } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { startFakeSecretsManager, type FakeSecretsManager } from "../harness/secrets-manager.ts";
-import { basic, buildHandler, deployedEnvironment, errorOf, functionUrlEvent, type Handler } from "./events.ts";
+import { buildHandler, deployedEnvironment, errorOf, functionUrlEvent, type Handler } from "./events.ts";
+import { basic } from "../harness/http.ts";
 
 const RDS_PASSWORD = "rds-secret-value-7f3a";
 const BINARY = new Uint8Array([0x68, 0x6f, 0x73, 0x74, 0x00, 0xff, 0x10]);

@@ -12,7 +12,8 @@ import { pathToFileURL } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { startFakeSecretsManager, type FakeSecretsManager } from "../harness/secrets-manager.ts";
-import { basic, buildHandler, deployedEnvironment, errorOf, functionUrlEvent, type Handler } from "./events.ts";
+import { buildHandler, deployedEnvironment, errorOf, functionUrlEvent, type Handler } from "./events.ts";
+import { basic } from "../harness/http.ts";
 
 const LOCK_AFTER = 4;
 

@@ -2,17 +2,18 @@
 // listener is hba `local`, the HTTPS listener makes requests encrypted, and a
 // reload swaps the configuration only when all of it is valid.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { loadSettings } from "../../lib/config/settings.ts";
 import type { LogEvent } from "../../lib/log.ts";
 import { startGateway, type RunningGateway } from "../../lib/node/gateway.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
+import { selfSigned } from "../harness/certs.ts";
+import { nodeSettings, startNodeGateway } from "../harness/gateway.ts";
+import { basic } from "../harness/http.ts";
 
 interface Reply {
   status: number;
@@ -21,7 +22,7 @@ interface Reply {
 
 function call(target: { socketPath: string } | { url: string }, body: unknown, user = "app", password = ""): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const headers = { "content-type": "application/json", authorization: "Basic " + Buffer.from(`${user}:${password}`).toString("base64") };
+    const headers = { "content-type": "application/json", authorization: basic(user, password) };
     const onResponse = (res: import("node:http").IncomingMessage) => {
       let text = "";
       res.on("data", (d: Buffer) => (text += d.toString()));
@@ -63,26 +64,20 @@ describe("the Node server", () => {
     await cluster.sql.unsafe("create role svc login password 'svc-upstream-pw'");
     await cluster.writeHba("host all app 127.0.0.1/32 trust\nhost all svc 127.0.0.1/32 scram-sha-256\n", { reload: true });
     dir = mkdtempSync(join(tmpdir(), "hbagate-node-"));
-    execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-      "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")], { stdio: "ignore" });
+    const tls = selfSigned(dir, "cert", { cn: "localhost" });
     writeFileSync(join(dir, "pg_hba.conf"), "local all app,svc trust\nhostssl all app 127.0.0.1/32 trust\n");
     writeFileSync(join(dir, "pg_ident.conf"), "m1 /^(.*)$ \\1\n");
     writeFileSync(join(dir, "roles.json"), JSON.stringify({ svc: "svc-upstream-pw" }));
-    const settings = loadSettings({
-      HBAGATE_PORT: "0",
+    const settings = nodeSettings({
       HBAGATE_HBA_FILE: join(dir, "pg_hba.conf"),
-      HBAGATE_UPSTREAM_HOST: "127.0.0.1",
-      HBAGATE_UPSTREAM_PORT: String(cluster.port),
       HBAGATE_UNIX_SOCKET: join(dir, "hbagate.sock"),
-      HBAGATE_TLS_CERT_FILE: join(dir, "cert.pem"),
-      HBAGATE_TLS_KEY_FILE: join(dir, "key.pem"),
+      HBAGATE_TLS_CERT_FILE: tls.certFile,
+      HBAGATE_TLS_KEY_FILE: tls.keyFile,
       HBAGATE_IDENT_FILE: join(dir, "pg_ident.conf"),
       HBAGATE_ROLE_CREDENTIALS_FILE: join(dir, "roles.json"),
       HBAGATE_MAX_BODY_BYTES: "4096",
-    });
-    const started = await startGateway(settings, (e) => logs.push(e));
-    assert.ok(started);
-    gateway = started;
+    }, cluster.port);
+    gateway = await startNodeGateway(settings, logs);
   });
   after(async () => {
     await gateway?.close();
@@ -109,7 +104,7 @@ describe("the Node server", () => {
   function rawPost(chunks: readonly string[], headers: Record<string, string> = {}): Promise<Reply> {
     return new Promise((resolve, reject) => {
       const req = httpRequest(
-        { socketPath: join(dir, "hbagate.sock"), path: "/v1/postgres/sql", method: "POST", headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from("app:").toString("base64"), ...headers } },
+        { socketPath: join(dir, "hbagate.sock"), path: "/v1/postgres/sql", method: "POST", headers: { "content-type": "application/json", authorization: basic("app"), ...headers } },
         (res) => {
           let text = "";
           res.on("data", (d: Buffer) => (text += d.toString()));
@@ -159,7 +154,7 @@ describe("the Node server", () => {
       const path = join(dir, name);
       writeFileSync(path, text);
       const startLogs: LogEvent[] = [];
-      const g = await startGateway(loadSettings({ HBAGATE_PORT: "0", HBAGATE_HBA_FILE: path, HBAGATE_UPSTREAM_HOST: "127.0.0.1", HBAGATE_UPSTREAM_PORT: String(cluster.port) }), (e) => startLogs.push(e));
+      const g = await startGateway(nodeSettings({ HBAGATE_HBA_FILE: path }, cluster.port), (e) => startLogs.push(e));
       await g?.close();
       assert.equal(g, undefined, `${name}: the gateway started`);
       assert.ok(startLogs.some((l) => l.error === `${path}:1: configuration file "${path}" contains no entries`), JSON.stringify(startLogs));
@@ -208,7 +203,7 @@ describe("the Node server", () => {
     const path = join(dir, "clientcert.conf");
     writeFileSync(path, "hostssl all all 127.0.0.1/32 reject\nhostssl all svc 127.0.0.1/32 scram-sha-256 clientcert=verify-ca\n");
     const startLogs: LogEvent[] = [];
-    const g = await startGateway(loadSettings({ HBAGATE_PORT: "0", HBAGATE_HBA_FILE: path, HBAGATE_UPSTREAM_HOST: "127.0.0.1", HBAGATE_UPSTREAM_PORT: String(cluster.port) }), (e) => startLogs.push(e));
+    const g = await startGateway(nodeSettings({ HBAGATE_HBA_FILE: path }, cluster.port), (e) => startLogs.push(e));
     await g?.close();
     assert.equal(g, undefined, "the gateway started");
     assert.ok(startLogs.some((l) => l.error === `${path}:2: authentication option "clientcert" is not supported by this version of hbagate`), JSON.stringify(startLogs));

@@ -7,26 +7,17 @@ import { mkdtempSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { loadSettings } from "../../lib/config/settings.ts";
 import type { LogEvent } from "../../lib/log.ts";
 import { startGateway, type RunningGateway } from "../../lib/node/gateway.ts";
 import { startEmbeddedUpstream } from "../../lib/upstream/embedded.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
+import { nodeSettings, startNodeGateway } from "../harness/gateway.ts";
+import { basic, postSqlTo } from "../harness/http.ts";
+import { eventually } from "../harness/eventually.ts";
 
-const basic = (user: string, password: string) => "Basic " + Buffer.from(`${user}:${password}`).toString("base64");
 
 async function ask(url: string, auth: string): Promise<{ status: number; body: Record<string, any> }> {
-  const res = await fetch(`${url}/v1/postgres/sql`, { method: "POST", headers: { "content-type": "application/json", authorization: auth }, body: '{"query":"select 1 as one"}' });
-  return { status: res.status, body: (await res.json()) as Record<string, any> };
-}
-
-/** Eventually true, or the assertion fails after `ms`. */
-async function eventually(check: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > until) assert.fail("condition not reached");
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  return postSqlTo(url, '{"query":"select 1 as one"}', { headers: { authorization: auth } });
 }
 
 describe("the embedded upstream", () => {
@@ -47,7 +38,7 @@ describe("the embedded upstream", () => {
     const hba = join(dir, "pw.conf");
     writeFileSync(hba, "host all all 127.0.0.1/32 trust\nhost all all ::1/128 scram-sha-256\n");
     const logs: LogEvent[] = [];
-    const started = await startGateway(loadSettings({ HBAGATE_PORT: "0", HBAGATE_HBA_FILE: hba }), (e) => logs.push(e));
+    const started = await startGateway(nodeSettings({ HBAGATE_HBA_FILE: hba }), (e) => logs.push(e));
     if (started) await started.close();
     assert.equal(started, undefined);
     const error = logs.find((e) => e.msg === "invalid configuration");
@@ -58,8 +49,7 @@ describe("the embedded upstream", () => {
     const hba = join(dir, "reload.conf");
     writeFileSync(hba, "host all all 127.0.0.1/32 trust\n");
     const logs: LogEvent[] = [];
-    const gateway = await startGateway(loadSettings({ HBAGATE_PORT: "0", HBAGATE_HBA_FILE: hba }), (e) => logs.push(e));
-    assert.ok(gateway);
+    const gateway = await startNodeGateway(nodeSettings({ HBAGATE_HBA_FILE: hba }), logs);
     try {
       writeFileSync(hba, "host all all 127.0.0.1/32 md5\n");
       assert.equal(await gateway.reload(), false);
@@ -76,8 +66,7 @@ describe("the embedded upstream", () => {
     const users = join(dir, "users.txt");
     writeFileSync(users, '"dev" "dev-secret"\n');
     const logs: LogEvent[] = [];
-    const gateway = await startGateway(loadSettings({ HBAGATE_PORT: "0", HBAGATE_HBA_FILE: hba, HBAGATE_VERIFIER_FILE: users }), (e) => logs.push(e));
-    assert.ok(gateway);
+    const gateway = await startNodeGateway(nodeSettings({ HBAGATE_HBA_FILE: hba, HBAGATE_VERIFIER_FILE: users }), logs);
     try {
       const url = gateway.urls[0]!;
       assert.equal((await ask(url, basic("dev", "dev-secret"))).status, 200);
@@ -105,11 +94,7 @@ describe("an upstream that does not check the service user's password", () => {
     const hba = join(dir, "pg_hba.conf");
     writeFileSync(hba, "host all all 127.0.0.1/32 scram-sha-256\n");
     const logs: LogEvent[] = [];
-    const gateway = await startGateway(
-      loadSettings({ HBAGATE_PORT: "0", HBAGATE_HBA_FILE: hba, HBAGATE_UPSTREAM_HOST: "127.0.0.1", HBAGATE_UPSTREAM_PORT: String(cluster.port), HBAGATE_SERVICE_USER: "svc", HBAGATE_SERVICE_PASSWORD: "svc-pw" }),
-      (e) => logs.push(e),
-    );
-    assert.ok(gateway);
+    const gateway = await startNodeGateway(nodeSettings({ HBAGATE_HBA_FILE: hba, HBAGATE_SERVICE_USER: "svc", HBAGATE_SERVICE_PASSWORD: "svc-pw" }, cluster.port), logs);
     return { gateway, logs };
   }
 

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { test } from "node:test";
 import { reachableAtMostEvery } from "../../lib/node/reachable.ts";
+import { eventually } from "../harness/eventually.ts";
 
 test("concurrent and repeated probes share one connection per interval", async () => {
   let connections = 0;
@@ -19,11 +20,11 @@ test("concurrent and repeated probes share one connection per interval", async (
     assert.ok(answers.every((a) => a === "ok"));
     for (let i = 0; i < 20; i++) assert.equal(await probe(), "ok");
     // The server counts the connection once it has accepted it.
-    while (connections < 1) await new Promise((r) => setTimeout(r, 5));
+    await eventually(() => connections >= 1, { intervalMs: 5, what: "the server to accept the probe's connection" });
     assert.equal(connections, 1);
     await new Promise((r) => setTimeout(r, 250)); // the point: past the 200 ms the answer is kept for
     assert.equal(await probe(), "ok");
-    while (connections < 2) await new Promise((r) => setTimeout(r, 5));
+    await eventually(() => connections >= 2, { intervalMs: 5, what: "the server to accept the second connection" });
     assert.equal(connections, 2);
   } finally {
     server.close();

@@ -7,10 +7,11 @@
 // otherwise.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { loadSettings } from "../../lib/config/settings.ts";
 import type { LogEvent } from "../../lib/log.ts";
-import { startGateway, type RunningGateway } from "../../lib/node/gateway.ts";
+import type { RunningGateway } from "../../lib/node/gateway.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
+import { nodeSettings, startNodeGateway } from "../harness/gateway.ts";
+import { basic, postSqlTo } from "../harness/http.ts";
 
 describe("the answer bound, notices, and what a 507 says of a write", () => {
   let cluster: Cluster;
@@ -22,21 +23,16 @@ describe("the answer bound, notices, and what a 507 says of a write", () => {
     await cluster.sql.unsafe(`create role alice login password 'pw'; create table public.red2_t (id int, v text); create function public.red2_noisy(n int) returns int language plpgsql as $f$ begin for i in 1..n loop raise notice 'step % of the migration: %', i, repeat('.', 40); end loop; return n; end $f$; grant all on public.red2_t to alice;`);
     await cluster.writeHba(`host all alice 127.0.0.1/32 scram-sha-256\n`, { reload: true });
     const hbaFile = await cluster.writeFile("gateway_hba.conf", `host all alice 127.0.0.1/32 scram-sha-256\n`);
-    const gw = await startGateway(
-      loadSettings({
-        HBAGATE_PORT: "0",
+    g = await startNodeGateway(
+      nodeSettings({
         HBAGATE_HBA_FILE: hbaFile,
-        HBAGATE_UPSTREAM_HOST: "127.0.0.1",
-        HBAGATE_UPSTREAM_PORT: String(cluster.port),
         // Bound: 2 x 100 kB + 8 x 100 + 1 MiB, about 1.25 MB.
         HBAGATE_MAX_RESPONSE_BYTES: "100000",
         HBAGATE_MAX_RESPONSE_ROWS: "100",
         HBAGATE_POOL_MAX: "1",
-      }),
-      (e) => logs.push(e),
+      }, cluster.port),
+      logs,
     );
-    assert.ok(gw, JSON.stringify(logs));
-    g = gw;
   });
   after(async () => {
     await g?.close();
@@ -44,12 +40,7 @@ describe("the answer bound, notices, and what a 507 says of a write", () => {
   });
 
   const ask = async (query: string) => {
-    const res = await fetch(`${g.urls[0]}/v1/postgres/sql`, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from("alice:pw").toString("base64") },
-      body: JSON.stringify({ query }),
-    });
-    return { status: res.status, body: (await res.json()) as { rows?: unknown[]; error?: { code?: string; message?: string } } };
+    return postSqlTo(g.urls[0]!, { query }, { headers: { authorization: basic("alice", "pw") } });
   };
 
   test("a one-row result after 40,000 notices is answered (notices are not part of any response)", async () => {

@@ -5,17 +5,19 @@
 // once); a 503 08006 says nothing took effect; nothing ever runs twice.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { createApp } from "../../lib/http/app.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
+import { eventually } from "../harness/eventually.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
+import { clientConnectionsOpen } from "../harness/process.ts";
 import { startPgProxy, statementContains, syncAfter, type CutRule, type PgProxy } from "../harness/tcp-proxy.ts";
-import { postSql, testDeps, testPools } from "../http/deps.ts";
+import { postSql, testPools } from "../http/deps.ts";
+import { testApp } from "../harness/gateway.ts";
 
 describe("exactly once, or say so", () => {
   let cluster: Cluster;
   let proxy: PgProxy;
   let pools: Pools;
-  let app: ReturnType<typeof createApp>;
+  let app: ReturnType<typeof testApp>;
   let next = 0;
 
   before(async () => {
@@ -25,7 +27,7 @@ describe("exactly once, or say so", () => {
     proxy = await startPgProxy(cluster.port);
     // Unprepared: the proxy finds each statement by its text, which a prepared one sends only once per connection.
     pools = testPools(proxy.port, { max: 1, staleAfterMs: 60_000, preparedStatements: 0 });
-    app = createApp(testDeps(pools, "host all all all trust\n", { caller: { anonymousUser: "app" } }));
+    app = testApp(pools, "host all all all trust\n", { caller: { anonymousUser: "app" } });
   });
   after(async () => {
     await pools?.close();
@@ -37,9 +39,21 @@ describe("exactly once, or say so", () => {
     const r = await postSql(app, body);
     return { status: r.status, code: r.body.error?.code as string | undefined };
   }
-  /** Rows with this id, once the server has finished whatever it received. */
+  /**
+   * Rows with this id, once the server has finished whatever it received: every connection
+   * the proxy cut is closed on the server's side too, and the backend behind it has exited
+   * (having finished, or rolled back, what it was given).
+   */
   async function rows(id: number): Promise<number> {
-    await new Promise((r) => setTimeout(r, 700));
+    await eventually(
+      async () => {
+        if (proxy.sessions.some((s) => s.state === "cut")) return false;
+        const ended = proxy.sessions.flatMap((s) => (s.state === "closed" && s.pid !== undefined ? [s.pid] : []));
+        const [row] = await cluster.sql<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where pid = any(${ended}::int[])`;
+        return row!.n === 0;
+      },
+      { what: "the backends of the cut connections to exit" },
+    );
     const [row] = await cluster.sql`select count(*)::int as n from ledger where id = ${id}`;
     return row!.n;
   }
@@ -60,8 +74,9 @@ describe("exactly once, or say so", () => {
   test("cut while idle, before anything is sent: the request runs on a new connection, once", async () => {
     await warm();
     proxy.cutAll();
-    // The gateway notices the close (a real cut it would only find on writing: see the stale pool below).
-    await new Promise((r) => setTimeout(r, 100));
+    // The gateway notices the close (a real cut it would only find on writing: see the stale pool below):
+    // its ends of the connections are no longer open (not even half-closed, CLOSE_WAIT).
+    await eventually(() => clientConnectionsOpen(proxy.port, proxy.clientPorts) === 0, { what: "the gateway to notice the cut" });
     const id = ++next;
     const answer = await post(insert(id));
     assert.equal(answer.status, 200, JSON.stringify(answer));
@@ -98,9 +113,11 @@ describe("exactly once, or say so", () => {
       const outcome = await direct.use("postgres", "app", undefined, {}, (session) =>
         session.lease(async (conn) => {
           const [{ p }] = (await conn.unsafe("select pg_backend_pid() as p")) as unknown as [{ p: number }];
+          const [{ port }] = await cluster.sql<[{ port: number }]>`select client_port as port from pg_stat_activity where pid = ${p}`;
           await cluster.sql`select pg_terminate_backend(${p})`;
-          // Between two statements of one request (a batch's), the driver sees the session end.
-          await new Promise((r) => setTimeout(r, 300));
+          // Between two statements of one request (a batch's), the driver sees the session end: its end
+          // of the connection is no longer open (not even half-closed, CLOSE_WAIT).
+          await eventually(() => clientConnectionsOpen(cluster.port, [port]) === 0, { what: "the driver to see the session end" });
           try {
             const [again] = (await conn.unsafe("select pg_backend_pid() as p")) as unknown as [{ p: number }];
             return `ran on a new session ${again.p} (was ${p})`;
@@ -118,7 +135,7 @@ describe("exactly once, or say so", () => {
   test("a connection past its lifetime is replaced between requests, never under a batch", async () => {
     const aged = testPools(cluster.port, { max: 1, maxLifetime: 1, preparedStatements: 0 });
     try {
-      const agedApp = createApp(testDeps(aged, "host all all all trust\n", { caller: { anonymousUser: "app" } }));
+      const agedApp = testApp(aged, "host all all all trust\n", { caller: { anonymousUser: "app" } });
       const id = ++next;
       const pid = async () => ((await postSql(agedApp, { query: "select pg_backend_pid() as p" })).body.rows as { p: number }[])[0]!.p;
       const first = await pid();
@@ -161,7 +178,7 @@ describe("exactly once, or say so", () => {
     await warm();
     const stale = testPools(proxy.port, { max: 1, staleAfterMs: 0, preparedStatements: 0 });
     try {
-      const other = createApp(testDeps(stale, "host all all all trust\n", { caller: { anonymousUser: "app" } }));
+      const other = testApp(stale, "host all all all trust\n", { caller: { anonymousUser: "app" } });
       const ask = async (body: unknown) => (await other.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) })).status;
       assert.equal(await ask({ query: "select 1" }), 200);
       // A silently dead connection: the proxy drops what the gateway sends next, once.

@@ -4,22 +4,24 @@
 // statement_timeout says. Against a real PostgreSQL.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { createApp } from "../../lib/http/app.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
+import { eventually } from "../harness/eventually.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { testDeps, testPools } from "../http/deps.ts";
+import { testPools } from "../http/deps.ts";
+import { basic } from "../harness/http.ts";
+import { testApp } from "../harness/gateway.ts";
 
 describe("fair use of the upstream", () => {
   let cluster: Cluster;
   let pools: Pools;
-  let app: ReturnType<typeof createApp>;
+  let app: ReturnType<typeof testApp>;
 
   before(async () => {
     cluster = await startCluster();
     await cluster.sql.unsafe("create role app login");
     await cluster.writeHba("host all app 127.0.0.1/32 trust\n", { reload: true });
     pools = testPools(cluster.port, { max: 1, statementTimeout: 0 });
-    app = createApp(testDeps(pools, "host all all all trust\n", { requestTimeoutMs: 500 }));
+    app = testApp(pools, "host all all all trust\n", { requestTimeoutMs: 500 });
   });
   after(async () => {
     await pools?.close();
@@ -59,7 +61,7 @@ describe("fair use of the upstream", () => {
     const started = Date.now();
     const res = await app.request("/v1/postgres/sql", {
       method: "POST",
-      headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from("app:").toString("base64") },
+      headers: { "content-type": "application/json", authorization: basic("app") },
       body: JSON.stringify({ queries: [{ query: "set local statement_timeout = 0" }, { query: "select pg_sleep(30)" }] }),
     });
     const body = (await res.json()) as { error: { code: string; message: string } };
@@ -144,7 +146,7 @@ describe("connections counted one by one", () => {
       pending++;
       return sleep(pools, "postgres", "busy", 0.3).finally(() => pending--);
     });
-    while ((await backends("usename = 'busy' and query like '%pg_sleep%' and state = 'active'")) < 2) await new Promise((r) => setTimeout(r, 10));
+    await eventually(async () => (await backends("usename = 'busy' and query like '%pg_sleep%' and state = 'active'")) >= 2, { what: "two of the flood's statements to run" });
     await sleep(pools, "postgres", "other", 0);
     assert.ok(pending > 10, `served while the flood still waits (${pending} pending)`);
     await Promise.allSettled(flood);
@@ -157,7 +159,7 @@ describe("connections counted one by one", () => {
       pending++;
       return sleep(pools, "postgres", "flood", 0.3).finally(() => pending--);
     });
-    while ((await backends("usename = 'flood' and query like '%pg_sleep%' and state = 'active'")) < 2) await new Promise((r) => setTimeout(r, 10));
+    await eventually(async () => (await backends("usename = 'flood' and query like '%pg_sleep%' and state = 'active'")) >= 2, { what: "two of the flood's statements to run" });
     const outcome = await pools.login("postgres", "pw", "pw-secret");
     assert.equal(outcome.ok, true);
     assert.ok(pending > 6, `logged in while the flood still waits (${pending} pending)`);
@@ -182,7 +184,7 @@ describe("connections counted one by one", () => {
       }).finally(() => pending--);
     };
     const flood = Array.from({ length: 8 }, aliceRun);
-    while (inside < 2) await new Promise((r) => setTimeout(r, 5));
+    await eventually(() => inside >= 2, { intervalMs: 5, what: "two of alice's requests to hold connections" });
     await sleep(pools, "postgres", "busy", 0, "bob");
     assert.ok(pending > 4, `bob was served while alice's requests still wait (${pending} pending)`);
     await Promise.all(flood);
@@ -201,7 +203,7 @@ describe("connections counted one by one", () => {
         cycles++;
       }
     });
-    while ((await backends("usename = 'cycler'")) < 2) await new Promise((r) => setTimeout(r, 10));
+    await eventually(async () => (await backends("usename = 'cycler'")) >= 2, { what: "the busy pool to hold both places" });
     const started = cycles;
     await sleep(pools, "postgres", "waiter", 0);
     const during = cycles - started;
@@ -230,15 +232,15 @@ describe("connections counted one by one", () => {
 
   test("the request deadline covers the wait for a connection: 57014, and the statement never runs", async () => {
     const pools = make({ max: 1, queueTimeoutMs: 5000 });
-    const app = createApp(testDeps(pools, "host all all all trust\n", { requestTimeoutMs: 300 }));
+    const app = testApp(pools, "host all all all trust\n", { requestTimeoutMs: 300 });
     // Someone else holds the one connection for a while.
     let release!: () => void;
     const held = pools.use("postgres", "waiter", undefined, {}, (s) => s.lease(() => new Promise<void>((r) => (release = r))));
-    while (!release) await new Promise((r) => setTimeout(r, 5));
+    await eventually(() => release !== undefined, { intervalMs: 5, what: "the connection to be held" });
     const started = Date.now();
     const res = await app.request("/v1/postgres/sql", {
       method: "POST",
-      headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from("waiter:").toString("base64") },
+      headers: { "content-type": "application/json", authorization: basic("waiter") },
       body: JSON.stringify({ query: "insert into t_deadline values (1)" }),
     });
     const waited = Date.now() - started;
@@ -248,26 +250,28 @@ describe("connections counted one by one", () => {
     assert.equal(res.status, 504);
     assert.equal(body.error.code, "57014");
     assert.ok(waited < 4000, `answered after ${waited} ms, not after the queue timeout`);
+    // Deliberately a fixed grace: an insert that must never run cannot be polled for.
     await new Promise((r) => setTimeout(r, 200));
     assert.equal((await cluster.sql`select count(*)::int as n from t_deadline`)[0]!.n, 0, "the insert never ran");
   });
 
   test("a caller who leaves while waiting, even briefly, never has its statement run", async () => {
     const pools = make({ max: 1, queueTimeoutMs: 5000 });
-    const app = createApp(testDeps(pools, "host all all all trust\n"));
+    const app = testApp(pools, "host all all all trust\n");
     for (let i = 0; i < 5; i++) {
       let release!: () => void;
       const held = pools.use("postgres", "leaver", undefined, {}, (s) => s.lease(() => new Promise<void>((r) => (release = r))));
-      while (!release) await new Promise((r) => setTimeout(r, 2));
+      await eventually(() => release !== undefined, { intervalMs: 2, what: "the connection to be held" });
       const gone = new AbortController();
       const answer = Promise.resolve(
         app.request("/v1/postgres/sql", {
           method: "POST",
           signal: gone.signal,
-          headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from("leaver:").toString("base64") },
+          headers: { "content-type": "application/json", authorization: basic("leaver") },
           body: JSON.stringify({ query: "insert into t_left values (1)" }),
         }),
       ).then((r) => r.status, () => 0);
+      // The point: the caller leaves briefly after asking, while it waits for the connection.
       await new Promise((r) => setTimeout(r, 3));
       gone.abort();
       // The connection frees well before the wait would look at the caller (20 ms).
@@ -276,6 +280,7 @@ describe("connections counted one by one", () => {
       await held;
       await answer;
     }
+    // Deliberately a fixed grace: an insert that must never run cannot be polled for.
     await new Promise((r) => setTimeout(r, 100));
     assert.equal((await cluster.sql`select count(*)::int as n from t_left`)[0]!.n, 0, "no abandoned insert ran");
   });
@@ -283,7 +288,7 @@ describe("connections counted one by one", () => {
   test("a connection lost under a statement gives its place back at once", async () => {
     const pools = make({ max: 1, queueTimeoutMs: 2000 });
     const running = sleep(pools, "postgres", "lost", 5).catch((e: { code?: string }) => e.code);
-    while ((await backends("usename = 'lost' and query like '%pg_sleep%' and state = 'active'")) < 1) await new Promise((r) => setTimeout(r, 10));
+    await eventually(async () => (await backends("usename = 'lost' and query like '%pg_sleep%' and state = 'active'")) >= 1, { what: "the statement to run" });
     await cluster.sql`select pg_terminate_backend(pid) from pg_stat_activity where usename = 'lost'`;
     await running;
     // The next request gets the place (its wait is bounded by 2 s).
@@ -294,6 +299,7 @@ describe("connections counted one by one", () => {
     const pools = make({ max: 1, maxLifetime: 1, idleTimeout: 60 });
     const pid = () => pools.use("postgres", "lost", undefined, {}, (s) => s.lease(async (conn) => ((await conn.unsafe("select pg_backend_pid() as p")) as unknown as [{ p: number }])[0].p));
     const first = await pid();
+    // Time itself, the thing under test: past the connection's one-second lifetime.
     await new Promise((r) => setTimeout(r, 1200));
     assert.notEqual(await pid(), first);
   });

@@ -5,15 +5,16 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import fc from "fast-check";
-import { createApp } from "../../lib/http/app.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { testDeps, testPools } from "../http/deps.ts";
+import { testPools } from "../http/deps.ts";
+import { basic } from "../harness/http.ts";
+import { testApp } from "../harness/gateway.ts";
 
 describe("hostile and broken HTTP input", () => {
   let cluster: Cluster;
   let pools: Pools;
-  let app: ReturnType<typeof createApp>;
+  let app: ReturnType<typeof testApp>;
   const logs: unknown[] = [];
 
   before(async () => {
@@ -21,7 +22,7 @@ describe("hostile and broken HTTP input", () => {
     await cluster.sql.unsafe("create role fuzz login nosuperuser nocreatedb nocreaterole");
     await cluster.writeHba("host all fuzz 127.0.0.1/32 trust\n", { reload: true });
     pools = testPools(cluster.port, { max: 2, statementTimeout: 1000 });
-    app = createApp(testDeps(pools, "host all fuzz all trust\n", { maxBodyBytes: 256 * 1024, caller: { anonymousUser: "fuzz" }, log: (e) => logs.push(e) }));
+    app = testApp(pools, "host all fuzz all trust\n", { maxBodyBytes: 256 * 1024, caller: { anonymousUser: "fuzz" }, log: (e) => logs.push(e) });
   });
   after(async () => {
     await pools?.close();
@@ -101,8 +102,7 @@ describe("hostile and broken HTTP input", () => {
 
   test("hostile user and database names", async () => {
     for (const name of ["", "\u0000", "x".repeat(64), "a\u0000b", "' or 1=1 --", "../../etc/passwd", "ユーザー", "\uD800"]) {
-      const basic = "Basic " + Buffer.from(`${name}:pw`).toString("base64");
-      assertStructured(await send("/v1/postgres/sql", '{"query":"select 1"}', { authorization: basic }), `user ${JSON.stringify(name)}`);
+      assertStructured(await send("/v1/postgres/sql", '{"query":"select 1"}', { authorization: basic(name, "pw") }), `user ${JSON.stringify(name)}`);
       const segment = !/[\uD800-\uDFFF]/.test(name) ? encodeURIComponent(name) || "%00" : "%ED%A0%80"; // a lone surrogate as raw UTF-8 bytes
       assertStructured(await send(`/v1/${segment}/sql`, '{"query":"select 1"}'), `database ${JSON.stringify(name)}`);
     }

@@ -7,10 +7,11 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { loadSettings } from "../../lib/config/settings.ts";
 import type { LogEvent } from "../../lib/log.ts";
-import { startGateway, type RunningGateway } from "../../lib/node/gateway.ts";
+import type { RunningGateway } from "../../lib/node/gateway.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
+import { nodeSettings, startNodeGateway } from "../harness/gateway.ts";
+import { basic } from "../harness/http.ts";
 
 const SECRETS = {
   alice: "Zq-alice-7f3c9e",
@@ -44,35 +45,25 @@ describe("credentials never leak", () => {
     );
     // svc's configured upstream password is wrong: the upstream refuses it.
     writeFileSync(join(dir, "roles.json"), JSON.stringify({ svc: SECRETS.roleLiteral }));
-    const started = await startGateway(
-      loadSettings({
-        HBAGATE_PORT: "0",
+    gateway = await startNodeGateway(
+      nodeSettings({
         HBAGATE_HBA_FILE: join(dir, "pg_hba.conf"),
         HBAGATE_ROLE_CREDENTIALS_FILE: join(dir, "roles.json"),
-        HBAGATE_UPSTREAM_HOST: "127.0.0.1",
-        HBAGATE_UPSTREAM_PORT: String(cluster.port),
         HBAGATE_VERIFIED_TTL_MS: "0",
-      }),
-      (e) => logs.push(e),
+      }, cluster.port),
+      logs,
     );
-    assert.ok(started);
-    gateway = started;
     // vera's password in clear (PgBouncer's plain form), vic's as an MD5 hash of the same string.
     verifierPath = join(dir, "users.txt");
     writeFileSync(verifierPath, `"vera" "${SECRETS.verifier}"\n"vic" "${STORED_MD5}"\n`);
-    const second = await startGateway(
-      loadSettings({
-        HBAGATE_PORT: "0",
+    verifying = await startNodeGateway(
+      nodeSettings({
         HBAGATE_HBA_FILE: join(dir, "pg_hba.conf"),
         HBAGATE_VERIFIER_FILE: verifierPath,
-        HBAGATE_UPSTREAM_HOST: "127.0.0.1",
-        HBAGATE_UPSTREAM_PORT: String(cluster.port),
         HBAGATE_VERIFIED_TTL_MS: "0",
-      }),
-      (e) => logs.push(e),
+      }, cluster.port),
+      logs,
     );
-    assert.ok(second, JSON.stringify(logs));
-    verifying = second;
   });
   after(async () => {
     await gateway?.close();
@@ -86,33 +77,32 @@ describe("credentials never leak", () => {
     seen.push(text, JSON.stringify([...res.headers]));
     return { status: res.status, text };
   }
-  const basic = (user: string, password: string) => ({ authorization: "Basic " + Buffer.from(`${user}:${password}`).toString("base64") });
 
   test("every failure path answers without the password", async () => {
     const q = '{"query":"select 1"}';
-    assert.equal((await call("/v1/postgres/sql", basic("alice", SECRETS.wrong), q)).status, 401);
-    assert.equal((await call("/v1/postgres/sql", basic("mallory", SECRETS.wrong), q)).status, 401);
-    assert.equal((await call("/v1/nosuchdb/sql", basic("alice", SECRETS.alice), q)).status >= 400, true);
-    assert.equal((await call("/v1/postgres/sql", basic("svc", SECRETS.wrong), q)).status, 401, "the upstream refused the configured password");
+    assert.equal((await call("/v1/postgres/sql", { authorization: basic("alice", SECRETS.wrong) }, q)).status, 401);
+    assert.equal((await call("/v1/postgres/sql", { authorization: basic("mallory", SECRETS.wrong) }, q)).status, 401);
+    assert.equal((await call("/v1/nosuchdb/sql", { authorization: basic("alice", SECRETS.alice) }, q)).status >= 400, true);
+    assert.equal((await call("/v1/postgres/sql", { authorization: basic("svc", SECRETS.wrong) }, q)).status, 401, "the upstream refused the configured password");
     assert.equal((await call("/v1/postgres/sql", { authorization: `Basic ${SECRETS.wrong}` }, q)).status, 400);
-    assert.equal((await call("/v1/postgres/sql", basic("alice", SECRETS.alice), '{"query":')).status, 400);
-    assert.equal((await call("/v1/postgres/sql", basic("alice", SECRETS.alice), '{"query":"select * from nope"}')).status, 400);
+    assert.equal((await call("/v1/postgres/sql", { authorization: basic("alice", SECRETS.alice) }, '{"query":')).status, 400);
+    assert.equal((await call("/v1/postgres/sql", { authorization: basic("alice", SECRETS.alice) }, '{"query":"select * from nope"}')).status, 400);
     const neon = (password: string, db = "postgres") => ({ "neon-connection-string": `postgresql://alice:${password}@somewhere.example/${db}?sslmode=require` });
     assert.equal((await call("/sql", neon(SECRETS.neon), q)).status, 400);
     assert.equal((await call("/sql", neon(SECRETS.alice, "nosuchdb"), q)).status, 400);
     assert.equal((await call("/sql", { "neon-connection-string": `not a url ${SECRETS.neon}` }, q)).status, 400);
     // And a success, whose logs and answer must be clean too.
-    assert.equal((await call("/v1/postgres/sql", basic("alice", SECRETS.alice), q)).status, 200);
+    assert.equal((await call("/v1/postgres/sql", { authorization: basic("alice", SECRETS.alice) }, q)).status, 200);
   });
 
   test("every verifier-file path answers without the stored secrets", async () => {
     const q = '{"query":"select current_user as u"}';
-    assert.equal((await call("/v1/postgres/sql", basic("vera", SECRETS.wrong), q, verifying)).status, 401);
-    assert.equal((await call("/v1/postgres/sql", basic("vic", SECRETS.wrong), q, verifying)).status, 401);
+    assert.equal((await call("/v1/postgres/sql", { authorization: basic("vera", SECRETS.wrong) }, q, verifying)).status, 401);
+    assert.equal((await call("/v1/postgres/sql", { authorization: basic("vic", SECRETS.wrong) }, q, verifying)).status, 401);
     // An MD5 hash cannot satisfy scram-sha-256 (PostgreSQL's rule), even with the right password.
-    assert.equal((await call("/v1/postgres/sql", basic("vic", SECRETS.verifier), q, verifying)).status, 401);
-    assert.equal((await call("/v1/postgres/sql", basic("mallory", SECRETS.verifier), q, verifying)).status, 401);
-    const vera = await call("/v1/postgres/sql", basic("vera", SECRETS.verifier), q, verifying);
+    assert.equal((await call("/v1/postgres/sql", { authorization: basic("vic", SECRETS.verifier) }, q, verifying)).status, 401);
+    assert.equal((await call("/v1/postgres/sql", { authorization: basic("mallory", SECRETS.verifier) }, q, verifying)).status, 401);
+    const vera = await call("/v1/postgres/sql", { authorization: basic("vera", SECRETS.verifier) }, q, verifying);
     assert.equal(vera.status, 200, "a success, whose logs and answer must be clean too");
     // A reload of a broken file (each bad line holding a secret) is refused with its lines named.
     writeFileSync(verifierPath, `"vera" "${SECRETS.verifier}\n"vic" "${STORED_MD5}0"\n`);

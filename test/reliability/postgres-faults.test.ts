@@ -6,41 +6,30 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { loadSettings } from "../../lib/config/settings.ts";
-import { startGateway, type RunningGateway } from "../../lib/node/gateway.ts";
+import type { RunningGateway } from "../../lib/node/gateway.ts";
 import postgres from "postgres";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { eventually } from "../harness/eventually.ts";
 import { freePort } from "../harness/process.ts";
+import { nodeSettings, startNodeGateway } from "../harness/gateway.ts";
+import { basic, postSqlTo } from "../harness/http.ts";
 
 async function gatewayFor(port: number, extra: Record<string, string> = {}): Promise<RunningGateway> {
   const dir = mkdtempSync(join(tmpdir(), "hbagate-faults-"));
   writeFileSync(join(dir, "pg_hba.conf"), "host all all 127.0.0.1/32 trust\n");
-  const g = await startGateway(
-    loadSettings({
-      HBAGATE_PORT: "0",
+  return await startNodeGateway(
+    nodeSettings({
       HBAGATE_HBA_FILE: join(dir, "pg_hba.conf"),
-      HBAGATE_UPSTREAM_HOST: "127.0.0.1",
-      HBAGATE_UPSTREAM_PORT: String(port),
       HBAGATE_CONNECT_TIMEOUT: "2",
       HBAGATE_QUEUE_TIMEOUT_MS: "3000",
       HBAGATE_POOL_MAX: "4",
       ...extra,
-    }),
-    () => {},
+    }, port),
   );
-  assert.ok(g);
-  return g;
 }
 
 async function ask(g: RunningGateway, body: unknown, timeoutMs = 15_000) {
-  const res = await fetch(`${g.urls[0]}/v1/postgres/sql`, {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from("app:").toString("base64") },
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(timeoutMs),
-  });
-  return { status: res.status, body: (await res.json()) as { rows?: unknown[]; error?: { code: string } } };
+  return postSqlTo(g.urls[0]!, body, { headers: { authorization: basic("app") }, signal: AbortSignal.timeout(timeoutMs) });
 }
 
 async function appCluster(port?: number): Promise<Cluster> {

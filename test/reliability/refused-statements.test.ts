@@ -3,12 +3,12 @@
 // survives what used to end it. Against a real PostgreSQL.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { createApp } from "../../lib/http/app.ts";
 import type { LogEvent } from "../../lib/log.ts";
 import { leadingKeyword } from "../../lib/query/refused-statements.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { postSql, testDeps, testPools } from "../http/deps.ts";
+import { postSql, testPools } from "../http/deps.ts";
+import { testApp } from "../harness/gateway.ts";
 
 test("the first keyword is read as PostgreSQL's lexer reads it", () => {
   assert.equal(leadingKeyword("  COPY x from stdin"), "copy");
@@ -26,7 +26,7 @@ test("the first keyword is read as PostgreSQL's lexer reads it", () => {
 describe("refused statements", () => {
   let cluster: Cluster;
   let pools: Pools;
-  let app: ReturnType<typeof createApp>;
+  let app: ReturnType<typeof testApp>;
   const logs: LogEvent[] = [];
 
   before(async () => {
@@ -35,7 +35,7 @@ describe("refused statements", () => {
     await cluster.writeHba("host all all 127.0.0.1/32 trust\n", { reload: true });
     // One connection, as on Lambda: whatever one request leaves, the next one meets.
     pools = testPools(cluster.port, { max: 1 });
-    app = createApp(testDeps(pools, "host all all all trust\n", { caller: { anonymousUser: "nobody_much" }, maxBodyBytes: 8 << 20, log: (e) => logs.push(e) }));
+    app = testApp(pools, "host all all all trust\n", { caller: { anonymousUser: "nobody_much" }, maxBodyBytes: 8 << 20, log: (e) => logs.push(e) });
   });
   after(async () => {
     await pools?.close();
@@ -108,7 +108,7 @@ describe("refused statements", () => {
 
   test("an internal error's log line keeps its cause", async () => {
     const down = testPools(1, { connectTimeout: 1 });
-    const other = createApp(testDeps(down, "host all all all trust\n", { caller: { anonymousUser: "x" }, log: (e) => logs.push(e) }));
+    const other = testApp(down, "host all all all trust\n", { caller: { anonymousUser: "x" }, log: (e) => logs.push(e) });
     const res = await other.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json" }, body: '{"query":"select 1"}' });
     assert.equal(res.status, 503);
     const line = logs.findLast((e) => e.msg === "request failed");

@@ -4,12 +4,13 @@
 // a COPY that slipped through, a statement raising 28P01 run twice.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { createApp } from "../../lib/http/app.ts";
 import { runSingle } from "../../lib/query/run.ts";
 import { Pools } from "../../lib/upstream/pools.ts";
 import { eventually } from "../harness/eventually.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { testDeps, testPools } from "../http/deps.ts";
+import { testPools } from "../http/deps.ts";
+import { basic } from "../harness/http.ts";
+import { testApp } from "../harness/gateway.ts";
 
 describe("session hardening", () => {
   let cluster: Cluster;
@@ -83,9 +84,9 @@ describe("session hardening", () => {
 
   test("pool creators each wait at most the queue timeout, not one after another", async () => {
     const p = pools({ max: 1, maxTotal: 2, queueTimeoutMs: 1000, statementTimeout: 10_000 });
-    const app = createApp(testDeps(p, "host all all all trust\n", { caller: { anonymousUser: undefined } }));
+    const app = testApp(p, "host all all all trust\n", { caller: { anonymousUser: undefined } });
     const ask = (user: string, query: string) =>
-      app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from(`${user}:`).toString("base64") }, body: JSON.stringify({ query }) });
+      app.request("/v1/postgres/sql", { method: "POST", headers: { "content-type": "application/json", authorization: basic(user) }, body: JSON.stringify({ query }) });
     const holders = [ask("r1", "select pg_sleep(4)"), ask("r2", "select pg_sleep(4)")];
     // A holder's statement runs (not a guessed 300 ms). Only one does: with maxTotal 2 the
     // second holder waits for room like the others (as it did after the old 300 ms).

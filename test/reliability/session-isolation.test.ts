@@ -5,10 +5,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import fc from "fast-check";
-import { createApp } from "../../lib/http/app.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { postSql, testDeps, testPools } from "../http/deps.ts";
+import { postSql, testPools } from "../http/deps.ts";
+import { testApp } from "../harness/gateway.ts";
 
 /** Everything a request could see of what an earlier one left behind. */
 const FINGERPRINT = `select pg_backend_pid() as pid,
@@ -44,7 +44,7 @@ const CHANGES: Record<string, unknown> = {
 describe("session isolation between callers of one role", () => {
   let cluster: Cluster;
   let pools: Pools;
-  let app: ReturnType<typeof createApp>;
+  let app: ReturnType<typeof testApp>;
   let baseline: Record<string, unknown>;
 
   before(async () => {
@@ -60,7 +60,7 @@ describe("session isolation between callers of one role", () => {
     `);
     await cluster.writeHba("host all all 127.0.0.1/32 trust\n", { reload: true });
     pools = testPools(cluster.port, { max: 1 });
-    app = createApp(testDeps(pools, "host all all all trust\n", { caller: { anonymousUser: "app" } }));
+    app = testApp(pools, "host all all all trust\n", { caller: { anonymousUser: "app" } });
     baseline = await fingerprint();
   });
   after(async () => {

@@ -2,54 +2,39 @@
 // (nothing closes, nothing arrives) while new ones still pass. The request's
 // deadline still bounds the request, and the silent connection is let go of.
 import assert from "node:assert/strict";
-import { createServer, connect, type Server, type Socket } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { createApp } from "../../lib/http/app.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { postSql, testDeps, testPools } from "../http/deps.ts";
+import { startPgProxy, type PgProxy } from "../harness/tcp-proxy.ts";
+import { postSql, testPools } from "../http/deps.ts";
+import { testApp } from "../harness/gateway.ts";
 
 describe("a silent upstream", () => {
   let cluster: Cluster;
-  let server: Server;
-  let port: number;
-  const live: Socket[] = [];
-  const silent = new Set<Socket>();
+  let proxy: PgProxy;
   const opened: Pools[] = [];
 
   before(async () => {
     cluster = await startCluster();
     await cluster.sql.unsafe("create role app login");
     await cluster.writeHba("host all app 127.0.0.1/32 trust\n", { reload: true });
-    server = createServer((client) => {
-      const up = connect({ host: "127.0.0.1", port: cluster.port });
-      live.push(client);
-      client.on("data", (d) => void (silent.has(client) || up.write(d)));
-      up.on("data", (d) => void (silent.has(client) || client.write(d)));
-      client.on("error", () => {});
-      up.on("error", () => {});
-      client.on("close", () => up.destroy());
-      up.on("close", () => client.destroy());
-    });
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    port = (server.address() as { port: number }).port;
+    proxy = await startPgProxy(cluster.port);
   });
   after(async () => {
     for (const p of opened) await p.close();
-    for (const s of live) s.destroy();
-    server?.close();
+    await proxy?.close();
     await cluster?.stop();
   });
 
   for (const mode of ["under a statement", "before the probe of an idle connection"] as const) {
     test(`${mode}: the request is answered (cut 5 s after its deadline at most) and the next one is served`, async () => {
-      const pools = testPools(port, { max: 1, connectTimeout: 1, staleAfterMs: mode === "under a statement" ? 60_000 : 100, statementTimeout: 0 });
+      const pools = testPools(proxy.port, { max: 1, connectTimeout: 1, staleAfterMs: mode === "under a statement" ? 60_000 : 100, statementTimeout: 0 });
       opened.push(pools);
-      const app = createApp(testDeps(pools, "host all all all trust\n", { caller: { anonymousUser: "app" }, requestTimeoutMs: 300 }));
+      const app = testApp(pools, "host all all all trust\n", { caller: { anonymousUser: "app" }, requestTimeoutMs: 300 });
       assert.equal((await postSql(app, { query: "select 1" })).status, 200);
       // The point, not a wait for something: idle past staleAfterMs (100), so the next use probes it.
       await new Promise((r) => setTimeout(r, 200));
-      for (const s of live) silent.add(s);
+      proxy.blackHole();
       const first = await Promise.race([postSql(app, { query: "select 1" }), new Promise<{ status: string }>((r) => setTimeout(() => r({ status: "no answer in 15 s" }), 15_000))]);
       assert.notEqual(first.status, "no answer in 15 s");
       // Under a statement: ended (its outcome unknown). Before the probe: nothing was sent, so the

@@ -8,11 +8,12 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { createApp } from "../../lib/http/app.ts";
 import { nodePeer, startListeners, type Listening } from "../../lib/node/listeners.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { testDeps, testPools } from "../http/deps.ts";
+import { testPools } from "../http/deps.ts";
+import { basic } from "../harness/http.ts";
+import { testApp } from "../harness/gateway.ts";
 
 const TOTAL = 3000;
 const WARM_UP = 1000;
@@ -34,7 +35,7 @@ describe("soak", () => {
     await cluster.sql.unsafe("create role s1 login; create role s2 login password 'pw2'; create table t (id serial primary key, v int); grant all on t, t_id_seq to s1, s2");
     await cluster.writeHba("host all s1 127.0.0.1/32 trust\nhost all s2 127.0.0.1/32 scram-sha-256\n", { reload: true });
     pools = testPools(cluster.port, { max: 4, maxTotal: 8, queueTimeoutMs: 10_000, maxQueue: 1000, statementTimeout: 5000 });
-    const app = createApp(testDeps(pools, "host all s1 all trust\nhost all s2 all scram-sha-256\n", { peer: nodePeer, maxBodyBytes: 1 << 16 }));
+    const app = testApp(pools, "host all s1 all trust\nhost all s2 all scram-sha-256\n", { peer: nodePeer, maxBodyBytes: 1 << 16 });
     listening = await startListeners(app.fetch, { host: "127.0.0.1", port: 0, unixSocket: undefined, tls: undefined });
   });
   after(async () => {
@@ -43,13 +44,12 @@ describe("soak", () => {
     await cluster?.stop();
   });
 
-  const auth = (user: string, password = "") => "Basic " + Buffer.from(`${user}:${password}`).toString("base64");
   const KINDS = [
-    { body: { query: "select $1::int as n", params: [7] }, user: auth("s1"), expect: 200 },
-    { body: { queries: [{ query: "insert into t (v) values ($1)", params: [1] }, { query: "select count(*) from t" }] }, user: auth("s1"), expect: 200 },
-    { body: { query: "select * from missing_table" }, user: auth("s1"), expect: 400 },
-    { body: { query: "select 1" }, user: auth("s2", "wrong"), expect: 401 },
-    { body: { query: "select 1" }, user: auth("s2", "pw2"), expect: 200 },
+    { body: { query: "select $1::int as n", params: [7] }, user: basic("s1"), expect: 200 },
+    { body: { queries: [{ query: "insert into t (v) values ($1)", params: [1] }, { query: "select count(*) from t" }] }, user: basic("s1"), expect: 200 },
+    { body: { query: "select * from missing_table" }, user: basic("s1"), expect: 400 },
+    { body: { query: "select 1" }, user: basic("s2", "wrong"), expect: 401 },
+    { body: { query: "select 1" }, user: basic("s2", "pw2"), expect: 200 },
   ] as const;
 
   test(`${TOTAL} mixed requests at ${CONCURRENCY} concurrent`, async (t) => {
@@ -63,11 +63,12 @@ describe("soak", () => {
       while (sampling) {
         const [row] = await cluster.sql<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where usename in ('s1', 's2')`;
         peak = Math.max(peak, row?.n ?? 0);
-        await new Promise((r) => setTimeout(r, 20));
+        await new Promise((r) => setTimeout(r, 20)); // the sampling interval, not a wait for anything
       }
     })();
     // Quiet heap: no request in flight, sockets settled, collected until it stops shrinking.
     const quietHeap = async () => {
+      // A quiet period for the measurement (timers and sockets of the last requests settle), not a wait for one event.
       await new Promise((r) => setTimeout(r, 200));
       let best = Infinity;
       for (let i = 0; i < 5; i++) {

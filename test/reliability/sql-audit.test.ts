@@ -6,11 +6,12 @@ import assert from "node:assert/strict";
 import { RESET } from "../../lib/upstream/session-reset.ts";
 import { PROBE } from "../../lib/upstream/session.ts";
 import { after, before, describe, test } from "node:test";
-import { createApp } from "../../lib/http/app.ts";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { eventually } from "../harness/eventually.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { testDeps, testPools } from "../http/deps.ts";
+import { testPools } from "../http/deps.ts";
+import { basic } from "../harness/http.ts";
+import { testApp } from "../harness/gateway.ts";
 
 const HOSTILE = "'); drop table victims; --";
 
@@ -30,12 +31,12 @@ describe("SQL audit", () => {
   });
 
   test("only the caller's statements, parameters bound, and fixed transaction control", async () => {
-    const app = createApp(testDeps(pools, "host all all all trust\n"));
+    const app = testApp(pools, "host all all all trust\n");
     const before = (await cluster.readLog()).length;
     const post = (body: unknown, headers: Record<string, string> = {}) =>
       app.request("/v1/postgres/sql", {
         method: "POST",
-        headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from("auditee:").toString("base64"), ...headers },
+        headers: { "content-type": "application/json", authorization: basic("auditee"), ...headers },
         body: JSON.stringify(body),
       });
     assert.equal((await post({ query: "select $1::text as v", params: [HOSTILE] })).status, 200);

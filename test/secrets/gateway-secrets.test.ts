@@ -16,6 +16,8 @@ import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { clientConnectionsOpen } from "../harness/process.ts";
 import { Responses } from "../harness/responses.ts";
 import { fakeClient, startFakeSecretsManager, type FakeSecretsManager } from "../harness/secrets-manager.ts";
+import { nodeSettings, startNodeGateway } from "../harness/gateway.ts";
+import { basic, postSqlTo } from "../harness/http.ts";
 
 const TTL_MS = 1000;
 /** Made by PostgreSQL 15 for the password "correct horse" (as in test/auth/verifier-file.test.ts). */
@@ -55,21 +57,16 @@ describe("configuration and credentials from Secrets Manager", () => {
     await cluster.writeHba("host all svc,late,vf 127.0.0.1/32 scram-sha-256\n", { reload: true });
     sm.put("gw/config", config(START_HBA));
     sm.put("gw/svc-db", rds(svcPassword));
-    settings = loadSettings({
-      HBAGATE_PORT: "0",
+    settings = nodeSettings({
       HBAGATE_HBA_FILE: "secretsmanager:gw/config#hba",
       HBAGATE_ROLE_CREDENTIALS_FILE: "secretsmanager:gw/config#roles",
       HBAGATE_IDENT_FILE: "secretsmanager:gw/config#ident",
       HBAGATE_VERIFIER_FILE: "secretsmanager:gw/config#verifier",
-      HBAGATE_UPSTREAM_HOST: "127.0.0.1",
-      HBAGATE_UPSTREAM_PORT: String(cluster.port),
       HBAGATE_SECRETS_TTL_MS: String(TTL_MS),
       HBAGATE_SECRETS_TIMEOUT_MS: "500",
       HBAGATE_POOL_MAX: "2",
-    });
-    const started = await startGateway(settings, (e) => logs.push(e), fakeClient(sm.endpoint));
-    assert.ok(started, JSON.stringify(logs));
-    gateway = started;
+    }, cluster.port);
+    gateway = await startNodeGateway(settings, logs, fakeClient(sm.endpoint));
   });
   after(async () => {
     await gateway?.close();
@@ -77,12 +74,7 @@ describe("configuration and credentials from Secrets Manager", () => {
   });
 
   const ask = async (query = "select current_user as u", user = "svc", password = "") => {
-    const res = await fetch(`${gateway.urls[0]}/v1/postgres/sql`, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from(`${user}:${password}`).toString("base64") },
-      body: JSON.stringify({ query }),
-    });
-    return { status: res.status, body: (await res.json()) as Record<string, any> };
+    return postSqlTo(gateway.urls[0]!, { query }, { headers: { authorization: basic(user, password) }, fetch });
   };
   const callsFor = (id: string) => sm.calls.filter((c) => c.secretId === id).length;
   const secretsCheck = async () => ((await (await fetch(`${gateway.urls[0]}/readyz`)).json()) as { checks: { secrets: string } }).checks.secrets;
@@ -123,7 +115,7 @@ describe("configuration and credentials from Secrets Manager", () => {
         const requestContext = { authorizer: { iam: { userArn: `arn:aws:iam::123456789012:user/ci/${principal}` } } };
         const res = await lambda.app.request(
           "/v1/postgres/sql",
-          { method: "POST", headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from("svc:").toString("base64") }, body: '{"query":"select current_user as u"}' },
+          { method: "POST", headers: { "content-type": "application/json", authorization: basic("svc") }, body: '{"query":"select current_user as u"}' },
           { requestContext },
         );
         return { status: res.status, body: (await res.json()) as Record<string, any> };
@@ -240,13 +232,10 @@ describe("configuration and credentials from Secrets Manager", () => {
   test("never fetched and the service down: a clear 503, and a start without rules does not happen", async () => {
     sm.fail("down");
     try {
-      const settings = loadSettings({
-        HBAGATE_PORT: "0",
+      const settings = nodeSettings({
         HBAGATE_HBA_FILE: "secretsmanager:gw/other#hba",
-        HBAGATE_UPSTREAM_HOST: "127.0.0.1",
-        HBAGATE_UPSTREAM_PORT: String(cluster.port),
         HBAGATE_SECRETS_TIMEOUT_MS: "300",
-      });
+      }, cluster.port);
       const noRules = await startGateway(settings, () => {}, fakeClient(sm.endpoint));
       assert.equal(noRules, undefined);
     } finally {

@@ -10,11 +10,12 @@
 // No request may fail in either window.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { loadSettings } from "../../lib/config/settings.ts";
 import type { LogEvent } from "../../lib/log.ts";
-import { startGateway, type RunningGateway } from "../../lib/node/gateway.ts";
+import type { RunningGateway } from "../../lib/node/gateway.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { fakeClient, startFakeSecretsManager, type FakeSecretsManager } from "../harness/secrets-manager.ts";
+import { nodeSettings, startNodeGateway } from "../harness/gateway.ts";
+import { basic, postSqlTo, statusAndCode } from "../harness/http.ts";
 
 const TTL_MS = 1000;
 
@@ -31,22 +32,17 @@ describe("rotation of a role's secret in either order, mid-traffic", () => {
     await cluster.writeHba("host all app 127.0.0.1/32 scram-sha-256\n", { reload: true });
     sm.put("db/app", rds("pw-0"));
     sm.put("gw/config", JSON.stringify({ hba: "host all app 127.0.0.1/32 trust\n", roles: JSON.stringify({ app: "secretsmanager:db/app" }) }));
-    const settings = loadSettings({
-      HBAGATE_PORT: "0",
+    const settings = nodeSettings({
       HBAGATE_HBA_FILE: "secretsmanager:gw/config#hba",
       HBAGATE_ROLE_CREDENTIALS_FILE: "secretsmanager:gw/config#roles",
-      HBAGATE_UPSTREAM_HOST: "127.0.0.1",
-      HBAGATE_UPSTREAM_PORT: String(cluster.port),
       HBAGATE_SECRETS_TTL_MS: String(TTL_MS),
       HBAGATE_SECRETS_TIMEOUT_MS: "1000",
       HBAGATE_POOL_MAX: "3",
       // Connections replaced every few hundred milliseconds: new logins all the time, as a
       // long rotation window would see, without ending a session under a statement.
       HBAGATE_MAX_LIFETIME: "0.3",
-    });
-    const started = await startGateway(settings, (e) => logs.push(e), fakeClient(sm.endpoint));
-    assert.ok(started, JSON.stringify(logs));
-    gateway = started;
+    }, cluster.port);
+    gateway = await startNodeGateway(settings, logs, fakeClient(sm.endpoint));
   });
   after(async () => {
     await gateway?.close();
@@ -54,13 +50,7 @@ describe("rotation of a role's secret in either order, mid-traffic", () => {
   });
 
   const ask = async () => {
-    const res = await fetch(`${gateway.urls[0]}/v1/postgres/sql`, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: "Basic " + Buffer.from("app:").toString("base64") },
-      body: JSON.stringify({ query: "select current_user as u" }),
-    });
-    const body = (await res.json()) as { error?: { code?: string } };
-    return res.status === 200 ? "200" : `${res.status} ${body.error?.code}`;
+    return statusAndCode(await postSqlTo(gateway.urls[0]!, { query: "select current_user as u" }, { headers: { authorization: basic("app") } }));
   };
 
   /** Four callers asking without pause while `steps` run; every answer, in order. */

@@ -11,6 +11,7 @@ import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import postgres from "postgres";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
+import { eventually } from "../harness/eventually.ts";
 
 /** Read afresh (the assertions above narrow a field they compared). */
 const stateOf = (q: Internals) => q.state;
@@ -52,7 +53,7 @@ describe("the postgres.js internals the cancel code reads", () => {
     assert.equal(r.state, null, "not on a connection yet");
     const done = Promise.all([running, queued]);
     // Both are written at once (postgres.js pipelines); wait until the first one runs.
-    for (let i = 0; i < 100 && r.state == null; i++) await new Promise((res) => setTimeout(res, 5));
+    await eventually(() => r.state != null, { intervalMs: 5, what: "the first statement to be on its connection" });
     assert.equal(stateOf(r)?.pid, pid);
     assert.equal(r.active, true);
     assert.equal(q.state?.pid, pid, "pipelined on the same connection");
@@ -67,7 +68,7 @@ describe("the postgres.js internals the cancel code reads", () => {
       () => "finished",
       (err: { code?: string }) => err.code,
     );
-    for (let i = 0; i < 200 && r.active !== true; i++) await new Promise((res) => setTimeout(res, 5));
+    await eventually(() => r.active === true, { intervalMs: 5, what: "the statement to run" });
     await r.canceller(running);
     assert.equal(await outcome, "57014");
   });

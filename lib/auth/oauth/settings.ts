@@ -1,13 +1,11 @@
 // What every `oauth` line shares: the issuers' keys and how tokens are judged.
 import type { IssuerKeys } from "./issuer-keys.ts";
 
-/** Asymmetric algorithms only: a symmetric key can never stand in for an issuer's public one. */
-export const DEFAULT_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"] as const;
-
 export interface OAuthSettings {
   readonly keys: IssuerKeys;
   /** Required `aud` (one of the token's); undefined: not checked. */
   readonly audience: string | undefined;
+  /** Accepted JWS algorithms: asymmetric only (HBAGATE_OAUTH_ALGORITHMS), so a symmetric key never stands in for a public one. */
   readonly algorithms: readonly string[];
   /** Seconds of clock skew allowed on `exp` and `nbf`. */
   readonly leewaySeconds: number;
