@@ -107,10 +107,7 @@ export class Pools implements Coordinator {
       } catch (err) {
         // A secret mid-rotation: the database refused the configured password. Each password the
         // role may have now is tried in turn, and the one that logs in is used from then on.
-        if (refusedLogin(err) && configured !== undefined) {
-          if (!(await this.proveAlternative(database, user))) throw err;
-          return await fn(session);
-        }
+        if (refusedLogin(err) && configured !== undefined) return await this.retryProven(err, database, user, () => fn(session));
         // Nothing was sent (its connection was found dead first): another connection runs it.
         // Anything sent is never run again (see run.ts: 08007).
         if (err instanceof NotStarted && attempt < NOT_STARTED_ATTEMPTS) continue;
@@ -118,6 +115,12 @@ export class Pools implements Coordinator {
         throw err;
       }
     }
+  }
+
+  /** After a refused login, `again` once if a password the role may have now logs in; otherwise the refusal. */
+  private async retryProven<T>(err: unknown, database: string, user: string, again: () => Promise<T>): Promise<T> {
+    if (!refusedLogin(err) || !(await this.proveAlternative(database, user))) throw err;
+    return again();
   }
 
   /** Proofs under way, one per role: concurrent refused requests wait for the same logins. */
@@ -306,8 +309,7 @@ export class Pools implements Coordinator {
       try {
         return await run<T>(text, params);
       } catch (err) {
-        if (!refusedLogin(err) || !(await this.proveAlternative(database, user))) throw err;
-        return await run<T>(text, params);
+        return await this.retryProven(err, database, user, () => run<T>(text, params));
       }
     };
   }
