@@ -124,6 +124,33 @@ export function failureKeyFor(rule: Pick<HbaRule, "method">, user: string): stri
 }
 
 /**
+ * Whether the brute-force brake applies to this rule at all: to lines that
+ * check something a caller could guess. A bearer token's signature cannot be
+ * guessed, and counting refused tokens would only let anyone who can name a
+ * role lock out every end user of it behind the same address.
+ */
+export function brakeApplies(rule: Pick<HbaRule, "method">): boolean {
+  const method: AuthMethod = rule.method;
+  switch (method.name) {
+    case "oauth":
+      return false;
+    case "trust":
+    case "reject":
+    case "password":
+    case "md5":
+    case "scram-sha-256":
+    case "ldap":
+    case "peer":
+    case "cert":
+      return true;
+    default: {
+      const unreachable: never = method;
+      throw unreachable;
+    }
+  }
+}
+
+/**
  * Whether a success on this rule may clear the identity's failures: only one
  * that checked a secret of the kind the failures guessed at. A `trust` or
  * `peer` line for the same role proves no password, and were it to clear the

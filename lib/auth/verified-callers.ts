@@ -39,6 +39,8 @@ export interface VerifiedCallersOptions {
 
 export class VerifiedCallers {
   private readonly entries: LRUCache<string, true> | undefined;
+  /** Counts clear()s: a verification that began before a reload must not be remembered after it. */
+  private generation = 0;
   private readonly mac: KeyedMac;
 
   constructor(options: VerifiedCallersOptions) {
@@ -59,13 +61,24 @@ export class VerifiedCallers {
     return this.entries?.has(key) ?? false;
   }
 
-  /** Remember a success for the TTL, or for `forMs` when that is shorter (a token's remaining life). */
-  remember(key: string, forMs?: number): void {
+  /** Taken when a verification starts, and handed to remember(). */
+  get epoch(): number {
+    return this.generation;
+  }
+
+  /**
+   * Remember a success that began at `epoch`, for the TTL or for `forMs` when
+   * that is shorter (a token's remaining life). Not when the cache was cleared
+   * since (a reload may have changed the line it was checked under).
+   */
+  remember(key: string, epoch: number, forMs?: number): void {
+    if (epoch !== this.generation) return;
     if (forMs === undefined) this.entries?.set(key, true);
     else if (forMs > 0) this.entries?.set(key, true, { ttl: Math.min(forMs, this.entries.ttl) });
   }
 
   clear(): void {
+    this.generation++;
     this.entries?.clear();
   }
 

@@ -151,8 +151,8 @@ const Schema = z.object({
   HBAGATE_OAUTH_KEYS_REFRESH_MS: z.coerce.number().int().min(1000).default(300_000),
   /** Keys are used at most this long after their last successful fetch (how long an issuer outage is ridden out). */
   HBAGATE_OAUTH_KEYS_MAX_STALE_MS: z.coerce.number().int().min(1000).default(3_600_000),
-  /** No second fetch for a token's unknown key id within this long of the last fetch. */
-  HBAGATE_OAUTH_KEYS_COOLDOWN_MS: z.coerce.number().int().min(0).default(30_000),
+  /** At most one fetch of an issuer's keys per this long; a token naming a key id not seen yet waits for the next one. */
+  HBAGATE_OAUTH_KEYS_COOLDOWN_MS: z.coerce.number().int().min(100).max(10_000).default(1000),
   /** One discovery or JWKS fetch gives up after this long. */
   HBAGATE_OAUTH_FETCH_TIMEOUT_MS: z.coerce.number().int().min(1).default(5000),
   /** A discovery document or JWKS larger than this is refused. */

@@ -159,6 +159,10 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
     if (!membership && c.rules.some(usesMembership)) {
       log({ level: "warn", msg: "rules use +group or samerole but HBAGATE_SERVICE_USER is not set: those entries match no one" });
     }
+    // Without an audience, a token the same issuer minted for any other application passes.
+    if (settings.HBAGATE_OAUTH_AUDIENCE === undefined && c.rules.some((r) => r.method.name === "oauth")) {
+      log({ level: "warn", msg: "oauth lines are in force but HBAGATE_OAUTH_AUDIENCE is not set: tokens the issuer minted for any audience are accepted" });
+    }
   };
   if (config) warnMembership(config);
 

@@ -5,7 +5,7 @@
 // what the lease's statements return; everything in between is here.
 import { authenticate } from "../auth/authenticate.ts";
 import { lockedOut, type FailureLimiter } from "../auth/failure-limiter.ts";
-import { failureAddressFor, failureKeyFor, successClearsFailures } from "../auth/failure-key.ts";
+import { brakeApplies, failureAddressFor, failureKeyFor, successClearsFailures } from "../auth/failure-key.ts";
 import type { LdapPort } from "../auth/ldap-port.ts";
 import type { OAuthSettings } from "../auth/oauth/settings.ts";
 import type { Verified } from "../auth/authenticate.ts";
@@ -75,9 +75,11 @@ async function connect(caller: Caller): Promise<Lease> {
   const who = failureAddressFor(caller.facts);
   const identity = failureKeyFor(rule, caller.facts.user);
   // Refused here when locked; otherwise a turn, so parallel guesses cannot overtake the count.
-  const release = await deps.failureLimiter.admit(who, identity, caller.facts.user);
+  // (Not on lines whose credentials cannot be guessed: brakeApplies.)
+  const braked = brakeApplies(rule);
+  const release = braked ? await deps.failureLimiter.admit(who, identity, caller.facts.user) : undefined;
   // Across instances: a verification about to run is counted first (a cached success pays nothing).
-  const shared = deps.sharedFailures;
+  const shared = braked ? deps.sharedFailures : undefined;
   /** The keys counted across instances for this verification (its attempt stands as a failure until it succeeds). */
   const counted: string[] = [];
   const attempt = async (key: string): Promise<void> => {
@@ -93,7 +95,7 @@ async function connect(caller: Caller): Promise<Lease> {
   // (a filter that also takes its mail) meets the same count.
   const identities = [identity];
   const identified = async (key: string) => {
-    const locked = deps.failureLimiter.check(who, key, caller.facts.user);
+    const locked = braked ? deps.failureLimiter.check(who, key, caller.facts.user) : undefined;
     if (locked) throw locked;
     identities.push(key);
     await attempt(key);
@@ -122,11 +124,11 @@ async function connect(caller: Caller): Promise<Lease> {
       // The server log names the line, as PostgreSQL's does; the caller never sees it.
       deps.log({ level: "info", msg: "authentication failed", code: err.code, user: caller.facts.user, database: caller.facts.database, file: rule.file, line: rule.line });
       // An attempt counted across instances already stands as a failure; a key refused before it was counted is added.
-      await Promise.all([...identities.map((key) => deps.failureLimiter.failed(who, key)), ...identities.filter((key) => !counted.includes(key)).map((key) => shared?.failed(who, key))]);
+      if (braked) await Promise.all([...identities.map((key) => deps.failureLimiter.failed(who, key)), ...identities.filter((key) => !counted.includes(key)).map((key) => shared?.failed(who, key))]);
     }
     throw err;
   } finally {
-    release();
+    release?.();
   }
   const { database, user } = caller.facts;
   // A bearer token's verified claims, for row-level security (PostgREST's request.jwt.claims),

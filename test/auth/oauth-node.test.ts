@@ -65,10 +65,50 @@ describe("oauth on the Node server, from settings", () => {
     assert.deepEqual([wrongAudience.status, wrongAudience.body.error?.code], [403, "28000"]);
   });
 
+  test("oauth lines without HBAGATE_OAUTH_AUDIENCE: the start says that tokens for any audience pass", async () => {
+    const warning = "oauth lines are in force but HBAGATE_OAUTH_AUDIENCE is not set: tokens the issuer minted for any audience are accepted";
+    const seen = logs.length;
+    await start({ HBAGATE_OAUTH_CA_FILE: issuer.caFile });
+    assert.ok(!logs.slice(seen).some((e) => e.msg === warning), "not with an audience");
+    const g = await startGateway(
+      loadSettings({ HBAGATE_PORT: "0", HBAGATE_HBA_FILE: join(dir, "pg_hba.conf"), HBAGATE_UPSTREAM_HOST: "127.0.0.1", HBAGATE_UPSTREAM_PORT: String(cluster.port) }),
+      (e) => logs.push(e),
+    );
+    assert.ok(g);
+    gateways.push(g);
+    assert.ok(logs.slice(seen).some((e) => e.level === "warn" && e.msg === warning));
+  });
+
   test("without the CA the issuer's certificate is not trusted: 08001, fail closed", async () => {
     const ask = await start({});
     const r = await ask(await issuer.sign({ sub: "u-1", role: "webapp", aud: "my-api", scope: "api" }));
     assert.deepEqual([r.status, r.body.error?.code], [503, "08001"], JSON.stringify(r.body));
     assert.ok(logs.some((e) => e.msg === "fetching the OAuth issuer's keys failed"));
+  });
+
+  test("a verification under way across a reload is not remembered for the new line (the token must pass the new line's checks)", async () => {
+    const hba = join(dir, "reload.conf");
+    writeFileSync(hba, `host all webapp 127.0.0.1/32 oauth issuer=${issuer.url} scope=api delegate_ident_mapping=1\n`);
+    const g = await startGateway(
+      loadSettings({ HBAGATE_PORT: "0", HBAGATE_HBA_FILE: hba, HBAGATE_UPSTREAM_HOST: "127.0.0.1", HBAGATE_UPSTREAM_PORT: String(cluster.port), HBAGATE_OAUTH_CA_FILE: issuer.caFile }),
+      (e) => logs.push(e),
+    );
+    assert.ok(g);
+    gateways.push(g);
+    const ask = (token: string) =>
+      fetch(`${g.urls[0]}/v1/postgres/sql`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${token}` }, body: JSON.stringify({ query: "select 1 as n" }) }).then((r) => r.status);
+    const weak = await issuer.sign({ sub: "u-1", role: "webapp", scope: "api" }); // lacks "admin"
+    issuer.jwksDelayMs = 1000;
+    try {
+      const inFlight = ask(weak);
+      await new Promise((r) => setTimeout(r, 300));
+      // The operator tightens the line while that verification waits for the keys.
+      writeFileSync(hba, `host all webapp 127.0.0.1/32 oauth issuer=${issuer.url} scope="api admin" delegate_ident_mapping=1\n`);
+      assert.equal(await g.reload(), true);
+      assert.equal(await inFlight, 200, "the request that began under the old line is judged by it");
+    } finally {
+      issuer.jwksDelayMs = 0;
+    }
+    assert.equal(await ask(weak), 403, "the same token after the reload must meet the new line");
   });
 });

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { SignJWT } from "jose";
+import { FailureLimiter } from "../../lib/auth/failure-limiter.ts";
 import { VerifiedCallers } from "../../lib/auth/verified-callers.ts";
 import { memorySource } from "../../lib/config/source.ts";
 import { createApp } from "../../lib/http/app.ts";
@@ -45,11 +46,14 @@ describe("oauth: bearer tokens validated against the line's issuer", () => {
   const ident = loadIdent("/rules/pg_ident.conf", memorySource({ "/rules/pg_ident.conf": "people alice@example.net mapped\n" }));
 
   /** A gateway whose oauth lines name `url`, fetching with the test CA. */
-  const gateway = (url = issuer.url, options: { leewaySeconds?: number; cacheMs?: number } = {}) => {
+  const gateway = (url = issuer.url, options: { leewaySeconds?: number; cacheMs?: number; lockAfter?: number } = {}) => {
     const deps = testDeps(pools, rules(url), {
       caller: { anonymousUser: undefined, bearerRole: { claim: "role", fallback: undefined } },
       ident: () => ident,
       verifiedCallers: new VerifiedCallers({ ttlMs: options.cacheMs ?? 0, maxEntries: 100 }),
+      ...(options.lockAfter !== undefined
+        ? { failureLimiter: new FailureLimiter({ slowAfter: 100, lockAfter: options.lockAfter, windowMs: 60_000, lockMs: 60_000, delayStepMs: 0, maxDelayMs: 0, maxEntries: 100 }) }
+        : {}),
     });
     const oauth = oauthSettings(issuer, deps.log, { audience: AUDIENCE, leewaySeconds: options.leewaySeconds ?? 0 });
     const app = createApp({ ...deps, oauth });
@@ -142,6 +146,27 @@ describe("oauth: bearer tokens validated against the line's issuer", () => {
     assert.equal((await ask(app, await issuer.sign(good))).status, 200);
     // The first fetch and one refetch for the new kid; not one per request.
     assert.equal((issuer.fetches.get("/jwks") ?? 0) - before, 2);
+  });
+
+  test("a token without a kid while the issuer publishes two keys (a rotation's overlap): either key's token passes", async () => {
+    const { app } = gateway();
+    const older = issuer.keys[0]!;
+    const newer = await issuer.newKey();
+    for (const key of [older, newer]) {
+      const r = await ask(app, await issuer.sign(good, { key, header: { kid: undefined } }));
+      assert.deepEqual([r.status, r.body.rows], [200, [{ u: "app" }]], `${key.kid}: ${JSON.stringify(r.body)}`);
+    }
+  });
+
+  test("refused tokens do not lock a role out: junk naming the role leaves the brake alone for everyone behind the address", async () => {
+    const { app } = gateway(issuer.url, { lockAfter: 3 });
+    const [h, p] = (await issuer.sign(good)).split(".");
+    for (let i = 0; i < 10; i++) {
+      const r = await ask(app, `${h}.${p}.${Buffer.from(`junk-${i}`).toString("base64url")}`);
+      assert.deepEqual([r.status, r.body.error?.code], [403, "28000"]);
+    }
+    const ok = await ask(app, await issuer.sign({ ...good, sub: "app" }));
+    assert.deepEqual([ok.status, ok.body.rows], [200, [{ u: "app" }]], JSON.stringify(ok.body));
   });
 
   test("a cached verification never outlives the token; a small leeway on exp is honoured", async () => {

@@ -9,7 +9,7 @@ describe("verified-caller cache", () => {
     const c = new VerifiedCallers({ ttlMs: 500, maxEntries: 10, now: () => now });
     const k = c.keyFor(["rule", "db", "alice", "pw"]);
     assert.equal(c.has(k), false);
-    c.remember(k);
+    c.remember(k, c.epoch);
     assert.equal(c.has(k), true);
     now += 499;
     assert.equal(c.has(k), true);
@@ -43,9 +43,9 @@ describe("verified-caller cache", () => {
   test("is bounded, oldest out first, and clear() empties it", async () => {
     const c = new VerifiedCallers({ ttlMs: 10_000, maxEntries: 2 });
     const [k1, k2, k3] = ["1", "2", "3"].map((p) => c.keyFor([p]));
-    c.remember(k1!);
-    c.remember(k2!);
-    c.remember(k3!);
+    c.remember(k1!, c.epoch);
+    c.remember(k2!, c.epoch);
+    c.remember(k3!, c.epoch);
     assert.equal(c.size, 2);
     assert.equal(c.has(k1!), false);
     assert.equal(c.has(k3!), true);
@@ -56,7 +56,20 @@ describe("verified-caller cache", () => {
   test("a TTL of 0 remembers nothing", async () => {
     const c = new VerifiedCallers({ ttlMs: 0, maxEntries: 2 });
     const k = c.keyFor(["x"]);
-    c.remember(k);
+    c.remember(k, c.epoch);
     assert.equal(c.has(k), false);
+  });
+});
+
+describe("verified-caller cache across a reload", () => {
+  test("a verification that began before clear() is not remembered after it (the line it was checked under may have changed)", () => {
+    const c = new VerifiedCallers({ ttlMs: 10_000, maxEntries: 10 });
+    const k = c.keyFor(["pg_hba.conf", "1", "oauth", "app", "token"]);
+    const epoch = c.epoch;
+    c.clear(); // a reload while the check was under way
+    c.remember(k, epoch);
+    assert.equal(c.has(k), false);
+    c.remember(k, c.epoch);
+    assert.equal(c.has(k), true);
   });
 });

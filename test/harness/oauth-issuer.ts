@@ -31,6 +31,8 @@ export interface Issuer {
   keys: SigningKey[];
   /** Answer 503 to everything while true. */
   down: boolean;
+  /** Hold each JWKS answer this long (a slow issuer). */
+  jwksDelayMs: number;
   /** Fetches answered, by path. */
   readonly fetches: Map<string, number>;
   newKey(alg?: string): Promise<SigningKey>;
@@ -47,7 +49,7 @@ export async function startIssuer(options: { documentIssuer?: (url: string) => s
   const leaf = ca.issue("issuer", { cn: "localhost", serverFor: ["DNS:localhost", "IP:127.0.0.1"] });
 
   const fetches = new Map<string, number>();
-  const issuer: Partial<Issuer> & { keys: SigningKey[]; down: boolean } = { keys: [], down: false };
+  const issuer: Partial<Issuer> & { keys: SigningKey[]; down: boolean; jwksDelayMs: number } = { keys: [], down: false, jwksDelayMs: 0 };
   let url = "";
   const server: Server = createServer({ key: leaf.key, cert: leaf.cert }, (req, res) => {
     const path = (req.url ?? "/").split("?")[0]!;
@@ -58,7 +60,12 @@ export async function startIssuer(options: { documentIssuer?: (url: string) => s
     fetches.set(path, (fetches.get(path) ?? 0) + 1);
     const json = (v: unknown) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(v));
     if (path === "/.well-known/openid-configuration") return json({ issuer: options.documentIssuer ? options.documentIssuer(url) : url, jwks_uri: `${url}/jwks` });
-    if (path === "/jwks") return json({ keys: issuer.keys.map((k) => k.publicJwk) });
+    if (path === "/jwks") {
+      const keys = issuer.keys.map((k) => k.publicJwk);
+      if (issuer.jwksDelayMs > 0) setTimeout(() => json({ keys }), issuer.jwksDelayMs);
+      else json({ keys });
+      return;
+    }
     res.writeHead(404).end();
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -92,7 +99,7 @@ export async function startIssuer(options: { documentIssuer?: (url: string) => s
 /** The oauth settings a gateway under test uses for `issuer`: its CA trusted, short bounds, no leeway unless asked. */
 export function oauthSettings(issuer: Issuer, log: Log, overrides: Partial<OAuthSettings> = {}): OAuthSettings {
   return {
-    keys: new IssuerKeys(httpsGet({ timeoutMs: 2000, maxBytes: 1 << 20, ca: issuer.caPem }), { refreshMs: 300_000, maxStaleMs: 3_600_000, cooldownMs: 30_000 }, log),
+    keys: new IssuerKeys(httpsGet({ timeoutMs: 2000, maxBytes: 1 << 20, ca: issuer.caPem }), { refreshMs: 300_000, maxStaleMs: 3_600_000, cooldownMs: 200 }, log),
     audience: undefined,
     algorithms: ["ES256", "RS256", "EdDSA"],
     leewaySeconds: 0,

@@ -6,7 +6,7 @@
 // requested role, map to it through `map=`, or — with
 // delegate_ident_mapping=1 — the token's role claim must name it.
 // Every refusal reads the same to the caller (28000); why goes to the log.
-import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from "jose";
+import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type CryptoKey, type JWTPayload, type JWTVerifyOptions } from "jose";
 import { bearerOf } from "../../connection/caller.ts";
 import { gatewayError, GatewayError, SQLSTATE } from "../../errors.ts";
 import type { OAuthOptions } from "../../hba/rule.ts";
@@ -24,6 +24,18 @@ function granted(payload: JWTPayload): Set<string> {
     if (Array.isArray(claim)) for (const s of claim) if (typeof s === "string") out.add(s);
   }
   return out;
+}
+
+/** The payload under the first of `candidates` that verifies the token, if any. */
+async function anyKey(token: string, candidates: joseErrors.JWKSMultipleMatchingKeys, rules: JWTVerifyOptions): Promise<JWTPayload | undefined> {
+  for await (const key of candidates as unknown as AsyncIterable<CryptoKey>) {
+    try {
+      return (await jwtVerify(token, key, rules)).payload;
+    } catch {
+      // the next one
+    }
+  }
+  return undefined;
 }
 
 export const checkOAuth: MethodCheck<{ readonly name: "oauth"; readonly map: string | undefined; readonly oauth: OAuthOptions }> = async (method, caller, rule, verifiers) => {
@@ -46,6 +58,7 @@ export const checkOAuth: MethodCheck<{ readonly name: "oauth"; readonly map: str
     const claims = decodeJwt(token);
     return { claims, identity: String(claims[settings.identityClaim]) };
   }
+  const epoch = verifiers.cache.epoch;
   await verifiers.beforeVerify?.();
   let kid: string | undefined;
   try {
@@ -54,18 +67,23 @@ export const checkOAuth: MethodCheck<{ readonly name: "oauth"; readonly map: str
     return refuse("the token is not a JWS");
   }
   const { keys, issuer } = await settings.keys.keysFor(method.oauth.issuer, kid);
+  const rules = {
+    issuer,
+    ...(settings.audience !== undefined ? { audience: settings.audience } : {}),
+    algorithms: [...settings.algorithms],
+    clockTolerance: settings.leewaySeconds,
+    requiredClaims: ["exp"],
+  };
   let payload: JWTPayload;
   try {
-    ({ payload } = await jwtVerify(token, keys, {
-      issuer,
-      ...(settings.audience !== undefined ? { audience: settings.audience } : {}),
-      algorithms: [...settings.algorithms],
-      clockTolerance: settings.leewaySeconds,
-      requiredClaims: ["exp"],
-    }));
+    ({ payload } = await jwtVerify(token, keys, rules));
   } catch (err) {
     if (err instanceof GatewayError) throw err;
-    return refuse(err instanceof joseErrors.JOSEError ? err.code : "invalid token");
+    // A token without a kid while the issuer publishes several keys of its algorithm (a
+    // rotation's overlap): each of them is tried.
+    const tried = err instanceof joseErrors.JWKSMultipleMatchingKeys ? await anyKey(token, err, rules) : undefined;
+    if (!tried) return refuse(err instanceof joseErrors.JOSEError ? err.code : "invalid token");
+    payload = tried;
   }
   const scopes = granted(payload);
   const missing = method.oauth.scope.split(" ").filter((s) => s && !scopes.has(s));
@@ -82,6 +100,6 @@ export const checkOAuth: MethodCheck<{ readonly name: "oauth"; readonly map: str
     allowed = identity === user;
   }
   if (!allowed) return refuse(method.map !== undefined ? `no match in usermap "${method.map}" for the token's identity` : "the token does not allow this role", { identity });
-  verifiers.cache.remember(key, (payload.exp ?? 0) * 1000 - Date.now());
+  verifiers.cache.remember(key, epoch, (payload.exp ?? 0) * 1000 - Date.now());
   return { claims: payload, identity };
 };

@@ -51,7 +51,8 @@ export async function remembered(verifiers: Verifiers, parts: readonly string[],
   const cache = verifiers.cache;
   const key = cache.keyFor(parts);
   if (cache.has(key)) return;
+  const epoch = cache.epoch;
   await verifiers.beforeVerify?.();
   await verify();
-  cache.remember(key);
+  cache.remember(key, epoch);
 }

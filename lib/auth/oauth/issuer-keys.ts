@@ -17,7 +17,12 @@ export interface IssuerKeysOptions {
   readonly refreshMs: number;
   /** Keys this old are no longer used, however the refresh fared (the outage bound). */
   readonly maxStaleMs: number;
-  /** No second fetch for an unknown key within this long of the last. */
+  /**
+   * At most one fetch per issuer per this long, whoever asks (a flood of
+   * made-up key ids, an issuer that is down). A token naming a key id not
+   * seen yet waits for the next fetch rather than being refused, so nobody
+   * can spend the budget that a real rotation needs.
+   */
   readonly cooldownMs: number;
   readonly now?: () => number;
 }
@@ -32,10 +37,10 @@ interface Fetched {
 
 interface IssuerState {
   fetched: Fetched | undefined;
-  inFlight: Promise<Fetched> | undefined;
+  /** The fetch on its way, or the one waiting for the cooldown to pass; everyone asking shares it. */
+  next: Promise<Fetched> | undefined;
+  /** When the last fetch started (the cooldown's clock). */
   lastAttempt: number;
-  /** When a token's unknown key id last caused a fetch (the cooldown's clock: a flood of made-up ids costs one fetch per cooldown). */
-  lastKidFetch: number;
 }
 
 const unreachable = (issuer: string): GatewayError =>
@@ -47,6 +52,20 @@ const unreachable = (issuer: string): GatewayError =>
 export function discoveryUrl(issuer: string): string {
   if (issuer.includes("/.well-known/")) return issuer;
   return `${issuer.replace(/\/+$/, "")}/.well-known/openid-configuration`;
+}
+
+/**
+ * The issuer identifier a discovery URL belongs to: the issuer itself, or for
+ * a well-known URI the URL without its well-known part, whether the issuer's
+ * path comes after it (RFC 8414: /.well-known/oauth-authorization-server/tenant)
+ * or before it (OpenID Connect: /tenant/.well-known/openid-configuration).
+ */
+export function issuerOfDiscoveryUrl(issuer: string): string {
+  const at = issuer.indexOf("/.well-known/");
+  if (at < 0) return issuer;
+  const after = issuer.slice(at + "/.well-known/".length);
+  const slash = after.indexOf("/");
+  return issuer.slice(0, at) + (slash < 0 ? "" : after.slice(slash));
 }
 
 export class IssuerKeys {
@@ -65,35 +84,44 @@ export class IssuerKeys {
   async keysFor(issuer: string, kid: string | undefined): Promise<{ readonly keys: JWTVerifyGetKey; readonly issuer: string }> {
     let state = this.issuers.get(issuer);
     if (!state) {
-      state = { fetched: undefined, inFlight: undefined, lastAttempt: 0, lastKidFetch: Number.NEGATIVE_INFINITY };
+      state = { fetched: undefined, next: undefined, lastAttempt: Number.NEGATIVE_INFINITY };
       this.issuers.set(issuer, state);
     }
     const now = this.now();
     const current = state.fetched && now - state.fetched.at <= this.options.maxStaleMs ? state.fetched : undefined;
     if (current) {
-      const unknownKid = kid !== undefined && !current.kids.has(kid);
-      if (unknownKid && (state.inFlight || now - state.lastKidFetch >= this.options.cooldownMs)) {
-        // Perhaps a rotation: wait for the new set (a fetch already on its way, or one of its
-        // own); the old one stays if the fetch fails.
-        if (!state.inFlight) state.lastKidFetch = now;
+      if (kid !== undefined && !current.kids.has(kid)) {
+        // Perhaps a rotation: wait for the next fetch (the old set stays if it fails).
         try {
-          return await this.fetch(issuer, state);
+          return await this.fetch(issuer, state, true)!;
         } catch {
           return current;
         }
       }
-      if (now - current.at >= this.options.refreshMs && now - state.lastAttempt >= this.options.cooldownMs) void this.fetch(issuer, state).catch(() => {});
+      if (now - current.at >= this.options.refreshMs) this.fetch(issuer, state, false)?.catch(() => {});
       return current;
     }
+    // Never fetched, or past the outage bound: a fetch now if the budget allows, else 08001 at once.
+    const fetching = this.fetch(issuer, state, false);
+    if (!fetching) throw unreachable(issuer);
     try {
-      return await this.fetch(issuer, state);
+      return await fetching;
     } catch {
       throw unreachable(issuer);
     }
   }
 
-  private fetch(issuer: string, state: IssuerState): Promise<Fetched> {
-    state.inFlight ??= (async () => {
+  /**
+   * The next fetch of `issuer`'s keys: the one under way, one started now if
+   * the cooldown has passed, or (when `wait`) one scheduled for when it does;
+   * undefined when none may start now and the caller does not wait.
+   */
+  private fetch(issuer: string, state: IssuerState, wait: boolean): Promise<Fetched> | undefined {
+    if (state.next) return state.next;
+    const early = state.lastAttempt + this.options.cooldownMs - this.now();
+    if (early > 0 && !wait) return undefined;
+    const started = (async () => {
+      if (early > 0) await new Promise((resolve) => setTimeout(resolve, early));
       state.lastAttempt = this.now();
       try {
         const fetched = await this.download(issuer);
@@ -103,18 +131,20 @@ export class IssuerKeys {
         this.log({ level: "error", msg: "fetching the OAuth issuer's keys failed", issuer, error: (err as Error).message });
         throw err;
       } finally {
-        state.inFlight = undefined;
+        state.next = undefined;
       }
     })();
-    return state.inFlight;
+    state.next = started;
+    return started;
   }
 
   private async download(issuer: string): Promise<Fetched> {
     const discovery = parseObject(await this.get(discoveryUrl(issuer)), "discovery document");
-    // The document must be the issuer's own (RFC 8414 §3.3); a well-known URI takes the issuer it names.
+    // The document must be the issuer's own (RFC 8414 §3.3): the one the line names, or, for a
+    // well-known URI, the one that URI was built from.
     const named = discovery.issuer;
-    if (typeof named !== "string" || !named.startsWith("https://")) throw new Error("the discovery document has no https issuer");
-    if (named !== issuer && !issuer.includes("/.well-known/")) throw new Error(`the discovery document names issuer ${JSON.stringify(named)}, not ${issuer}`);
+    const expected = issuerOfDiscoveryUrl(issuer);
+    if (named !== expected) throw new Error(`the discovery document names issuer ${JSON.stringify(named)}, not ${expected}`);
     const jwksUri = discovery.jwks_uri;
     if (typeof jwksUri !== "string" || !jwksUri.startsWith("https://")) throw new Error("the discovery document has no https jwks_uri");
     const jwks = parseObject(await this.get(jwksUri), "JWKS");
