@@ -178,6 +178,16 @@ export function applyOption(d: OptionDraft, name: string, value: string): string
   return `unrecognized authentication option name: "${name}"`;
 }
 
+function usableIssuer(issuer: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(issuer);
+  } catch {
+    return false;
+  }
+  return url.protocol === "https:" && url.username === "" && url.password === "" && url.search === "" && url.hash === "" && !issuer.includes("#") && !issuer.includes("?");
+}
+
 function required(method: string, arg: string): string {
   return `authentication method "${method}" requires argument "${arg}" to be set`;
 }
@@ -244,6 +254,9 @@ export function finishMethod(d: OptionDraft): AuthMethod | string {
     case "oauth": {
       if (d.scope === undefined) return required("oauth", "scope");
       if (d.issuer === undefined) return required("oauth", "issuer");
+      // PostgreSQL hands the issuer to its client; hbagate fetches from it, so a line that can never
+      // be used is an error at its line, not an 08001 on every request.
+      if (!usableIssuer(d.issuer)) return `invalid value for issuer: "${d.issuer}": an https URL without credentials, query or fragment is required`;
       if (d.delegateIdentMapping && d.map !== undefined) {
         return "map cannot be used in combination with delegate_ident_mapping";
       }
