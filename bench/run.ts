@@ -12,8 +12,7 @@ import { fileURLToPath } from "node:url";
 import { startCluster } from "../test/harness/postgres.ts";
 import { freePort } from "../test/harness/process.ts";
 import { BASE_DN, slapdAvailable, startSlapd, type Slapd } from "../test/harness/slapd.ts";
-import { startIssuer } from "../test/harness/oauth-issuer.ts";
-import { cpuMicros, pinned, postgresPids, runJson, setAffinity, startProcess, TASKSET } from "./processes.ts";
+import { cpuMicros, pinned, postgresPids, runJson, setAffinity, startProcess, startProcessMatching, TASKSET } from "./processes.ts";
 import { summarizeProfile } from "./profile-summary.ts";
 import { ownWork } from "./own-work.ts";
 import { hbaDecision } from "./hba-decision.ts";
@@ -35,9 +34,11 @@ const basic = (user: string, password = "") => "Basic " + Buffer.from(`${user}:$
 async function main() {
   const cluster = await startCluster({ settings: { max_connections: "300" } });
   const slapd: Slapd | undefined = slapdAvailable() ? await startSlapd() : undefined;
-  // Bearer tokens: a throwaway HTTPS issuer; one token for the whole run (verified once, then cached until it expires).
-  const issuer = await startIssuer();
-  const token = await issuer.sign({ sub: "app-user", role: "benchtok", scope: "db" }, {});
+  // Bearer tokens: a throwaway HTTPS issuer in a process of its own (this one blocks while each load
+  // runs); one token for the whole run (verified once, then cached until it expires).
+  const { child: issuerProcess, ready } = await startProcessMatching(root, node("bench/issuer.ts", JSON.stringify({ sub: "app-user", role: "benchtok", scope: "db" })), {}, /^(\{.*\})\n/m);
+  const issuer = JSON.parse(ready[1]!) as { url: string; caFile: string; token: string };
+  const token = issuer.token;
   const pgPids = () => postgresPids(join(cluster.dir, "data"));
   // PostgreSQL shares the servers' core ("postgres.js direct on the same core as PostgreSQL").
   for (const pid of pgPids()) setAffinity(pid, SERVER_CORE);
@@ -258,7 +259,7 @@ async function main() {
   }
 
   await slapd?.stop();
-  await issuer.stop();
+  issuerProcess.kill();
   await cluster.stop();
 
   const results: Results = {
