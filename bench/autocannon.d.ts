@@ -9,6 +9,7 @@ declare module "autocannon" {
     connections?: number;
     pipelining?: number;
     maxOverallRequests?: number;
+    requests?: { setupRequest?: (req: { headers: Record<string, string> }) => { headers: Record<string, string> } }[];
   }
   interface Result {
     requests: { average: number; total: number };

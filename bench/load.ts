@@ -3,11 +3,17 @@
 import autocannon from "autocannon";
 
 const [url, body, headersJson, duration, connections] = process.argv.slice(2);
+// An authorization given as a list is sent in turn, one per request (several end users' tokens).
+const { authorization, ...headers } = JSON.parse(headersJson!) as Record<string, string | string[]>;
+let turn = 0;
 const result = await autocannon({
   url: url!,
   method: "POST",
   body: body!,
-  headers: { "content-type": "application/json", ...(JSON.parse(headersJson!) as Record<string, string>) },
+  headers: { "content-type": "application/json", ...(headers as Record<string, string>), ...(typeof authorization === "string" ? { authorization } : {}) },
+  ...(Array.isArray(authorization)
+    ? { requests: [{ setupRequest: (req) => ({ ...req, headers: { ...req.headers, authorization: authorization[turn++ % authorization.length]! } }) }] }
+    : {}),
   duration: Number(duration),
   connections: Number(connections),
   pipelining: 1,

@@ -35,10 +35,13 @@ async function main() {
   const cluster = await startCluster({ settings: { max_connections: "300" } });
   const slapd: Slapd | undefined = slapdAvailable() ? await startSlapd() : undefined;
   // Bearer tokens: a throwaway HTTPS issuer in a process of its own (this one blocks while each load
-  // runs); one token for the whole run (verified once, then cached until it expires).
-  const { child: issuerProcess, ready } = await startProcessMatching(root, node("bench/issuer.ts", JSON.stringify({ sub: "app-user", role: "benchtok", scope: "db" })), {}, /^(\{.*\})\n/m);
-  const issuer = JSON.parse(ready[1]!) as { url: string; caFile: string; token: string };
-  const token = issuer.token;
+  // runs); one token per end user, as many users as connections (each token's subject is bounded to
+  // its share of the pool, HBAGATE_POOL_MAX_PER_IDENTITY: one user alone could not fill it), each
+  // verified once and then cached until it expires.
+  const subjects = Array.from({ length: CONNECTIONS }, (_, i) => `app-user-${i}`);
+  const { child: issuerProcess, ready } = await startProcessMatching(root, node("bench/issuer.ts", JSON.stringify({ role: "benchtok", scope: "db" }), JSON.stringify(subjects)), {}, /^(\{.*\})\n/m);
+  const issuer = JSON.parse(ready[1]!) as { url: string; caFile: string; tokens: string[] };
+  const bearers = issuer.tokens.map((t) => `Bearer ${t}`);
   const pgPids = () => postgresPids(join(cluster.dir, "data"));
   // PostgreSQL shares the servers' core ("postgres.js direct on the same core as PostgreSQL").
   for (const pid of pgPids()) setAffinity(pid, SERVER_CORE);
@@ -87,7 +90,7 @@ async function main() {
   }
   for (const kind of ["floor", "naive", "naive-prepared"]) await launch(kind, (p) => node("bench/servers.ts", kind, String(p)), pg, /ready/);
 
-  const load = (server: string, body: unknown, authorization: string | undefined, cores = LOAD_CORE, extra: Record<string, string> = {}) => {
+  const load = (server: string, body: unknown, authorization: string | readonly string[] | undefined, cores = LOAD_CORE, extra: Record<string, string> = {}) => {
     const headers = { ...extra, ...(authorization ? { authorization } : {}) };
     const run = (seconds: number) =>
       runJson(root, pinned(cores, node("bench/load.ts", servers[server]!.url, JSON.stringify(body), JSON.stringify(headers), String(seconds), String(CONNECTIONS))));
@@ -120,8 +123,8 @@ async function main() {
     { name: "trust", server: "gateway", user: basic("bench") },
     { name: "passthrough password, cache on", server: "gateway", user: basic("benchpw", "bench-pw") },
     { name: "passthrough password, cache off", server: "gateway-nocache", user: basic("benchpw", "bench-pw") },
-    { name: "bearer token (oauth), cache on", server: "gateway", user: `Bearer ${token}` },
-    { name: "bearer token (oauth), cache off", server: "gateway-nocache", user: `Bearer ${token}` },
+    { name: "bearer token (oauth), cache on", server: "gateway", user: bearers },
+    { name: "bearer token (oauth), cache off", server: "gateway-nocache", user: bearers },
     { name: "verifier-file SCRAM, cache on", server: "gateway-verifier", user: basic("benchvf", "bench-vf") },
     { name: "verifier-file SCRAM, cache off", server: "gateway-verifier-nocache", user: basic("benchvf", "bench-vf") },
     ...(slapd
