@@ -3,12 +3,11 @@
 // caller's pool. A framing decodes its request into a Caller (credentials
 // included, never refused for their kind before the rules run) and formats
 // what the lease's statements return; everything in between is here.
-import { authenticate } from "../auth/authenticate.ts";
+import { authenticate, type Verified } from "../auth/authenticate.ts";
 import { lockedOut, type FailureLimiter } from "../auth/failure-limiter.ts";
 import { brakeApplies, failureAddressFor, failureKeyFor, successClearsFailures } from "../auth/failure-key.ts";
 import type { LdapPort } from "../auth/ldap-port.ts";
 import type { OAuthSettings } from "../auth/oauth/settings.ts";
-import type { Verified } from "../auth/authenticate.ts";
 import type { StartupSettings } from "../upstream/startup-settings.ts";
 import { noEntryMessage, refusalFor } from "../auth/messages.ts";
 import type { SharedFailures } from "../auth/shared-failures.ts";

@@ -12,7 +12,7 @@ import { gatewayError, GatewayError, SQLSTATE } from "../../errors.ts";
 import type { OAuthOptions } from "../../hba/rule.ts";
 import { identAllows } from "../../ident/ident.ts";
 import type { OAuthSettings } from "../oauth/settings.ts";
-import type { MethodCheck } from "./verifiers.ts";
+import { remembered, type MethodCheck } from "./verifiers.ts";
 
 const failed = (user: string) => gatewayError(SQLSTATE.invalidAuthorizationSpecification, `OAuth bearer authentication failed for user "${user}"`);
 
@@ -52,54 +52,50 @@ export const checkOAuth: MethodCheck<{ readonly name: "oauth"; readonly map: str
     throw gatewayError(SQLSTATE.sqlclientUnableToEstablishSqlconnection, "could not fetch the OAuth issuer's signing keys");
   }
   // A token verified before is remembered until it expires, never longer.
-  const key = verifiers.cache.keyFor([rule.file, String(rule.line), method.name, user, token]);
-  // The key is the whole token: its claims are the ones verified then.
-  if (verifiers.cache.has(key)) {
-    const claims = decodeJwt(token);
-    return { claims, identity: String(claims[settings.identityClaim]) };
-  }
-  const epoch = verifiers.cache.epoch;
-  await verifiers.beforeVerify?.();
-  let kid: string | undefined;
-  try {
-    kid = decodeProtectedHeader(token).kid;
-  } catch {
-    return refuse("the token is not a JWS");
-  }
-  const { keys, issuer } = await settings.keys.keysFor(method.oauth.issuer, kid);
-  const rules = {
-    issuer,
-    ...(settings.audience !== undefined ? { audience: settings.audience } : {}),
-    algorithms: [...settings.algorithms],
-    clockTolerance: settings.leewaySeconds,
-    requiredClaims: ["exp"],
-  };
-  let payload: JWTPayload;
-  try {
-    ({ payload } = await jwtVerify(token, keys, rules));
-  } catch (err) {
-    if (err instanceof GatewayError) throw err;
-    // A token without a kid while the issuer publishes several keys of its algorithm (a
-    // rotation's overlap): each of them is tried.
-    const tried = err instanceof joseErrors.JWKSMultipleMatchingKeys ? await anyKey(token, err, rules) : undefined;
-    if (!tried) return refuse(err instanceof joseErrors.JOSEError ? err.code : "invalid token");
-    payload = tried;
-  }
-  const scopes = granted(payload);
-  const missing = method.oauth.scope.split(" ").filter((s) => s && !scopes.has(s));
-  if (missing.length > 0) return refuse("a required scope is not granted", { missing });
-  const identity = payload[settings.identityClaim];
-  if (typeof identity !== "string" || identity === "") return refuse(`the token has no ${settings.identityClaim} claim`);
-  let allowed: boolean;
-  if (method.oauth.delegateIdentMapping) {
-    // The token decides which role it may use.
-    allowed = payload[settings.roleClaim] === user;
-  } else if (method.map !== undefined) {
-    allowed = verifiers.ident !== undefined && (await identAllows(verifiers.ident, method.map, identity, user, verifiers.roles));
-  } else {
-    allowed = identity === user;
-  }
-  if (!allowed) return refuse(method.map !== undefined ? `no match in usermap "${method.map}" for the token's identity` : "the token does not allow this role", { identity });
-  verifiers.cache.remember(key, epoch, (payload.exp ?? 0) * 1000 - Date.now());
-  return { claims: payload, identity };
+  await remembered(verifiers, [rule.file, String(rule.line), method.name, user, token], async () => {
+    let kid: string | undefined;
+    try {
+      kid = decodeProtectedHeader(token).kid;
+    } catch {
+      return refuse("the token is not a JWS");
+    }
+    const { keys, issuer } = await settings.keys.keysFor(method.oauth.issuer, kid);
+    const rules = {
+      issuer,
+      ...(settings.audience !== undefined ? { audience: settings.audience } : {}),
+      algorithms: [...settings.algorithms],
+      clockTolerance: settings.leewaySeconds,
+      requiredClaims: ["exp"],
+    };
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, keys, rules));
+    } catch (err) {
+      if (err instanceof GatewayError) throw err;
+      // A token without a kid while the issuer publishes several keys of its algorithm (a
+      // rotation's overlap): each of them is tried.
+      const tried = err instanceof joseErrors.JWKSMultipleMatchingKeys ? await anyKey(token, err, rules) : undefined;
+      if (!tried) return refuse(err instanceof joseErrors.JOSEError ? err.code : "invalid token");
+      payload = tried;
+    }
+    const scopes = granted(payload);
+    const missing = method.oauth.scope.split(" ").filter((s) => s && !scopes.has(s));
+    if (missing.length > 0) return refuse("a required scope is not granted", { missing });
+    const identity = payload[settings.identityClaim];
+    if (typeof identity !== "string" || identity === "") return refuse(`the token has no ${settings.identityClaim} claim`);
+    let allowed: boolean;
+    if (method.oauth.delegateIdentMapping) {
+      // The token decides which role it may use.
+      allowed = payload[settings.roleClaim] === user;
+    } else if (method.map !== undefined) {
+      allowed = verifiers.ident !== undefined && (await identAllows(verifiers.ident, method.map, identity, user, verifiers.roles));
+    } else {
+      allowed = identity === user;
+    }
+    if (!allowed) return refuse(method.map !== undefined ? `no match in usermap "${method.map}" for the token's identity` : "the token does not allow this role", { identity });
+    return (payload.exp ?? 0) * 1000 - Date.now();
+  });
+  // The cache key is the whole token: its claims are the ones verified, then or now.
+  const claims = decodeJwt(token);
+  return { claims, identity: String(claims[settings.identityClaim]) };
 };

@@ -46,13 +46,17 @@ export interface Verified {
 /** One method's check: resolves when the caller passes the line, throws the refusal (a GatewayError) otherwise. */
 export type MethodCheck<M> = (method: M, caller: Caller, rule: HbaRule, verifiers: Verifiers) => Promise<Verified | void>;
 
-/** Run `verify` unless the same credentials passed it recently; only successes are remembered. */
-export async function remembered(verifiers: Verifiers, parts: readonly string[], verify: () => Promise<void>): Promise<void> {
+/**
+ * Run `verify` unless the same credentials passed it recently; only successes
+ * are remembered, for the cache's TTL or for the milliseconds `verify` returns
+ * when that is shorter (a token's remaining life).
+ */
+export async function remembered(verifiers: Verifiers, parts: readonly string[], verify: () => Promise<number | void>): Promise<void> {
   const cache = verifiers.cache;
   const key = cache.keyFor(parts);
   if (cache.has(key)) return;
   const epoch = cache.epoch;
   await verifiers.beforeVerify?.();
-  await verify();
-  cache.remember(key, epoch);
+  const forMs = await verify();
+  cache.remember(key, epoch, forMs ?? undefined);
 }
