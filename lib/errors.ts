@@ -12,6 +12,10 @@ export const SQLSTATE = {
   tooManyConnections: "53300",
   configurationLimitExceeded: "53400",
   queryCanceled: "57014",
+  /** A session ended by the gateway's administrator (its lifetime, a shutdown). */
+  adminShutdown: "57P01",
+  idleSessionTimeout: "57P05",
+  idleInTransactionSessionTimeout: "25P03",
   invalidParameterValue: "22023",
   programLimitExceeded: "54000",
   featureNotSupported: "0A000",

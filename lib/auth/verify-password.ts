@@ -64,7 +64,7 @@ export function dummyFor(file: VerifierFile): ScramSecret {
 const utf8 = (s: string) => new TextEncoder().encode(s);
 
 /** Constant-time equality; unequal lengths are simply unequal (the lengths here are public). */
-function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
+export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   let diff = 0;
   for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
@@ -72,7 +72,7 @@ function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /** Hi() of RFC 5802: PBKDF2-HMAC-SHA-256, native in every runtime's Web Crypto (and off the event loop). */
-async function saltedPassword(password: string, salt: Uint8Array, iterations: number): Promise<Uint8Array> {
+export async function saltedPassword(password: string, salt: Uint8Array, iterations: number): Promise<Uint8Array> {
   const key = await crypto.subtle.importKey("raw", utf8(password), "PBKDF2", false, ["deriveBits"]);
   return new Uint8Array(await crypto.subtle.deriveBits({ name: "PBKDF2", hash: "SHA-256", salt, iterations }, key, KEY_LEN * 8));
 }
@@ -84,7 +84,7 @@ async function saltedPassword(password: string, salt: Uint8Array, iterations: nu
  * bidi rule), or, when SASLprep refuses the string, its raw bytes. One
  * candidate, as PostgreSQL decides: never a variant it would refuse.
  */
-function scramInput(password: string): string {
+export function scramInput(password: string): string {
   if (/^[\x00-\x7f]*$/.test(password)) return password;
   try {
     return saslprep(password, { allowUnassigned: false });

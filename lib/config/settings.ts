@@ -73,6 +73,18 @@ const Schema = z.object({
     .refine((n) => n === 1, "pipelining between callers was withdrawn: it shares one session between callers' statements (unset HBAGATE_PIPELINE_DEPTH)")
     .optional(),
   HBAGATE_MAX_BODY_BYTES: z.coerce.number().int().min(1).default(1024 * 1024),
+  /** Interactive sessions (WebSocket at /v2) at once, authenticated or not; each holds an upstream connection, counted in HBAGATE_POOL_MAX_TOTAL. */
+  HBAGATE_SESSIONS_MAX: z.coerce.number().int().min(0).max(100_000).default(50),
+  /** Sessions one role may hold at once; unset: half of HBAGATE_SESSIONS_MAX, rounded up. */
+  HBAGATE_SESSIONS_MAX_PER_ROLE: z.coerce.number().int().min(1).max(100_000).optional(),
+  /** A session waiting this long for its client (nothing running) is ended: 57P05, or 25P03 inside a transaction. */
+  HBAGATE_SESSION_IDLE_MS: z.coerce.number().int().min(1).default(300_000),
+  /** A session older than this is ended at its next idle point (57P01). */
+  HBAGATE_SESSION_LIFETIME_MS: z.coerce.number().int().min(1).default(3_600_000),
+  /** The largest protocol message a session's client may send (54000 past it). */
+  HBAGATE_SESSION_MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).max(1024 * 1024 * 1024).default(16 * 1024 * 1024),
+  /** From the WebSocket opening to the session being ready, authentication included (57014 past it). */
+  HBAGATE_SESSION_AUTH_TIMEOUT_MS: z.coerce.number().int().min(1).default(10_000),
   /** Comma-separated browser origins allowed to call (and by CORS), or "*"; requests from other origins are refused. */
   HBAGATE_CORS_ORIGINS: parsed(parseCorsOrigins),
   /**

@@ -18,6 +18,23 @@ import { SecretStore } from "../secrets/secret-store.ts";
 import { gatewayError, SQLSTATE } from "../errors.ts";
 import type { Platform } from "./platform.ts";
 import { IssuerKeys } from "../auth/oauth/issuer-keys.ts";
+import type { Context } from "hono";
+import type { PeerInfo } from "../connection/caller.ts";
+import type { GatewayCore } from "./connect.ts";
+import { Sessions, type SessionLimits } from "../wire/session.ts";
+import { sessionHandler } from "../wire/websocket.ts";
+
+/** The session limits from the settings table. */
+export function sessionLimits(s: Settings): SessionLimits {
+  return {
+    maxSessions: s.HBAGATE_SESSIONS_MAX,
+    maxPerRole: s.HBAGATE_SESSIONS_MAX_PER_ROLE ?? Math.ceil(s.HBAGATE_SESSIONS_MAX / 2),
+    idleMs: s.HBAGATE_SESSION_IDLE_MS,
+    lifetimeMs: s.HBAGATE_SESSION_LIFETIME_MS,
+    maxMessageBytes: s.HBAGATE_SESSION_MAX_MESSAGE_BYTES,
+    authTimeoutMs: s.HBAGATE_SESSION_AUTH_TIMEOUT_MS,
+  };
+}
 
 export interface AssembledGateway {
   readonly app: Hono;
@@ -239,7 +256,23 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
   let lastReloadError: string | undefined;
 
   const upstreamReachable = platform.reachable(upstream.host, upstream.port);
+  let sessions: Sessions | undefined;
+  const webSockets = platform.webSockets;
   const app = createApp({
+    ...(webSockets && settings.HBAGATE_SESSIONS_MAX > 0
+      ? {
+          sessions: (core: GatewayCore, peerOf: (c: Context) => PeerInfo) => {
+            sessions = new Sessions({
+              core,
+              open: (request) => pools.openSession(request),
+              cancel: (key) => pools.cancelSession(key),
+              limits: sessionLimits(settings),
+              log,
+            });
+            return sessionHandler(webSockets, sessions, peerOf);
+          },
+        }
+      : {}),
     rules: () => config!.rules,
     verifierFile: () => config!.verifierFile,
     ident: () => config!.ident,
@@ -328,6 +361,7 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
     app,
     reload,
     async close() {
+      sessions?.close();
       store?.close();
       await pools.close();
       await upstream.close();

@@ -44,10 +44,37 @@ export interface CoreDeps {
 /** Runs a function on the caller's pool, a connection held throughout. */
 export type Lease = <T>(fn: (session: Session) => Promise<T>) => Promise<T>;
 
+/** What a session framing gets once its caller is verified: who logs in upstream, and with what. */
+export interface Admitted {
+  readonly database: string;
+  readonly user: string;
+  /** The caller's verified password, for a passthrough login (none configured for the role). */
+  readonly password: string | undefined;
+  /** Settings of the gateway's own for the session (a bearer token's verified claims). */
+  readonly settings: StartupSettings;
+}
+
+/**
+ * Asks the client for its password, in the framing's own way (a session's
+ * AuthenticationCleartextPassword): called only when the matched line's method
+ * checks one (for `oauth`, the bearer token in its place).
+ */
+export type AskPassword = () => Promise<string>;
+
 export interface GatewayCore {
   /** The caller verified against the rule that matches it, or the refusal (a GatewayError with PostgreSQL's SQLSTATE). */
   connect(caller: Caller): Promise<Lease>;
+  /**
+   * The same verification for a session framing, whose credentials come when
+   * asked for; then `open` logs in upstream on a connection of the session's
+   * own. The upstream refusing that login after the caller was verified reads
+   * as the line's refusal, as for requests.
+   */
+  admit<T>(caller: Caller, ask: AskPassword, open: (admitted: Admitted) => Promise<T>): Promise<T>;
 }
+
+/** Methods that check something the client sends in answer to a password request. */
+const ASKS_PASSWORD: ReadonlySet<HbaRule["method"]["name"]> = new Set(["password", "md5", "scram-sha-256", "ldap", "oauth"]);
 
 export function gatewayCore(deps: CoreDeps): GatewayCore {
 const upstreamLogin = (d: string, u: string, p: string) => deps.pools.login(d, u, p);
@@ -60,15 +87,17 @@ const logOnce = (key: string, event: LogEvent) => {
   deps.log(event);
 };
 
-/** request -> identity -> rule -> verification -> pool: the same for every framing. */
-async function connect(caller: Caller): Promise<Lease> {
+/** request -> identity -> rule -> verification: the same for every framing. */
+async function verify(asked: Caller, ask?: AskPassword): Promise<{ rule: HbaRule; caller: Caller; verified: Verified | void }> {
   await deps.configured?.();
   // One snapshot per request: a reload meanwhile does not mix two configurations.
   const rules = deps.rules();
   const verifierFile = deps.verifierFile();
   const ident = deps.ident();
-  const { rule } = await matchHba(rules, caller.facts, deps.environment);
-  if (!rule) throw gatewayError(SQLSTATE.invalidAuthorizationSpecification, noEntryMessage(caller.facts));
+  const { rule } = await matchHba(rules, asked.facts, deps.environment);
+  if (!rule) throw gatewayError(SQLSTATE.invalidAuthorizationSpecification, noEntryMessage(asked.facts));
+  // A session's credentials: asked for before the brake's turn is taken, so a slow client holds none.
+  const caller = ask && ASKS_PASSWORD.has(rule.method.name) ? withAnswer(asked, rule, await ask()) : asked;
   // Who is asking, for the brute-force brake: the client address (an IPv6 /64, or the socket)
   // and the identity the rule's verifier will compare (under LDAP "TEST1" is test1).
   const who = failureAddressFor(caller.facts);
@@ -129,6 +158,11 @@ async function connect(caller: Caller): Promise<Lease> {
   } finally {
     release?.();
   }
+  return { rule, caller, verified };
+}
+
+async function connect(asked: Caller): Promise<Lease> {
+  const { rule, caller, verified } = await verify(asked);
   const { database, user } = caller.facts;
   // A bearer token's verified claims, for row-level security (PostgREST's request.jwt.claims),
   // after the caller's own settings so that none of theirs can stand in for them. The session
@@ -142,6 +176,16 @@ async function connect(caller: Caller): Promise<Lease> {
       throw loginRefusal(rule, caller, err);
     }
   };
+}
+
+async function admit<T>(asked: Caller, ask: AskPassword, open: (admitted: Admitted) => Promise<T>): Promise<T> {
+  const { rule, caller, verified } = await verify(asked, ask);
+  const settings: StartupSettings = verified?.claims ? [["request.jwt.claims", JSON.stringify(verified.claims)]] : [];
+  try {
+    return await open({ database: caller.facts.database, user: caller.facts.user, password: passwordOf(caller), settings });
+  } catch (err) {
+    throw loginRefusal(rule, caller, err);
+  }
 }
 
 /**
@@ -160,5 +204,11 @@ function loginRefusal(rule: HbaRule, caller: Caller, err: unknown): unknown {
   return refusal;
 }
 
-  return { connect };
+  return { connect, admit };
+}
+
+/** The client's answer to a password request, as the credential the line's method checks. */
+function withAnswer(caller: Caller, rule: HbaRule, answer: string): Caller {
+  const credential = rule.method.name === "oauth" ? ({ kind: "bearer", token: answer } as const) : ({ kind: "password", password: answer } as const);
+  return { ...caller, credentials: [...caller.credentials, credential] };
 }

@@ -12,6 +12,7 @@ import type { SecretFetcher } from "../secrets/secret-store.ts";
 import type { EmbeddedUpstream } from "../upstream/embedded.ts";
 import type { Pools } from "../upstream/pools.ts";
 import type { RoleCredentials, UpstreamSettings } from "../upstream/upstream-settings.ts";
+import type { WebSocketPort } from "../wire/websocket.ts";
 
 export interface Platform {
   /** Configuration files: the hba and ident files with their includes, the verifier file, CA files. */
@@ -35,6 +36,8 @@ export interface Platform {
   readonly upstream: (settings: UpstreamSettings, credentials: RoleCredentials) => Pools;
   /** How the runtime tells who is connected. */
   readonly peer: GatewayDeps["peer"];
+  /** WebSocket upgrades, for interactive sessions; undefined where the runtime cannot upgrade (a Lambda function URL). */
+  readonly webSockets: WebSocketPort | undefined;
   /** Starts an in-process upstream when none is configured (the Node server's PGlite); undefined elsewhere. */
   readonly embeddedUpstream: (() => Promise<EmbeddedUpstream>) | undefined;
 }

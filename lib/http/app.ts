@@ -1,13 +1,13 @@
 // The HTTP surface: routes, body limits, JSON in and out, and the single place
 // where a GatewayError becomes an HTTP status. Runtime-neutral (Request/Response).
-import { Hono, type Context } from "hono";
+import { Hono, type Context, type Handler } from "hono";
 import { cors } from "hono/cors";
 import { callerFor, decodeBearer, identifyCaller, startupParameters, type Caller, type CallerSettings, type Credential, type PeerInfo } from "../connection/caller.ts";
 import { parseNeonConnectionString } from "../connection/neon-connection-string.ts";
 import { forwardedHosts, forwardedPeer, type TrustedProxies } from "../connection/forwarded.ts";
 import { clientAddress, isLoopback } from "../connection/client-address.ts";
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
-import { gatewayCore, type CoreDeps, type Lease } from "../gateway/connect.ts";
+import { gatewayCore, type CoreDeps, type GatewayCore, type Lease } from "../gateway/connect.ts";
 import { responseWithinLimits, type ResponseLimits } from "../query/limits.ts";
 import { parseQueryRequest, type QueryRequest, type TransactionOptions } from "../query/request.ts";
 import type { ResultMode, ResultOf } from "../query/results.ts";
@@ -33,6 +33,13 @@ export interface GatewayDeps extends CoreDeps {
   readonly allowedHosts: AllowedHosts;
   /** The gateway's own bound on a request's statements, whatever the session's statement_timeout (default 60 s). */
   readonly requestTimeoutMs?: number;
+  /**
+   * Interactive sessions (PostgreSQL's protocol over a WebSocket at /v2), where
+   * the runtime can upgrade a request: given the core and the caller's
+   * connection, the handler that upgrades. Absent: /v2 answers that sessions
+   * are not available here.
+   */
+  readonly sessions?: (core: GatewayCore, peer: (c: Context) => PeerInfo) => Handler;
   /** What /readyz reports: each check's state, ready only when all are "ok". */
   readiness(): Promise<Readonly<Record<string, string>>>;
   log(event: LogEvent): void;
@@ -169,6 +176,17 @@ export function createApp(deps: GatewayDeps): Hono {
     const results = await withPool((session) => runBatch(session, request.statements, options, mode, limits, stop));
     return json(c, resultsJson(results.map(format)));
   }
+
+  // Neon's client opens its WebSocket at host + "/v2" (its wsProxy default), with or without ?address=.
+  const sessions = deps.sessions?.(core, peerOf);
+  app.get("/v2", async (c, next) => {
+    if (sessions && c.req.header("upgrade")?.toLowerCase() === "websocket") return sessions(c, next);
+    throw gatewayError(SQLSTATE.featureNotSupported, sessions ? "a session needs a WebSocket upgrade" : "interactive sessions are not available here", {
+      hint: sessions
+        ? "Open a WebSocket (Neon's Pool or Client) and speak PostgreSQL's protocol on it."
+        : "WebSocket sessions need the Node server (hbagate start); AWS Lambda function URLs cannot upgrade a request. Use /v1 or /sql here.",
+    });
+  });
 
   app.post("/v1/:database/sql", async (c) => {
     requireContentType(c.req.header("content-type"), V1_BODY);

@@ -8,6 +8,7 @@ import type { LogEvent } from "../log.ts";
 import { assembleGateway } from "../gateway/assemble.ts";
 import { nodePlatform } from "./platform.ts";
 import { isLoopbackHost, nodePeer, startListeners } from "./listeners.ts";
+import { nodeWebSockets } from "./websocket.ts";
 
 /** PGlite, loaded only when the Node server starts without an upstream. */
 const startEmbedded = async () => (await import("../upstream/embedded.ts")).startEmbeddedUpstream();
@@ -29,7 +30,7 @@ const DEFAULT_HBA = ["../../config/pg_hba.conf", "../config/pg_hba.conf"]
   .find((p) => existsSync(p)) ?? fileURLToPath(new URL("../../config/pg_hba.conf", import.meta.url));
 
 export async function startGateway(settings: Settings, log: (e: LogEvent) => void, secretsClient?: SecretsManagerClient): Promise<RunningGateway | undefined> {
-  const platform = nodePlatform(settings, { peer: nodePeer, embeddedUpstream: startEmbedded, secretsClient });
+  const platform = nodePlatform(settings, { peer: nodePeer, embeddedUpstream: startEmbedded, secretsClient, webSockets: nodeWebSockets });
   const gateway = await assembleGateway(settings, log, platform, { defaultHba: DEFAULT_HBA });
   if (!gateway) return undefined;
   const listening = await startListeners(gateway.app.fetch, {
@@ -37,6 +38,7 @@ export async function startGateway(settings: Settings, log: (e: LogEvent) => voi
     port: settings.HBAGATE_PORT,
     unixSocket: settings.HBAGATE_UNIX_SOCKET,
     tls: settings.HBAGATE_TLS_CERT_FILE && settings.HBAGATE_TLS_KEY_FILE ? { certFile: settings.HBAGATE_TLS_CERT_FILE, keyFile: settings.HBAGATE_TLS_KEY_FILE } : undefined,
+    ...(settings.HBAGATE_SESSIONS_MAX > 0 ? { webSockets: { maxMessageBytes: settings.HBAGATE_SESSION_MAX_MESSAGE_BYTES } } : {}),
   });
   const hosts = settings.HBAGATE_ALLOWED_HOSTS;
   if (!isLoopbackHost(settings.HBAGATE_LISTEN_HOST) && !hosts.any && hosts.names.size === 0 && hosts.suffixes.length === 0) {

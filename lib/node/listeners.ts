@@ -1,6 +1,6 @@
 // Where the Node server listens: TCP (plain HTTP or HTTPS) and, optionally, a
 // Unix socket whose requests are hba `local` connections.
-import { createAdaptorServer, type HttpBindings } from "@hono/node-server";
+import { createAdaptorServer, type HttpBindings, type WebSocketServerLike } from "@hono/node-server";
 import type { Context } from "hono";
 import { readFileSync } from "node:fs";
 import { createServer as createHttpsServer } from "node:https";
@@ -9,12 +9,15 @@ import type { Server } from "node:http";
 import { TLSSocket } from "node:tls";
 import type { PeerInfo } from "../connection/caller.ts";
 import { clientAddress, isLoopback } from "../connection/client-address.ts";
+import { webSocketServer } from "./websocket.ts";
 
 export interface ListenSettings {
   readonly host: string;
   readonly port: number;
   readonly unixSocket: string | undefined;
   readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined;
+  /** WebSocket upgrades for interactive sessions, with the largest message a session may send; absent: none. */
+  readonly webSockets?: { readonly maxMessageBytes: number };
 }
 
 export interface Listening {
@@ -57,19 +60,22 @@ function listen(server: Server, target: { port: number; host: string } | { path:
 export async function startListeners(fetch: (req: Request, env: unknown) => Response | Promise<Response>, s: ListenSettings): Promise<Listening> {
   const servers: Server[] = [];
   const urls: string[] = [];
+  // Each listener upgrades on its own server (ws binds its upgrade handler to one).
+  const websocket = () => (s.webSockets ? { websocket: { server: webSocketServer(s.webSockets.maxMessageBytes) as unknown as WebSocketServerLike } } : {});
   const tcp = s.tls
     ? createAdaptorServer({
         fetch,
         createServer: createHttpsServer,
         serverOptions: { cert: readFileSync(s.tls.certFile), key: readFileSync(s.tls.keyFile) },
+        ...websocket(),
       })
-    : createAdaptorServer({ fetch });
+    : createAdaptorServer({ fetch, ...websocket() });
   await listen(tcp as Server, { port: s.port, host: s.host });
   servers.push(tcp as Server);
   const addr = tcp.address() as AddressInfo;
   urls.push(`${s.tls ? "https" : "http"}://${addr.family === "IPv6" ? `[${addr.address}]` : addr.address}:${addr.port}`);
   if (s.unixSocket) {
-    const unix = createAdaptorServer({ fetch: (req, env) => fetch(req, { ...(env as object), [LOCAL]: true }) }) as Server;
+    const unix = createAdaptorServer({ fetch: (req, env) => fetch(req, { ...(env as object), [LOCAL]: true }), ...websocket() }) as Server;
     await listen(unix, { path: s.unixSocket });
     servers.push(unix);
     urls.push(`unix:${s.unixSocket}`);

@@ -16,6 +16,8 @@ import { reachableAtMostEvery } from "./reachable.ts";
 export interface NodePlatformOptions {
   readonly peer: Platform["peer"];
   readonly embeddedUpstream?: Platform["embeddedUpstream"];
+  /** The Node server's WebSockets; absent on Lambda, which cannot upgrade. */
+  readonly webSockets?: Platform["webSockets"];
   /** A client of the caller's (tests: an endpoint of their own); else one from the settings. */
   readonly secretsClient?: SecretsManagerClient | undefined;
 }
@@ -43,5 +45,6 @@ export function nodePlatform(settings: Settings, options: NodePlatformOptions): 
     upstream: (upstreamSettings, credentials) => new Pools(upstreamSettings, credentials),
     peer: options.peer,
     embeddedUpstream: options.embeddedUpstream,
+    webSockets: options.webSockets,
   };
 }

@@ -41,6 +41,14 @@ export class ConnectionBudget {
     return undefined;
   }
 
+  /** Counts a client session's dedicated connection, when it fits beside the reserve (sessions have their own per-role bound). */
+  tryOpenSession(): boolean {
+    const reserve = Math.min(this.limits.loginReserve, Math.max(0, this.limits.maxTotal - this.fixed - 1));
+    if (this.total >= this.limits.maxTotal - reserve) return false;
+    this.total++;
+    return true;
+  }
+
   /** Counts one more connection for a role's requests, when it fits. */
   tryOpen(role: string): boolean {
     if (this.fullFor(role)) return false;

@@ -60,7 +60,7 @@ export class ExchangeWatcher {
 const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
 
 /** SSLRequest, then TLS with the same verification postgres.js is configured with. */
-async function secure(raw: Socket, host: string, ssl: NonNullable<UpstreamSettings["ssl"]>): Promise<Socket> {
+export async function secure(raw: Socket, host: string, ssl: NonNullable<UpstreamSettings["ssl"]>): Promise<Socket> {
   raw.write(SSL_REQUEST);
   const answer = await new Promise<number | undefined>((resolve, reject) => {
     raw.once("data", (d: Buffer) => {

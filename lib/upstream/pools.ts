@@ -9,6 +9,7 @@ import { ExchangeWatcher, watchedSocket, type LoginOutcome } from "./login-excha
 import { AnswerBound, oneSession } from "./upstream-socket.ts";
 import type { StartupParameters } from "../connection/caller.ts";
 import { PreparedStatements } from "./prepared-statements.ts";
+import { cancelOnServer, openServerStream, type LoginRequest, type ServerStream } from "./session-connection.ts";
 import { createSession, NotStarted, type Session } from "./session.ts";
 import type { ServiceQuery } from "./service-query.ts";
 import { startupSettings, type StartupSettings } from "./startup-settings.ts";
@@ -196,6 +197,8 @@ export class Pools implements Coordinator {
     );
   }
 
+  /** Client sessions waiting for room for their dedicated connection. */
+  private readonly sessionWaiters: (() => void)[] = [];
   /** Verification logins waiting for room. */
   private readonly loginWaiters: (() => void)[] = [];
   /** Idle connections closing to make room, not yet closed. */
@@ -208,14 +211,15 @@ export class Pools implements Coordinator {
    * least recently used first, where a bound stops a waiter.
    */
   changed(): void {
-    if (this.room.size === 0 && this.loginWaiters.length === 0) return;
+    if (this.room.size === 0 && this.loginWaiters.length === 0 && this.sessionWaiters.length === 0) return;
     if (this.pumping) return;
     this.pumping = true;
     try {
       while (this.loginWaiters.length > 0 && this.budget.tryOpenLogin()) this.loginWaiters.shift()!();
+      while (this.sessionWaiters.length > 0 && this.budget.tryOpenSession()) this.sessionWaiters.shift()!();
       const waiting = [...this.pools.values()].filter((e) => e.lender.waitingSince !== undefined);
       waiting.sort((a, b) => a.lender.waitingSince! - b.lender.waitingSince!);
-      let needed = this.loginWaiters.length;
+      let needed = this.loginWaiters.length + this.sessionWaiters.length;
       for (const { lender } of waiting) {
         lender.serve();
         const unserved = lender.unserved;
@@ -314,9 +318,10 @@ export class Pools implements Coordinator {
     };
   }
 
-  /** A place for a verification login under the budget (its reserve first), or 53300 after the queue timeout. */
-  private async loginPlace(): Promise<void> {
-    if (this.budget.tryOpenLogin()) return;
+  /** A place under the budget, or 53300 after the queue timeout: for a verification login (its reserve first) or a session. */
+  private async place(kind: "login" | "session"): Promise<void> {
+    const waiters = kind === "login" ? this.loginWaiters : this.sessionWaiters;
+    if (kind === "login" ? this.budget.tryOpenLogin() : this.budget.tryOpenSession()) return;
     if (this.room.size >= this.room.max) throw exhausted("the wait queue is full");
     this.room.size++;
     try {
@@ -326,11 +331,11 @@ export class Pools implements Coordinator {
           resolve();
         };
         const timer = setTimeout(() => {
-          const i = this.loginWaiters.indexOf(granted);
-          if (i >= 0) this.loginWaiters.splice(i, 1);
+          const i = waiters.indexOf(granted);
+          if (i >= 0) waiters.splice(i, 1);
           reject(exhausted(`all ${this.settings.maxTotal} upstream connections are in use`));
         }, this.room.timeoutMs);
-        this.loginWaiters.push(granted);
+        waiters.push(granted);
         this.changed();
       });
     } finally {
@@ -346,7 +351,7 @@ export class Pools implements Coordinator {
    */
   async login(database: string, user: string, password: string): Promise<LoginOutcome> {
     // A verification login is an upstream connection too: it counts against maxTotal, and has a reserve of its own.
-    await this.loginPlace();
+    await this.place("login");
     const watcher = new ExchangeWatcher();
     const sql = postgres({
       ...driverOptions(this.settings, database, user),
@@ -369,6 +374,58 @@ export class Pools implements Coordinator {
       this.budget.closed();
       this.changed();
     }
+  }
+
+  /**
+   * A connection of its own for one client session (never pooled), counted in
+   * the budget's total, logged in as `user` with the role's configured
+   * password or else the caller's verified one; a configured secret mid-rotation
+   * is tried with each password the role may have now, as requests are.
+   */
+  async openSession(request: LoginRequest): Promise<ServerStream> {
+    const answer = this.credentials.password(request.user);
+    const configured = answer instanceof Promise ? await answer : answer;
+    await this.place("session");
+    let counted = true;
+    const uncount = () => {
+      if (!counted) return;
+      counted = false;
+      this.budget.closed();
+      this.changed();
+    };
+    try {
+      const open = (password: string | undefined) => openServerStream(this.settings, { ...request, password });
+      let stream: ServerStream;
+      try {
+        stream = await open(configured ?? request.password);
+      } catch (err) {
+        if (!refusedLogin(err) || configured === undefined) throw err;
+        stream = await this.sessionWithAlternative(err, request.user, open);
+      }
+      stream.onClose(uncount);
+      return stream;
+    } catch (err) {
+      uncount();
+      throw err;
+    }
+  }
+
+  private async sessionWithAlternative(refusal: unknown, user: string, open: (password: string) => Promise<ServerStream>): Promise<ServerStream> {
+    for (const password of await this.credentials.alternatives(user)) {
+      try {
+        const stream = await open(password);
+        this.credentials.prefer(user, password);
+        return stream;
+      } catch (err) {
+        if (!refusedLogin(err)) throw err;
+      }
+    }
+    throw refusal;
+  }
+
+  /** Cancels what a session's server connection is running (its CancelRequest, on a connection of its own). */
+  cancelSession(key: ServerStream["key"]): Promise<void> {
+    return cancelOnServer(this.settings, key);
   }
 
   async close(): Promise<void> {

@@ -63,6 +63,7 @@ describe("runtime-neutral assembly", () => {
         upstream: (s, c) => new Pools(s, c),
         peer: () => ({ transport: "host", address: "127.0.0.1", encrypted: true }),
         embeddedUpstream: undefined,
+        webSockets: undefined,
       };
       const logs: unknown[] = [];
       const gateway = await assembleGateway(settings, (e) => logs.push(e), platform, { defaultHba: undefined });
