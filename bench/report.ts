@@ -21,6 +21,8 @@ export interface Results {
   readonly scenarios: readonly Row[];
   readonly auth: readonly Row[];
   readonly c1: Row;
+  /** Interactive transactions over reused sessions (absent in runs before sessions). */
+  readonly transactions?: Row;
   readonly unpinned: Row;
   readonly profile: readonly ProfileBucket[];
   /** The prepared naive bridge profiled the same way (absent in runs before it was). */
@@ -148,6 +150,11 @@ export function report(r: Results): string {
       .join(", ")}.`,
     `Node CPU per 1-row request: gateway ${fmt(values(oneRow, "gatewayCpu"), 0)} µs, prepared naive bridge ${fmt(values(oneRow, "naivePreparedCpu"), 0)} µs.`,
     `Latency at one connection (c1), p50: gateway ${fmt(values(r.c1, "gatewayP50"))} ms, prepared naive bridge ${fmt(values(r.c1, "naivePreparedP50"))} ms; p99 ${fmt(values(r.c1, "gatewayP99"))} ms and ${fmt(values(r.c1, "naivePreparedP99"))} ms.`,
+    ...(r.transactions
+      ? [
+          `Interactive transaction (begin, select, update, commit; ${r.connections} sessions reused for the run): through the gateway's WebSocket with Neon's Client ${fmt(values(r.transactions, "gateway"), 0)} transactions/s, node-postgres straight to PostgreSQL ${fmt(values(r.transactions, "direct"), 0)}, gateway ÷ direct ${fmt(ratios(r.transactions, "gateway", "direct"))}.`,
+        ]
+      : []),
     r.unpinned.rounds.length
       ? `Unpinned (servers, PostgreSQL and load on both cores), 1 row: gateway ${fmt(values(r.unpinned, "gateway"), 0)} req/s, ÷ naive prepared ${fmt(ratios(r.unpinned, "gateway", "naivePrepared"))}, ÷ direct driver ${fmt(ratios(r.unpinned, "gateway", "direct"))}.`
       : "Unpinned: not measured (no taskset, so every figure above is unpinned).",

@@ -51,6 +51,7 @@ async function main() {
     create table t (id int primary key, v text);
     insert into t select g, md5(g::text) from generate_series(1, 10000) g;
     grant select on t to bench, benchpw, benchvf, test1, benchtok;
+    grant update on t to bench;
   `);
   await cluster.writeHba("host all bench,test1,benchtok 127.0.0.1/32 trust\nhost all benchpw,benchvf 127.0.0.1/32 scram-sha-256\n", { reload: true });
   const [vf] = await cluster.sql<{ rolpassword: string }[]>`select rolpassword from pg_authid where rolname = 'benchvf'`;
@@ -145,6 +146,10 @@ async function main() {
   const rows: Row[] = scenarios.map((s) => ({ scenario: s.name, rounds: [] }));
   const authRows: Row[] = auth.map((a) => ({ scenario: a.name, rounds: [] }));
   const c1: Row = { scenario: "c1 latency", rounds: [] };
+  const transactions: Row = { scenario: "interactive transaction", rounds: [] };
+  // Begin, select, update, commit over reused sessions: the gateway's WebSocket (Neon's Client) against node-postgres direct.
+  const gatewayAuthority = new URL(servers.gateway!.url).host;
+  const transactionsOver = (argv: string[]) => runJson(root, pinned(LOAD_CORE, node("bench/transactions.ts", ...argv, String(DURATION), String(CONNECTIONS)))).tps!;
   const unpinned: Row = { scenario: "1 row, unpinned", rounds: [] };
 
   // Every server process starts cold (JIT, tsx's transform cache, pools): warm each one first.
@@ -185,6 +190,10 @@ async function main() {
       const t2 = load("gateway", oneRow, basic("bench"));
       authRows[j]!.rounds.push({ gateway: (m1.rps + m2.rps) / 2, trust: (t1.rps + t2.rps) / 2, bad: m1.bad + m2.bad });
     }
+    transactions.rounds.push({
+      gateway: transactionsOver(["ws", gatewayAuthority, "bench", "unused"]),
+      direct: transactionsOver(["direct", "127.0.0.1", String(cluster.port), "bench"]),
+    });
     const lg = latency("gateway", oneRow, basic("bench"));
     const lb = latency("naive-prepared", oneRow, undefined);
     c1.rounds.push({ gatewayP50: lg.p50!, naivePreparedP50: lb.p50!, gatewayP99: lg.p99!, naivePreparedP99: lb.p99! });
@@ -274,6 +283,7 @@ async function main() {
     scenarios: rows,
     auth: authRows,
     c1,
+    transactions,
     unpinned,
     profile,
     bridgeProfile,
