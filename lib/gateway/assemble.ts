@@ -40,6 +40,8 @@ export interface AssembledGateway {
   readonly app: Hono;
   /** Re-read the configuration files and secrets; false (and the old configuration kept) if anything is invalid. */
   reload(): Promise<boolean>;
+  /** Ends every interactive session (57P01), so that a listener closing need not wait for them. */
+  endSessions(): void;
   close(): Promise<void>;
 }
 
@@ -360,6 +362,7 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
   return {
     app,
     reload,
+    endSessions: () => sessions?.close(),
     async close() {
       sessions?.close();
       store?.close();

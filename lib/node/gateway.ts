@@ -49,6 +49,8 @@ export async function startGateway(settings: Settings, log: (e: LogEvent) => voi
     urls: listening.urls,
     reload: gateway.reload,
     async close() {
+      // Sessions first: their upgraded sockets would keep the listener's close waiting.
+      gateway.endSessions();
       await listening.close();
       await gateway.close();
     },

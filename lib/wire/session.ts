@@ -223,6 +223,8 @@ export class ClientSession {
     }
     this.quietSince = Date.now();
     if (this.server && !this.server.write(chunk)) this.channel.pause();
+    // Terminate: the session ends here, whether or not the server closes its side (PGlite's socket does not).
+    if (this.terminated) this.finish();
   }
 
   private relayFromServer(chunk: Uint8Array): void {
