@@ -1,0 +1,68 @@
+// Red-team (redws): the idle and lifetime limits rest on counting Query/Sync/
+// FunctionCall against ReadyForQuery. Where PostgreSQL answers differently
+// from that count, the limits go wrong.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { startCluster, type Cluster } from "../harness/postgres.ts";
+import { queryMessage, RawSession, startSessionGateway, type SessionGateway } from "../harness/sessions.ts";
+import { MessageWriter } from "../../lib/wire/protocol.ts";
+
+const parse = (sql: string) => new MessageWriter().cstring("").cstring(sql).int16(0).finish("P");
+const bind = () => new MessageWriter().cstring("").cstring("").int16(0).int16(0).int16(0).finish("B");
+const execute = () => new MessageWriter().cstring("").int32(0).finish("E");
+const sync = () => new MessageWriter().finish("S");
+const flush = () => new MessageWriter().finish("H");
+
+describe("redws: idle accounting", () => {
+  let cluster: Cluster;
+  let gw: SessionGateway;
+  before(async () => {
+    cluster = await startCluster();
+    await cluster.sql.unsafe(`create role app login;`);
+    await cluster.writeHba("host all app 127.0.0.1/32 trust\n", { reload: true });
+    gw = await startSessionGateway("host all app 127.0.0.1/32 trust\n", cluster.port, { HBAGATE_SESSION_IDLE_MS: "600" });
+  });
+  after(async () => {
+    await gw?.close();
+    await cluster?.stop();
+  });
+
+  // FINDING (low): after an error in the extended protocol PostgreSQL discards
+  // every message up to the next Sync, a Query included, and answers the Sync
+  // with one ReadyForQuery. The gateway counted the Query and the Sync and saw
+  // one ReadyForQuery: `unanswered` stays 1 for good, the session is never idle,
+  // and HBAGATE_SESSION_IDLE_MS never ends it (only the lifetime + idle bound).
+  test("a Query discarded after an extended-protocol error does not make the session unidleable", async () => {
+    const s = new RawSession(gw.wsUrl);
+    try {
+      await s.login({ user: "app", database: "postgres" });
+      s.send(new Uint8Array([...parse("selec 1"), ...queryMessage("select 1"), ...sync()]));
+      assert.equal((await s.error())?.code, "42601");
+      assert.ok(await s.next("Z"));
+      // Idle now, as PostgreSQL sees it: the idle-session timeout (600 ms) must end it.
+      const e = await s.error(4000).catch(() => undefined);
+      assert.equal(e?.code, "57P05");
+    } finally {
+      s.close();
+    }
+  });
+
+  // FINDING (low): Execute followed by Flush runs the statement without a Sync;
+  // the gateway counts nothing unanswered and treats the running session as idle,
+  // ending it with 57P05 "idle-session timeout" while the statement is running
+  // (PostgreSQL's idle_session_timeout never fires during a statement).
+  test("a statement running after Execute+Flush is not ended as idle", async () => {
+    const s = new RawSession(gw.wsUrl);
+    try {
+      await s.login({ user: "app", database: "postgres" });
+      s.send(new Uint8Array([...parse("select pg_sleep(2)"), ...bind(), ...execute(), ...flush()]));
+      // The statement completes (CommandComplete) before any error.
+      const complete = await s.next("C", 6000);
+      assert.ok(complete, `CommandComplete, not ${JSON.stringify(s.messages.filter((m) => m.type === 0x45).map((m) => new TextDecoder().decode(m.body)))}`);
+      s.send(sync());
+      assert.ok(await s.next("Z"));
+    } finally {
+      s.close();
+    }
+  });
+});
