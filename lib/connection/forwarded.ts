@@ -75,5 +75,6 @@ export function forwardedPeer(
   }
   // The nearest proxy's view of the connection it received.
   const proto = (header("x-forwarded-proto") ?? "").split(",").map((s) => s.trim().toLowerCase()).filter(Boolean).at(-1);
-  return { transport: "host", address, encrypted: proto === undefined ? socket.encrypted : proto === "https" };
+  // A proxy forwarding a WebSocket upgrade may name its scheme (wss) rather than HTTP's (https).
+  return { transport: "host", address, encrypted: proto === undefined ? socket.encrypted : proto === "https" || proto === "wss" };
 }

@@ -87,17 +87,32 @@ const logOnce = (key: string, event: LogEvent) => {
   deps.log(event);
 };
 
+/** The first line that matches, or PostgreSQL's refusal when none does. */
+async function ruleFor(rules: readonly HbaRule[], caller: Caller): Promise<HbaRule> {
+  const { rule } = await matchHba(rules, caller.facts, deps.environment);
+  if (!rule) throw gatewayError(SQLSTATE.invalidAuthorizationSpecification, noEntryMessage(caller.facts));
+  return rule;
+}
+
 /** request -> identity -> rule -> verification: the same for every framing. */
 async function verify(asked: Caller, ask?: AskPassword): Promise<{ rule: HbaRule; caller: Caller; verified: Verified | void }> {
   await deps.configured?.();
   // One snapshot per request: a reload meanwhile does not mix two configurations.
-  const rules = deps.rules();
-  const verifierFile = deps.verifierFile();
-  const ident = deps.ident();
-  const { rule } = await matchHba(rules, asked.facts, deps.environment);
-  if (!rule) throw gatewayError(SQLSTATE.invalidAuthorizationSpecification, noEntryMessage(asked.facts));
+  let verifierFile = deps.verifierFile();
+  let ident = deps.ident();
+  let rule = await ruleFor(deps.rules(), asked);
+  let caller = asked;
   // A session's credentials: asked for before the brake's turn is taken, so a slow client holds none.
-  const caller = ask && ASKS_PASSWORD.has(rule.method.name) ? withAnswer(asked, rule, await ask()) : asked;
+  if (ask && ASKS_PASSWORD.has(rule.method.name)) {
+    const answer = await ask();
+    // The configuration in force once the credentials are in hand decides: a reload while the
+    // client was typing applies to it (a line now `reject` refuses; one now asking for a
+    // password it was not asked for finds none).
+    verifierFile = deps.verifierFile();
+    ident = deps.ident();
+    rule = await ruleFor(deps.rules(), asked);
+    caller = withAnswer(asked, rule, answer);
+  }
   // Who is asking, for the brute-force brake: the client address (an IPv6 /64, or the socket)
   // and the identity the rule's verifier will compare (under LDAP "TEST1" is test1).
   const who = failureAddressFor(caller.facts);

@@ -75,7 +75,9 @@ export async function startListeners(fetch: (req: Request, env: unknown) => Resp
   const addr = tcp.address() as AddressInfo;
   urls.push(`${s.tls ? "https" : "http"}://${addr.family === "IPv6" ? `[${addr.address}]` : addr.address}:${addr.port}`);
   if (s.unixSocket) {
-    const unix = createAdaptorServer({ fetch: (req, env) => fetch(req, { ...(env as object), [LOCAL]: true }), ...websocket() }) as Server;
+    // Marked on the runtime's own env object, not a copy: its WebSocket upgrade finds what it left there.
+    const local = (req: Request, env: unknown) => fetch(req, Object.assign(env as object, { [LOCAL]: true }));
+    const unix = createAdaptorServer({ fetch: local, ...websocket() }) as Server;
     await listen(unix, { path: s.unixSocket });
     servers.push(unix);
     urls.push(`unix:${s.unixSocket}`);

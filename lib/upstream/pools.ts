@@ -423,9 +423,20 @@ export class Pools implements Coordinator {
     throw refusal;
   }
 
-  /** Cancels what a session's server connection is running (its CancelRequest, on a connection of its own). */
-  cancelSession(key: ServerStream["key"]): Promise<void> {
-    return cancelOnServer(this.settings, key);
+  /**
+   * Cancels what a session's server connection is running (its CancelRequest,
+   * on a connection of its own, counted like a verification login). With no
+   * room the cancel is dropped: a cancel is a best effort in PostgreSQL too.
+   */
+  async cancelSession(key: ServerStream["key"]): Promise<boolean> {
+    if (!this.budget.tryOpenLogin()) return false;
+    try {
+      await cancelOnServer(this.settings, key);
+      return true;
+    } finally {
+      this.budget.closed();
+      this.changed();
+    }
   }
 
   async close(): Promise<void> {

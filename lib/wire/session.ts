@@ -42,8 +42,8 @@ export interface SessionDeps {
   readonly core: Pick<GatewayCore, "admit">;
   /** Logs in upstream on a connection of the session's own. */
   open(request: LoginRequest): Promise<ServerStream>;
-  /** Sends a CancelRequest for the server's key. */
-  cancel(key: ServerStream["key"]): Promise<void>;
+  /** Sends a CancelRequest for the server's key; false when there was no room to (dropped). */
+  cancel(key: ServerStream["key"]): Promise<boolean>;
   readonly limits: SessionLimits;
   readonly log: Log;
 }
@@ -64,6 +64,8 @@ export class ClientSession {
   /** The key handed to the client, and the server's it stands for. */
   key: { pid: number; secret: number } | undefined;
   server: ServerStream | undefined;
+  /** A CancelRequest for this session is on its way upstream. */
+  cancelling = false;
   readonly started = Date.now();
   private readonly reader: MessageReader;
   private readonly authTimer: ReturnType<typeof setTimeout>;
@@ -76,6 +78,8 @@ export class ClientSession {
   private quietSince = Date.now();
   /** The client sent Terminate: the server closing is the end it asked for. */
   private terminated = false;
+  /** The client sent something since the server's last ReadyForQuery answered all it had sent. */
+  private clientSpoke = false;
 
   constructor(
     private readonly registry: Sessions,
@@ -160,7 +164,6 @@ export class ClientSession {
     }
     const database = params.get("database") || user;
     const caller = callerFor(this.peer, database, user, [], startupParameters(Object.fromEntries([...params].filter(([k]) => k === "application_name" || k === "options"))));
-    if (!this.registry.claim(this, user)) throw fatal(SQLSTATE.tooManyConnections, `too many connections for role "${user}"`);
     const settings = [...params].filter(([name]) => !NOT_SETTINGS.has(name) && !name.startsWith("_pq_."));
     this.state = "admitting";
     const ask = () =>
@@ -173,8 +176,13 @@ export class ClientSession {
         // The client may have sent it already (Neon's client pipelines it).
         queueMicrotask(() => this.data(new Uint8Array(0)));
       });
-    const open = (admitted: Admitted) =>
-      this.registry.deps.open({ database: admitted.database, user: admitted.user, password: admitted.password, parameters: [...settings, ...admitted.settings] });
+    const open = (admitted: Admitted) => {
+      // Counted for its role once verified, as PostgreSQL counts a role's connections: a stranger
+      // sitting on the password prompt uses none of the role's places.
+      if (this.state === "closed") throw fatal(SQLSTATE.connectionFailure, "the client went away");
+      if (!this.registry.claim(this, admitted.user)) throw fatal(SQLSTATE.tooManyConnections, `too many connections for role "${admitted.user}"`);
+      return this.registry.deps.open({ database: admitted.database, user: admitted.user, password: admitted.password, parameters: [...settings, ...admitted.settings] });
+    };
     this.registry.deps.core.admit(caller, ask, open).then(
       (server) => this.ready(server),
       (err) => this.fail(err),
@@ -194,6 +202,9 @@ export class ClientSession {
     this.channel.send(backendKeyData(this.key.pid, this.key.secret));
     this.channel.send(new Uint8Array([0x5a, 0, 0, 0, 5, 0x49])); // ReadyForQuery, idle
     this.state = "relay";
+    // The ReadyForQuery just sent is the server's last word, as far as the client knows.
+    this.fromServer.lastType = 0x5a;
+    this.fromServer.lastReady = 0x49;
     this.quietSince = Date.now();
     server.onData((chunk) => this.relayFromServer(chunk));
     server.onDrain(() => this.channel.resume());
@@ -221,6 +232,8 @@ export class ClientSession {
       if (t === 0x51 /* Q */ || t === 0x53 /* S */ || t === 0x46 /* F */) this.unanswered++;
       else if (t === 0x58 /* X */) this.terminated = true;
     }
+    // Anything from the client since the last ReadyForQuery may be running (an Execute without Sync).
+    this.clientSpoke = true;
     this.quietSince = Date.now();
     if (this.server && !this.server.write(chunk)) this.channel.pause();
     // Terminate: the session ends here, whether or not the server closes its side (PGlite's socket does not).
@@ -229,15 +242,26 @@ export class ClientSession {
 
   private relayFromServer(chunk: Uint8Array): void {
     const types = this.fromServer.scan(chunk) ?? [];
-    for (const t of types) if (t === 0x5a /* Z */ && this.unanswered > 0) this.unanswered--;
+    for (const t of types) {
+      if (t !== 0x5a /* Z */) continue;
+      if (this.unanswered > 0) this.unanswered--;
+      if (this.unanswered === 0) this.clientSpoke = false;
+    }
     if (types.length > 0) this.quietSince = Date.now();
     this.channel.send(chunk);
     if (this.channel.buffered >= HIGH_WATER) this.server?.pause();
   }
 
-  /** Waiting for the client: nothing unanswered, neither side mid-message. */
+  /**
+   * Waiting for the client, as PostgreSQL's idle_session_timeout means it: the
+   * server's last word a ReadyForQuery that answered everything sent, nothing
+   * from the client since, neither side mid-message. (A client that makes the
+   * count disagree with the server — a Query sent into an extended-protocol
+   * error, which the server discards — is never idle: its session ends at its
+   * lifetime plus the idle time instead.)
+   */
   get idle(): boolean {
-    return this.state === "relay" && this.unanswered === 0 && this.fromClient.atBoundary && this.fromServer.atBoundary;
+    return this.state === "relay" && this.unanswered === 0 && !this.clientSpoke && this.fromServer.lastType === 0x5a && this.fromClient.atBoundary && this.fromServer.atBoundary;
   }
 
   get idleFor(): number {
@@ -352,7 +376,16 @@ export class Sessions {
     if (!session?.key || !session.server) return;
     // Constant-time over the 32 bits: nothing learnt from how fast a wrong secret is dropped.
     if (((session.key.secret ^ secret) | 0) !== 0) return;
-    this.deps.cancel(session.server.key).catch((err: unknown) => this.deps.log({ level: "warn", msg: "cancel request failed", error: err instanceof Error ? err.message : String(err) }));
+    // One cancel on its way per session: more cannot cancel more, and each would hold an upstream connection.
+    if (session.cancelling) return;
+    session.cancelling = true;
+    this.deps
+      .cancel(session.server.key)
+      .then((sent) => {
+        if (!sent) this.deps.log({ level: "warn", msg: "cancel request dropped: no upstream connection free for it" });
+      })
+      .catch((err: unknown) => this.deps.log({ level: "warn", msg: "cancel request failed", error: err instanceof Error ? err.message : String(err) }))
+      .finally(() => (session.cancelling = false));
   }
 
   private check(): void {

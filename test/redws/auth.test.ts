@@ -1,4 +1,4 @@
-// Red-team (redws): the password exchange of a session against the rules:
+// Red team (issue 17, fixed findings and guarantees): the password exchange of a session against the rules:
 // the brake, what a refusal tells, and rules changed while a client is asked.
 import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -55,7 +55,7 @@ describe("redws: the password exchange", () => {
     }
   });
 
-  // FINDING (low): verify() takes its snapshot of the rules before asking the
+  // Found by the red team, fixed: verify() takes its snapshot of the rules before asking the
   // client for its password, and the client has up to
   // HBAGATE_SESSION_AUTH_TIMEOUT_MS to answer. A reload that rejects the role
   // meanwhile (an operator revoking access) does not apply to a client already

@@ -1,4 +1,4 @@
-// Red-team (redws): a client that never reads. What the gateway holds for it
+// Red team (issue 17, fixed findings and guarantees): a client that never reads. What the gateway holds for it
 // must stay bounded whatever the client sends.
 import assert from "node:assert/strict";
 import { Socket } from "node:net";

@@ -1,4 +1,4 @@
-// Red-team (redws): session limits that an unauthenticated client can spend
+// Red team (issue 17, fixed findings and guarantees): session limits that an unauthenticated client can spend
 // for someone else. Each test states what should hold; a failing one is a finding.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -24,7 +24,7 @@ describe("redws: pre-authentication sessions and the per-role bound", () => {
     await cluster?.stop();
   });
 
-  // FINDING: ClientSession.startup() calls registry.claim(this, user) before the
+  // Found by the red team, fixed: ClientSession.startup() calls registry.claim(this, user) before the
   // hba match and before any password. PostgreSQL counts a role's connections
   // (rolconnlimit) only once the client is authenticated, so a stranger who
   // knows a role name cannot lock that role out.

@@ -1,4 +1,4 @@
-// Red-team (redws): an operator stopping the gateway while sessions are open.
+// Red team (issue 17, fixed findings and guarantees): an operator stopping the gateway while sessions are open.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
@@ -13,7 +13,7 @@ describe("redws: stopping the gateway with sessions open", () => {
   });
   after(async () => cluster?.stop());
 
-  // FINDING: RunningGateway.close() (what SIGTERM/SIGINT run in functions/node.ts)
+  // Found by the red team, fixed: RunningGateway.close() (what SIGTERM/SIGINT run in functions/node.ts)
   // awaits listening.close() first, i.e. server.close(), which waits for every
   // connection including upgraded WebSockets; Sessions.close() (57P01 "terminating
   // connection due to administrator command") only runs after that. So a stop

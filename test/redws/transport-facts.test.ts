@@ -1,4 +1,4 @@
-// Red-team (redws): what the upgrade request tells the rules about the
+// Red team (issue 17, fixed findings and guarantees): what the upgrade request tells the rules about the
 // connection (address, TLS, local), and who may claim it.
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -33,7 +33,7 @@ describe("redws: connection facts of a session", () => {
     }
   });
 
-  // FINDING: a WebSocket over TLS behind a trusted proxy is reported by common
+  // Found by the red team, fixed: a WebSocket over TLS behind a trusted proxy is reported by common
   // proxies as X-Forwarded-Proto: wss (Traefik sets "wss"/"ws" for WebSocket
   // upgrades). forwardedPeer() counts only "https" as encrypted, so a client on
   // wss:// behind such a proxy is "no encryption" and hostssl lines never match.
@@ -53,7 +53,7 @@ describe("redws: connection facts of a session", () => {
     }
   });
 
-  // FINDING: lib/node/listeners.ts marks Unix-socket requests local by wrapping
+  // Found by the red team, fixed: lib/node/listeners.ts marks Unix-socket requests local by wrapping
   // fetch with a *copy* of env ({...env, [LOCAL]: true}). @hono/node-server's
   // upgradeWebSocket records the connection symbol on that copy, while its
   // upgrade listener checks the original env: every upgrade on the Unix socket

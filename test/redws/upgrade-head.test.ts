@@ -1,4 +1,4 @@
-// Red-team (redws): bytes a client sends in the same packet as its upgrade request
+// Red team (issue 17, fixed findings and guarantees): bytes a client sends in the same packet as its upgrade request
 // (before it has read the 101). A WebSocket client may not do so, a hostile one can.
 import assert from "node:assert/strict";
 import { connect } from "node:net";
