@@ -83,6 +83,8 @@ const Schema = z.object({
   HBAGATE_SESSION_LIFETIME_MS: z.coerce.number().int().min(1).default(3_600_000),
   /** The largest protocol message a session's client may send (54000 past it). */
   HBAGATE_SESSION_MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).max(1024 * 1024 * 1024).default(16 * 1024 * 1024),
+  /** PostgreSQL's protocol on a TCP port of its own (psql, any driver), on HBAGATE_LISTEN_HOST: the same sessions as /v2. Unset: none. */
+  HBAGATE_PG_PORT: port.optional(),
   /** From the WebSocket opening to the session being ready, authentication included (57014 past it). */
   HBAGATE_SESSION_AUTH_TIMEOUT_MS: z.coerce.number().int().min(1).default(10_000),
   /** Comma-separated browser origins allowed to call (and by CORS), or "*"; requests from other origins are refused. */

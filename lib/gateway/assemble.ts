@@ -42,6 +42,8 @@ export interface AssembledGateway {
   reload(): Promise<boolean>;
   /** Ends every interactive session (57P01), so that a listener closing need not wait for them. */
   endSessions(): void;
+  /** The interactive sessions, for a framing of the runtime's own (PostgreSQL's TCP port); undefined where there are none. */
+  readonly sessions: Sessions | undefined;
   close(): Promise<void>;
 }
 
@@ -363,6 +365,9 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
     app,
     reload,
     endSessions: () => sessions?.close(),
+    get sessions() {
+      return sessions;
+    },
     async close() {
       sessions?.close();
       store?.close();

@@ -1,7 +1,7 @@
 // The Node server: the assembled gateway behind TCP (HTTP or HTTPS) and
 // optional Unix-socket listeners. functions/node.ts wires signals to it.
 import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Settings } from "../config/settings.ts";
 import type { LogEvent } from "../log.ts";
@@ -9,12 +9,15 @@ import { assembleGateway } from "../gateway/assemble.ts";
 import { nodePlatform } from "./platform.ts";
 import { isLoopbackHost, nodePeer, startListeners } from "./listeners.ts";
 import { nodeWebSockets } from "./websocket.ts";
+import { startPgListener } from "./pg-listener.ts";
 
 /** PGlite, loaded only when the Node server starts without an upstream. */
 const startEmbedded = async () => (await import("../upstream/embedded.ts")).startEmbeddedUpstream();
 
 export interface RunningGateway {
   readonly urls: readonly string[];
+  /** host:port of PostgreSQL's protocol (HBAGATE_PG_PORT), when it listens. */
+  readonly pgAddress?: string;
   /** Re-read the configuration files and secrets; false (and the old configuration kept) if anything is invalid. */
   reload(): Promise<boolean>;
   close(): Promise<void>;
@@ -40,6 +43,17 @@ export async function startGateway(settings: Settings, log: (e: LogEvent) => voi
     tls: settings.HBAGATE_TLS_CERT_FILE && settings.HBAGATE_TLS_KEY_FILE ? { certFile: settings.HBAGATE_TLS_CERT_FILE, keyFile: settings.HBAGATE_TLS_KEY_FILE } : undefined,
     ...(settings.HBAGATE_SESSIONS_MAX > 0 ? { webSockets: { maxMessageBytes: settings.HBAGATE_SESSION_MAX_MESSAGE_BYTES } } : {}),
   });
+  // PostgreSQL's own port: the sessions of /v2 on plain TCP, TLS when the server has a certificate.
+  const tls = settings.HBAGATE_TLS_CERT_FILE && settings.HBAGATE_TLS_KEY_FILE ? { cert: readFileSync(settings.HBAGATE_TLS_CERT_FILE), key: readFileSync(settings.HBAGATE_TLS_KEY_FILE) } : undefined;
+  const pgListener =
+    settings.HBAGATE_PG_PORT !== undefined && gateway.sessions
+      ? await startPgListener(() => gateway.sessions, { host: settings.HBAGATE_LISTEN_HOST, port: settings.HBAGATE_PG_PORT, tls }).catch(async (err: unknown) => {
+          await listening.close();
+          await gateway.close();
+          throw err;
+        })
+      : undefined;
+  if (pgListener) log({ level: "info", msg: "PostgreSQL protocol listening", address: pgListener.address, tls: tls !== undefined });
   const hosts = settings.HBAGATE_ALLOWED_HOSTS;
   if (!isLoopbackHost(settings.HBAGATE_LISTEN_HOST) && !hosts.any && hosts.names.size === 0 && hosts.suffixes.length === 0) {
     // Reachable from other machines, but no names listed: requests by name are refused until they are.
@@ -47,11 +61,12 @@ export async function startGateway(settings: Settings, log: (e: LogEvent) => voi
   }
   return {
     urls: listening.urls,
+    ...(pgListener ? { pgAddress: pgListener.address } : {}),
     reload: gateway.reload,
     async close() {
       // Sessions first: their upgraded sockets would keep the listener's close waiting.
       gateway.endSessions();
-      await listening.close();
+      await Promise.all([listening.close(), pgListener?.close()]);
       await gateway.close();
     },
   };
