@@ -1,0 +1,281 @@
+// Client certificates on the Node server over TLS: the `cert` method and
+// clientcert= (HBAGATE_TLS_CLIENT_CA_FILE, HBAGATE_TLS_CLIENT_CRL_FILE), each
+// decision checked in the same test against a real PostgreSQL with the same
+// CA, CRL, certificates, hba line and pg_ident.conf map.
+import assert from "node:assert/strict";
+import { chmodSync, chownSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { request as httpsRequest } from "node:https";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import postgres from "postgres";
+import type { LogEvent } from "../../lib/log.ts";
+import type { RunningGateway } from "../../lib/node/gateway.ts";
+import { makeCa, type Ca, type Issued } from "../harness/certs.ts";
+import { nodeSettings, startNodeGateway } from "../harness/gateway.ts";
+import { basic } from "../harness/http.ts";
+import { flavorMissing, startCluster, type Cluster } from "../harness/postgres.ts";
+import { unprivilegedUser } from "../harness/process.ts";
+
+/** What a connection attempt came to: rows as the user, PostgreSQL's refusal, or a TLS handshake the server ended. */
+export type Decision = "ok" | "tls refused" | `${string} ${string}`;
+
+export interface Client {
+  readonly cert?: Issued;
+}
+
+/** Ask the real server: a connection over TLS with the client's certificate, as `user`. */
+export async function askPostgres(cluster: Cluster, ca: Issued, client: Client, user: string, password?: string): Promise<Decision> {
+  const sql = postgres({
+    host: "127.0.0.1",
+    port: cluster.port,
+    user,
+    database: "postgres",
+    ...(password === undefined ? {} : { pass: password }),
+    ssl: { ca: ca.cert, ...(client.cert ? { cert: client.cert.cert, key: client.cert.key } : {}), rejectUnauthorized: true },
+    max: 1,
+    connect_timeout: 10,
+    onnotice: () => {},
+  });
+  try {
+    const [row] = await sql<[{ u: string }]>`select current_user as u`;
+    assert.equal(row.u, user);
+    return "ok";
+  } catch (err) {
+    const e = err as { code?: string; message: string; severity?: string };
+    // A SQLSTATE and PostgreSQL's message; anything else is the TLS handshake ending (an alert, a reset).
+    if (e.code && /^[0-9A-Z]{5}$/.test(e.code) && e.severity) return `${e.code} ${e.message}`;
+    return "tls refused";
+  } finally {
+    await sql.end({ timeout: 1 }).catch(() => {});
+  }
+}
+
+/** POST a query to the gateway over HTTPS, on a fresh connection with the client's certificate. */
+export function postTls(
+  url: string,
+  ca: Issued,
+  client: Client,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: Record<string, any> }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      `${url}/v1/postgres/sql`,
+      {
+        method: "POST",
+        agent: false,
+        ca: ca.cert,
+        ...(client.cert ? { cert: client.cert.cert, key: client.cert.key } : {}),
+        headers: { "content-type": "application/json", ...headers },
+      },
+      (res) => {
+        let text = "";
+        res.on("data", (d) => (text += d));
+        res.on("end", () => resolve({ status: res.statusCode!, body: JSON.parse(text) }));
+      },
+    );
+    req.on("error", reject);
+    req.end(JSON.stringify({ query: "select current_user as u" }));
+  });
+}
+
+/** The gateway's answer as a Decision: PostgreSQL's refusal of a certificate at the handshake reads as 08P01 here. */
+export function gatewayDecision(r: { status: number; body: Record<string, any> }, user: string): Decision {
+  if (r.status === 200) {
+    assert.deepEqual(r.body.rows, [{ u: user }]);
+    return "ok";
+  }
+  const { code, message } = r.body.error ?? {};
+  if (code === "08P01" && message === "could not accept SSL connection: certificate verify failed") return "tls refused";
+  return `${code} ${message}`;
+}
+
+export interface Pki {
+  readonly dir: string;
+  readonly ca: Ca;
+  readonly server: Issued;
+  readonly alice: Issued;
+  readonly bob: Issued;
+  /** CN=alice@example.com, for maps. */
+  readonly aliceMail: Issued;
+  /** A subject with RFC 2253 specials: O=Acme, Inc., OU=ops+CN=x (multi-valued), CN=svc. */
+  readonly dn: Issued;
+  readonly expired: Issued;
+  readonly notYetValid: Issued;
+  readonly revoked: Issued;
+  /** CN=alice from a CA with the same name as ours and another key. */
+  readonly foreign: Issued;
+  /** No CN at all. */
+  readonly noCn: Issued;
+  readonly crlFile: string;
+}
+
+/** The subject DN of `dn`, as OpenSSL prints it in RFC 2253 form (checked against the server in the tests). */
+export const DN = String.raw`CN=svc,OU=ops+CN=x,O=Acme\, Inc.,DC=example,DC=com`;
+
+export function makePki(): Pki {
+  const dir = mkdtempSync(join(tmpdir(), "hbagate-cert-"));
+  const ca = makeCa(dir, "ca", { cn: "hbagate test CA" });
+  const other = makeCa(dir, "other", { cn: "hbagate test CA" });
+  const day = 86_400_000;
+  const pki = {
+    dir,
+    ca,
+    server: ca.issue("server", { cn: "localhost", serverFor: ["IP:127.0.0.1", "DNS:localhost"] }),
+    alice: ca.issue("alice", { cn: "alice" }),
+    bob: ca.issue("bob", { cn: "bob" }),
+    aliceMail: ca.issue("alice-mail", { cn: "alice@example.com" }),
+    dn: ca.issue("dn", { cn: "svc", subj: "/DC=com/DC=example/O=Acme\\, Inc./OU=ops+CN=x/CN=svc" }),
+    expired: ca.issue("expired", { cn: "alice", notBefore: new Date(Date.now() - 5 * day), notAfter: new Date(Date.now() - day) }),
+    notYetValid: ca.issue("future", { cn: "alice", notBefore: new Date(Date.now() + day), notAfter: new Date(Date.now() + 3 * day) }),
+    revoked: ca.issue("revoked", { cn: "alice" }),
+    foreign: other.issue("foreign", { cn: "alice" }),
+    noCn: ca.issue("nocn", { cn: "", subj: "/O=No Name Ltd" }),
+  };
+  ca.revoke(pki.revoked);
+  return { ...pki, crlFile: ca.crl().crlFile };
+}
+
+/** The server's TLS with our CA and CRL: its key readable by the server alone. */
+export async function sslCluster(pki: Pki): Promise<Cluster> {
+  const cluster = await startCluster();
+  const as = unprivilegedUser(["postgres", "nobody"], "PostgreSQL");
+  const place = (from: string, name: string, mode: number) => {
+    const to = join(cluster.dir, name);
+    copyFileSync(from, to);
+    if (as) chownSync(to, as.uid, as.gid);
+    chmodSync(to, mode);
+    return to;
+  };
+  const files = {
+    ssl_cert_file: place(pki.server.certFile, "server.crt", 0o644),
+    ssl_key_file: place(pki.server.keyFile, "server.key", 0o600),
+    ssl_ca_file: place(pki.ca.certFile, "ca.crt", 0o644),
+    ssl_crl_file: place(pki.crlFile, "ca.crl", 0o644),
+  };
+  for (const [name, path] of Object.entries(files)) await cluster.sql.unsafe(`alter system set ${name} = '${path}'`);
+  await cluster.sql.unsafe("alter system set ssl = on");
+  await cluster.reload();
+  return cluster;
+}
+
+const ROLES = ["alice", "bob", "svc", DN] as const;
+
+describe("client certificates on the Node server: every decision PostgreSQL's", { skip: flavorMissing("debian", { ssl: true }) }, () => {
+  let pki: Pki;
+  let cluster: Cluster;
+  let gateway: RunningGateway;
+  let url: string;
+  let dir: string;
+  const logs: LogEvent[] = [];
+  const IDENT = String.raw`
+mail alice@example.com alice
+regex /^(.*)@example\.com$ \1
+dn "CN=svc,OU=ops+CN=x,O=Acme\, Inc.,DC=example,DC=com" svc
+`;
+
+  before(async () => {
+    pki = makePki();
+    cluster = await sslCluster(pki);
+    for (const role of ROLES) await cluster.sql.unsafe(`create role "${role.replace(/"/g, '""')}" login password 'pw-${ROLES.indexOf(role)}'`);
+    await cluster.writeIdent(IDENT);
+    dir = pki.dir;
+    writeFileSync(join(dir, "pg_ident.conf"), IDENT);
+    writeFileSync(join(dir, "roles.json"), JSON.stringify(Object.fromEntries(ROLES.map((r, i) => [r, `pw-${i}`]))));
+    writeFileSync(join(dir, "pg_hba.conf"), "hostssl all all 127.0.0.1/32 reject\n");
+    gateway = await startNodeGateway(
+      nodeSettings(
+        {
+          HBAGATE_HBA_FILE: join(dir, "pg_hba.conf"),
+          HBAGATE_IDENT_FILE: join(dir, "pg_ident.conf"),
+          HBAGATE_ROLE_CREDENTIALS_FILE: join(dir, "roles.json"),
+          HBAGATE_TLS_CERT_FILE: pki.server.certFile,
+          HBAGATE_TLS_KEY_FILE: pki.server.keyFile,
+          HBAGATE_TLS_CLIENT_CA_FILE: pki.ca.certFile,
+          HBAGATE_TLS_CLIENT_CRL_FILE: pki.crlFile,
+        },
+        cluster.port,
+      ),
+      logs,
+    );
+    url = gateway.urls[0]!;
+  });
+  after(async () => {
+    await gateway?.close();
+    await cluster?.stop();
+    if (pki) rmSync(pki.dir, { recursive: true, force: true });
+  });
+
+  /**
+   * The same hba line on both servers (the upstream's own logins, without TLS, by password first),
+   * the same attempt on both: the gateway decides what PostgreSQL decides, and that is `expected`.
+   */
+  async function same(line: string, client: Client, user: string, expected: Decision, password?: string): Promise<void> {
+    await cluster.writeHba(`hostnossl all all 127.0.0.1/32 scram-sha-256\n${line}\n`, { reload: true });
+    writeFileSync(join(dir, "pg_hba.conf"), `${line}\n`);
+    assert.equal(await gateway.reload(), true, JSON.stringify(logs.slice(-3)));
+    const theirs = await askPostgres(cluster, pki.ca, client, user, password);
+    const ours = gatewayDecision(await postTls(url, pki.ca, client, { authorization: basic(user, password ?? "") }), user);
+    assert.equal(theirs, expected, `PostgreSQL decided otherwise for ${line} as ${user}`);
+    assert.equal(ours, theirs, `${line} as ${user}`);
+  }
+
+  const CERT = "hostssl all all 127.0.0.1/32 cert";
+
+  test("cert: the right CN gets rows; another user, no certificate and a certificate without a CN are refused", async () => {
+    await same(CERT, { cert: pki.alice }, "alice", "ok");
+    await same(CERT, { cert: pki.alice }, "bob", '28000 certificate authentication failed for user "bob"');
+    await same(CERT, {}, "alice", "28000 connection requires a valid client certificate");
+    await same(CERT, { cert: pki.noCn }, "alice", '28000 certificate authentication failed for user "alice"');
+  });
+
+  test("cert map=: a literal map allows its pair only; a regex map with \\1", async () => {
+    await same(`${CERT} map=mail`, { cert: pki.aliceMail }, "alice", "ok");
+    await same(`${CERT} map=mail`, { cert: pki.aliceMail }, "bob", '28000 certificate authentication failed for user "bob"');
+    // The map replaces the plain comparison: CN=alice is not in it.
+    await same(`${CERT} map=mail`, { cert: pki.alice }, "alice", '28000 certificate authentication failed for user "alice"');
+    await same(`${CERT} map=regex`, { cert: pki.aliceMail }, "alice", "ok");
+    await same(`${CERT} map=regex`, { cert: pki.bob }, "bob", '28000 certificate authentication failed for user "bob"');
+  });
+
+  test("clientname=DN: the whole subject in RFC 2253 form, escapes and a multi-valued RDN included", async () => {
+    // The DN itself as a role name, and through a map.
+    await same(`${CERT} clientname=DN`, { cert: pki.dn }, DN, "ok");
+    await same(`${CERT} clientname=DN`, { cert: pki.dn }, "svc", '28000 certificate authentication failed for user "svc"');
+    await same(`${CERT} clientname=DN map=dn`, { cert: pki.dn }, "svc", "ok");
+    // With the default clientname=CN the first CN in the subject decides (here the multi-valued RDN's "x").
+    await same(CERT, { cert: pki.dn }, "svc", '28000 certificate authentication failed for user "svc"');
+  });
+
+  test("certificates that do not verify end the connection whatever the line: expired, not yet valid, revoked, another CA", async () => {
+    for (const cert of [pki.expired, pki.notYetValid, pki.revoked, pki.foreign]) {
+      await same(CERT, { cert }, "alice", "tls refused");
+      await same("hostssl all all 127.0.0.1/32 trust", { cert }, "alice", "tls refused");
+    }
+    // Without a certificate a trust line needs none: the listener did not refuse the handshake.
+    await same("hostssl all all 127.0.0.1/32 trust", {}, "alice", "ok");
+  });
+
+  test("clientcert=verify-ca on scram-sha-256 needs both: the password, and a certificate of any name from the CA", async () => {
+    const line = "hostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-ca";
+    await same(line, { cert: pki.bob }, "alice", "ok", "pw-0");
+    await same(line, {}, "alice", "28000 connection requires a valid client certificate", "pw-0");
+    await same(line, { cert: pki.alice }, "alice", '28P01 password authentication failed for user "alice"', "wrong");
+    await same(line, { cert: pki.revoked }, "alice", "tls refused", "pw-0");
+  });
+
+  test("clientcert=verify-full adds the name check after the method, failing with the method's own words", async () => {
+    await same("hostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-full", { cert: pki.alice }, "alice", "ok", "pw-0");
+    await same("hostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-full", { cert: pki.bob }, "alice", '28P01 password authentication failed for user "alice"', "pw-0");
+    await same("hostssl all all 127.0.0.1/32 trust clientcert=verify-full", { cert: pki.bob }, "alice", '28000 "trust" authentication failed for user "alice"');
+    await same("hostssl all all 127.0.0.1/32 trust clientcert=verify-full clientname=DN", { cert: pki.dn }, DN, "ok");
+  });
+
+  test("without Authorization, a verified certificate names the role by its CN", async () => {
+    writeFileSync(join(dir, "pg_hba.conf"), `${CERT}\n`);
+    assert.equal(await gateway.reload(), true);
+    const r = await postTls(url, pki.ca, { cert: pki.bob });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(r.body.rows, [{ u: "bob" }]);
+  });
+});
