@@ -22,6 +22,8 @@ export type Decision = "ok" | "tls refused" | `${string} ${string}`;
 
 export interface Client {
   readonly cert?: Issued;
+  /** The address the request comes from (127.0.0.1 unless said). */
+  readonly from?: string;
 }
 
 /** Ask the real server: a connection over TLS with the client's certificate, as `user`. */
@@ -65,6 +67,7 @@ export function postTls(
         method: "POST",
         agent: false,
         ca: ca.cert,
+        ...(client.from ? { localAddress: client.from } : {}),
         ...(client.cert ? { cert: client.cert.cert, key: client.cert.key } : {}),
         headers: { "content-type": "application/json", ...headers },
       },
@@ -161,6 +164,12 @@ export async function sslCluster(pki: Pki): Promise<Cluster> {
 
 const ROLES = ["alice", "bob", "svc", DN] as const;
 
+/** The TLS-terminating proxy the gateway trusts. */
+const PROXY = "127.0.0.2";
+
+/** Envoy's X-Forwarded-Client-Cert for a client certificate (set_current_client_cert_details: cert). */
+export const xfcc = (cert: Issued) => `By=spiffe://gateway;Hash=0123;Cert="${encodeURIComponent(cert.cert)}";Subject="CN=whatever"`;
+
 describe("client certificates on the Node server: every decision PostgreSQL's", { skip: flavorMissing("debian", { ssl: true }) }, () => {
   let pki: Pki;
   let cluster: Cluster;
@@ -193,6 +202,8 @@ dn "CN=svc,OU=ops+CN=x,O=Acme\, Inc.,DC=example,DC=com" svc
           HBAGATE_TLS_KEY_FILE: pki.server.keyFile,
           HBAGATE_TLS_CLIENT_CA_FILE: pki.ca.certFile,
           HBAGATE_TLS_CLIENT_CRL_FILE: pki.crlFile,
+          HBAGATE_TRUSTED_PROXIES: PROXY,
+          HBAGATE_CLIENT_CERT_HEADER: "X-Forwarded-Client-Cert",
         },
         cluster.port,
       ),
@@ -277,5 +288,57 @@ dn "CN=svc,OU=ops+CN=x,O=Acme\, Inc.,DC=example,DC=com" svc
     const r = await postTls(url, pki.ca, { cert: pki.bob });
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.deepEqual(r.body.rows, [{ u: "bob" }]);
+  });
+
+  /**
+   * Behind the trusted proxy: the client's certificate is what the proxy forwards (verified here against
+   * the CA), and the client its X-Forwarded-For, over the TLS the proxy says it used.
+   */
+  async function sameBehindProxy(line: string, client: Client, header: string, user: string, expected: Decision): Promise<void> {
+    await cluster.writeHba(`hostnossl all all 127.0.0.1/32 scram-sha-256\n${line}\n`, { reload: true });
+    writeFileSync(join(dir, "pg_hba.conf"), `${line}\n`);
+    assert.equal(await gateway.reload(), true);
+    const theirs = await askPostgres(cluster, pki.ca, client, user);
+    const ours = gatewayDecision(
+      await postTls(url, pki.ca, { from: PROXY }, { authorization: basic(user), "x-forwarded-for": "127.0.0.1", "x-forwarded-proto": "https", "x-forwarded-client-cert": header }),
+      user,
+    );
+    assert.equal(theirs, expected, `PostgreSQL decided otherwise for ${line} as ${user}`);
+    assert.equal(ours, theirs, `${line} as ${user} behind the proxy`);
+  }
+
+  test("a trusted proxy's X-Forwarded-Client-Cert is the client's certificate, verified against the same CA and CRL", async () => {
+    await sameBehindProxy(CERT, { cert: pki.alice }, xfcc(pki.alice), "alice", "ok");
+    await sameBehindProxy(CERT, { cert: pki.alice }, xfcc(pki.alice), "bob", '28000 certificate authentication failed for user "bob"');
+    await sameBehindProxy(`${CERT} map=regex`, { cert: pki.aliceMail }, xfcc(pki.aliceMail), "alice", "ok");
+    await sameBehindProxy(`${CERT} clientname=DN`, { cert: pki.dn }, xfcc(pki.dn), DN, "ok");
+    // The proxy's word is not enough: another CA's certificate, an expired or a revoked one is refused.
+    for (const cert of [pki.foreign, pki.expired, pki.revoked]) await sameBehindProxy(CERT, { cert }, xfcc(cert), "alice", "tls refused");
+  });
+
+  test("a forged certificate header from anyone but the trusted proxy changes nothing", async () => {
+    const forged = { authorization: basic("alice"), "x-forwarded-client-cert": xfcc(pki.alice), "x-forwarded-proto": "https", "x-forwarded-for": "127.0.0.1" };
+    // No certificate of its own: PostgreSQL's answer to a caller without one.
+    await same(CERT, {}, "alice", "28000 connection requires a valid client certificate");
+    assert.equal(gatewayDecision(await postTls(url, pki.ca, {}, forged), "alice"), "28000 connection requires a valid client certificate");
+    // Its own certificate (bob's) is what counts, not the header naming alice.
+    await same(CERT, { cert: pki.bob }, "alice", '28000 certificate authentication failed for user "alice"');
+    assert.equal(gatewayDecision(await postTls(url, pki.ca, { cert: pki.bob }, forged), "alice"), '28000 certificate authentication failed for user "alice"');
+  });
+
+  test("behind the trusted proxy its own TLS certificate is never the client's; a garbage header is a clear refusal", async () => {
+    writeFileSync(join(dir, "pg_hba.conf"), `${CERT}\n`);
+    assert.equal(await gateway.reload(), true);
+    const relayed = { authorization: basic("alice"), "x-forwarded-for": "127.0.0.1", "x-forwarded-proto": "https" };
+    const own = await postTls(url, pki.ca, { from: PROXY, cert: pki.alice }, relayed);
+    assert.equal(gatewayDecision(own, "alice"), "28000 connection requires a valid client certificate");
+    for (const garbage of ["Cert=%%%", "Hash=abc", 'Cert="-----BEGIN CERTIFICATE-----AAAA-----END CERTIFICATE-----"', `Cert="${"x".repeat(4000)}"`, 'Cert="unterminated']) {
+      const r = await postTls(url, pki.ca, { from: PROXY }, { ...relayed, "x-forwarded-client-cert": garbage });
+      assert.equal(r.status, 400, JSON.stringify(r.body));
+      assert.equal(r.body.error.code, "08P01");
+      assert.match(r.body.error.detail, /^The client certificate was refused: the x-forwarded-client-cert header does not hold a certificate: /);
+    }
+    // Still serving.
+    assert.equal(gatewayDecision(await postTls(url, pki.ca, { cert: pki.alice }, { authorization: basic("alice") }), "alice"), "ok");
   });
 });
