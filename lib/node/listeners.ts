@@ -88,6 +88,7 @@ export async function startListeners(fetch: (req: Request, env: unknown) => Resp
   if (clientTrust) {
     // A connection's certificate is read once: client-initiated renegotiation could swap it under
     // requests already attributed to it (and is a denial-of-service lever besides).
+    // (An attempt is an error on the socket, which then closes.)
     (tcp as Server).on("secureConnection", (socket: TLSSocket) => socket.disableRenegotiation());
   }
   await listen(tcp as Server, { port: s.port, host: s.host });

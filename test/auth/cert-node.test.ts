@@ -5,7 +5,9 @@
 import assert from "node:assert/strict";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { once } from "node:events";
 import { after, before, describe, test } from "node:test";
+import { connect as tlsConnect } from "node:tls";
 import type { LogEvent } from "../../lib/log.ts";
 import type { RunningGateway } from "../../lib/node/gateway.ts";
 import { askPostgres, DN, gatewayDecision, makePki, postTls, sslCluster, xfcc, type Client, type Decision, type Pki } from "../harness/client-certs.ts";
@@ -189,5 +191,28 @@ dn "CN=svc,OU=ops+CN=x,O=Acme\, Inc.,DC=example,DC=com" svc
     }
     // Still serving.
     assert.equal(gatewayDecision(await postTls(url, pki.ca, { cert: pki.alice }, { authorization: basic("alice") }), "alice"), "ok");
+  });
+
+  test("renegotiation is refused: the certificate a connection was judged by cannot change under it", async () => {
+    const { port } = new URL(url);
+    // TLS 1.2: 1.3 has no renegotiation.
+    const socket = tlsConnect({ host: "127.0.0.1", port: Number(port), ca: pki.ca.cert, cert: pki.bob.cert, key: pki.bob.key, maxVersion: "TLSv1.2" });
+    socket.on("error", () => {});
+    await once(socket, "secureConnect");
+    assert.equal(socket.authorized, true);
+    const outcome = await Promise.race([
+      new Promise<string>((resolve) => {
+        const asked = socket.renegotiate({ rejectUnauthorized: true }, (err) => resolve(err ? "refused" : "renegotiated"));
+        if (!asked) resolve("refused");
+        socket.once("close", () => resolve("closed by the server"));
+        // Reading, so that the server's answer (a renegotiated session, or the connection ended) is seen.
+        socket.resume();
+        socket.write(`GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`);
+      }),
+      // Bounded: a server that neither renegotiates nor ends the connection leaves the client waiting.
+      new Promise<string>((resolve) => setTimeout(() => resolve("left hanging"), 5000).unref()),
+    ]);
+    socket.destroy();
+    assert.ok(outcome === "refused" || outcome === "closed by the server", outcome);
   });
 });
