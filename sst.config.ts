@@ -23,7 +23,7 @@ export default $config({
     const secrets = gatewaySecrets();
     const upstream = options.upstream.kind === "demo" ? ({ kind: "demo", database: demoDatabase() } as const) : options.upstream;
     const bundle = buildFunctionBundle($cli.paths.root, process.env.HBAGATE_DEPLOY_BUNDLE_DIR ?? DEFAULT_BUNDLE_DIR);
-    const { url } = gateway({ secrets, upstream, bundle, verifier: options.verifier, apiGateway: options.apiGateway, ...(options.serviceUser ? { serviceUser: options.serviceUser } : {}) });
+    const { url } = gateway({ secrets, upstream, bundle, verifier: options.verifier, apiGateway: options.apiGateway, ...(options.serviceUser ? { serviceUser: options.serviceUser } : {}), ...(options.mutualTls ? { mutualTls: options.mutualTls } : {}) });
     return {
       url,
       rulesSecret: secrets.rules.arn,

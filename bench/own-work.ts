@@ -27,6 +27,7 @@ export async function ownWork(): Promise<Record<string, number>> {
     oauth: undefined,
     ldap: { connectTimeoutMs: 1000, authenticate: authenticateLdap, operationTimeoutMs: 1000, caFile: undefined },
     log: () => {},
+    clientCertificates: false,
     upstreamLogin: async () => ({ ok: true, exchange: "scram-sha-256" }),
     logOnce: () => {},
     verifierFile: undefined,

@@ -8,13 +8,20 @@ import { loadLambdaSettings } from "../lib/config/settings.ts";
 import type { LogEvent } from "../lib/log.ts";
 import { lambdaPeer } from "../lib/lambda/peer.ts";
 import { assembleGateway } from "../lib/gateway/assemble.ts";
-import { nodePlatform } from "../lib/node/platform.ts";
+import { clientTrust, nodePlatform } from "../lib/node/platform.ts";
 
 const log = (event: LogEvent) => console.log(JSON.stringify(event));
 
 // Lambda's defaults (pool sizes, any Host, responses within its payload limit) are in lib/config/settings.ts.
 const settings = loadLambdaSettings(process.env, (path) => readFileSync(path, "utf8"));
-const platform = nodePlatform(settings, { peer: (c: Context) => lambdaPeer((c.env as { requestContext?: unknown } | undefined)?.requestContext) });
+// A CA or CRL file that cannot be read stops the cold start: the log names the file.
+const trust = clientTrust(settings);
+const platform = nodePlatform(settings, {
+  peer: (c: Context) => lambdaPeer((c.env as { requestContext?: unknown } | undefined)?.requestContext, trust),
+  clientTrust: trust,
+  // API Gateway's mutual TLS hands over certificates it verified.
+  platformVerifiesCertificates: true,
+});
 const gateway = await assembleGateway(settings, log, platform, {
   defaultHba: undefined,
   // The body travels escaped inside the JSON payload Lambda limits.

@@ -16,7 +16,7 @@
 // - No CORS on the URL or the API: AWS would answer preflights itself with
 //   `*`; the gateway's own HBAGATE_CORS_ORIGINS policy applies instead.
 import type { DemoDatabase } from "./database";
-import { SHARED_FAILURE_TABLE, type ExternalUpstream } from "./options";
+import { SHARED_FAILURE_TABLE, type ExternalUpstream, type MutualTls } from "./options";
 import type { GatewaySecrets } from "./secrets";
 
 /** An existing server, or the demo database: the function then runs in its VPC, pointed at the RDS Proxy. */
@@ -28,6 +28,8 @@ export interface GatewayArgs {
   readonly verifier: boolean;
   readonly apiGateway: boolean;
   readonly serviceUser?: string;
+  /** Client certificates verified by API Gateway on a custom domain (the API Gateway is then in front). */
+  readonly mutualTls?: MutualTls;
   /** The directory holding the built lambda.mjs (infra/bundle.ts). */
   readonly bundle: string;
 }
@@ -67,10 +69,22 @@ export function gateway(args: GatewayArgs) {
     },
   });
   if (!args.apiGateway) return { fn, url: fn.url };
+  const mtls = args.mutualTls;
   const api = new sst.aws.ApiGatewayV2("Api", {
-    // `cors: false` would still send an empty CORS configuration, and with any
-    // CORS configuration API Gateway answers preflights itself.
-    transform: { api: { corsConfiguration: undefined } },
+    // Mutual TLS: the domain's certificate from ACM (no DNS records made here: point the name at
+    // the API's regional domain name yourself).
+    ...(mtls ? { domain: { name: mtls.domain, cert: mtls.certificateArn, dns: false as const } } : {}),
+    transform: {
+      // `cors: false` would still send an empty CORS configuration, and with any
+      // CORS configuration API Gateway answers preflights itself. With mutual TLS the
+      // default execute-api endpoint goes: it has none, and would let callers around it.
+      api: { corsConfiguration: undefined, ...(mtls ? { disableExecuteApiEndpoint: true } : {}) },
+      // API Gateway verifies client certificates against this truststore before the function
+      // runs and puts the verified one in the request context (lib/lambda/peer.ts).
+      ...(mtls
+        ? { domainName: { mutualTlsAuthentication: { truststoreUri: mtls.truststoreUri, ...(mtls.truststoreVersion ? { truststoreVersion: mtls.truststoreVersion } : {}) } } }
+        : {}),
+    },
   });
   api.route("$default", fn.arn);
   return { fn, url: api.url };

@@ -27,8 +27,23 @@ export interface DeployOptions {
    * instances in a table of the upstream (HBAGATE_AUTH_SHARED_TABLE). Absent: neither.
    */
   readonly serviceUser?: string;
+  /**
+   * Mutual TLS on an API Gateway custom domain: API Gateway verifies client certificates against the
+   * truststore and hands them to the function (`cert` lines, `clientcert=`). Implies the API Gateway.
+   */
+  readonly mutualTls?: MutualTls;
 }
 
+export interface MutualTls {
+  /** The custom domain callers use (the default execute-api endpoint is turned off: it has no mutual TLS). */
+  readonly domain: string;
+  /** The ACM certificate (its ARN) for that domain, in the stack's region. */
+  readonly certificateArn: string;
+  /** s3://bucket/key of the PEM bundle of client CAs. */
+  readonly truststoreUri: string;
+  /** That object's S3 version, so a new bundle is a deliberate deploy. */
+  readonly truststoreVersion?: string;
+}
 /** The table every instance counts failed verifications in, when a service user is deployed. */
 export const SHARED_FAILURE_TABLE = "hbagate_failures";
 
@@ -59,11 +74,24 @@ export function deployOptions(stage: string, env: Readonly<Record<string, string
   if (serviceUser !== "" && (new TextEncoder().encode(serviceUser).length > 63 || /[\0\s]/.test(serviceUser))) {
     problems.push(`HBAGATE_DEPLOY_SERVICE_USER=${JSON.stringify(serviceUser)}: expected a role name (at most 63 bytes, no spaces)`);
   }
+  const mutualTls = ((): MutualTls | undefined => {
+    const domain = env.HBAGATE_DEPLOY_MTLS_DOMAIN ?? "";
+    const truststoreUri = env.HBAGATE_DEPLOY_MTLS_TRUSTSTORE ?? "";
+    const certificateArn = env.HBAGATE_DEPLOY_MTLS_CERTIFICATE_ARN ?? "";
+    const truststoreVersion = env.HBAGATE_DEPLOY_MTLS_TRUSTSTORE_VERSION ?? "";
+    if (domain === "" && truststoreUri === "" && certificateArn === "" && truststoreVersion === "") return undefined;
+    if (!/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i.test(domain)) problems.push(`HBAGATE_DEPLOY_MTLS_DOMAIN=${JSON.stringify(domain)}: expected the custom domain name callers use (mutual TLS needs one)`);
+    if (!/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/.+/.test(truststoreUri)) problems.push(`HBAGATE_DEPLOY_MTLS_TRUSTSTORE=${JSON.stringify(truststoreUri)}: expected s3://bucket/key of the PEM bundle of client CAs`);
+    if (!/^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate\/[0-9a-f-]+$/.test(certificateArn)) problems.push(`HBAGATE_DEPLOY_MTLS_CERTIFICATE_ARN=${JSON.stringify(certificateArn)}: expected the ACM certificate ARN for the domain`);
+    return { domain, certificateArn, truststoreUri, ...(truststoreVersion === "" ? {} : { truststoreVersion }) };
+  })();
   const options = {
     upstream,
     verifier: flag("HBAGATE_DEPLOY_VERIFIER"),
-    apiGateway: flag("HBAGATE_DEPLOY_API_GATEWAY"),
+    // Mutual TLS is a property of an API Gateway custom domain: function URLs have none.
+    apiGateway: flag("HBAGATE_DEPLOY_API_GATEWAY") || mutualTls !== undefined,
     ...(serviceUser === "" ? {} : { serviceUser }),
+    ...(mutualTls ? { mutualTls } : {}),
   };
   if (problems.length > 0) throw new Error(`invalid deploy options:\n  ${problems.join("\n  ")}`);
   return Object.freeze(options);

@@ -28,6 +28,8 @@ export const SQLSTATE = {
   undefinedObject: "42704",
   /** A request body that is not JSON (invalid_text_representation). */
   invalidTextRepresentation: "22P02",
+  /** config_file_error: a line that this server's configuration cannot satisfy (a client certificate with no CA to check it). */
+  configFileError: "F0000",
 } as const;
 
 /** A SQLSTATE the gateway raises itself: a closed set, so a new one is added above with its name. */

@@ -9,12 +9,26 @@ import { checkPassword } from "./methods/password.ts";
 import { checkPeer } from "./methods/peer.ts";
 import { checkReject } from "./methods/reject.ts";
 import { checkTrust } from "./methods/trust.ts";
-import { checkUnavailable } from "./methods/unavailable.ts";
+import { checkCert } from "./methods/cert.ts";
+import { checkCertificateName, requireClientCertificate } from "./client-cert.ts";
 import type { Verified, Verifiers } from "./methods/verifiers.ts";
 
 export type { Verified, Verifiers } from "./methods/verifiers.ts";
 
+/**
+ * The line's client certificate requirement around its method, in
+ * PostgreSQL's order: no verified certificate refuses before the method
+ * runs; verify-full's name check follows a method that succeeded (cert lines
+ * check the name as their method).
+ */
 export async function authenticate(rule: HbaRule, caller: Caller, verifiers: Verifiers): Promise<Verified | void> {
+  requireClientCertificate(rule, caller, verifiers);
+  const verified = await byMethod(rule, caller, verifiers);
+  if (rule.clientCert?.verify === "verify-full" && rule.method.name !== "cert") await checkCertificateName(rule, caller, verifiers);
+  return verified;
+}
+
+async function byMethod(rule: HbaRule, caller: Caller, verifiers: Verifiers): Promise<Verified | void> {
   const method = rule.method;
   switch (method.name) {
     case "trust":
@@ -32,7 +46,7 @@ export async function authenticate(rule: HbaRule, caller: Caller, verifiers: Ver
     case "oauth":
       return checkOAuth(method, caller, rule, verifiers);
     case "cert":
-      return checkUnavailable(method, caller, rule, verifiers);
+      return checkCert(method, caller, rule, verifiers);
     default: {
       const unreachable: never = method;
       throw unreachable;

@@ -1,7 +1,7 @@
 // PostgreSQL's wording for refused connections (src/backend/libpq/auth.c).
 import { gatewayError, SQLSTATE, type GatewayError } from "../errors.ts";
 import { formatAddress } from "../hba/address.ts";
-import type { HbaRule } from "../hba/rule.ts";
+import type { AuthMethod, HbaRule } from "../hba/rule.ts";
 import type { ConnectionFacts } from "../hba/match.ts";
 
 /** The client as PostgreSQL names it in messages: its address, or "[local]". */
@@ -51,5 +51,34 @@ export function refusalFor(rule: Pick<HbaRule, "method">, user: string): Gateway
       return ldapFailed(user);
     default:
       return undefined;
+  }
+}
+
+/**
+ * A method's own refusal, for a check after it succeeded (clientcert=verify-full's
+ * name check): auth.c's auth_failed wording per method, 28P01 for passwords.
+ */
+export function methodFailed(method: AuthMethod, user: string): GatewayError {
+  switch (method.name) {
+    case "password":
+    case "md5":
+    case "scram-sha-256":
+      return passwordFailed(user);
+    case "ldap":
+      return ldapFailed(user);
+    case "trust":
+      return gatewayError(SQLSTATE.invalidAuthorizationSpecification, `"trust" authentication failed for user "${user}"`);
+    case "reject":
+      return gatewayError(SQLSTATE.invalidAuthorizationSpecification, `authentication failed for user "${user}": host rejected`);
+    case "peer":
+      return gatewayError(SQLSTATE.invalidAuthorizationSpecification, `Peer authentication failed for user "${user}"`);
+    case "cert":
+      return gatewayError(SQLSTATE.invalidAuthorizationSpecification, `certificate authentication failed for user "${user}"`);
+    case "oauth":
+      return gatewayError(SQLSTATE.invalidAuthorizationSpecification, `OAuth bearer authentication failed for user "${user}"`);
+    default: {
+      const unreachable: never = method;
+      throw unreachable;
+    }
   }
 }

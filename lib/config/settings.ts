@@ -176,12 +176,38 @@ const Schema = z.object({
   /** HTTPS on the TCP listener: both files, or neither. */
   HBAGATE_TLS_CERT_FILE: z.string().optional(),
   HBAGATE_TLS_KEY_FILE: z.string().optional(),
+  /**
+   * PEM CA certificates client certificates are verified against (PostgreSQL's ssl_ca_file): the
+   * TLS listener asks callers for one (without refusing those who send none), a trusted proxy's
+   * HBAGATE_CLIENT_CERT_HEADER is checked against it, and on Lambda API Gateway's is checked again.
+   */
+  HBAGATE_TLS_CLIENT_CA_FILE: z.string().min(1).optional(),
+  /** PEM CRLs (ssl_crl_file): certificates they revoke are refused; every issuer below a root then needs its CRL. */
+  HBAGATE_TLS_CLIENT_CRL_FILE: z.string().min(1).optional(),
+  /** The header a trusted proxy (HBAGATE_TRUSTED_PROXIES) puts the client's certificate in: x-forwarded-client-cert, x-amzn-mtls-clientcert, … */
+  HBAGATE_CLIENT_CERT_HEADER: z
+    .string()
+    .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, "a header name")
+    .transform((v) => v.toLowerCase())
+    .optional(),
   /** TLS to the upstream: disable, require (encrypt, no verification) or verify-full (certificate and host name). */
   HBAGATE_UPSTREAM_SSL: z.enum(["disable", "require", "verify-full"]).default("disable"),
   HBAGATE_UPSTREAM_CA_FILE: z.string().optional(),
 }).superRefine((s, ctx) => {
   if ((s.HBAGATE_TLS_CERT_FILE === undefined) !== (s.HBAGATE_TLS_KEY_FILE === undefined)) {
     ctx.addIssue({ code: "custom", path: ["HBAGATE_TLS_CERT_FILE"], message: "HBAGATE_TLS_CERT_FILE and HBAGATE_TLS_KEY_FILE go together" });
+  }
+  if (s.HBAGATE_TLS_CLIENT_CRL_FILE !== undefined && s.HBAGATE_TLS_CLIENT_CA_FILE === undefined) {
+    ctx.addIssue({ code: "custom", path: ["HBAGATE_TLS_CLIENT_CRL_FILE"], message: "a CRL needs HBAGATE_TLS_CLIENT_CA_FILE, the CA whose certificates it revokes" });
+  }
+  if (s.HBAGATE_CLIENT_CERT_HEADER !== undefined) {
+    // A forwarded certificate is verified like any other: never believed on the proxy's word alone.
+    if (s.HBAGATE_TLS_CLIENT_CA_FILE === undefined) {
+      ctx.addIssue({ code: "custom", path: ["HBAGATE_CLIENT_CERT_HEADER"], message: "forwarded client certificates are verified against HBAGATE_TLS_CLIENT_CA_FILE, which is not set" });
+    }
+    if (s.HBAGATE_TRUSTED_PROXIES.count === 0) {
+      ctx.addIssue({ code: "custom", path: ["HBAGATE_CLIENT_CERT_HEADER"], message: "the header is believed only from HBAGATE_TRUSTED_PROXIES, which lists none" });
+    }
   }
 });
 

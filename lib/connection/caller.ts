@@ -16,6 +16,28 @@ export interface PeerInfo {
   readonly encrypted: boolean;
   /** Who the platform says is calling (local connections): the `peer` method's system user. */
   readonly systemUser?: string;
+  /**
+   * The client certificate the platform saw and checked against the trusted
+   * CA (the TLS handshake, a trusted proxy's header, API Gateway's mutual
+   * TLS); absent when none was presented. Never what a caller merely claims.
+   */
+  readonly certificate?: PeerCertificate;
+}
+
+/**
+ * A presented client certificate: verified, with the names hba compares
+ * (PostgreSQL's peer CN and its subject DN in RFC 2253 form), or refused by
+ * verification (why, as OpenSSL's code: CERT_HAS_EXPIRED, CERT_REVOKED, …).
+ */
+export type PeerCertificate =
+  | { readonly verified: true; readonly names: CertificateNames }
+  | { readonly verified: false; readonly reason: string };
+
+export interface CertificateNames {
+  /** The subject's first commonName, as PostgreSQL reads it; undefined when there is none. */
+  readonly cn: string | undefined;
+  /** The whole subject DN as OpenSSL prints it with XN_FLAG_RFC2253 (what `clientname=DN` compares). */
+  readonly dn: string;
 }
 
 /**
@@ -28,7 +50,9 @@ export type Credential =
   /** `Authorization: Bearer`: a token for the oauth method. */
   | { readonly kind: "bearer"; readonly token: string }
   /** Who the platform says is calling (an IAM principal's ARN): the `peer` method's system user. */
-  | { readonly kind: "principal"; readonly name: string };
+  | { readonly kind: "principal"; readonly name: string }
+  /** A client certificate the platform verified against the trusted CA: for `cert` and `clientcert=`. */
+  | { readonly kind: "certificate"; readonly names: CertificateNames };
 
 export interface Caller {
   readonly facts: ConnectionFacts;
@@ -46,6 +70,12 @@ export const passwordOf = (c: Caller): string | undefined => {
 /** The platform-proven identity of a local connection. */
 export const principalOf = (c: Caller): string | undefined => {
   for (const k of c.credentials) if (k.kind === "principal") return k.name;
+  return undefined;
+};
+
+/** The names of the caller's verified client certificate, when it presented one. */
+export const certificateOf = (c: Caller): CertificateNames | undefined => {
+  for (const k of c.credentials) if (k.kind === "certificate") return k.names;
   return undefined;
 };
 
@@ -156,11 +186,14 @@ export function identifyCaller(peer: PeerInfo, database: string, authorization: 
   } else if (authorization !== undefined) {
     ({ user, password } = decodeBasic(authorization));
   } else {
-    user = settings.anonymousUser;
+    // No Authorization: a verified client certificate names the role by its CN (`curl --cert` and
+    // nothing else); otherwise the anonymous user, for trust lines. The line still decides.
+    const cert = peer.certificate;
+    user = (cert?.verified ? cert.names.cn || undefined : undefined) ?? settings.anonymousUser;
   }
   if (user === undefined) {
     throw gatewayError(SQLSTATE.invalidAuthorizationSpecification, "no PostgreSQL user name specified", {
-      hint: "Send Authorization: Basic with user and password, or Bearer with a token.",
+      hint: "Send Authorization: Basic with user and password, Bearer with a token, or a client certificate.",
     });
   }
   return callerFor(peer, database, user, [...(password === undefined ? [] : [{ kind: "password", password } as const]), ...(token === undefined ? [] : [{ kind: "bearer", token } as const])]);
@@ -171,11 +204,30 @@ export function callerFor(peer: PeerInfo, database: string, user: string, creden
   checkName("user", user);
   checkName("database", database);
   const base = { database, user, ssl: peer.encrypted, replication: false };
+  const certificate = provenCertificate(peer);
   if (peer.transport === "local") {
     const proven: Credential[] = peer.systemUser === undefined ? [] : [{ kind: "principal", name: peer.systemUser }];
-    return { facts: { transport: "local", ...base }, credentials: [...credentials, ...proven], startup };
+    return { facts: { transport: "local", ...base }, credentials: [...credentials, ...proven, ...certificate], startup };
   }
   const address = peer.address === undefined ? undefined : clientAddress(peer.address);
   if (!address) throw gatewayError(SQLSTATE.internalError, "the client address is unknown");
-  return { facts: { transport: "host", address, ...base }, credentials, startup };
+  return { facts: { transport: "host", address, ...base }, credentials: [...credentials, ...certificate], startup };
+}
+
+/**
+ * The verified certificate as a credential. One that failed verification ends
+ * the request whatever the rules say: PostgreSQL, given a root store, aborts
+ * the handshake of a client whose certificate does not verify, before any
+ * pg_hba.conf line is consulted (only the absence of a certificate is left
+ * to the line).
+ */
+function provenCertificate(peer: PeerInfo): Credential[] {
+  const cert = peer.certificate;
+  if (cert === undefined) return [];
+  if (!cert.verified) {
+    throw gatewayError(SQLSTATE.protocolViolation, "could not accept SSL connection: certificate verify failed", {
+      detail: `The client certificate was refused: ${cert.reason}.`,
+    });
+  }
+  return [{ kind: "certificate", names: cert.names }];
 }

@@ -6,10 +6,12 @@ import ipaddr from "ipaddr.js";
 import { unmapIpv4, type IpAddress } from "../hba/address.ts";
 import { clientAddress } from "./client-address.ts";
 import { gatewayError, SQLSTATE } from "../errors.ts";
-import type { PeerInfo } from "./caller.ts";
+import type { PeerCertificate, PeerInfo } from "./caller.ts";
 
 export interface TrustedProxies {
   contains(address: IpAddress): boolean;
+  /** How many addresses or ranges are listed. */
+  readonly count: number;
 }
 
 /** Parse "10.0.0.0/8, 192.0.2.7, fd00::/8" (ranges as ipaddr.js reads them); throws with the bad entry named. */
@@ -29,6 +31,7 @@ export function parseTrustedProxies(text: string): TrustedProxies {
     }
   }
   return {
+    count: ranges.length,
     contains: (a) => {
       const address = ipaddr.fromByteArray([...unmapIpv4(a).bytes]);
       return ranges.some(([network, bits]) => network.kind() === address.kind() && address.match(network as never, bits));
@@ -36,7 +39,17 @@ export function parseTrustedProxies(text: string): TrustedProxies {
   };
 }
 
-export const NO_TRUSTED_PROXIES: TrustedProxies = { contains: () => false };
+export const NO_TRUSTED_PROXIES: TrustedProxies = { contains: () => false, count: 0 };
+
+/**
+ * A header in which trusted proxies forward the client certificate they
+ * received, and how its value is read and verified (against the same CA as
+ * the TLS listener's). From anyone else the header is ignored.
+ */
+export interface ForwardedCertificate {
+  readonly header: string;
+  verify(value: string): PeerCertificate;
+}
 
 /**
  * The host names a trusted proxy says its client used (X-Forwarded-Host, every
@@ -55,11 +68,17 @@ export function forwardedHosts(
   return value.split(",");
 }
 
-/** The caller as hba sees it: the socket peer, or what a trusted proxy says about its own client. */
+/**
+ * The caller as hba sees it: the socket peer, or what a trusted proxy says
+ * about its own client — its address, whether it used TLS and, with
+ * `certificate`, the certificate it presented. Behind a trusted proxy the
+ * socket's own client certificate is the proxy's, never the caller's.
+ */
 export function forwardedPeer(
   socket: PeerInfo,
   header: (name: string) => string | undefined,
   trusted: TrustedProxies,
+  certificate?: ForwardedCertificate,
 ): PeerInfo {
   if (socket.transport !== "host" || socket.address === undefined) return socket;
   const direct = clientAddress(socket.address);
@@ -76,5 +95,11 @@ export function forwardedPeer(
   // The nearest proxy's view of the connection it received.
   const proto = (header("x-forwarded-proto") ?? "").split(",").map((s) => s.trim().toLowerCase()).filter(Boolean).at(-1);
   // A proxy forwarding a WebSocket upgrade may name its scheme (wss) rather than HTTP's (https).
-  return { transport: "host", address, encrypted: proto === undefined ? socket.encrypted : proto === "https" || proto === "wss" };
+  const forwarded = certificate === undefined ? undefined : header(certificate.header);
+  return {
+    transport: "host",
+    address,
+    encrypted: proto === undefined ? socket.encrypted : proto === "https" || proto === "wss",
+    ...(forwarded === undefined ? {} : { certificate: certificate!.verify(forwarded) }),
+  };
 }

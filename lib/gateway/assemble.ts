@@ -282,6 +282,8 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
     ident: () => config!.ident,
     peer: platform.peer,
     trustedProxies: settings.HBAGATE_TRUSTED_PROXIES,
+    forwardedCertificate: platform.clientCertificates.forwarded,
+    clientCertificates: platform.clientCertificates.available,
     caller: { anonymousUser, bearerRole: { claim: settings.HBAGATE_OAUTH_ROLE_CLAIM, fallback: settings.HBAGATE_OAUTH_DEFAULT_ROLE } },
     pools,
     environment: { isMember: (u, r) => membership?.isMember(u, r) ?? false, ...platform.host },
@@ -334,6 +336,12 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
   const reload = (): Promise<boolean> =>
     (reloading ??= (async () => {
       try {
+        // The CA and CRL are PostgreSQL's SSL settings: reloaded with the rules, kept on their own when bad.
+        const trustError = platform.clientCertificates.reload();
+        if (trustError !== undefined) {
+          lastReloadError = "ok (warning: the last reload failed and was not applied; the previous configuration is in force — see the log)";
+          log({ level: "error", msg: "client certificate CA or CRL has errors; keeping the previous ones", error: trustError });
+        }
         const next = await load();
         if (!next) {
           // Still serving, on rules that were valid: ready (a load balancer draining every instance
@@ -344,13 +352,13 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
         }
         // In-flight requests keep the configuration they started with; new ones see this one.
         config = next;
-        lastReloadError = undefined;
+        if (trustError === undefined) lastReloadError = undefined;
         verifiedCallers.clear();
         membership?.clear();
         log({ level: "info", msg: "reloaded configuration", file: paths.hba, rules: next.rules.length });
         warnMembership(next);
         void probeUpstreamPasswords(next);
-        return true;
+        return trustError === undefined;
       } finally {
         reloading = undefined;
       }

@@ -32,6 +32,8 @@ export interface CoreDeps {
   readonly environment: MatchEnvironment;
   readonly ldap: LdapPort;
   readonly oauth?: OAuthSettings | undefined;
+  /** Verified client certificates can reach the gateway (a CA configured, or a platform that verifies them); absent: none can. */
+  readonly clientCertificates?: boolean;
   readonly verifiedCallers: VerifiedCallers;
   readonly failureLimiter: FailureLimiter;
   /** The brake's failures as every instance counted them, where a shared store is configured. */
@@ -154,6 +156,7 @@ async function verify(asked: Caller, ask?: AskPassword): Promise<{ rule: HbaRule
       cache: deps.verifiedCallers,
       ldap: deps.ldap,
       oauth: deps.oauth,
+      clientCertificates: deps.clientCertificates ?? false,
       log: deps.log,
       identified,
       ...(beforeVerify ? { beforeVerify } : {}),

@@ -6,6 +6,7 @@ import type { LdapAuthenticate } from "../auth/ldap-port.ts";
 import type { HttpsGet } from "../auth/oauth/issuer-keys.ts";
 import type { KeyedMac } from "../auth/verified-callers.ts";
 import type { ConfigSource } from "../config/source.ts";
+import type { ForwardedCertificate } from "../connection/forwarded.ts";
 import type { GatewayDeps } from "../http/app.ts";
 import type { MatchEnvironment } from "../hba/match.ts";
 import type { SecretFetcher } from "../secrets/secret-store.ts";
@@ -38,6 +39,19 @@ export interface Platform {
   readonly peer: GatewayDeps["peer"];
   /** WebSocket upgrades, for interactive sessions; undefined where the runtime cannot upgrade (a Lambda function URL). */
   readonly webSockets: WebSocketPort | undefined;
+  /** Client certificates: whether any verified one can reach the gateway, a trusted proxy's header, reloading the CA and CRL. */
+  readonly clientCertificates: ClientCertificates;
   /** Starts an in-process upstream when none is configured (the Node server's PGlite); undefined elsewhere. */
   readonly embeddedUpstream: (() => Promise<EmbeddedUpstream>) | undefined;
 }
+
+export interface ClientCertificates {
+  /** Verified client certificates can reach the gateway (a CA to check them, or a platform that does). */
+  readonly available: boolean;
+  /** The header trusted proxies forward the client's certificate in, verified against the CA. */
+  readonly forwarded: ForwardedCertificate | undefined;
+  /** Re-read the CA and CRL files: undefined when applied, else why not (the previous ones stay in force). */
+  reload(): string | undefined;
+}
+
+export const NO_CLIENT_CERTIFICATES: ClientCertificates = { available: false, forwarded: undefined, reload: () => undefined };

@@ -18,20 +18,6 @@ export const HTTP_IMPOSSIBLE = {
 export const SUPPORTED_METHODS = ["trust", "reject", "password", "md5", "scram-sha-256", "ldap", "cert", "peer", "oauth"] as const;
 export type SupportedMethod = (typeof SUPPORTED_METHODS)[number];
 
-/**
- * Options PostgreSQL accepts that nothing in hbagate would enforce: client
- * certificates are not checked yet, so `clientcert=verify-ca` would let in a
- * caller PostgreSQL refuses ("connection requires a valid client
- * certificate"). A line carrying one is an error, never a line that matches
- * without its condition.
- */
-export const UNENFORCED_OPTIONS = ["clientcert", "clientname"] as const;
-export type UnenforcedOption = (typeof UNENFORCED_OPTIONS)[number];
-
-export function unsupportedOption(name: UnenforcedOption): string {
-  return `authentication option "${name}" is not supported by this version of hbagate`;
-}
-
 type ClientCert = "off" | "verify-ca" | "verify-full";
 
 // LDAP_SCOPE_* values, because pg_hba_file_rules prints ldapscope as a number.
@@ -43,10 +29,10 @@ export interface OptionDraft {
   readonly method: SupportedMethod;
   readonly type: ConnectionType;
   map?: string;
-  /** Shown in the view (cert lines imply verify-full); an explicit clientcert is `unsupported`. */
+  /** cert lines imply verify-full (set after the options, as PostgreSQL does). */
   clientCert: ClientCert;
-  /** The first option on the line that hbagate accepts syntactically but would not enforce. */
-  unsupported?: UnenforcedOption;
+  /** What verify-full compares with the user: the certificate's CN (the default) or its whole subject DN. */
+  clientName: "CN" | "DN";
   ldapServer?: string;
   ldapPort?: number;
   ldapScheme?: string;
@@ -67,7 +53,7 @@ export interface OptionDraft {
 }
 
 export function newDraft(method: SupportedMethod, type: ConnectionType): OptionDraft {
-  return { method, type, clientCert: "off", ldapTls: false, ldapScope: 0, delegateIdentMapping: false };
+  return { method, type, clientCert: "off", clientName: "CN", ldapTls: false, ldapScope: 0, delegateIdentMapping: false };
 }
 
 function onlyFor(name: string, methods: string): string {
@@ -110,13 +96,12 @@ export function applyOption(d: OptionDraft, name: string, value: string): string
       if (d.method === "cert") return 'clientcert can only be set to "verify-full" when using "cert" authentication';
       d.clientCert = "verify-ca";
     } else return `invalid value for clientcert: "${value}"`;
-    d.unsupported ??= "clientcert";
     return null;
   }
   if (name === "clientname") {
     if (d.type !== "hostssl") return 'clientname can only be configured for "hostssl" rows';
     if (value !== "CN" && value !== "DN") return `invalid value for clientname: "${value}"`;
-    d.unsupported ??= "clientname";
+    d.clientName = value;
     return null;
   }
   if (name in LDAP_STRING_OPTIONS) {

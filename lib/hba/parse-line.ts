@@ -9,7 +9,6 @@ import {
   HTTP_IMPOSSIBLE,
   newDraft,
   SUPPORTED_METHODS,
-  unsupportedOption,
   type SupportedMethod,
 } from "./options.ts";
 import { compilePattern, isPattern } from "./pattern.ts";
@@ -133,9 +132,6 @@ function parse(tl: TokenizedLine, ruleNumber: number): HbaRule {
   if (typeof authMethod === "string") fail(authMethod);
   // cert implies full verification of the client certificate.
   if (method === "cert") draft.clientCert = "verify-full";
-  // Last, so that a line PostgreSQL refuses gets PostgreSQL's message; one it
-  // accepts but hbagate would only half-enforce is refused here (fail closed).
-  if (draft.unsupported !== undefined) fail(unsupportedOption(draft.unsupported));
 
   return {
     file: tl.file,
@@ -147,6 +143,7 @@ function parse(tl: TokenizedLine, ruleNumber: number): HbaRule {
     users,
     address,
     method: authMethod,
+    clientCert: draft.clientCert === "off" ? undefined : { verify: draft.clientCert, name: draft.clientName },
     options: displayOptions(draft),
   };
 }

@@ -68,6 +68,18 @@ export type AuthMethod =
 
 export type MethodName = AuthMethod["name"];
 
+/**
+ * A client certificate the line demands on top of its method (PostgreSQL
+ * "Client Certificate Authentication", 19.3 hba options `clientcert`,
+ * `clientname`).
+ */
+export interface ClientCertRequirement {
+  /** verify-ca: a certificate the trusted CA vouches for; verify-full: and its name is the user, or maps to it. */
+  readonly verify: "verify-ca" | "verify-full";
+  /** What verify-full compares: the subject's CN, or the whole subject DN in RFC 2253 form. */
+  readonly name: "CN" | "DN";
+}
+
 export interface HbaRule {
   readonly file: string;
   readonly line: number;
@@ -79,8 +91,10 @@ export interface HbaRule {
   readonly users: readonly NameMatcher[];
   /** null for `local` lines. */
   readonly address: AddressMatcher | null;
-  /** Everything a rule demands is in here and enforced; lines with options that would not be (clientcert=, clientname=) never load. */
+  /** Everything a rule demands is in here and enforced. */
   readonly method: AuthMethod;
+  /** clientcert= (hostssl lines; every cert line is verify-full), with clientname=; undefined: no certificate needed. */
+  readonly clientCert: ClientCertRequirement | undefined;
   /** Options as pg_hba_file_rules prints them (secrets masked). */
   readonly options: readonly string[];
 }

@@ -4,7 +4,7 @@ import { Hono, type Context, type Handler } from "hono";
 import { cors } from "hono/cors";
 import { callerFor, decodeBearer, identifyCaller, startupParameters, type Caller, type CallerSettings, type Credential, type PeerInfo } from "../connection/caller.ts";
 import { parseNeonConnectionString } from "../connection/neon-connection-string.ts";
-import { forwardedHosts, forwardedPeer, type TrustedProxies } from "../connection/forwarded.ts";
+import { forwardedHosts, forwardedPeer, type ForwardedCertificate, type TrustedProxies } from "../connection/forwarded.ts";
 import { clientAddress, isLoopback } from "../connection/client-address.ts";
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
 import { gatewayCore, type CoreDeps, type GatewayCore, type Lease } from "../gateway/connect.ts";
@@ -24,6 +24,8 @@ export interface GatewayDeps extends CoreDeps {
   peer(c: Context): PeerInfo;
   /** Proxies whose X-Forwarded-For/-Proto are believed. */
   readonly trustedProxies: TrustedProxies;
+  /** The header in which those proxies forward their client's certificate, and its verification. */
+  readonly forwardedCertificate?: ForwardedCertificate | undefined;
   readonly caller: CallerSettings;
   readonly maxBodyBytes: number;
   readonly responseLimits: ResponseLimits;
@@ -151,7 +153,7 @@ export function createApp(deps: GatewayDeps): Hono {
   /** A 200 whose body is JSON text built already (see result-json.ts), measured against the response limit. */
   const json = (c: Context, text: string) => c.body(responseWithinLimits(text, deps.responseLimits), 200, { "content-type": "application/json" });
 
-  const peerOf = (c: Context) => forwardedPeer(deps.peer(c), (name) => c.req.header(name), deps.trustedProxies);
+  const peerOf = (c: Context) => forwardedPeer(deps.peer(c), (name) => c.req.header(name), deps.trustedProxies, deps.forwardedCertificate);
 
   async function readRequest(c: Context): Promise<QueryRequest> {
     const text = await readBodyText(c.req, deps.maxBodyBytes);

@@ -27,6 +27,7 @@ const BY_CLASS: Readonly<Record<string, number>> = {
   "23": 409, // integrity constraint violations
   "28": 403,
   XX: 500,
+  F0: 500, // configuration file error: the gateway's configuration, not the request
 };
 
 export function httpStatus(sqlstate: string): number {

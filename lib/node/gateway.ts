@@ -6,7 +6,8 @@ import { fileURLToPath } from "node:url";
 import type { Settings } from "../config/settings.ts";
 import type { LogEvent } from "../log.ts";
 import { assembleGateway } from "../gateway/assemble.ts";
-import { nodePlatform } from "./platform.ts";
+import { clientTrust, nodePlatform } from "./platform.ts";
+import type { ClientTrustHolder } from "./client-certs/holder.ts";
 import { isLoopbackHost, nodePeer, startListeners } from "./listeners.ts";
 import { nodeWebSockets } from "./websocket.ts";
 import { startPgListener } from "./pg-listener.ts";
@@ -33,18 +34,29 @@ const DEFAULT_HBA = ["../../config/pg_hba.conf", "../config/pg_hba.conf"]
   .find((p) => existsSync(p)) ?? fileURLToPath(new URL("../../config/pg_hba.conf", import.meta.url));
 
 export async function startGateway(settings: Settings, log: (e: LogEvent) => void, secretsClient?: SecretsManagerClient): Promise<RunningGateway | undefined> {
-  const platform = nodePlatform(settings, { peer: nodePeer, embeddedUpstream: startEmbedded, secretsClient, webSockets: nodeWebSockets });
+  let trust: ClientTrustHolder | undefined;
+  try {
+    trust = clientTrust(settings);
+  } catch (err) {
+    log({ level: "error", msg: "not starting: the client certificate CA or CRL cannot be used", error: (err as Error).message });
+    return undefined;
+  }
+  const platform = nodePlatform(settings, { peer: nodePeer, embeddedUpstream: startEmbedded, secretsClient, clientTrust: trust, webSockets: nodeWebSockets });
   const gateway = await assembleGateway(settings, log, platform, { defaultHba: DEFAULT_HBA });
   if (!gateway) return undefined;
   const listening = await startListeners(gateway.app.fetch, {
     host: settings.HBAGATE_LISTEN_HOST,
     port: settings.HBAGATE_PORT,
     unixSocket: settings.HBAGATE_UNIX_SOCKET,
-    tls: settings.HBAGATE_TLS_CERT_FILE && settings.HBAGATE_TLS_KEY_FILE ? { certFile: settings.HBAGATE_TLS_CERT_FILE, keyFile: settings.HBAGATE_TLS_KEY_FILE } : undefined,
+    tls: settings.HBAGATE_TLS_CERT_FILE && settings.HBAGATE_TLS_KEY_FILE ? { certFile: settings.HBAGATE_TLS_CERT_FILE, keyFile: settings.HBAGATE_TLS_KEY_FILE, clientTrust: trust?.current } : undefined,
     ...(settings.HBAGATE_SESSIONS_MAX > 0 ? { webSockets: { maxMessageBytes: settings.HBAGATE_SESSION_MAX_MESSAGE_BYTES } } : {}),
   });
+  trust?.onChange((next) => listening.setClientTrust(next));
   // PostgreSQL's own port: the sessions of /v2 on plain TCP, TLS when the server has a certificate.
-  const tls = settings.HBAGATE_TLS_CERT_FILE && settings.HBAGATE_TLS_KEY_FILE ? { cert: readFileSync(settings.HBAGATE_TLS_CERT_FILE), key: readFileSync(settings.HBAGATE_TLS_KEY_FILE) } : undefined;
+  const tls =
+    settings.HBAGATE_TLS_CERT_FILE && settings.HBAGATE_TLS_KEY_FILE
+      ? { cert: readFileSync(settings.HBAGATE_TLS_CERT_FILE), key: readFileSync(settings.HBAGATE_TLS_KEY_FILE), clientTrust: () => trust?.current }
+      : undefined;
   const pgListener =
     settings.HBAGATE_PG_PORT !== undefined && gateway.sessions
       ? await startPgListener(() => gateway.sessions, { host: settings.HBAGATE_LISTEN_HOST, port: settings.HBAGATE_PG_PORT, tls }).catch(async (err: unknown) => {
@@ -54,6 +66,7 @@ export async function startGateway(settings: Settings, log: (e: LogEvent) => voi
         })
       : undefined;
   if (pgListener) log({ level: "info", msg: "PostgreSQL protocol listening", address: pgListener.address, tls: tls !== undefined });
+  else if (settings.HBAGATE_PG_PORT !== undefined) log({ level: "warn", msg: "HBAGATE_PG_PORT is set but sessions are off (HBAGATE_SESSIONS_MAX=0): not listening on it" });
   const hosts = settings.HBAGATE_ALLOWED_HOSTS;
   if (!isLoopbackHost(settings.HBAGATE_LISTEN_HOST) && !hosts.any && hosts.names.size === 0 && hosts.suffixes.length === 0) {
     // Reachable from other machines, but no names listed: requests by name are refused until they are.

@@ -10,18 +10,29 @@ import { TLSSocket } from "node:tls";
 import type { PeerInfo } from "../connection/caller.ts";
 import { clientAddress, isLoopback } from "../connection/client-address.ts";
 import { webSocketServer } from "./websocket.ts";
+import type { ClientTrust } from "./client-certs/trust.ts";
+import { tlsPeerCertificate } from "./client-certs/tls-peer.ts";
 
 export interface ListenSettings {
   readonly host: string;
   readonly port: number;
   readonly unixSocket: string | undefined;
-  readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined;
+  readonly tls:
+    | {
+        readonly certFile: string;
+        readonly keyFile: string;
+        /** Client certificates are asked for and verified against this (HBAGATE_TLS_CLIENT_CA_FILE, its CRL). */
+        readonly clientTrust?: ClientTrust | undefined;
+      }
+    | undefined;
   /** WebSocket upgrades for interactive sessions, with the largest message a session may send; absent: none. */
   readonly webSockets?: { readonly maxMessageBytes: number };
 }
 
 export interface Listening {
   readonly urls: readonly string[];
+  /** Verify client certificates of new connections against this trust from now on (a reload). */
+  setClientTrust(trust: ClientTrust): void;
   close(): Promise<void>;
 }
 
@@ -35,7 +46,9 @@ export function nodePeer(c: Context): PeerInfo {
   const socket = env?.incoming?.socket;
   // No address (a socket already gone): the caller cannot be identified, and is refused downstream.
   const address = socket?.remoteAddress;
-  return { transport: "host", ...(address ? { address } : {}), encrypted: socket instanceof TLSSocket && socket.encrypted };
+  const tls = socket instanceof TLSSocket && socket.encrypted ? socket : undefined;
+  const certificate = tls ? tlsPeerCertificate(tls) : undefined;
+  return { transport: "host", ...(address ? { address } : {}), encrypted: tls !== undefined, ...(certificate ? { certificate } : {}) };
 }
 
 /** A listen address only this machine can reach (127.0.0.0/8, ::1, localhost). */
@@ -62,14 +75,28 @@ export async function startListeners(fetch: (req: Request, env: unknown) => Resp
   const urls: string[] = [];
   // Each listener upgrades on its own server (ws binds its upgrade handler to one).
   const websocket = () => (s.webSockets ? { websocket: { server: webSocketServer(s.webSockets.maxMessageBytes) as unknown as WebSocketServerLike } } : {});
+  const identity = s.tls ? { cert: readFileSync(s.tls.certFile), key: readFileSync(s.tls.keyFile) } : undefined;
+  const clientTrust = s.tls?.clientTrust;
   const tcp = s.tls
     ? createAdaptorServer({
         fetch,
         createServer: createHttpsServer,
-        serverOptions: { cert: readFileSync(s.tls.certFile), key: readFileSync(s.tls.keyFile) },
+        serverOptions: {
+          ...identity,
+          // Asked for, verified by OpenSSL against the CA (and CRL), but a caller without one — or with
+          // one that fails — still completes the handshake: the rules decide (a line without clientcert=
+          // needs none), and a certificate that failed is refused with its reason, as a request.
+          ...(clientTrust ? { requestCert: true, rejectUnauthorized: false, ...clientTrust.tls } : {}),
+        },
         ...websocket(),
       })
     : createAdaptorServer({ fetch, ...websocket() });
+  if (clientTrust) {
+    // A connection's certificate is read once: client-initiated renegotiation could swap it under
+    // requests already attributed to it (and is a denial-of-service lever besides).
+    // (An attempt is an error on the socket, which then closes.)
+    (tcp as Server).on("secureConnection", (socket: TLSSocket) => socket.disableRenegotiation());
+  }
   await listen(tcp as Server, { port: s.port, host: s.host });
   servers.push(tcp as Server);
   const addr = tcp.address() as AddressInfo;
@@ -84,6 +111,11 @@ export async function startListeners(fetch: (req: Request, env: unknown) => Resp
   }
   return {
     urls,
+    setClientTrust(trust) {
+      if (!clientTrust) return;
+      // Key and certificate as started with; only the CA and CRL are reloaded. New connections only.
+      (tcp as unknown as { setSecureContext(o: object): void }).setSecureContext({ ...identity, ...trust.tls });
+    },
     close: async () => {
       await Promise.all(servers.map((srv) => new Promise<void>((r) => srv.close(() => r()))));
     },

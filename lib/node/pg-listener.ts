@@ -3,15 +3,24 @@
 // with TLS when the server has a certificate (HBAGATE_TLS_*), which makes the
 // session "encrypted" for hostssl lines, and with 'N' otherwise.
 import { createServer, type Server, type Socket } from "node:net";
-import { createSecureContext, TLSSocket, type SecureContext } from "node:tls";
+import { createServer as createTlsServer, TLSSocket, type Server as TlsServer } from "node:tls";
 import type { PeerInfo } from "../connection/caller.ts";
 import { SSL_REQUEST, GSSENC_REQUEST } from "../wire/protocol.ts";
 import type { ClientChannel, Sessions } from "../wire/session.ts";
+import { tlsPeerCertificate } from "./client-certs/tls-peer.ts";
+import type { ClientTrust } from "./client-certs/trust.ts";
 
 export interface PgListenSettings {
   readonly host: string;
   readonly port: number;
-  readonly tls: { readonly cert: Buffer; readonly key: Buffer } | undefined;
+  readonly tls:
+    | {
+        readonly cert: Buffer;
+        readonly key: Buffer;
+        /** Client certificates asked for and verified against these (HBAGATE_TLS_CLIENT_CA_FILE and CRL), as in force now. */
+        readonly clientTrust: () => ClientTrust | undefined;
+      }
+    | undefined;
 }
 
 /** Below this many unwritten bytes a paused server side is read again. */
@@ -44,11 +53,31 @@ function encryptionRequest(bytes: Buffer): number | undefined {
 }
 
 export async function startPgListener(sessions: () => Sessions | undefined, s: PgListenSettings): Promise<{ readonly address: string; close(): Promise<void> }> {
-  const context: SecureContext | undefined = s.tls ? createSecureContext({ cert: s.tls.cert, key: s.tls.key }) : undefined;
+  // The TLS side of an accepted SSLRequest: a tls.Server that never listens and is handed the
+  // socket, so that OpenSSL's verdict on a client certificate is read as the HTTPS listener reads
+  // it. One per client trust in force (a reload replaces it for new connections).
+  let made: { trust: ClientTrust | undefined; server: TlsServer } | undefined;
+  const tlsServerNow = (): TlsServer | undefined => {
+    if (!s.tls) return undefined;
+    const trust = s.tls.clientTrust();
+    if (!made || made.trust !== trust) {
+      const server = createTlsServer({ cert: s.tls.cert, key: s.tls.key, ...(trust ? { ...trust.tls, requestCert: true, rejectUnauthorized: false } : {}) });
+      server.on("secureConnection", (secure: TLSSocket) => {
+        // A connection's certificate is read once: renegotiation could change it under the session.
+        secure.disableRenegotiation();
+        begin(secure, true, undefined);
+      });
+      server.on("tlsClientError", (_err, socket) => socket.destroy());
+      made = { trust, server };
+    }
+    return made.server;
+  };
   const begin = (socket: Socket, encrypted: boolean, first: Buffer | undefined) => {
     const registry = sessions();
     const address = socket.remoteAddress;
-    const peer: PeerInfo = { transport: "host", ...(address ? { address } : {}), encrypted };
+    // The client's certificate, as the HTTPS listener reads it (verified by OpenSSL; a caller without one is let in).
+    const certificate = socket instanceof TLSSocket ? tlsPeerCertificate(socket) : undefined;
+    const peer: PeerInfo = { transport: "host", ...(address ? { address } : {}), encrypted, ...(certificate ? { certificate } : {}) };
     if (!registry) return socket.destroy();
     let session: ReturnType<Sessions["accept"]>;
     const channel = channelOf(socket, () => session?.drained());
@@ -74,12 +103,11 @@ export async function startPgListener(sessions: () => Sessions | undefined, s: P
           return begin(socket, false, head);
         }
         head = head.subarray(8);
-        if (code === SSL_REQUEST && context && head.length === 0) {
+        const tls = code === SSL_REQUEST && head.length === 0 ? tlsServerNow() : undefined;
+        if (tls) {
           socket.off("data", onData);
           socket.write("S");
-          const secure = new TLSSocket(socket, { isServer: true, secureContext: context });
-          secure.on("error", () => socket.destroy());
-          secure.once("secure", () => begin(secure, true, undefined));
+          tls.emit("connection", socket);
           return;
         }
         // No TLS here (or bytes sent after the request, before the answer: not a client to upgrade).

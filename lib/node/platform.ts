@@ -12,6 +12,8 @@ import { Pools } from "../upstream/pools.ts";
 import { httpsGet } from "./https-get.ts";
 import { nodeMac } from "./node-mac.ts";
 import { reachableAtMostEvery } from "./reachable.ts";
+import { clientCertificatesPort } from "./client-certs/port.ts";
+import { ClientTrustHolder } from "./client-certs/holder.ts";
 
 export interface NodePlatformOptions {
   readonly peer: Platform["peer"];
@@ -20,6 +22,18 @@ export interface NodePlatformOptions {
   readonly webSockets?: Platform["webSockets"];
   /** A client of the caller's (tests: an endpoint of their own); else one from the settings. */
   readonly secretsClient?: SecretsManagerClient | undefined;
+  /** HBAGATE_TLS_CLIENT_CA_FILE and HBAGATE_TLS_CLIENT_CRL_FILE, loaded (clientTrust()). */
+  readonly clientTrust?: ClientTrustHolder | undefined;
+  /** The platform hands over certificates it verified itself (API Gateway's mutual TLS). */
+  readonly platformVerifiesCertificates?: boolean;
+}
+
+/** The CA and CRL files of the settings, loaded; undefined without a CA. Throws, naming the file, when they cannot be. */
+export function clientTrust(settings: Settings): ClientTrustHolder | undefined {
+  const ca = settings.HBAGATE_TLS_CLIENT_CA_FILE;
+  if (ca === undefined) return undefined;
+  const crl = settings.HBAGATE_TLS_CLIENT_CRL_FILE;
+  return new ClientTrustHolder({ caFile: absolutePath(ca), crlFile: crl === undefined ? undefined : absolutePath(crl) }, (p) => fileSource.readFile(p));
 }
 
 export function nodePlatform(settings: Settings, options: NodePlatformOptions): Platform {
@@ -44,6 +58,7 @@ export function nodePlatform(settings: Settings, options: NodePlatformOptions): 
     }),
     upstream: (upstreamSettings, credentials) => new Pools(upstreamSettings, credentials),
     peer: options.peer,
+    clientCertificates: clientCertificatesPort({ trust: options.clientTrust, header: settings.HBAGATE_CLIENT_CERT_HEADER, platformVerifies: options.platformVerifiesCertificates ?? false }),
     embeddedUpstream: options.embeddedUpstream,
     webSockets: options.webSockets,
   };

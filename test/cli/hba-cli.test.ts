@@ -190,36 +190,6 @@ describe("hbagate hba check: a file with no rules is refused, as PostgreSQL refu
   });
 });
 
-describe("hbagate hba check: options hbagate would not enforce make the line an error", () => {
-  // PostgreSQL accepts these lines; hbagate does not check client certificates yet, so it refuses them.
-  const CERT = join(tmp, "clientcert.conf");
-  writeFileSync(CERT, "hostssl all all 127.0.0.1/32 reject\nhostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-ca\nhostssl all all all md5 clientname=DN\n");
-
-  test("clientcert= and clientname=: exit 1, FILE:LINE: not supported", async () => {
-    const r = await hba("check", CERT);
-    assert.equal(r.code, 1);
-    assert.equal(
-      r.stdout,
-      `${CERT}:2: authentication option "clientcert" is not supported by this version of hbagate\n` +
-        `${CERT}:3: authentication option "clientname" is not supported by this version of hbagate\n`,
-    );
-    assert.equal(r.stderr, `${CERT}: 2 invalid lines; the file would be rejected\n`);
-  });
-
-  test("--json: the refused line is an error row, the others are rules", async () => {
-    const r = await hba("check", CERT, "--json");
-    assert.equal(r.code, 1);
-    assert.deepEqual(
-      parseRows(r.stdout).map((x) => [x.rule_number, x.line_number, x.auth_method, x.error]),
-      [
-        [1, 1, "reject", null],
-        [null, 2, null, 'authentication option "clientcert" is not supported by this version of hbagate'],
-        [null, 3, null, 'authentication option "clientname" is not supported by this version of hbagate'],
-      ],
-    );
-  });
-});
-
 describe("hbagate hba match", () => {
   test("--address --json: the first matching line, a continued line reported at its first physical line", async () => {
     const out = parseMatch(await hba("match", VALID, "--address", "10.1.2.3", "--database", "app", "--user", "alice", "--json"));

@@ -10,7 +10,7 @@ import { javascriptMac } from "../../lib/auth/verified-callers.ts";
 import { loadSettings } from "../../lib/config/settings.ts";
 import { memorySource } from "../../lib/config/source.ts";
 import { assembleGateway } from "../../lib/gateway/assemble.ts";
-import type { Platform } from "../../lib/gateway/platform.ts";
+import { NO_CLIENT_CERTIFICATES, type Platform } from "../../lib/gateway/platform.ts";
 import { Pools } from "../../lib/upstream/pools.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 
@@ -62,6 +62,7 @@ describe("runtime-neutral assembly", () => {
         httpsGet: undefined,
         upstream: (s, c) => new Pools(s, c),
         peer: () => ({ transport: "host", address: "127.0.0.1", encrypted: true }),
+        clientCertificates: NO_CLIENT_CERTIFICATES,
         embeddedUpstream: undefined,
         webSockets: undefined,
       };

@@ -20,13 +20,25 @@ export interface Issued {
 
 export interface Ca extends Issued {
   /** A certificate signed by this CA, written as `<name>.crt` and `<name>.key` in the CA's directory. */
-  issue(name: string, subject: Subject & Usage): Issued;
+  issue(name: string, subject: Subject & Usage & Validity): Issued;
+  /** Mark a certificate this CA issued as revoked (it is in the next crl()). */
+  revoke(cert: Issued): void;
+  /** A CRL of this CA (PEM, `<name>.crl.pem`), listing every certificate revoked so far. */
+  crl(validity?: { readonly days?: number; readonly hours?: number }): { readonly crlFile: string; readonly crl: string };
+}
+
+export interface Validity {
+  /** When it becomes valid and stops being (default: now, and two days on). */
+  readonly notBefore?: Date;
+  readonly notAfter?: Date;
 }
 
 export interface Subject {
   readonly cn: string;
   /** An organization (O=) before the CN. */
   readonly o?: string;
+  /** The whole subject as `openssl req -subj` takes it (`/DC=com/O=Acme\, Inc./CN=x`, `+` for multi-valued RDNs), instead of o and cn. */
+  readonly subj?: string;
 }
 
 export interface Usage {
@@ -43,6 +55,7 @@ function openssl(args: readonly string[]): void {
 
 /** `/O=…/CN=…` with the characters -subj treats specially (`/` and `\`) escaped. */
 function subj(s: Subject): string {
+  if (s.subj !== undefined) return s.subj;
   const esc = (v: string) => v.replace(/[/\\]/g, "\\$&");
   return `${s.o === undefined ? "" : `/O=${esc(s.o)}`}/CN=${esc(s.cn)}`;
 }
@@ -86,8 +99,34 @@ export function makeCa(dir: string, name: string, subject: Subject): Ca {
     "-addext", "keyUsage=critical,keyCertSign,cRLSign",
   ]);
   const ca = written(certFile, keyFile);
+  // `openssl ca`'s database: for certificates with chosen dates, revocations and CRLs.
+  const db = (ext: string) => join(dir, `${name}.${ext}`);
+  writeFileSync(db("index"), "");
+  writeFileSync(db("crlnumber"), "01\n");
+  const config = db("cnf");
+  writeFileSync(
+    config,
+    [
+      "[ca]", "default_ca = this",
+      "[this]", `database = ${db("index")}`, `new_certs_dir = ${dir}`, `certificate = ${certFile}`, `private_key = ${keyFile}`,
+      `crlnumber = ${db("crlnumber")}`, `serial = ${db("serial")}`, "default_md = sha256", "policy = any", "unique_subject = no", "email_in_dn = no",
+      // Every field kept, in the order the request had it.
+      "preserve = yes",
+      "[any]", "commonName = supplied", "organizationName = optional", "organizationalUnitName = optional", "domainComponent = optional",
+    ].join("\n") + "\n",
+  );
+  const stamp = (d: Date) => d.toISOString().replace(/[-:T]/g, "").slice(0, 14) + "Z";
   return {
     ...ca,
+    revoke(cert) {
+      openssl(["ca", "-config", config, "-revoke", cert.certFile]);
+    },
+    crl(validity = {}) {
+      const crlFile = db("crl.pem");
+      const period = validity.hours !== undefined ? ["-crlhours", String(validity.hours)] : ["-crldays", String(validity.days ?? 2)];
+      openssl(["ca", "-config", config, "-gencrl", ...period, "-out", crlFile]);
+      return { crlFile, crl: readFileSync(crlFile, "utf8") };
+    },
     issue(leaf, s) {
       const crt = join(dir, `${leaf}.crt`);
       const key = join(dir, `${leaf}.key`);
@@ -106,6 +145,19 @@ export function makeCa(dir: string, name: string, subject: Subject): Ca {
           : ["basicConstraints=critical,CA:FALSE", "keyUsage=critical,digitalSignature", "extendedKeyUsage=clientAuth"]
         ).join("\n") + "\n",
       );
+      if (s.notBefore !== undefined || s.notAfter !== undefined) {
+        const notBefore = s.notBefore ?? new Date();
+        const notAfter = s.notAfter ?? new Date(notBefore.getTime() + 2 * 86_400_000);
+        writeFileSync(db("serial"), `${randomBytes(8).toString("hex")}\n`);
+        openssl([
+          "ca", "-config", config, "-batch", "-notext", "-in", csr, "-out", crt, "-extfile", ext,
+          "-startdate", stamp(notBefore), "-enddate", stamp(notAfter), "-cert", certFile, "-keyfile", keyFile, "-md", "sha256",
+        ]);
+        // The serial file is the database's: a fresh one each time, so two certificates never share one.
+        rmSync(db("serial"), { force: true });
+        rmSync(db("serial.old"), { force: true });
+        return written(crt, key);
+      }
       openssl([
         "x509", "-req", "-in", csr, "-CA", certFile, "-CAkey", keyFile, "-set_serial", `0x${randomBytes(8).toString("hex")}`,
         "-days", DAYS, "-extfile", ext, "-out", crt,

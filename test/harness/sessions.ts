@@ -69,8 +69,8 @@ export class RawSession {
   readonly opened: Promise<void>;
   readonly closed: Promise<number>;
 
-  constructor(url: string, headers: Record<string, string> = {}) {
-    this.ws = new WebSocket(url, { headers });
+  constructor(url: string, headers: Record<string, string> = {}, tls: { ca?: Buffer | string; cert?: string; key?: string } = {}) {
+    this.ws = new WebSocket(url, { headers, ...tls });
     this.ws.binaryType = "nodebuffer";
     this.opened = new Promise((resolve, reject) => {
       this.ws.once("open", () => resolve());

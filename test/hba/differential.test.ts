@@ -21,6 +21,14 @@ import { eventually } from "../harness/eventually.ts";
 /** Lines both servers parse the same way (and so must we). */
 const COMMON = String.raw`
 host all all 127.0.0.1/32 trust
+hostssl all all all md5 clientcert=verify-ca
+hostssl all all all scram-sha-256 clientcert=verify-full
+hostssl all all all cert clientcert=verify-full
+hostssl all all all cert map=m clientcert=verify-full
+hostssl all all all md5 clientname=DN
+hostssl all all all trust clientname=CN
+hostssl all all all cert clientname=DN map=m
+hostssl all all all trust clientcert=verify-full clientname=DN
 host "all" all 10.0.0.0/8 md5
 host al"l" "a""b" 10.0.0.0/8 md5
 host db1,db2 u1,"u 2",+grp 10.0.0.5/24 scram-sha-256
@@ -153,19 +161,6 @@ m4 x /(
 include inc/ident.conf
 `;
 
-/**
- * Deliberate differences (README): lines both servers accept that hbagate
- * refuses, because it would not enforce what they say (client certificates).
- */
-const REFUSED_HERE: readonly (readonly [line: string, option: string])[] = [
-  ["hostssl all all all md5 clientcert=verify-ca", "clientcert"],
-  ["hostssl all all all scram-sha-256 clientcert=verify-full", "clientcert"],
-  ["hostssl all all all cert clientcert=verify-full", "clientcert"],
-  ["hostssl all all all cert map=m clientcert=verify-full", "clientcert"],
-  ["hostssl all all all md5 clientname=DN", "clientname"],
-  ["hostssl all all all trust clientname=CN", "clientname"],
-];
-
 // Deliberately absent, because the server's view does not show what it does:
 // "clientcert=maybe" fails the line (the file would not load) but the view shows
 // an empty row with no error; "ldapscheme=ftp" is only logged and kept, where
@@ -290,21 +285,6 @@ for (const flavor of ["debian", "embedded"] as const) {
         });
       assert.ok(theirs.length >= 8);
       assert.deepEqual(pick(ours), pick(theirs));
-    });
-
-    test("deliberate differences: client certificate options the server accepts are errors here", async () => {
-      await c.writeHba(REFUSED_HERE.map(([line]) => line).join("\n") + "\n");
-      const theirs = (await c.sql<{ line_number: number; error: string | null }[]>`select line_number, error from pg_hba_file_rules order by line_number`).slice(1);
-      const ours = loadHba(c.hbaPath, fileSource);
-      assert.deepEqual(
-        theirs.map((r) => [r.line_number, r.error]),
-        REFUSED_HERE.map((_, i) => [i + 2, null]),
-        "the server accepts every one of these lines",
-      );
-      assert.deepEqual(
-        ours.errors.map((e) => [e.line, e.message]),
-        REFUSED_HERE.map(([, option], i) => [i + 2, `authentication option "${option}" is not supported by this version of hbagate`]),
-      );
     });
 
     test("a file with no entries: the server refuses it, keeps its rules, and says what we say", async () => {

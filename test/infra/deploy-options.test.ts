@@ -20,3 +20,18 @@ test("deploy options: the upstream is required outside the demo stage, and value
   // Unverified TLS only when asked for by name.
   assert.equal((deployOptions("prod", { HBAGATE_DEPLOY_UPSTREAM_HOST: "db", HBAGATE_DEPLOY_UPSTREAM_SSL: "require" }).upstream as { ssl: string }).ssl, "require");
 });
+
+test("deploy options: mutual TLS needs its domain, ACM certificate and S3 truststore, and brings the API Gateway", () => {
+  const base = { HBAGATE_DEPLOY_UPSTREAM_HOST: "db" };
+  const mtls = {
+    HBAGATE_DEPLOY_MTLS_DOMAIN: "db.example.com",
+    HBAGATE_DEPLOY_MTLS_CERTIFICATE_ARN: "arn:aws:acm:eu-west-1:123456789012:certificate/0f1e2d3c-aaaa-bbbb-cccc-123456789abc",
+    HBAGATE_DEPLOY_MTLS_TRUSTSTORE: "s3://example-truststores/hbagate/clients.pem",
+  };
+  const o = deployOptions("prod", { ...base, ...mtls, HBAGATE_DEPLOY_MTLS_TRUSTSTORE_VERSION: "v3" });
+  assert.equal(o.apiGateway, true);
+  assert.deepEqual(o.mutualTls, { domain: "db.example.com", certificateArn: mtls.HBAGATE_DEPLOY_MTLS_CERTIFICATE_ARN, truststoreUri: mtls.HBAGATE_DEPLOY_MTLS_TRUSTSTORE, truststoreVersion: "v3" });
+  assert.equal(deployOptions("prod", base).mutualTls, undefined);
+  assert.throws(() => deployOptions("prod", { ...base, HBAGATE_DEPLOY_MTLS_TRUSTSTORE: mtls.HBAGATE_DEPLOY_MTLS_TRUSTSTORE }), /HBAGATE_DEPLOY_MTLS_DOMAIN="": expected the custom domain[\s\S]*HBAGATE_DEPLOY_MTLS_CERTIFICATE_ARN="": expected the ACM certificate ARN/);
+  assert.throws(() => deployOptions("prod", { ...base, ...mtls, HBAGATE_DEPLOY_MTLS_TRUSTSTORE: "https://bucket/clients.pem" }), /HBAGATE_DEPLOY_MTLS_TRUSTSTORE="https:\/\/bucket\/clients.pem": expected s3:\/\/bucket\/key/);
+});

@@ -22,6 +22,14 @@ let platform: PlatformState = { ready: false, skip: "not prepared" };
 let typecheck: Promise<{ code: number | null; output: string }>;
 let external: Promise<MockRun>;
 let demo: Promise<MockRun>;
+let mutualTls: Promise<MockRun>;
+
+const MTLS = {
+  HBAGATE_DEPLOY_MTLS_DOMAIN: "db.example.com",
+  HBAGATE_DEPLOY_MTLS_CERTIFICATE_ARN: "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c-aaaa-bbbb-cccc-123456789abc",
+  HBAGATE_DEPLOY_MTLS_TRUSTSTORE: "s3://example-truststores/hbagate/clients.pem",
+  HBAGATE_DEPLOY_MTLS_TRUSTSTORE_VERSION: "v3",
+};
 
 before(
   async () => {
@@ -32,7 +40,8 @@ before(
     typecheck = typecheckInfra(RUN_MS);
     external = runSstProgramUnderMocks("ci", { HBAGATE_DEPLOY_UPSTREAM_HOST: "db.example.net", HBAGATE_DEPLOY_UPSTREAM_PORT: "6432" }, RUN_MS);
     demo = runSstProgramUnderMocks("demo", { HBAGATE_DEPLOY_API_GATEWAY: "true", HBAGATE_DEPLOY_VERIFIER: "true", HBAGATE_DEPLOY_SERVICE_USER: "hbagate" }, RUN_MS);
-    for (const p of [typecheck, external, demo]) p.catch(() => {}); // reported by the tests that await them
+    mutualTls = runSstProgramUnderMocks("mtls", { HBAGATE_DEPLOY_UPSTREAM_HOST: "db.example.net", ...MTLS }, RUN_MS);
+    for (const p of [typecheck, external, demo, mutualTls]) p.catch(() => {}); // reported by the tests that await them
   },
   { timeout: INSTALL_MS + 60_000 },
 );
@@ -315,5 +324,33 @@ describe('stage "demo": VPC, RDS PostgreSQL behind RDS Proxy; with the API Gatew
     const permission = one(run, "aws:lambda/permission:Permission").inputs;
     assert.equal(permission.principal, "apigateway.amazonaws.com");
     assert.equal(run.outputs.url, api.state.apiEndpoint);
+  });
+});
+
+describe("with mutual TLS: an API Gateway custom domain verifying client certificates", () => {
+  test("runs cleanly and builds the handler", async (t) => {
+    const run = await ready(t, () => mutualTls);
+    if (!run) return;
+    assertCleanRun(run);
+  });
+
+  test("the domain with the ACM certificate and the S3 truststore, TLS 1.2; the execute-api endpoint (no mutual TLS) is off", async (t) => {
+    const run = await ready(t, () => mutualTls);
+    if (!run) return;
+    assert.deepEqual(ofType(run, "aws:lambda/functionUrl:FunctionUrl"), []);
+    const api = one(run, "aws:apigatewayv2/api:Api");
+    assert.equal(api.inputs.disableExecuteApiEndpoint, true, "callers cannot go around the certificate check");
+    assert.equal(api.inputs.corsConfiguration, undefined);
+    const domain = one(run, "aws:apigatewayv2/domainName:DomainName").inputs;
+    assert.equal(domain.domainName, MTLS.HBAGATE_DEPLOY_MTLS_DOMAIN);
+    assert.deepEqual(domain.mutualTlsAuthentication, { truststoreUri: MTLS.HBAGATE_DEPLOY_MTLS_TRUSTSTORE, truststoreVersion: MTLS.HBAGATE_DEPLOY_MTLS_TRUSTSTORE_VERSION });
+    assert.deepEqual(domain.domainNameConfiguration, { certificateArn: MTLS.HBAGATE_DEPLOY_MTLS_CERTIFICATE_ARN, endpointType: "REGIONAL", securityPolicy: "TLS_1_2" });
+    // The mapping joins this API to the domain (ids as Pulumi's mocks make them: the resource's name and "-id").
+    const mapping = one(run, "aws:apigatewayv2/apiMapping:ApiMapping").inputs;
+    assert.equal(mapping.apiId, `${api.name}-id`);
+    assert.equal(mapping.domainName, `${one(run, "aws:apigatewayv2/domainName:DomainName").name}-id`);
+    // The function is reached through the API as before, with payload v2 (requestContext.authentication.clientCert).
+    assert.equal(one(run, "aws:apigatewayv2/integration:Integration").inputs.payloadFormatVersion, "2.0");
+    assert.deepEqual(ofType(run, "aws:route53/record:Record"), [], "no DNS records made: the name is pointed by its owner");
   });
 });

@@ -199,40 +199,25 @@ describe("the Node server", () => {
     }
   });
 
-  test("a file with a clientcert= line does not start the gateway", async () => {
-    const path = join(dir, "clientcert.conf");
-    writeFileSync(path, "hostssl all all 127.0.0.1/32 reject\nhostssl all svc 127.0.0.1/32 scram-sha-256 clientcert=verify-ca\n");
-    const startLogs: LogEvent[] = [];
-    const g = await startGateway(nodeSettings({ HBAGATE_HBA_FILE: path }, cluster.port), (e) => startLogs.push(e));
-    await g?.close();
-    assert.equal(g, undefined, "the gateway started");
-    assert.ok(startLogs.some((l) => l.error === `${path}:2: authentication option "clientcert" is not supported by this version of hbagate`), JSON.stringify(startLogs));
-  });
-
-  test("a reload to a file with a clientcert= line keeps the running rules; the line never admits anyone", async () => {
+  test("a clientcert= line on a gateway with no client CA refuses with PostgreSQL's words for a server without ssl_ca_file", async () => {
     const hba = join(dir, "pg_hba.conf");
     const url = gateway.urls[0]!;
     const good = "local all app,svc trust\nhostssl all app 127.0.0.1/32 trust\n";
-    writeFileSync(hba, good);
-    assert.equal(await gateway.reload(), true);
-    // Besides the clientcert line, the new file only refuses: applying any of it would lock app out.
-    writeFileSync(hba, "hostssl all app,svc 127.0.0.1/32 scram-sha-256 clientcert=verify-ca\nhostssl all all 127.0.0.1/32 reject\n");
-    assert.equal(await gateway.reload(), false);
-    assert.ok(logs.some((l) => l.error === `${hba}:1: authentication option "clientcert" is not supported by this version of hbagate`));
-    const app = await call({ url }, { query: "select current_user as u" });
-    assert.equal(app.status, 200, `old rules still in force: ${JSON.stringify(app.body)}`);
-    assert.deepEqual(app.body.rows, [{ u: "app" }]);
-    // svc, right password, no client certificate (PostgreSQL: "connection requires a valid client
-    // certificate"): the old rules have no HTTPS line for svc, so no entry, not a login.
-    const svc = await call({ url }, { query: "select 1" }, "svc", "svc-upstream-pw");
-    assert.equal(svc.status, 403, JSON.stringify(svc.body));
-    assert.match(svc.body.error.message, /^no pg_hba.conf entry for host "127.0.0.1", user "svc"/);
-    // Without the option the same line admits svc with that password: the option was all that stood in the way.
-    writeFileSync(hba, "hostssl all app 127.0.0.1/32 trust\nhostssl all svc 127.0.0.1/32 scram-sha-256\n");
-    assert.equal(await gateway.reload(), true);
-    assert.equal((await call({ url }, { query: "select 1" }, "svc", "svc-upstream-pw")).status, 200);
-    writeFileSync(hba, good);
-    assert.equal(await gateway.reload(), true);
+    writeFileSync(hba, "hostssl all svc 127.0.0.1/32 scram-sha-256 clientcert=verify-ca\nhostssl all all 127.0.0.1/32 reject\n");
+    try {
+      assert.equal(await gateway.reload(), true);
+      // The right password is not enough, and the line admits no one: nothing could verify a certificate.
+      const svc = await call({ url }, { query: "select 1" }, "svc", "svc-upstream-pw");
+      assert.deepEqual([svc.status, svc.body.error?.code, svc.body.error?.message], [500, "F0000", "client certificates can only be checked if a root certificate store is available"]);
+      assert.ok(logs.some((l) => l.msg === "a line needs a client certificate but none can be verified here: set HBAGATE_TLS_CLIENT_CA_FILE" && l.line === 1));
+      // Without the option the same line admits svc with that password: the option was all that stood in the way.
+      writeFileSync(hba, "hostssl all svc 127.0.0.1/32 scram-sha-256\n");
+      assert.equal(await gateway.reload(), true);
+      assert.equal((await call({ url }, { query: "select 1" }, "svc", "svc-upstream-pw")).status, 200);
+    } finally {
+      writeFileSync(hba, good);
+      assert.equal(await gateway.reload(), true);
+    }
   });
 
   test("a reload with an invalid file keeps the running rules; a valid one replaces them", async () => {

@@ -20,6 +20,8 @@ export interface Verifiers {
   /** Issuers' keys and token rules for oauth lines; undefined where the runtime cannot fetch them. */
   readonly oauth: OAuthSettings | undefined;
   readonly log: Log;
+  /** Whether this gateway can see verified client certificates at all (a CA to check them, or a platform that did). */
+  readonly clientCertificates: boolean;
   logOnce: LoginVerifier["logOnce"];
   /** Log in upstream as the role with the caller's password (see login-proof.ts for what that proves). */
   upstreamLogin: LoginVerifier["upstreamLogin"];
