@@ -42,17 +42,10 @@ export function ldapFailed(user: string): GatewayError {
  * check a secret; undefined for the others (nothing to hide there).
  */
 export function refusalFor(rule: Pick<HbaRule, "method">, user: string): GatewayError | undefined {
-  switch (rule.method.name) {
-    case "password":
-    case "md5":
-    case "scram-sha-256":
-      return passwordFailed(user);
-    case "ldap":
-      return ldapFailed(user);
-    default:
-      return undefined;
-  }
+  return SECRET_METHODS.has(rule.method.name) ? methodFailed(rule.method, user) : undefined;
 }
+
+const SECRET_METHODS: ReadonlySet<AuthMethod["name"]> = new Set(["password", "md5", "scram-sha-256", "ldap"]);
 
 /**
  * A method's own refusal, for a check after it succeeded (clientcert=verify-full's

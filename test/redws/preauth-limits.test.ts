@@ -24,20 +24,25 @@ describe("redws: pre-authentication sessions and the per-role bound", () => {
     await cluster?.stop();
   });
 
+  /** Clients that send pw's startup, are asked for a password and never answer. */
+  const squat = async (n: number) => {
+    const squatters: RawSession[] = [];
+    for (let i = 0; i < n; i++) {
+      const s = new RawSession(gw.wsUrl);
+      await s.opened;
+      s.send(startupMessage({ user: "pw", database: "postgres" }));
+      assert.ok(await s.next("R"));
+      squatters.push(s);
+    }
+    return squatters;
+  };
+
   // Found by the red team, fixed: ClientSession.startup() calls registry.claim(this, user) before the
   // hba match and before any password. PostgreSQL counts a role's connections
   // (rolconnlimit) only once the client is authenticated, so a stranger who
   // knows a role name cannot lock that role out.
   test("clients that never answer the password request do not use up the role's sessions", async () => {
-    const squatters: RawSession[] = [];
-    for (let i = 0; i < 2; i++) {
-      const s = new RawSession(gw.wsUrl);
-      await s.opened;
-      s.send(startupMessage({ user: "pw", database: "postgres" }));
-      // Asked for a password; never answers.
-      assert.ok(await s.next("R"));
-      squatters.push(s);
-    }
+    const squatters = await squat(2);
     try {
       const legit = new RawSession(gw.wsUrl);
       await legit.login({ user: "pw", database: "postgres" }, "pw-secret");
@@ -48,14 +53,7 @@ describe("redws: pre-authentication sessions and the per-role bound", () => {
   });
 
   test("a wrong password reads as 28P01, not 53300, while strangers sit on the role's password prompt", async () => {
-    const squatters: RawSession[] = [];
-    for (let i = 0; i < 2; i++) {
-      const s = new RawSession(gw.wsUrl);
-      await s.opened;
-      s.send(startupMessage({ user: "pw", database: "postgres" }));
-      assert.ok(await s.next("R"));
-      squatters.push(s);
-    }
+    const squatters = await squat(2);
     try {
       // A wrong password for pw should read as a password failure (28P01), whatever strangers hold.
       const guess = new RawSession(gw.wsUrl);
