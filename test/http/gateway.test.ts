@@ -133,10 +133,11 @@ describe("gateway main path", () => {
     assert.equal(tls.status, 200);
   });
 
-  test("a method not built yet fails closed", async () => {
+  test("a cert line on a gateway that can verify no certificate fails closed, as PostgreSQL's configuration error", async () => {
     const r = await post({ query: "select 1" }, { auth: basic("alice", SECRET), address: "10.0.0.4", encrypted: true });
-    assert.equal(r.status, 403);
-    assert.equal(r.json.error.code, "28000");
+    assert.equal(r.status, 500);
+    assert.equal(r.json.error.code, "F0000");
+    assert.equal(r.json.error.message, "client certificates can only be checked if a root certificate store is available");
   });
 
   test("statement errors carry every field PostgreSQL sent", async () => {
