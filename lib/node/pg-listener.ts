@@ -1,12 +1,12 @@
 // PostgreSQL's own port, for psql and every driver: the same sessions as the
-// WebSocket endpoint, on a plain TCP socket. An SSLRequest is answered here:
-// with TLS when the server has a certificate (HBAGATE_TLS_*), which makes the
-// session "encrypted" for hostssl lines, and with 'N' otherwise.
+// WebSocket endpoint, on a plain TCP socket. The session answers an
+// SSLRequest: with TLS when the server has a certificate (HBAGATE_TLS_*; the
+// channel's startTls), which makes it "encrypted" for hostssl lines, and with
+// 'N' otherwise.
 import { createServer, type Server, type Socket } from "node:net";
 import { createServer as createTlsServer, TLSSocket, type Server as TlsServer } from "node:tls";
 import type { PeerInfo } from "../connection/caller.ts";
-import { SSL_REQUEST, GSSENC_REQUEST } from "../wire/protocol.ts";
-import type { ClientChannel, Sessions } from "../wire/session.ts";
+import type { ClientChannel, ClientSession, Sessions } from "../wire/session.ts";
 import { tlsPeerCertificate } from "./client-certs/tls-peer.ts";
 import type { ClientTrust } from "./client-certs/trust.ts";
 
@@ -26,96 +26,101 @@ export interface PgListenSettings {
 /** Below this many unwritten bytes a paused server side is read again. */
 const LOW_WATER = 256 * 1024;
 
-function channelOf(socket: Socket, drained: () => void): ClientChannel {
-  socket.on("drain", () => {
-    if (socket.writableLength < LOW_WATER) drained();
-  });
-  return {
-    send: (bytes) => void (socket.writable && socket.write(bytes)),
-    get buffered() {
-      return socket.writableLength;
-    },
-    close: () => {
-      socket.end();
-      // A client that does not close its side in time is cut.
-      setTimeout(() => socket.destroy(), 5000).unref();
-    },
-    pause: () => socket.pause(),
-    resume: () => socket.resume(),
-  };
-}
-
-/** The code of an 8-byte SSLRequest/GSSENCRequest at the start of `bytes`, if that is what it is. */
-function encryptionRequest(bytes: Buffer): number | undefined {
-  if (bytes.length < 8 || bytes.readInt32BE(0) !== 8) return undefined;
-  const code = bytes.readInt32BE(4);
-  return code === SSL_REQUEST || code === GSSENC_REQUEST ? code : undefined;
+/** The peer as a socket shows it: its address, TLS, and the client certificate OpenSSL verified. */
+function peerOf(socket: Socket): PeerInfo {
+  const address = socket.remoteAddress;
+  const tls = socket instanceof TLSSocket ? socket : undefined;
+  // As the HTTPS listener reads it (verified by OpenSSL; a caller without one is let in).
+  const certificate = tls ? tlsPeerCertificate(tls) : undefined;
+  return { transport: "host", ...(address ? { address } : {}), encrypted: tls !== undefined, ...(certificate ? { certificate } : {}) };
 }
 
 export async function startPgListener(sessions: () => Sessions | undefined, s: PgListenSettings): Promise<{ readonly address: string; close(): Promise<void> }> {
   // The TLS side of an accepted SSLRequest: a tls.Server that never listens and is handed the
   // socket, so that OpenSSL's verdict on a client certificate is read as the HTTPS listener reads
-  // it. One per client trust in force (a reload replaces it for new connections).
+  // it. One per client trust in force (a reload replaces it for new connections); its connections
+  // are told apart by their peer's address and port, unique among live connections.
   let made: { trust: ClientTrust | undefined; server: TlsServer } | undefined;
-  const tlsServerNow = (): TlsServer | undefined => {
-    if (!s.tls) return undefined;
-    const trust = s.tls.clientTrust();
+  const waiting = new Map<string, { resolve(secure: TLSSocket): void; reject(err: Error): void }>();
+  const keyOf = (socket: Socket) => `${socket.remoteAddress}|${socket.remotePort}`;
+  const handshake = (raw: Socket): Promise<TLSSocket> => {
+    const trust = s.tls!.clientTrust();
     if (!made || made.trust !== trust) {
-      const server = createTlsServer({ cert: s.tls.cert, key: s.tls.key, ...(trust ? { ...trust.tls, requestCert: true, rejectUnauthorized: false } : {}) });
+      const server = createTlsServer({ cert: s.tls!.cert, key: s.tls!.key, ...(trust ? { ...trust.tls, requestCert: true, rejectUnauthorized: false } : {}) });
       server.on("secureConnection", (secure: TLSSocket) => {
         // A connection's certificate is read once: renegotiation could change it under the session.
         secure.disableRenegotiation();
-        begin(secure, true, undefined);
+        const waiter = waiting.get(keyOf(secure));
+        waiting.delete(keyOf(secure));
+        if (waiter) waiter.resolve(secure);
+        else secure.destroy();
       });
-      server.on("tlsClientError", (_err, socket) => socket.destroy());
+      server.on("tlsClientError", (err, secure) => {
+        const waiter = waiting.get(keyOf(secure));
+        waiting.delete(keyOf(secure));
+        secure.destroy();
+        waiter?.reject(err);
+      });
       made = { trust, server };
     }
-    return made.server;
+    const tls = made.server;
+    return new Promise((resolve, reject) => {
+      const key = keyOf(raw);
+      waiting.set(key, { resolve, reject });
+      raw.once("close", () => {
+        if (waiting.delete(key)) reject(new Error("the client went away during the TLS handshake"));
+      });
+      tls.emit("connection", raw);
+    });
   };
-  const begin = (socket: Socket, encrypted: boolean, first: Buffer | undefined) => {
+
+  const server: Server = createServer((raw) => {
+    raw.on("error", () => {});
+    raw.setNoDelay(true);
+    raw.setKeepAlive(true, 30_000);
     const registry = sessions();
-    const address = socket.remoteAddress;
-    // The client's certificate, as the HTTPS listener reads it (verified by OpenSSL; a caller without one is let in).
-    const certificate = socket instanceof TLSSocket ? tlsPeerCertificate(socket) : undefined;
-    const peer: PeerInfo = { transport: "host", ...(address ? { address } : {}), encrypted, ...(certificate ? { certificate } : {}) };
-    if (!registry) return socket.destroy();
-    let session: ReturnType<Sessions["accept"]>;
-    const channel = channelOf(socket, () => session?.drained());
-    session = registry.accept(peer, channel);
-    socket.on("data", (chunk: Buffer) => session?.data(chunk));
-    socket.on("close", () => session?.closed());
-    if (first && first.length > 0) session?.data(first);
-  };
-  const server: Server = createServer((socket) => {
-    socket.on("error", () => {});
-    socket.setNoDelay(true);
-    socket.setKeepAlive(true, 30_000);
-    // Before the startup packet, a client may ask for encryption (GSS first, then SSL, as libpq does).
-    let head = Buffer.alloc(0);
-    const onData = (chunk: Buffer) => {
-      head = Buffer.concat([head, chunk]);
-      for (;;) {
-        if (head.length < 8 && head.length < 4) return;
-        const code = encryptionRequest(head);
-        if (code === undefined) {
-          if (head.length < 8 && head.readInt32BE(0) === 8) return; // an encryption request still arriving
-          socket.off("data", onData);
-          return begin(socket, false, head);
-        }
-        head = head.subarray(8);
-        const tls = code === SSL_REQUEST && head.length === 0 ? tlsServerNow() : undefined;
-        if (tls) {
-          socket.off("data", onData);
-          socket.write("S");
-          tls.emit("connection", socket);
-          return;
-        }
-        // No TLS here (or bytes sent after the request, before the answer: not a client to upgrade).
-        socket.write("N");
-        if (head.length === 0) return;
-      }
+    if (!registry) return raw.destroy();
+    // The session starts with the connection: its limits and authentication time bound cover
+    // the encryption negotiation too. Its channel follows the socket into TLS.
+    let socket: Socket = raw;
+    let session: ClientSession | undefined;
+    const onData = (chunk: Buffer) => session?.data(chunk);
+    const onDrain = () => {
+      if (socket.writableLength < LOW_WATER) session?.drained();
     };
-    socket.on("data", onData);
+    const attach = (next: Socket) => {
+      socket = next;
+      next.on("data", onData);
+      next.on("drain", onDrain);
+      next.once("close", () => session?.closed());
+    };
+    const channel: ClientChannel = {
+      send: (bytes) => void (socket.writable && socket.write(bytes)),
+      get buffered() {
+        return socket.writableLength;
+      },
+      close: () => {
+        socket.end();
+        // A client that does not close its side in time is cut.
+        setTimeout(() => socket.destroy(), 5000).unref();
+      },
+      pause: () => socket.pause(),
+      resume: () => socket.resume(),
+      ...(s.tls
+        ? {
+            startTls: async () => {
+              raw.off("data", onData);
+              raw.off("drain", onDrain);
+              const secure = await handshake(raw);
+              secure.on("error", () => {});
+              attach(secure);
+              return peerOf(secure);
+            },
+          }
+        : {}),
+    };
+    attach(raw);
+    session = registry.accept(peerOf(raw), channel);
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

@@ -21,6 +21,12 @@ export interface ClientChannel {
   /** Stop reading the client (its messages wait while the server's side is full). */
   pause(): void;
   resume(): void;
+  /**
+   * TLS inside the stream, where the framing can (PostgreSQL's TCP port): after
+   * the session has answered 'S' to an SSLRequest, the handshake, and the
+   * connection as it then is (encrypted, a client certificate). Absent: 'N'.
+   */
+  startTls?(): Promise<PeerInfo>;
 }
 
 export interface SessionLimits {
@@ -56,7 +62,7 @@ const NOT_SETTINGS = new Set(["user", "database", "replication"]);
 
 const fatal = (code: GatewayError["code"], message: string) => new GatewayError({ code, message, severity: "FATAL" });
 
-type State = "startup" | "admitting" | "password" | "relay" | "closed";
+type State = "startup" | "tls" | "admitting" | "password" | "relay" | "closed";
 
 export class ClientSession {
   state: State = "startup";
@@ -81,9 +87,13 @@ export class ClientSession {
   /** The client sent something since the server's last ReadyForQuery answered all it had sent. */
   private clientSpoke = false;
 
+  /** An SSLRequest was answered with TLS already. */
+  private negotiated = false;
+
   constructor(
     private readonly registry: Sessions,
-    private readonly peer: PeerInfo,
+    /** The connection's facts; TLS negotiated inside the stream changes them (startTls). */
+    private peer: PeerInfo,
     private readonly channel: ClientChannel,
   ) {
     const limits = registry.deps.limits;
@@ -140,8 +150,25 @@ export class ClientSession {
   private startup(packet: StartupPacket): void {
     switch (packet.kind) {
       case "ssl":
+        // Once, before the startup packet, and only with nothing sent behind it (as PostgreSQL has it).
+        if (this.channel.startTls && !this.negotiated && this.reader.pending === 0) {
+          this.negotiated = true;
+          this.state = "tls";
+          this.channel.send(new Uint8Array([0x53 /* S */]));
+          this.channel.startTls().then(
+            (peer) => {
+              if (this.state !== "tls") return;
+              this.peer = peer;
+              this.state = "startup";
+            },
+            (err) => this.fail(err),
+          );
+          return;
+        }
+        // TLS over a WebSocket is the wss layer's: nothing to negotiate inside it.
+        this.channel.send(new Uint8Array([0x4e /* N */]));
+        return;
       case "gssenc":
-        // TLS is the transport's own (wss, or the TCP listener's): nothing to negotiate inside it.
         this.channel.send(new Uint8Array([0x4e /* N */]));
         return;
       case "cancel":

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import pg from "pg";
+import { connect as connectTcp, type Socket } from "node:net";
 import { makeCa } from "../harness/certs.ts";
 import { freePort } from "../harness/process.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
@@ -70,6 +71,38 @@ describe("PostgreSQL's protocol on HBAGATE_PG_PORT", () => {
       await secure.end();
     }
     await assert.rejects(connect({ user: "secure", password: "secure-pw" }), (e: { code?: string; message?: string }) => e.code === "28000" && /no encryption/.test(e.message ?? ""));
+  });
+
+  test("a connection that never starts counts against the sessions and is ended by the authentication time bound", async () => {
+    const limited = await freePort();
+    const small = await startSessionGateway("host all app 127.0.0.1/32 scram-sha-256\n", cluster.port, {
+      HBAGATE_PG_PORT: String(limited),
+      HBAGATE_SESSIONS_MAX: "1",
+      HBAGATE_SESSION_AUTH_TIMEOUT_MS: "400",
+    });
+    try {
+      const received = (socket: Socket) => {
+        const chunks: Buffer[] = [];
+        socket.on("data", (c: Buffer) => chunks.push(c));
+        return { text: () => Buffer.concat(chunks).toString("latin1"), closed: new Promise<void>((r) => socket.once("close", () => r())) };
+      };
+      // Connects, asks for TLS again and again (answered N: no certificate here), never starts.
+      const idle = connectTcp({ host: "127.0.0.1", port: limited });
+      idle.on("error", () => {});
+      const idleSeen = received(idle);
+      const sslRequest = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
+      idle.once("connect", () => idle.write(Buffer.concat([sslRequest, sslRequest, sslRequest])));
+      await new Promise((r) => idle.once("connect", r));
+      // The next connection finds no place: PostgreSQL's "too many clients".
+      const refused = new pg.Client({ host: "127.0.0.1", port: limited, user: "app", password: "app-pw", database: "postgres" });
+      refused.on("error", () => {});
+      await assert.rejects(refused.connect(), (e: { code?: string; message?: string }) => e.code === "53300" && e.message === "sorry, too many clients already");
+      await idleSeen.closed;
+      assert.match(idleSeen.text(), /^NNN/);
+      assert.match(idleSeen.text(), /canceling authentication due to timeout/);
+    } finally {
+      await small.close();
+    }
   });
 
   test("psql through the gateway", { skip: PSQL ? false : "psql is not installed (apt-get install -y postgresql-client)" }, async () => {
