@@ -20,6 +20,7 @@
 //   shares it with a locked one is refused too: a full table locks more
 //   pairs than asked (fail closed), never fewer, and never releases early.
 import { gatewayError, SQLSTATE, type GatewayError } from "../errors.ts";
+import { LRUCache } from "lru-cache";
 import { javascriptMac, type KeyedMac } from "./verified-callers.ts";
 
 export interface FailureLimiterOptions {
@@ -70,7 +71,8 @@ export const lockedOut = (user: string, ms: number): GatewayError =>
   gatewayError(LOCKED_OUT, `too many failed authentication attempts for user "${user}"`, { hint: `Try again in ${Math.ceil(ms / 1000)} s.` });
 
 export class FailureLimiter {
-  private readonly counters = new Map<string, Counter>();
+  /** Least recently failed out first: recency is set by failures only (reads peek). */
+  private readonly counters: LRUCache<string, Counter>;
   /** In insertion order, which is expiry order: every lock lasts lockMs from when it was (re)set. */
   private readonly locks = new Map<string, Lock>();
   private overflow: Float64Array | undefined;
@@ -87,6 +89,7 @@ export class FailureLimiter {
     this.mac = options.mac ?? javascriptMac();
     this.maxLocks = options.maxLocks ?? 10_000;
     this.overflowSlots = Math.max(1, options.overflowSlots ?? 65_536);
+    this.counters = new LRUCache({ max: Math.max(1, options.maxEntries) });
   }
 
   private key(address: string, identity: string): string {
@@ -146,7 +149,7 @@ export class FailureLimiter {
   }
 
   private failuresOf(key: string): number {
-    const c = this.counters.get(key);
+    const c = this.counters.peek(key);
     return c && this.now() - c.firstAt <= this.options.windowMs ? c.failures : 0;
   }
 
@@ -171,17 +174,16 @@ export class FailureLimiter {
       this.lock(key, lock.firstAt, now);
     } else {
       if (lock) this.locks.delete(key);
-      let c = this.counters.get(key);
+      let c = this.counters.peek(key);
       if (!c || now - c.firstAt > this.options.windowMs) c = { failures: 0, firstAt: now };
       c.failures += 1;
       failures = c.failures;
-      // Most recently failed last: eviction takes the front.
-      this.counters.delete(key);
       if (failures >= this.options.lockAfter) {
+        this.counters.delete(key);
         this.lock(key, c.firstAt, now);
       } else {
+        // Most recently failed: the last to be evicted.
         this.counters.set(key, c);
-        while (this.counters.size > this.options.maxEntries) this.counters.delete(this.counters.keys().next().value as string);
       }
     }
     const over = failures - this.options.slowAfter;

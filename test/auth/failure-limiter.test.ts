@@ -51,6 +51,21 @@ describe("brute-force brake", () => {
     assert.equal(l.check("a", "u"), undefined, "the first failure had expired");
   });
 
+  test("counters past the bound: the least recently failed is forgotten first, not the oldest created", async () => {
+    const now = 0;
+    const l = new FailureLimiter({ slowAfter: 100, lockAfter: 3, windowMs: 60_000, lockMs: 60_000, delayStepMs: 0, maxDelayMs: 0, maxEntries: 2, now: () => now });
+    await l.failed("10.0.0.1", "a");
+    await l.failed("10.0.0.1", "b");
+    await l.failed("10.0.0.1", "a"); // a is now the most recently failed
+    await l.failed("10.0.0.1", "c"); // evicts b, not a
+    assert.equal(l.sizes().counters, 2);
+    await l.failed("10.0.0.1", "a"); // a's third failure: its count was kept, so it locks
+    assert.equal(l.check("10.0.0.1", "a")?.code, "08004");
+    await l.failed("10.0.0.1", "b");
+    await l.failed("10.0.0.1", "b"); // b was forgotten: two failures, not three
+    assert.equal(l.check("10.0.0.1", "b"), undefined);
+  });
+
   test("a flood of 120,000 junk names never evicts a lock, and memory stays bounded", async () => {
     let now = 0;
     const l = new FailureLimiter({ slowAfter: 100, lockAfter: 3, windowMs: 60_000, lockMs: 60_000, delayStepMs: 0, maxDelayMs: 0, maxEntries: 1000, maxLocks: 100, now: () => now });
