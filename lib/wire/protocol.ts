@@ -58,13 +58,14 @@ export function parseStartup(packet: Uint8Array): StartupPacket {
   if (major === 3) {
     // name NUL value NUL ... NUL
     let at = 8;
+    let terminated = false;
     const strings: string[] = [];
     while (at < packet.length) {
       const end = packet.indexOf(0, at);
       if (end < 0) throw violation("invalid startup packet layout: expected terminator as last byte");
       if (end === at && strings.length % 2 === 0) {
         if (end !== packet.length - 1) throw violation("invalid startup packet layout: expected terminator as last byte");
-        at = end + 1;
+        terminated = true;
         break;
       }
       let text: string;
@@ -76,7 +77,7 @@ export function parseStartup(packet: Uint8Array): StartupPacket {
       strings.push(text);
       at = end + 1;
     }
-    if (strings.length % 2 !== 0 || packet[packet.length - 1] !== 0) throw violation("invalid startup packet layout: expected terminator as last byte");
+    if (!terminated || strings.length % 2 !== 0) throw violation("invalid startup packet layout: expected terminator as last byte");
     for (let i = 0; i < strings.length; i += 2) parameters.set(strings[i]!, strings[i + 1]!);
   }
   return { kind: "startup", major, minor, parameters };
@@ -155,6 +156,11 @@ export class MessageReader {
     if (this.buffered < length + 1) return undefined;
     const bytes = this.take(length + 1);
     return { type: bytes[0]!, bytes, body: bytes.subarray(5) };
+  }
+
+  /** The type byte of the next message, once it has arrived. */
+  nextType(): number | undefined {
+    return this.chunks[0]?.[0];
   }
 
   /** Whatever has arrived and not been read, handed on as it is. */

@@ -237,17 +237,8 @@ export class ClientSession {
     server.onDrain(() => this.channel.resume());
     server.onClose(() => this.serverGone());
     // What the client sent ahead goes first; a password it pipelined to a line that asked none is dropped.
-    if (!this.askedEver) {
-      const first = this.peekType();
-      if (first === 0x70) this.reader.next();
-    }
+    if (!this.askedEver && this.reader.nextType() === 0x70 /* p */) this.reader.next();
     for (const chunk of this.reader.drain()) this.relayFromClient(chunk);
-  }
-
-  private peekType(): number | undefined {
-    const chunks = this.reader.drain();
-    for (const c of chunks) this.reader.push(c);
-    return chunks[0]?.[0];
   }
 
   private relayFromClient(chunk: Uint8Array): void {
