@@ -102,6 +102,7 @@ async function match(path: string, values: Record<string, string | boolean | und
 }
 
 export async function hbaCommand(args: readonly string[], io: CliIo): Promise<CliResult> {
+  if (args.includes("--help") || args.includes("-h")) return { code: 0, stdout: HBA_USAGE, stderr: "" };
   let parsed;
   try {
     parsed = parseArgs({

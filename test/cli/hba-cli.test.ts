@@ -81,6 +81,16 @@ function parseMatch(r: Run): unknown {
   return JSON.parse(r.stdout);
 }
 
+describe("hbagate --help", () => {
+  test("every command prints its usage on stdout and exits 0", async () => {
+    for (const args of [["hba", "--help"], ["hba", "-h"], ["hba", "check", "--help"], ["hba", "match", "--help"], ["--help"]]) {
+      const r = await run(process.execPath, ["bin/hbagate.js", ...args], { cwd: root, timeoutMs: 30_000 });
+      assert.equal(r.code, 0, `${args.join(" ")}: ${r.output}`);
+      assert.match(r.stdout, /usage:/, args.join(" "));
+    }
+  });
+});
+
 describe("hbagate hba check", () => {
   test("a valid file: exit 0 and a one-line summary", async () => {
     const r = await hba("check", VALID);
