@@ -9,9 +9,11 @@ const log = (event: LogEvent) => process.stderr.write(JSON.stringify({ time: new
 const START_USAGE = `usage: hbagate start
 
 Runs the gateway. It takes no arguments: settings are HBAGATE_* environment
-variables, or keys of the JSON file named by HBAGATE_CONFIG (see README,
-"Configuration"). Without HBAGATE_UPSTREAM_HOST it starts an embedded PGlite.
-SIGHUP reloads the configuration; SIGINT and SIGTERM stop it.
+variables, or keys of the JSON file named by HBAGATE_CONFIG (see
+docs/configuration.md). Without HBAGATE_UPSTREAM_HOST it starts an embedded
+PGlite, in memory. The log is JSON lines on stderr; the line saying where it
+listens gives this process's "pid": SIGHUP to it reloads the configuration,
+SIGINT and SIGTERM stop it.
 `;
 
 export async function start(args: readonly string[]): Promise<number> {

@@ -1,5 +1,5 @@
 // `hbagate hba check|match` run as a user runs it: the real bin/hbagate.js in
-// a child process. The output is a contract (README "The hba command"), so the
+// a child process. The output is a contract (docs/hba-command.md), so the
 // assertions are on exact text, exact JSON shapes and exit codes.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
