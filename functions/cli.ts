@@ -29,6 +29,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     const { start } = await import("./node.ts");
     return start(rest);
   }
-  process.stderr.write(command === undefined || command === "--help" || command === "-h" ? USAGE : `hbagate: unknown command "${command}"\n${USAGE}`);
-  return command === "--help" || command === "-h" ? 0 : 2;
+  // Asked for, the usage is the answer (stdout, exit 0); otherwise it explains an error.
+  if (command === "--help" || command === "-h") {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  process.stderr.write(command === undefined ? USAGE : `hbagate: unknown command "${command}"\n${USAGE}`);
+  return 2;
 }

@@ -9,9 +9,11 @@ const log = (event: LogEvent) => process.stderr.write(JSON.stringify({ time: new
 const START_USAGE = `usage: hbagate start
 
 Runs the gateway. It takes no arguments: settings are HBAGATE_* environment
-variables, or keys of the JSON file named by HBAGATE_CONFIG (see README,
-"Configuration"). Without HBAGATE_UPSTREAM_HOST it starts an embedded PGlite.
-SIGHUP reloads the configuration; SIGINT and SIGTERM stop it.
+variables, or keys of the JSON file named by HBAGATE_CONFIG (see
+docs/configuration.md). Without HBAGATE_UPSTREAM_HOST it starts an embedded
+PGlite, in memory. The log is JSON lines on stderr; the line saying where it
+listens gives this process's "pid": SIGHUP to it reloads the configuration,
+SIGINT and SIGTERM stop it.
 `;
 
 export async function start(args: readonly string[]): Promise<number> {
@@ -43,11 +45,14 @@ export async function start(args: readonly string[]): Promise<number> {
     process.exit(1);
   }
   if (!gateway) return 1;
-  const [url] = gateway.urls;
+  const tryIt = await gateway.tryCommand();
   // The gateway's own PID: under `npm start` it is not npm's, and signals (SIGHUP to reload) go to it.
-  log({ level: "info", msg: "listening", urls: gateway.urls.join(" "), pid: process.pid });
-  for (const u of gateway.urls) process.stdout.write(`hbagate listening on ${u}\n`);
-  process.stdout.write(`try: curl -s ${url}/v1/postgres/sql -H 'content-type: application/json' -d '{"query":"select $1::int + 1 as answer","params":[41]}'\n`);
+  log({ level: "info", msg: "listening", urls: gateway.urls.join(" "), pid: process.pid, try: tryIt });
+  // The words for a person, only when one is watching: piped or collected, stdout and stderr are all JSON.
+  if (process.stdout.isTTY) {
+    for (const u of gateway.urls) process.stdout.write(`hbagate listening on ${u} (pid ${process.pid})\n`);
+    process.stdout.write(`try: ${tryIt}\n`);
+  }
 
   process.on("SIGHUP", () => void gateway.reload());
   await new Promise<void>((resolve) => {

@@ -1,10 +1,10 @@
 // The gateway's configuration lives in two Secrets Manager secrets, created
-// empty: `sst deploy` never holds their values, the operator puts them (README,
+// empty: `sst deploy` never holds their values, the operator puts them (docs/aws.md,
 // "Deploying to AWS (SST)"). Plain aws.secretsmanager.Secret rather than
 // sst.Secret, whose values pass through SST's own state and the function's
 // environment. Linked through one sst.Linkable whose only permission is
 // secretsmanager:GetSecretValue on exactly these two ARNs: the gateway never
-// calls anything else (README, "Secrets Manager").
+// calls anything else (docs/configuration.md, "Secrets Manager").
 
 export interface GatewaySecrets {
   /** JSON object: `hba` (pg_hba.conf text) and `ident` (pg_ident.conf text, may be empty). */

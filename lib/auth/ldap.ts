@@ -12,7 +12,7 @@ import { readFileSync } from "node:fs";
 import type { ConnectionOptions } from "node:tls";
 import { Client, escapeFilter, InvalidCredentialsError, ResultCodeError, BusyError, UnavailableError } from "ldapts";
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
-import { ldapFailed } from "./messages.ts";
+import { ldapFailed, refusedBy } from "./messages.ts";
 import type { LdapOptions } from "../hba/rule.ts";
 import { isSecretReference, parseSecretReference, selectValue } from "../secrets/reference.ts";
 import type { BeforeBind, LdapAuthenticate, LdapLog, LdapSettings } from "./ldap-port.ts";
@@ -106,7 +106,7 @@ async function attempt(ldap: LdapOptions, host: string, user: string, password: 
     } catch (err) {
       if (!isServerAnswer(err)) throw unusable(server, err);
       if (!(err instanceof InvalidCredentialsError)) log({ level: "info", msg: `LDAP ${what} failed`, server, detail: (err as Error).message });
-      throw ldapFailed(user);
+      throw refusedBy(ldapFailed(user), "ldap", err instanceof InvalidCredentialsError ? `the directory at ${server} refused the ${what} (invalid credentials)` : `LDAP ${what} at ${server} failed: ${(err as Error).message}`);
     }
   };
   try {
@@ -128,7 +128,7 @@ async function attempt(ldap: LdapOptions, host: string, user: string, password: 
       if (searchEntries.length !== 1) {
         const what = searchEntries.length === 0 ? "does not exist" : "is not unique";
         log({ level: "info", msg: `LDAP user "${user}" ${what}`, server, detail: `search filter "${filter}" returned ${searchEntries.length === 0 ? "no entries" : "more than one entry"}` });
-        throw ldapFailed(user);
+        throw refusedBy(ldapFailed(user), "ldap", `LDAP user "${user}" ${what} at ${server}`);
       }
       dn = searchEntries[0]!.dn;
     }
@@ -148,10 +148,10 @@ async function attempt(ldap: LdapOptions, host: string, user: string, password: 
  */
 export const authenticateLdap: LdapAuthenticate = async (ldap, user, password, settings, log, beforeBind) => {
   // An empty password would be an anonymous bind, which "succeeds": never.
-  if (password === "") throw ldapFailed(user);
+  if (password === "") throw refusedBy(ldapFailed(user), "ldap", "an empty password is refused before any check");
   if (ldap.mode.kind === "search-bind" && hasFilterSpecials(user)) {
     log({ level: "info", msg: "invalid character in user name for LDAP authentication" });
-    throw ldapFailed(user);
+    throw refusedBy(ldapFailed(user), "ldap", "invalid character in user name for LDAP authentication");
   }
   if (ldap.servers.length === 0) {
     log({ level: "error", msg: "no ldapserver is configured for this line" });

@@ -15,7 +15,7 @@
 //   it proves nothing.
 // Anything else (trust, cert, peer upstream: no request at all) proves nothing.
 import type { LoginOutcome } from "../upstream/login-exchange.ts";
-import { passwordFailed } from "./messages.ts";
+import { passwordFailed, refusedBy } from "./messages.ts";
 import type { PasswordMethod } from "./verify-password.ts";
 
 /** What the operator can change so that upstream logins prove passwords. */
@@ -72,7 +72,7 @@ export async function verifyByLogin(method: PasswordMethod, database: string, us
   const login = await verifier.upstreamLogin(database, user, password);
   if (!login.ok) {
     verifier.log({ level: "info", msg: "the upstream refused the verification login", user, database, code: login.code, reason: login.reason });
-    throw failed;
+    throw refusedBy(failed, "upstream login", `the upstream refused the login: ${login.code} ${login.reason}`);
   }
   const why = unprovenBecause(method, login);
   if (why !== undefined) {
@@ -84,6 +84,6 @@ export async function verifyByLogin(method: PasswordMethod, database: string, us
       method,
       reason: why,
     });
-    throw failed;
+    throw refusedBy(failed, "upstream login", why);
   }
 }

@@ -75,3 +75,23 @@ export function methodFailed(method: AuthMethod, user: string): GatewayError {
     }
   }
 }
+
+/** Which check refused a caller and why: for the gateway's log only, never the caller. */
+export interface RefusalReason {
+  /** "verifier file", "upstream login", or the method's name. */
+  readonly path: string;
+  readonly reason: string;
+}
+
+const reasons = new WeakMap<GatewayError, RefusalReason>();
+
+/** `err`, remembering for the log which path refused and why (no password may be in `reason`). */
+export function refusedBy(err: GatewayError, path: string, reason: string): GatewayError {
+  reasons.set(err, { path, reason });
+  return err;
+}
+
+/** Why `err` refused a caller, as refusedBy recorded it, or undefined. */
+export function refusalReason(err: GatewayError): RefusalReason | undefined {
+  return reasons.get(err);
+}

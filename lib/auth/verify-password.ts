@@ -143,3 +143,17 @@ export async function verifyPassword(file: VerifierFile, method: PasswordMethod,
     }
   }
 }
+
+/**
+ * Why verifyPassword refused `password` for `user`, for the log (no secret in it). Called only
+ * after the refusal, so the constant-time check above is unaffected.
+ */
+export function whyRefused(file: VerifierFile, method: PasswordMethod, user: string, password: string): string {
+  if (password === "") return "an empty password is refused before any check";
+  const stored = file.entries.get(user);
+  if (stored === undefined) return `no entry for "${user}" in the verifier file ${file.path}`;
+  if (!ACCEPTS[method].has(stored.kind)) {
+    return `the verifier file holds ${stored.kind === "md5" ? "an MD5 hash" : `a ${stored.kind} secret`} for "${user}", which ${method} never accepts (store a SCRAM secret: ALTER ROLE … PASSWORD with password_encryption = scram-sha-256)`;
+  }
+  return `the password does not match the verifier file's entry for "${user}"`;
+}

@@ -1,5 +1,5 @@
 // `hbagate hba check|match`: the rules engine on the command line. The output
-// is a contract other tools parse; see README "The hba command".
+// is a contract other tools parse; see docs/hba-command.md.
 import { parseArgs } from "node:util";
 import type { ConfigSource } from "../config/source.ts";
 import { parseClientAddress, unmapIpv4 } from "../hba/address.ts";
@@ -102,6 +102,7 @@ async function match(path: string, values: Record<string, string | boolean | und
 }
 
 export async function hbaCommand(args: readonly string[], io: CliIo): Promise<CliResult> {
+  if (args.includes("--help") || args.includes("-h")) return { code: 0, stdout: HBA_USAGE, stderr: "" };
   let parsed;
   try {
     parsed = parseArgs({

@@ -22,6 +22,7 @@ import type { Context } from "hono";
 import type { PeerInfo } from "../connection/caller.ts";
 import type { GatewayCore } from "./connect.ts";
 import { Sessions, type SessionLimits } from "../wire/session.ts";
+import { matchHba, type ConnectionFacts, type MatchEnvironment } from "../hba/match.ts";
 import { sessionHandler } from "../wire/websocket.ts";
 
 /** The session limits from the settings table. */
@@ -44,6 +45,13 @@ export interface AssembledGateway {
   endSessions(): void;
   /** The interactive sessions, for a framing of the runtime's own (PostgreSQL's TCP port); undefined where there are none. */
   readonly sessions: Sessions | undefined;
+  /**
+   * What a request without credentials from this address would meet: the role it is made as
+   * (HBAGATE_ANONYMOUS_USER; undefined: it is refused) and the method of the first line matching
+   * it (null: none). Undefined with no configuration. For the start's banner (does the curl it
+   * prints need -u?), never for a decision.
+   */
+  methodFor(facts: Omit<ConnectionFacts, "user" | "replication">): Promise<{ user: string | undefined; method: string | null } | undefined>;
   close(): Promise<void>;
 }
 
@@ -176,6 +184,7 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
   const membership = serviceUser
     ? new RoleMembership(pools.serviceQuery(settings.HBAGATE_SERVICE_DATABASE, serviceUser, servicePassword), { ttlMs: settings.HBAGATE_ROLES_TTL_MS })
     : undefined;
+  const environment: MatchEnvironment = { isMember: (u, r) => membership?.isMember(u, r) ?? false, ...platform.host };
   const warnMembership = (c: Configuration) => {
     if (!membership && c.rules.some(usesMembership)) {
       log({ level: "warn", msg: "rules use +group or samerole but HBAGATE_SERVICE_USER is not set: those entries match no one" });
@@ -286,7 +295,7 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
     clientCertificates: platform.clientCertificates.available,
     caller: { anonymousUser, bearerRole: { claim: settings.HBAGATE_OAUTH_ROLE_CLAIM, fallback: settings.HBAGATE_OAUTH_DEFAULT_ROLE } },
     pools,
-    environment: { isMember: (u, r) => membership?.isMember(u, r) ?? false, ...platform.host },
+    environment,
     maxBodyBytes: settings.HBAGATE_MAX_BODY_BYTES,
     requestTimeoutMs: settings.HBAGATE_REQUEST_TIMEOUT_MS,
     responseLimits: { maxRows: settings.HBAGATE_MAX_RESPONSE_ROWS, maxBytes: settings.HBAGATE_MAX_RESPONSE_BYTES, asJsonString: options.responsesAsJsonString ?? false },
@@ -372,6 +381,13 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
   return {
     app,
     reload,
+    async methodFor(facts) {
+      if (!config) return undefined;
+      const user = anonymousUser;
+      if (user === undefined) return { user, method: null };
+      const { rule } = await matchHba(config.rules, { ...facts, user, replication: false }, environment);
+      return { user, method: rule ? rule.method.name : null };
+    },
     endSessions: () => sessions?.close(),
     get sessions() {
       return sessions;

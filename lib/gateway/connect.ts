@@ -9,7 +9,7 @@ import { brakeApplies, failureAddressFor, failureKeyFor, successClearsFailures }
 import type { LdapPort } from "../auth/ldap-port.ts";
 import type { OAuthSettings } from "../auth/oauth/settings.ts";
 import type { StartupSettings } from "../upstream/startup-settings.ts";
-import { noEntryMessage, refusalFor } from "../auth/messages.ts";
+import { noEntryMessage, refusalFor, refusalReason } from "../auth/messages.ts";
 import type { SharedFailures } from "../auth/shared-failures.ts";
 import type { VerifiedCallers } from "../auth/verified-callers.ts";
 import type { VerifierFile } from "../auth/verifier-file.ts";
@@ -168,7 +168,10 @@ async function verify(asked: Caller, ask?: AskPassword): Promise<{ rule: HbaRule
   } catch (err) {
     if (err instanceof GatewayError && err.code.startsWith("28") && rule.method.name !== "reject") {
       // The server log names the line, as PostgreSQL's does; the caller never sees it.
-      deps.log({ level: "info", msg: "authentication failed", code: err.code, user: caller.facts.user, database: caller.facts.database, file: rule.file, line: rule.line });
+      // Which check refused and why (the verifier file, an upstream login, the directory, …): the
+      // caller hears only PostgreSQL's words, so this line is where the operator finds out.
+      const why = refusalReason(err) ?? { path: rule.method.name, reason: err.message };
+      deps.log({ level: "info", msg: "authentication failed", code: err.code, user: caller.facts.user, database: caller.facts.database, file: rule.file, line: rule.line, method: rule.method.name, path: why.path, reason: why.reason });
       // An attempt counted across instances already stands as a failure; a key refused before it was counted is added.
       if (braked) await Promise.all([...identities.map((key) => deps.failureLimiter.failed(who, key)), ...identities.filter((key) => !counted.includes(key)).map((key) => shared?.failed(who, key))]);
     }

@@ -1,4 +1,4 @@
-// SQLSTATE -> HTTP status: the one table, documented in the README.
+// SQLSTATE -> HTTP status: the one table, documented in docs/http-api.md and the README's troubleshooting table.
 
 const EXACT: Readonly<Record<string, number>> = {
   "08P01": 400, // protocol violation: the request itself is malformed

@@ -11,6 +11,7 @@ import type { ClientTrustHolder } from "./client-certs/holder.ts";
 import { isLoopbackHost, nodePeer, startListeners } from "./listeners.ts";
 import { nodeWebSockets } from "./websocket.ts";
 import { startPgListener } from "./pg-listener.ts";
+import { localFactsFor, tryCurl } from "./banner.ts";
 
 /** PGlite, loaded only when the Node server starts without an upstream. */
 const startEmbedded = async () => (await import("../upstream/embedded.ts")).startEmbeddedUpstream();
@@ -19,6 +20,8 @@ export interface RunningGateway {
   readonly urls: readonly string[];
   /** host:port of PostgreSQL's protocol (HBAGATE_PG_PORT), when it listens. */
   readonly pgAddress?: string;
+  /** A curl to try against the first URL, with -u when a request from this machine needs a password. */
+  tryCommand(): Promise<string>;
   /** Re-read the configuration files and secrets; false (and the old configuration kept) if anything is invalid. */
   reload(): Promise<boolean>;
   close(): Promise<void>;
@@ -76,6 +79,11 @@ export async function startGateway(settings: Settings, log: (e: LogEvent) => voi
     urls: listening.urls,
     ...(pgListener ? { pgAddress: pgListener.address } : {}),
     reload: gateway.reload,
+    async tryCommand() {
+      const url = listening.urls[0]!;
+      const facts = localFactsFor(url);
+      return tryCurl(url, facts ? await gateway.methodFor(facts) : undefined);
+    },
     async close() {
       // Sessions first: their upgraded sockets would keep the listener's close waiting.
       gateway.endSessions();

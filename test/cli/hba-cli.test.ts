@@ -1,5 +1,5 @@
 // `hbagate hba check|match` run as a user runs it: the real bin/hbagate.js in
-// a child process. The output is a contract (README "The hba command"), so the
+// a child process. The output is a contract (docs/hba-command.md), so the
 // assertions are on exact text, exact JSON shapes and exit codes.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -80,6 +80,16 @@ function parseMatch(r: Run): unknown {
   assert.ok(r.stdout.endsWith("\n") && !r.stdout.slice(0, -1).includes("\n"), `one line of JSON: ${r.stdout}`);
   return JSON.parse(r.stdout);
 }
+
+describe("hbagate --help", () => {
+  test("every command prints its usage on stdout and exits 0", async () => {
+    for (const args of [["hba", "--help"], ["hba", "-h"], ["hba", "check", "--help"], ["hba", "match", "--help"], ["--help"]]) {
+      const r = await run(process.execPath, ["bin/hbagate.js", ...args], { cwd: root, timeoutMs: 30_000 });
+      assert.equal(r.code, 0, `${args.join(" ")}: ${r.output}`);
+      assert.match(r.stdout, /usage:/, args.join(" "));
+    }
+  });
+});
 
 describe("hbagate hba check", () => {
   test("a valid file: exit 0 and a one-line summary", async () => {

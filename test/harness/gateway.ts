@@ -50,15 +50,16 @@ export async function startNodeGateway(settings: Settings, logs: LogEvent[] = []
 }
 
 export interface CliGateway extends Started {
-  /** The http:// URL it printed. */
+  /** The http:// URL it logged. */
   readonly url: string;
 }
 
-/** `node bin/hbagate.js start` from the checkout, with HBAGATE_PORT=0 over process.env and `env`; ready once it prints "hbagate listening on <url>". */
+/** `node bin/hbagate.js start` from the checkout, with HBAGATE_PORT=0 over process.env and `env`; ready once it logs "listening" (a JSON line on stderr). */
 export async function startCliGateway(env: Readonly<Record<string, string>> = {}): Promise<CliGateway> {
-  const started = await startProcess(process.execPath, ["bin/hbagate.js", "start"], /hbagate listening on (http:\/\/\S+)/, {
+  const started = await startProcess(process.execPath, ["bin/hbagate.js", "start"], /"msg":"listening","urls":"(http:\/\/[^" ]+)/, {
     cwd: root,
     env: { ...process.env, HBAGATE_PORT: "0", ...env },
+    readyOn: "stderr",
   });
   const url = started.ready[1]!;
   return Object.assign(Object.create(started) as Started, { url }) as CliGateway;

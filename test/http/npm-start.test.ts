@@ -2,7 +2,9 @@
 // command (bin/hbagate.js start) on an ephemeral port with the embedded PGlite,
 // and what a web page open in the same browser would try against it.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { request } from "node:http";
 import { connect } from "node:net";
 import { after, before, describe, test } from "node:test";
@@ -59,7 +61,11 @@ describe("npm start", () => {
     const res = await post(`${url}/v1/postgres/sql`, { "content-type": "application/json" }, JSON.stringify({ query: "select $1::int + 1 as answer", params: [41] }));
     assert.equal(res.status, 200);
     assert.deepEqual(res.body.rows, [{ answer: 42 }]);
-    assert.match(gateway!.stdout, /try: curl/);
+    // Not a terminal: nothing but JSON lines, the curl to try in the "listening" one (no -u: loopback is trust).
+    assert.equal(gateway!.stdout, "", "no plain text on stdout when it is not a terminal");
+    const lines = gateway!.stderr.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const listening = lines.find((l) => l.msg === "listening");
+    assert.match(String(listening?.try), /^curl -s http:\/\/127\.0\.0\.1:\d+\/v1\/postgres\/sql -H/);
     const ready = await fetch(`${url}/readyz`);
     assert.equal(ready.status, 200, await ready.clone().text());
   });
@@ -111,6 +117,39 @@ describe("npm start", () => {
   test("stops cleanly on SIGINT", async () => {
     const code = await gateway!.stop("SIGINT");
     assert.equal(code, 0, gateway!.stderr);
+  });
+});
+
+describe("what hbagate start prints", () => {
+  test("in a terminal: the address, its PID and a curl to try; the log stays JSON on stderr", async (t) => {
+    // script(1) gives the gateway a terminal for stdout, as a person running npm start has.
+    const started = await startProcess("script", ["-qfec", `${JSON.stringify(process.execPath)} bin/hbagate.js start`, "/dev/null"], /try: (curl[^\r\n]*)/, {
+      cwd: root,
+      env: { ...process.env, HBAGATE_PORT: "0" },
+    }).catch((err: Error) => (/ENOENT/.test(err.message) ? undefined : Promise.reject(err)));
+    if (!started) return t.skip("script(1) is not installed (apt-get install -y bsdutils)");
+    try {
+      assert.match(started.stdout, /hbagate listening on http:\/\/127\.0\.0\.1:\d+ \(pid \d+\)/);
+      assert.doesNotMatch(started.ready[1]!, / -u /);
+    } finally {
+      await started.stop("SIGTERM");
+    }
+  });
+
+  test("with a password line for this machine, the curl carries -u", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "hbagate-banner-"));
+    writeFileSync(join(dir, "hba.conf"), "host all all 127.0.0.1/32 scram-sha-256\n");
+    writeFileSync(join(dir, "users.txt"), '"postgres" "secret"\n');
+    const gw = await startCliGateway({ HBAGATE_HBA_FILE: join(dir, "hba.conf"), HBAGATE_VERIFIER_FILE: join(dir, "users.txt") });
+    try {
+      const listening = gw.stderr.split("\n").map((l) => (l ? (JSON.parse(l) as Record<string, unknown>) : {})).find((l) => l.msg === "listening");
+      assert.match(String(listening?.try), /^curl -s -u postgres:PASSWORD http:/);
+      // And it works as printed, with the password in place of PASSWORD.
+      const res = await post(`${gw.url}/v1/postgres/sql`, { "content-type": "application/json", authorization: `Basic ${Buffer.from("postgres:secret").toString("base64")}` }, JSON.stringify({ query: "select 1 as one" }));
+      assert.equal(res.status, 200);
+    } finally {
+      await gw.stop("SIGINT");
+    }
   });
 });
 

@@ -1,4 +1,4 @@
-// infra/options.ts: the deploy-time choices of the SST app (README, "Deploying
+// infra/options.ts: the deploy-time choices of the SST app (docs/aws.md, "Deploying
 // to AWS (SST)"), validated once with messages that name the variable.
 import assert from "node:assert/strict";
 import { test } from "node:test";

@@ -31,7 +31,7 @@ describe("redws: idle accounting", () => {
   // message up to the next Sync, a Query included, and answers the Sync with one ReadyForQuery;
   // the gateway's count of unanswered Queries and Syncs then never reaches zero and the session
   // is never idle. Kept (counting what the server discards would need the server's state), and
-  // bounded: such a session ends at its lifetime plus the idle time (README, Interactive sessions).
+  // bounded: such a session ends at its lifetime plus the idle time (docs/sessions.md).
   test("a session whose count disagrees with the server's still ends, at its lifetime plus the idle time", async () => {
     const bounded = await startSessionGateway("host all app 127.0.0.1/32 trust\n", cluster.port, { HBAGATE_SESSION_IDLE_MS: "600", HBAGATE_SESSION_LIFETIME_MS: "800" });
     const s = new RawSession(bounded.wsUrl);

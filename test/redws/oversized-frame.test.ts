@@ -23,7 +23,7 @@ describe("redws: oversized frames", () => {
   // Found by the red team: ws's maxPayload (2 x HBAGATE_SESSION_MAX_MESSAGE_BYTES + 1 KiB) is
   // checked before the session sees a byte, so a frame above it is closed with 1009 and no
   // ErrorResponse (ws buffers a whole frame: the bound is what keeps memory bounded). Kept and
-  // documented (README, Interactive sessions); a message within a frame gets its 54000
+  // documented (docs/sessions.md); a message within a frame gets its 54000
   // (session-faults.test.ts). What must hold: the close, and the process serving on.
   test("a frame larger than the frame bound is closed with 1009, and the gateway serves on", async () => {
     const s = new RawSession(gw.wsUrl);

@@ -13,6 +13,7 @@ import type { OAuthOptions } from "../../hba/rule.ts";
 import { identAllows } from "../../ident/ident.ts";
 import type { OAuthSettings } from "../oauth/settings.ts";
 import { remembered, type MethodCheck } from "./verifiers.ts";
+import { refusedBy } from "../messages.ts";
 
 const failed = (user: string) => gatewayError(SQLSTATE.invalidAuthorizationSpecification, `OAuth bearer authentication failed for user "${user}"`);
 
@@ -44,7 +45,7 @@ export const checkOAuth: MethodCheck<{ readonly name: "oauth"; readonly map: str
   const settings = verifiers.oauth;
   const refuse = (why: string, extra: Record<string, unknown> = {}): never => {
     verifiers.log({ level: "info", msg: "OAuth bearer token refused", reason: why, user, file: rule.file, line: rule.line, ...extra });
-    throw failed(user);
+    throw refusedBy(failed(user), "oauth", why);
   };
   if (token === undefined) return refuse("no bearer token");
   if (!settings) {
