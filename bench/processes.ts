@@ -19,15 +19,19 @@ export function startProcessMatching(cwd: string, argv: readonly string[], env: 
     const child = spawn(argv[0]!, argv.slice(1), { cwd, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     const timer = setTimeout(() => reject(new Error(`not ready: ${argv.join(" ")}\n${out}`)), 60_000);
-    child.stdout!.on("data", (d: Buffer) => {
+    // Ready lines come on either stream (the gateway's is a JSON log line on stderr), each matched on its own.
+    const streams = { stdout: "", stderr: "" };
+    const seen = (name: keyof typeof streams) => (d: Buffer) => {
       out += d.toString();
-      const ready = readyPattern.exec(out);
+      streams[name] += d.toString();
+      const ready = readyPattern.exec(streams[name]);
       if (ready) {
         clearTimeout(timer);
         resolve({ child, ready });
       }
-    });
-    child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+    };
+    child.stdout!.on("data", seen("stdout"));
+    child.stderr!.on("data", seen("stderr"));
     child.once("exit", (code) => reject(new Error(`exited ${code}: ${out}`)));
   });
 }
