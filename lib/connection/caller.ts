@@ -172,6 +172,8 @@ function claimOf(token: string, claim: string): string | undefined {
  * is its role claim, or the configured default role).
  */
 export function identifyCaller(peer: PeerInfo, database: string, authorization: string | undefined, settings: CallerSettings): Caller {
+  // A certificate that failed verification ends the request before anything is read from it or beside it.
+  provenCertificate(peer);
   const token = decodeBearer(authorization);
   let user: string | undefined;
   let password: string | undefined;

@@ -17,7 +17,7 @@
 import { X509Certificate } from "node:crypto";
 import type { PeerCertificate, PeerInfo } from "../connection/caller.ts";
 import type { ClientTrustHolder } from "../node/client-certs/holder.ts";
-import { certificateNames } from "../node/client-certs/names.ts";
+import { namedCertificate } from "../node/client-certs/names.ts";
 import { verifiedCertificate } from "../node/client-certs/verify.ts";
 
 interface ClientCert {
@@ -45,7 +45,7 @@ export function apiGatewayCertificate(requestContext: unknown, trust?: ClientTru
   if (trust) return verifiedCertificate(cert, trust.current, now);
   if (now < Date.parse(cert.validFrom)) return { verified: false, reason: "CERT_NOT_YET_VALID" };
   if (now > Date.parse(cert.validTo)) return { verified: false, reason: "CERT_HAS_EXPIRED" };
-  return { verified: true, names: certificateNames(cert) };
+  return namedCertificate(cert);
 }
 
 /**

@@ -11,7 +11,7 @@ import type { PeerInfo } from "../connection/caller.ts";
 import { clientAddress, isLoopback } from "../connection/client-address.ts";
 import { webSocketServer } from "./websocket.ts";
 import type { ClientTrust } from "./client-certs/trust.ts";
-import { tlsPeerCertificate } from "./client-certs/tls-peer.ts";
+import { judgeAgainst, tlsPeerCertificate } from "./client-certs/tls-peer.ts";
 
 export interface ListenSettings {
   readonly host: string;
@@ -77,6 +77,7 @@ export async function startListeners(fetch: (req: Request, env: unknown) => Resp
   const websocket = () => (s.webSockets ? { websocket: { server: webSocketServer(s.webSockets.maxMessageBytes) as unknown as WebSocketServerLike } } : {});
   const identity = s.tls ? { cert: readFileSync(s.tls.certFile), key: readFileSync(s.tls.keyFile) } : undefined;
   const clientTrust = s.tls?.clientTrust;
+  let trustInForce = clientTrust;
   const tcp = s.tls
     ? createAdaptorServer({
         fetch,
@@ -95,7 +96,11 @@ export async function startListeners(fetch: (req: Request, env: unknown) => Resp
     // A connection's certificate is read once: client-initiated renegotiation could swap it under
     // requests already attributed to it (and is a denial-of-service lever besides).
     // (An attempt is an error on the socket, which then closes.)
-    (tcp as Server).on("secureConnection", (socket: TLSSocket) => socket.disableRenegotiation());
+    (tcp as Server).on("secureConnection", (socket: TLSSocket) => {
+      socket.disableRenegotiation();
+      // A reload's CA and CRL judge the certificates of connections already open too.
+      judgeAgainst(socket, () => trustInForce);
+    });
   }
   await listen(tcp as Server, { port: s.port, host: s.host });
   servers.push(tcp as Server);
@@ -113,6 +118,7 @@ export async function startListeners(fetch: (req: Request, env: unknown) => Resp
     urls,
     setClientTrust(trust) {
       if (!clientTrust) return;
+      trustInForce = trust;
       // Key and certificate as started with; only the CA and CRL are reloaded. New connections only.
       (tcp as unknown as { setSecureContext(o: object): void }).setSecureContext({ ...identity, ...trust.tls });
     },

@@ -7,7 +7,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { createServer as createTlsServer, TLSSocket, type Server as TlsServer } from "node:tls";
 import type { PeerInfo } from "../connection/caller.ts";
 import type { ClientChannel, ClientSession, Sessions } from "../wire/session.ts";
-import { tlsPeerCertificate } from "./client-certs/tls-peer.ts";
+import { judgeAgainst, tlsPeerCertificate } from "./client-certs/tls-peer.ts";
 import type { ClientTrust } from "./client-certs/trust.ts";
 
 export interface PgListenSettings {
@@ -113,6 +113,7 @@ export async function startPgListener(sessions: () => Sessions | undefined, s: P
               raw.off("drain", onDrain);
               const secure = await handshake(raw);
               secure.on("error", () => {});
+              judgeAgainst(secure, () => s.tls?.clientTrust());
               attach(secure);
               return peerOf(secure);
             },

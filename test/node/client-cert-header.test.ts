@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import { certificateFromHeader } from "../../lib/node/client-certs/forwarded-header.ts";
-import { certificateNames } from "../../lib/node/client-certs/names.ts";
+import { namedCertificate } from "../../lib/node/client-certs/names.ts";
 import { DN, makePki, type Pki } from "../harness/client-certs.ts";
 import { missingCommands } from "../harness/prerequisites.ts";
 
@@ -30,7 +30,7 @@ describe("forwarded client certificate headers", { skip: noOpenssl }, () => {
       ["x-forwarded-tls-client-cert", der()],
       ["x-client-cert", pki.dn.cert.replace(/\n/g, " ")],
     ];
-    for (const [name, value] of values) assert.deepEqual(certificateNames(certificateFromHeader(name, value)), { cn: "x", dn: DN }, name);
+    for (const [name, value] of values) assert.deepEqual(namedCertificate(certificateFromHeader(name, value)), { verified: true, names: { cn: "x", dn: DN } }, name);
   });
 
   test("anything else is an error saying what is wrong, never a certificate", () => {

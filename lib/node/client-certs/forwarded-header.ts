@@ -44,9 +44,17 @@ function xfccCert(value: string): string {
   throw new Error("no Cert field (set Envoy's forward_client_cert_details and set_current_client_cert_details: cert: true)");
 }
 
-/** The DER of the first certificate in a PEM text (line breaks may have become spaces), or of bare base64. */
+/**
+ * The DER of the one certificate in a PEM text (line breaks may have become
+ * spaces), or of bare base64. Two certificates — a header sent twice and
+ * joined, a proxy that appends — are refused: which one the proxy verified
+ * cannot be told.
+ */
 function derOf(text: string): Buffer {
-  const pem = /-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/.exec(text);
+  const pems = [...text.matchAll(/-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g)];
+  if (pems.length > 1) throw new Error("more than one certificate (the proxy must overwrite the header, never append to it)");
+  const pem = pems[0];
+  if (!pem && text.includes(",")) throw new Error("more than one value (the proxy must overwrite the header, never append to it)");
   const body = (pem ? pem[1]! : text).replace(/\s+/g, "");
   if (!/^[A-Za-z0-9+/]+=*$/.test(body)) throw new Error("not a PEM or base64 certificate");
   return Buffer.from(body, "base64");
@@ -55,6 +63,8 @@ function derOf(text: string): Buffer {
 /** The certificate a header value carries; throws an Error saying what is wrong with the value. */
 export function certificateFromHeader(name: string, value: string): X509Certificate {
   let text = name.toLowerCase() === ENVOY_XFCC ? xfccCert(value) : value.trim();
+  // A header sent twice arrives joined by ", ": nothing in a URL-encoded PEM or base64 has a comma.
+  if (name.toLowerCase() !== ENVOY_XFCC && text.includes(",")) throw new Error("more than one value (the proxy must overwrite the header, never append to it)");
   if (text.includes("%")) {
     try {
       text = decodeURIComponent(text);

@@ -7,7 +7,8 @@
 // last and without ESC_MSB; this only reorders that and adds the \XX escapes,
 // so no character is escaped by hand-written rules.
 import type { X509Certificate } from "node:crypto";
-import type { CertificateNames } from "../../connection/caller.ts";
+import type { CertificateNames, PeerCertificate } from "../../connection/caller.ts";
+import { subjectAttributes } from "./certificate-der.ts";
 
 /** Node's multiline subject line split at its unescaped " + " (a multi-valued RDN's entries). */
 function entriesOf(line: string): string[] {
@@ -35,23 +36,64 @@ function escapeMsb(text: string): string {
   return text.replace(/[^\x00-\x7f]/gu, (ch) => [...utf8.encode(ch)].map((b) => `\\${b.toString(16).toUpperCase().padStart(2, "0")}`).join(""));
 }
 
-/** The subject DN in RFC 2253 form, as PostgreSQL's clientname=DN sees it. */
+const hex = (bytes: Uint8Array) => [...bytes].map((b) => b.toString(16).toUpperCase().padStart(2, "0")).join("");
+
+/**
+ * The subject DN in RFC 2253 form, as PostgreSQL's clientname=DN sees it. An
+ * attribute OpenSSL has no name for (Node prints its dotted OID) is dumped as
+ * `OID=#` and the hex of its DER, as XN_FLAG_DUMP_UNKNOWN_FIELDS does.
+ */
 export function rfc2253Subject(cert: X509Certificate): string {
   if (cert.subject === "") return "";
+  const lines = cert.subject.split("\n").map(entriesOf);
+  const encoded = subjectAttributes(cert);
+  const aligned = encoded.length === lines.length && encoded.every((rdn, i) => rdn.length === lines[i]!.length);
+  const entry = (text: string, i: number, j: number) => {
+    const attribute = aligned ? encoded[i]![j]! : undefined;
+    if (attribute && /^\d+(\.\d+)+=/.test(text)) return `${attribute.oid}=#${hex(attribute.der)}`;
+    return escapeMsb(text);
+  };
   // XN_FLAG_DN_REV reverses the entry list as a whole, multi-valued RDNs included.
-  return cert.subject
-    .split("\n")
+  return lines
+    .map((entries, i) => entries.map((text, j) => entry(text, i, j)).reverse().join("+"))
     .reverse()
-    .map((line) => entriesOf(line).reverse().map(escapeMsb).join("+"))
     .join(",");
 }
 
-/** The subject's first commonName, unescaped (X509_NAME_get_text_by_NID); undefined when it has none. */
-export function firstCommonName(cert: X509Certificate): string | undefined {
-  const cn = (cert.toLegacyObject().subject as unknown as Record<string, string | string[] | undefined> | undefined)?.CN;
-  return Array.isArray(cn) ? cn[0] : cn;
+const COMMON_NAME = "2.5.4.3";
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * The subject's first commonName as PostgreSQL reads it: the value's bytes as
+ * encoded (X509_NAME_get_text_by_NID copies them; a BMPString "alice" is
+ * 00 61 00 6c …), refused when they hold a NUL, as PostgreSQL refuses "SSL
+ * certificate's common name contains embedded null" (a name that would read
+ * as another up to the NUL). Undefined when the subject has no CN or its bytes
+ * are no UTF-8 text (then they equal no role name).
+ */
+export function firstCommonName(cert: X509Certificate): { cn: string | undefined } | { refused: string } {
+  for (const rdn of subjectAttributes(cert)) {
+    for (const a of rdn) {
+      if (a.oid !== COMMON_NAME) continue;
+      if (a.bytes.includes(0)) return { refused: "the certificate's common name contains an embedded null" };
+      try {
+        return { cn: strictUtf8.decode(a.bytes) };
+      } catch {
+        return { cn: undefined };
+      }
+    }
+  }
+  return { cn: undefined };
 }
 
-export function certificateNames(cert: X509Certificate): CertificateNames {
-  return { cn: firstCommonName(cert), dn: rfc2253Subject(cert) };
+/** A verified certificate as hba sees it: its names, or refused for a name PostgreSQL refuses. */
+export function namedCertificate(cert: X509Certificate): PeerCertificate {
+  let first: ReturnType<typeof firstCommonName>;
+  try {
+    first = firstCommonName(cert);
+  } catch {
+    return { verified: false, reason: "the certificate's subject cannot be read" };
+  }
+  if ("refused" in first) return { verified: false, reason: first.refused };
+  return { verified: true, names: { cn: first.cn, dn: rfc2253Subject(cert) } satisfies CertificateNames };
 }

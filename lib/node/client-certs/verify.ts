@@ -9,7 +9,8 @@
 import type { X509Certificate } from "node:crypto";
 import type { PeerCertificate } from "../../connection/caller.ts";
 import { normalizeSerial } from "./der.ts";
-import { certificateNames } from "./names.ts";
+import { namedCertificate } from "./names.ts";
+import { clientPurposeError } from "./certificate-der.ts";
 import type { ClientTrust } from "./trust.ts";
 
 /** id-kp-clientAuth, and anyExtendedKeyUsage. */
@@ -41,6 +42,9 @@ export function verificationError(leaf: X509Certificate, trust: ClientTrust, now
   // extendedKeyUsage, when present, must allow client authentication (X509_PURPOSE_SSL_CLIENT).
   const usage = leaf.keyUsage;
   if (usage !== undefined && usage.length > 0 && !usage.includes(CLIENT_AUTH) && !usage.includes(ANY_USAGE)) return "INVALID_PURPOSE";
+  // keyUsage and nsCertType, when present, must allow it too (the CA's own certificate does not).
+  const purpose = clientPurposeError(leaf);
+  if (purpose) return purpose;
   let current = leaf;
   for (let depth = 0; depth < MAX_DEPTH; depth++) {
     const expired = inPeriod(current, now);
@@ -62,5 +66,5 @@ export function verificationError(leaf: X509Certificate, trust: ClientTrust, now
 /** The certificate as hba sees it: verified with its names, or refused with OpenSSL's code for why. */
 export function verifiedCertificate(cert: X509Certificate, trust: ClientTrust, now: number = Date.now()): PeerCertificate {
   const error = verificationError(cert, trust, now);
-  return error === undefined ? { verified: true, names: certificateNames(cert) } : { verified: false, reason: error };
+  return error === undefined ? namedCertificate(cert) : { verified: false, reason: error };
 }
