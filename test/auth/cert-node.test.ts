@@ -10,7 +10,7 @@ import { after, before, describe, test } from "node:test";
 import { connect as tlsConnect } from "node:tls";
 import type { LogEvent } from "../../lib/log.ts";
 import type { RunningGateway } from "../../lib/node/gateway.ts";
-import { askPostgres, DN, gatewayDecision, makePki, postTls, sslCluster, xfcc, type Client, type Decision, type Pki } from "../harness/client-certs.ts";
+import { askPostgres, DN, gatewayDecision, makePki, postTls, sslCluster, xfcc, type Client, type Decision, type Pki, clientCertSettings } from "../harness/client-certs.ts";
 import { nodeSettings, startNodeGateway } from "../harness/gateway.ts";
 import { basic } from "../harness/http.ts";
 import { flavorMissing, type Cluster } from "../harness/postgres.ts";
@@ -49,12 +49,7 @@ dn "CN=svc,OU=ops+CN=x,O=Acme\, Inc.,DC=example,DC=com" svc
           HBAGATE_HBA_FILE: join(dir, "pg_hba.conf"),
           HBAGATE_IDENT_FILE: join(dir, "pg_ident.conf"),
           HBAGATE_ROLE_CREDENTIALS_FILE: join(dir, "roles.json"),
-          HBAGATE_TLS_CERT_FILE: pki.server.certFile,
-          HBAGATE_TLS_KEY_FILE: pki.server.keyFile,
-          HBAGATE_TLS_CLIENT_CA_FILE: pki.ca.certFile,
-          HBAGATE_TLS_CLIENT_CRL_FILE: pki.crlFile,
-          HBAGATE_TRUSTED_PROXIES: PROXY,
-          HBAGATE_CLIENT_CERT_HEADER: "X-Forwarded-Client-Cert",
+          ...clientCertSettings(pki, PROXY, "X-Forwarded-Client-Cert"),
         },
         cluster.port,
       ),

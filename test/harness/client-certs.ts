@@ -161,3 +161,15 @@ export async function sslCluster(pki: Pki): Promise<Cluster> {
 
 /** Envoy's X-Forwarded-Client-Cert for a client certificate (set_current_client_cert_details: cert). */
 export const xfcc = (cert: Issued) => `By=spiffe://gateway;Hash=0123;Cert="${encodeURIComponent(cert.cert)}";Subject="CN=whatever"`;
+
+/** A gateway's settings for HTTPS with `pki`'s server certificate, client certificates verified against its CA and CRL, and `header` believed from `proxy`. */
+export function clientCertSettings(pki: Pki, proxy: string, header = "X-Forwarded-Client-Cert"): Record<string, string> {
+  return {
+    HBAGATE_TLS_CERT_FILE: pki.server.certFile,
+    HBAGATE_TLS_KEY_FILE: pki.server.keyFile,
+    HBAGATE_TLS_CLIENT_CA_FILE: pki.ca.certFile,
+    HBAGATE_TLS_CLIENT_CRL_FILE: pki.crlFile,
+    HBAGATE_TRUSTED_PROXIES: proxy,
+    HBAGATE_CLIENT_CERT_HEADER: header,
+  };
+}

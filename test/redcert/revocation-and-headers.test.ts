@@ -10,7 +10,7 @@ import { after, before, describe, test } from "node:test";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import type { LogEvent } from "../../lib/log.ts";
 import type { RunningGateway } from "../../lib/node/gateway.ts";
-import { gatewayDecision, makePki, postTls, type Pki } from "../harness/client-certs.ts";
+import { gatewayDecision, makePki, postTls, type Pki, clientCertSettings } from "../harness/client-certs.ts";
 import { nodeSettings, startNodeGateway } from "../harness/gateway.ts";
 import { basic } from "../harness/http.ts";
 import { flavorMissing, startCluster, type Cluster } from "../harness/postgres.ts";
@@ -49,13 +49,7 @@ describe("red team: revocation by reload, and a doubled certificate header", { s
       nodeSettings(
         {
           HBAGATE_HBA_FILE: join(pki.dir, "pg_hba.conf"),
-          HBAGATE_TLS_CERT_FILE: pki.server.certFile,
-          HBAGATE_TLS_KEY_FILE: pki.server.keyFile,
-          HBAGATE_TLS_CLIENT_CA_FILE: pki.ca.certFile,
-          HBAGATE_TLS_CLIENT_CRL_FILE: pki.crlFile,
-          HBAGATE_TRUSTED_PROXIES: PROXY,
-          // ALB's header (URL-encoded PEM).
-          HBAGATE_CLIENT_CERT_HEADER: "x-amzn-mtls-clientcert",
+          ...clientCertSettings(pki, PROXY, "x-amzn-mtls-clientcert"),
         },
         cluster.port,
       ),
