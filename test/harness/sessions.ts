@@ -12,6 +12,7 @@ import type { RunningGateway } from "../../lib/node/gateway.ts";
 import { MessageReader, MessageWriter, parseErrorFields, PROTOCOL_3_0, type Message } from "../../lib/wire/protocol.ts";
 import type { PgErrorFields } from "../../lib/errors.ts";
 import { nodeSettings, startNodeGateway } from "./gateway.ts";
+import { startCluster, type Cluster } from "./postgres.ts";
 
 export interface SessionGateway {
   readonly gateway: RunningGateway;
@@ -161,5 +162,26 @@ export class RawSession {
 
   close(): void {
     this.ws.terminate();
+  }
+}
+
+/** A throwaway cluster with a role `app` that its own rules and the gateway's both trust from loopback, and a session gateway in front of it. */
+export async function startTrustedApp(env: Readonly<Record<string, string>> = {}): Promise<{ readonly cluster: Cluster; readonly gw: SessionGateway; close(): Promise<void> }> {
+  const cluster = await startCluster();
+  try {
+    await cluster.sql.unsafe("create role app login");
+    await cluster.writeHba("host all app 127.0.0.1/32 trust\n", { reload: true });
+    const gw = await startSessionGateway("host all app 127.0.0.1/32 trust\n", cluster.port, env);
+    return {
+      cluster,
+      gw,
+      async close() {
+        await gw.close();
+        await cluster.stop();
+      },
+    };
+  } catch (err) {
+    await cluster.stop();
+    throw err;
   }
 }

@@ -3,8 +3,8 @@
 // from that count, the limits go wrong.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { queryMessage, RawSession, startSessionGateway, type SessionGateway } from "../harness/sessions.ts";
+import type { Cluster } from "../harness/postgres.ts";
+import { queryMessage, RawSession, startSessionGateway, type SessionGateway, startTrustedApp } from "../harness/sessions.ts";
 import { MessageWriter } from "../../lib/wire/protocol.ts";
 
 const parse = (sql: string) => new MessageWriter().cstring("").cstring(sql).int16(0).finish("P");
@@ -14,18 +14,14 @@ const sync = () => new MessageWriter().finish("S");
 const flush = () => new MessageWriter().finish("H");
 
 describe("redws: idle accounting", () => {
+  let app: Awaited<ReturnType<typeof startTrustedApp>>;
   let cluster: Cluster;
   let gw: SessionGateway;
   before(async () => {
-    cluster = await startCluster();
-    await cluster.sql.unsafe(`create role app login;`);
-    await cluster.writeHba("host all app 127.0.0.1/32 trust\n", { reload: true });
-    gw = await startSessionGateway("host all app 127.0.0.1/32 trust\n", cluster.port, { HBAGATE_SESSION_IDLE_MS: "600" });
+    app = await startTrustedApp({ HBAGATE_SESSION_IDLE_MS: "600" });
+    ({ cluster, gw } = app);
   });
-  after(async () => {
-    await gw?.close();
-    await cluster?.stop();
-  });
+  after(async () => app?.close());
 
   // Found by the red team: after an error in the extended protocol PostgreSQL discards every
   // message up to the next Sync, a Query included, and answers the Sync with one ReadyForQuery;

@@ -2,23 +2,17 @@
 // and a close, however the client frames it.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { RawSession, startSessionGateway, type SessionGateway } from "../harness/sessions.ts";
+import { RawSession, type SessionGateway, startTrustedApp } from "../harness/sessions.ts";
 import { MessageWriter } from "../../lib/wire/protocol.ts";
 
 describe("redws: oversized frames", () => {
-  let cluster: Cluster;
+  let app: Awaited<ReturnType<typeof startTrustedApp>>;
   let gw: SessionGateway;
   before(async () => {
-    cluster = await startCluster();
-    await cluster.sql.unsafe(`create role app login;`);
-    await cluster.writeHba("host all app 127.0.0.1/32 trust\n", { reload: true });
-    gw = await startSessionGateway("host all app 127.0.0.1/32 trust\n", cluster.port, { HBAGATE_SESSION_MAX_MESSAGE_BYTES: "65536" });
+    app = await startTrustedApp({ HBAGATE_SESSION_MAX_MESSAGE_BYTES: "65536" });
+    ({ gw } = app);
   });
-  after(async () => {
-    await gw?.close();
-    await cluster?.stop();
-  });
+  after(async () => app?.close());
 
   // Found by the red team: ws's maxPayload (2 x HBAGATE_SESSION_MAX_MESSAGE_BYTES + 1 KiB) is
   // checked before the session sees a byte, so a frame above it is closed with 1009 and no

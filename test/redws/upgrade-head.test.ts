@@ -4,8 +4,7 @@ import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
-import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { queryMessage, RawSession, startSessionGateway, startupMessage, type SessionGateway } from "../harness/sessions.ts";
+import { queryMessage, RawSession, startupMessage, type SessionGateway, startTrustedApp } from "../harness/sessions.ts";
 
 /** A client frame: FIN, the opcode, masked as a client's must be (unless `unmasked`). */
 function frame(opcode: number, payload: Uint8Array, unmasked = false): Buffer {
@@ -52,18 +51,13 @@ function rawUpgrade(authority: string, extra: Buffer, ms = 1500): Promise<Buffer
 }
 
 describe("redws: frames sent together with the upgrade request", () => {
-  let cluster: Cluster;
+  let app: Awaited<ReturnType<typeof startTrustedApp>>;
   let gw: SessionGateway;
   before(async () => {
-    cluster = await startCluster();
-    await cluster.sql.unsafe(`create role app login;`);
-    await cluster.writeHba("host all app 127.0.0.1/32 trust\n", { reload: true });
-    gw = await startSessionGateway("host all app 127.0.0.1/32 trust\n", cluster.port);
+    app = await startTrustedApp();
+    ({ gw } = app);
   });
-  after(async () => {
-    await gw?.close();
-    await cluster?.stop();
-  });
+  after(async () => app?.close());
 
   const stillServes = async () => {
     const s = new RawSession(gw.wsUrl);
