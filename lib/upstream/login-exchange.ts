@@ -8,11 +8,7 @@
 // messages are read alongside it. TLS is therefore negotiated here too (the
 // driver's own TLS would hide the messages).
 import type { Socket } from "node:net";
-import { openSocket } from "./upstream-socket.ts";
-import { connectTimeout, within } from "./within.ts";
-import { connect as tlsConnect, type ConnectionOptions } from "node:tls";
-import { isIP } from "node:net";
-import { gatewayError, SQLSTATE } from "../errors.ts";
+import { connectUpstream } from "./upstream-socket.ts";
 import type { UpstreamSettings } from "./upstream-settings.ts";
 
 /** The password exchange the server asked for: none at all (trust, and the like), or one of the three. */
@@ -57,54 +53,16 @@ export class ExchangeWatcher {
   };
 }
 
-const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
-
-/** SSLRequest, then TLS with the same verification postgres.js is configured with. */
-export async function secure(raw: Socket, host: string, ssl: NonNullable<UpstreamSettings["ssl"]>): Promise<Socket> {
-  raw.write(SSL_REQUEST);
-  const answer = await new Promise<number | undefined>((resolve, reject) => {
-    raw.once("data", (d: Buffer) => {
-      raw.off("error", reject);
-      resolve(d[0]);
-    });
-    raw.once("error", reject);
-  });
-  if (answer !== 0x53 /* S */) {
-    raw.destroy();
-    throw gatewayError(SQLSTATE.sqlclientUnableToEstablishSqlconnection, "the database is unavailable", { detail: "the server does not support SSL" });
-  }
-  const options: ConnectionOptions =
-    // `host` is what the certificate must name (an IP address against its IP SANs); without it Node checks "localhost".
-    ssl === "require" ? { socket: raw, rejectUnauthorized: false } : { socket: raw, ...ssl, host, ...(isIP(host) ? {} : { servername: host }) };
-  return new Promise((resolve, reject) => {
-    const tls = tlsConnect(options, () => {
-      tls.off("error", reject);
-      resolve(tls);
-    });
-    tls.once("error", reject);
-  });
-}
-
 /**
  * A socket factory for postgres.js (its `socket` option) whose connection
  * feeds `watcher`; the driver must be given `ssl: false`, TLS being done here.
  */
 export function watchedSocket(settings: Pick<UpstreamSettings, "host" | "port" | "ssl" | "connectTimeout">, watcher: ExchangeWatcher): () => Promise<Socket> {
   return async () => {
-    const raw = await openSocket(settings);
-    try {
-      const socket = settings.ssl
-        ? await within(secure(raw, settings.host, settings.ssl), settings.connectTimeout * 1000, () => {
-            throw connectTimeout();
-          })
-        : raw;
-      // Added before the driver's own listener, so both see every chunk.
-      socket.on("data", watcher.feed);
-      return socket;
-    } catch (err) {
-      raw.destroy();
-      throw err;
-    }
+    const socket = await connectUpstream(settings);
+    // Added before the driver's own listener, so both see every chunk.
+    socket.on("data", watcher.feed);
+    return socket;
   };
 }
 

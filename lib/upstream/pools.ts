@@ -399,8 +399,9 @@ export class Pools implements Coordinator {
       try {
         stream = await open(configured ?? request.password);
       } catch (err) {
-        if (!refusedLogin(err) || configured === undefined) throw err;
-        stream = await this.sessionWithAlternative(err, request.user, open);
+        if (configured === undefined) throw err;
+        // A secret mid-rotation: proven as a request's is, then the session logs in with the password proven.
+        stream = await this.retryProven(err, request.database, request.user, async () => open(await this.credentials.password(request.user)));
       }
       stream.onClose(uncount);
       return stream;
@@ -408,19 +409,6 @@ export class Pools implements Coordinator {
       uncount();
       throw err;
     }
-  }
-
-  private async sessionWithAlternative(refusal: unknown, user: string, open: (password: string) => Promise<ServerStream>): Promise<ServerStream> {
-    for (const password of await this.credentials.alternatives(user)) {
-      try {
-        const stream = await open(password);
-        this.credentials.prefer(user, password);
-        return stream;
-      } catch (err) {
-        if (!refusedLogin(err)) throw err;
-      }
-    }
-    throw refusal;
   }
 
   /**

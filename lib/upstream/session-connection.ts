@@ -8,8 +8,7 @@ import { bytesToHex } from "@noble/hashes/utils.js";
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
 import { cstringAt, MessageReader, MessageWriter, PROTOCOL_3_0, serverError, CANCEL_REQUEST } from "../wire/protocol.ts";
 import { ScramClient } from "../wire/scram-client.ts";
-import { secure } from "./login-exchange.ts";
-import { openSocket } from "./upstream-socket.ts";
+import { connectUpstream } from "./upstream-socket.ts";
 import type { UpstreamSettings } from "./upstream-settings.ts";
 import { connectTimeout, within } from "./within.ts";
 import { fromDriverError } from "./errors.ts";
@@ -60,25 +59,15 @@ const noPassword = () => gatewayError(SQLSTATE.invalidPassword, "the server aske
  * connection error (08001), the socket closed.
  */
 export async function openServerStream(settings: UpstreamSettings, request: LoginRequest): Promise<ServerStream> {
-  const raw = await openSocket(settings).catch((err: unknown) => {
-    throw fromDriverError(err);
+  const socket = await connectUpstream(settings).catch((err: unknown) => {
+    throw err instanceof GatewayError ? err : fromDriverError(err);
   });
-  let socket: Socket = raw;
   try {
-    const ms = settings.connectTimeout * 1000;
-    return await within(
-      (async () => {
-        if (settings.ssl) socket = await secure(raw, settings.host, settings.ssl);
-        return await login(socket, request);
-      })(),
-      ms,
-      () => {
-        throw fromDriverError(connectTimeout());
-      },
-    );
+    return await within(login(socket, request), settings.connectTimeout * 1000, () => {
+      throw fromDriverError(connectTimeout());
+    });
   } catch (err) {
     socket.destroy();
-    raw.destroy();
     throw err instanceof GatewayError ? err : fromDriverError(err);
   }
 }
@@ -212,20 +201,15 @@ function stream(socket: Socket, reader: MessageReader, greeting: Uint8Array[], k
 
 /** Sends a CancelRequest for a server key on a connection of its own (the server closes it). */
 export async function cancelOnServer(settings: UpstreamSettings, key: { pid: number; secret: number }): Promise<void> {
-  const raw = await openSocket(settings);
-  try {
-    const socket = settings.ssl ? await secure(raw, settings.host, settings.ssl) : raw;
-    const packet = new MessageWriter().int32(CANCEL_REQUEST).int32(key.pid).int32(key.secret).finish();
-    await new Promise<void>((resolve) => {
-      socket.once("close", () => resolve());
-      socket.once("error", () => resolve());
-      socket.end(packet);
-      setTimeout(() => {
-        socket.destroy();
-        resolve();
-      }, 5000).unref();
-    });
-  } finally {
-    raw.destroy();
-  }
+  const socket = await connectUpstream(settings);
+  const packet = new MessageWriter().int32(CANCEL_REQUEST).int32(key.pid).int32(key.secret).finish();
+  await new Promise<void>((resolve) => {
+    socket.once("close", () => resolve());
+    socket.once("error", () => resolve());
+    socket.end(packet);
+    setTimeout(() => {
+      socket.destroy();
+      resolve();
+    }, 5000).unref();
+  });
 }

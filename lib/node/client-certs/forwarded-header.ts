@@ -54,6 +54,7 @@ function derOf(text: string): Buffer {
   const pems = [...text.matchAll(/-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g)];
   if (pems.length > 1) throw new Error("more than one certificate (the proxy must overwrite the header, never append to it)");
   const pem = pems[0];
+  // A header sent twice arrives joined by ", ": nothing in base64 has a comma.
   if (!pem && text.includes(",")) throw new Error("more than one value (the proxy must overwrite the header, never append to it)");
   const body = (pem ? pem[1]! : text).replace(/\s+/g, "");
   if (!/^[A-Za-z0-9+/]+=*$/.test(body)) throw new Error("not a PEM or base64 certificate");
@@ -63,8 +64,6 @@ function derOf(text: string): Buffer {
 /** The certificate a header value carries; throws an Error saying what is wrong with the value. */
 export function certificateFromHeader(name: string, value: string): X509Certificate {
   let text = name.toLowerCase() === ENVOY_XFCC ? xfccCert(value) : value.trim();
-  // A header sent twice arrives joined by ", ": nothing in a URL-encoded PEM or base64 has a comma.
-  if (name.toLowerCase() !== ENVOY_XFCC && text.includes(",")) throw new Error("more than one value (the proxy must overwrite the header, never append to it)");
   if (text.includes("%")) {
     try {
       text = decodeURIComponent(text);
