@@ -100,9 +100,9 @@ async function ruleFor(rules: readonly HbaRule[], caller: Caller): Promise<HbaRu
 async function verify(asked: Caller, ask?: AskPassword): Promise<{ rule: HbaRule; caller: Caller; verified: Verified | void }> {
   await deps.configured?.();
   // One snapshot per request: a reload meanwhile does not mix two configurations.
-  let verifierFile = deps.verifierFile();
-  let ident = deps.ident();
-  let rule = await ruleFor(deps.rules(), asked);
+  const snapshot = () => ({ rules: deps.rules(), verifierFile: deps.verifierFile(), ident: deps.ident() });
+  let config = snapshot();
+  let rule = await ruleFor(config.rules, asked);
   let caller = asked;
   // A session's credentials: asked for before the brake's turn is taken, so a slow client holds none.
   if (ask && ASKS_PASSWORD.has(rule.method.name)) {
@@ -110,11 +110,11 @@ async function verify(asked: Caller, ask?: AskPassword): Promise<{ rule: HbaRule
     // The configuration in force once the credentials are in hand decides: a reload while the
     // client was typing applies to it (a line now `reject` refuses; one now asking for a
     // password it was not asked for finds none).
-    verifierFile = deps.verifierFile();
-    ident = deps.ident();
-    rule = await ruleFor(deps.rules(), asked);
+    config = snapshot();
+    rule = await ruleFor(config.rules, asked);
     caller = withAnswer(asked, rule, answer);
   }
+  const { verifierFile, ident } = config;
   // Who is asking, for the brute-force brake: the client address (an IPv6 /64, or the socket)
   // and the identity the rule's verifier will compare (under LDAP "TEST1" is test1).
   const who = failureAddressFor(caller.facts);
@@ -188,7 +188,7 @@ async function connect(asked: Caller): Promise<Lease> {
   // A bearer token's verified claims, for row-level security (PostgREST's request.jwt.claims),
   // after the caller's own settings so that none of theirs can stand in for them. The session
   // reset after the request removes them.
-  const settings: StartupSettings = verified?.claims ? [["request.jwt.claims", JSON.stringify(verified.claims)]] : [];
+  const settings = claimSettings(verified);
   return async (fn) => {
     try {
       // A principal the platform named (peer, mapped to the role), or a token's subject, is bounded on its own.
@@ -201,7 +201,7 @@ async function connect(asked: Caller): Promise<Lease> {
 
 async function admit<T>(asked: Caller, ask: AskPassword, open: (admitted: Admitted) => Promise<T>): Promise<T> {
   const { rule, caller, verified } = await verify(asked, ask);
-  const settings: StartupSettings = verified?.claims ? [["request.jwt.claims", JSON.stringify(verified.claims)]] : [];
+  const settings = claimSettings(verified);
   try {
     return await open({ database: caller.facts.database, user: caller.facts.user, password: passwordOf(caller), settings });
   } catch (err) {
@@ -226,6 +226,14 @@ function loginRefusal(rule: HbaRule, caller: Caller, err: unknown): unknown {
 }
 
   return { connect, admit };
+}
+
+/**
+ * A bearer token's verified claims as settings of the gateway's own, for
+ * row-level security (PostgREST's request.jwt.claims); none for other methods.
+ */
+function claimSettings(verified: Verified | void): StartupSettings {
+  return verified?.claims ? [["request.jwt.claims", JSON.stringify(verified.claims)]] : [];
 }
 
 /** The client's answer to a password request, as the credential the line's method checks. */

@@ -23,9 +23,6 @@ export interface PgListenSettings {
     | undefined;
 }
 
-/** Below this many unwritten bytes a paused server side is read again. */
-const LOW_WATER = 256 * 1024;
-
 /** The peer as a socket shows it: its address, TLS, and the client certificate OpenSSL verified. */
 function peerOf(socket: Socket): PeerInfo {
   const address = socket.remoteAddress;
@@ -85,9 +82,7 @@ export async function startPgListener(sessions: () => Sessions | undefined, s: P
     let socket: Socket = raw;
     let session: ClientSession | undefined;
     const onData = (chunk: Buffer) => session?.data(chunk);
-    const onDrain = () => {
-      if (socket.writableLength < LOW_WATER) session?.drained();
-    };
+    const onDrain = () => session?.drained();
     const attach = (next: Socket) => {
       socket = next;
       next.on("data", onData);

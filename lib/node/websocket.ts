@@ -5,19 +5,14 @@ import type { UpgradeWebSocket, WSContext } from "hono/ws";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { WebSocketPort } from "../wire/websocket.ts";
 
-/** Below this many unsent bytes a paused server side is read again. */
-const LOW_WATER = 256 * 1024;
-
 export const nodeWebSockets: WebSocketPort = {
   upgrade: upgradeWebSocket as unknown as UpgradeWebSocket,
   channel(ws: WSContext, drained: () => void) {
     const raw = ws.raw as WebSocket;
-    const afterSend = () => {
-      if (raw.bufferedAmount < LOW_WATER) drained();
-    };
     return {
       send(bytes: Uint8Array) {
-        if (raw.readyState === raw.OPEN) raw.send(bytes, { binary: true }, afterSend);
+        // Each frame written out is a chance for the session to read its server again.
+        if (raw.readyState === raw.OPEN) raw.send(bytes, { binary: true }, drained);
       },
       get buffered() {
         return raw.bufferedAmount;

@@ -250,13 +250,13 @@ const FIELD_CODES: Record<keyof PgErrorFields, string> = {
   routine: "R",
 };
 
-/** An ErrorResponse carrying a GatewayError's fields; FATAL unless it says otherwise. */
-export function errorResponse(err: GatewayError, severity = err.fields.severity === "ERROR" ? "FATAL" : err.fields.severity ?? "FATAL"): Uint8Array {
+/** An ErrorResponse carrying a GatewayError's fields, as FATAL: the gateway speaks on a session only to end it. */
+export function errorResponse(err: GatewayError): Uint8Array {
   const w = new MessageWriter();
-  const fields: Record<string, string | undefined> = { ...err.fields, severity };
-  w.bytes(utf8.encode("S")).cstring(severity);
+  const fields = err.fields as unknown as Readonly<Record<string, string | undefined>>;
+  w.bytes(utf8.encode("S")).cstring("FATAL");
   // PostgreSQL 9.6+ also sends the untranslated severity, which drivers prefer.
-  w.bytes(utf8.encode("V")).cstring(severity);
+  w.bytes(utf8.encode("V")).cstring("FATAL");
   for (const [name, code] of Object.entries(FIELD_CODES)) {
     if (name === "severity") continue;
     const value = fields[name];

@@ -15,7 +15,7 @@ import { BoundaryScanner } from "./boundaries.ts";
 /** The client's side, as the framing carries it. */
 export interface ClientChannel {
   send(bytes: Uint8Array): void;
-  /** Bytes sent and not yet written out: above a mark, the server is paused until the framing calls `drained`. */
+  /** Bytes sent and not yet written out: above a mark, the server is paused until `drained` finds them few again. */
   readonly buffered: number;
   close(): void;
   /** Stop reading the client (its messages wait while the server's side is full). */
@@ -54,8 +54,9 @@ export interface SessionDeps {
   readonly log: Log;
 }
 
-/** Above this many bytes unsent to the client, the server is not read. */
+/** Above this many bytes unsent to the client, the server is not read, until they are below the low mark. */
 const HIGH_WATER = 1 << 20;
+const LOW_WATER = 256 * 1024;
 
 /** Startup parameters that are not settings for the upstream session. */
 const NOT_SETTINGS = new Set(["user", "database", "replication"]);
@@ -121,9 +122,9 @@ export class ClientSession {
     this.end();
   }
 
-  /** The framing sent out what was buffered. */
+  /** The framing sent out some of what was buffered: below the low mark, the server is read again. */
   drained(): void {
-    if (this.channel.buffered < HIGH_WATER) this.server?.resume();
+    if (this.channel.buffered < LOW_WATER) this.server?.resume();
   }
 
   private pump(): void {
@@ -304,7 +305,7 @@ export class ClientSession {
     const e = err instanceof GatewayError ? err : undefined;
     if (!e) this.registry.deps.log({ level: "error", msg: "session failed", error: err instanceof Error ? err.stack ?? err.message : String(err) });
     // Inside the relay, a message can only go between the server's messages.
-    if (this.state !== "relay" || this.fromServer.atBoundary) this.channel.send(errorResponse(e ?? gatewayError(SQLSTATE.internalError, "internal error"), "FATAL"));
+    if (this.state !== "relay" || this.fromServer.atBoundary) this.channel.send(errorResponse(e ?? gatewayError(SQLSTATE.internalError, "internal error")));
     this.end();
   }
 
