@@ -10,8 +10,7 @@ import { after, before, describe, test } from "node:test";
 import { connect as tlsConnect } from "node:tls";
 import type { LogEvent } from "../../lib/log.ts";
 import type { RunningGateway } from "../../lib/node/gateway.ts";
-import { askPostgres, DN, gatewayDecision, makePki, postTls, sslCluster, xfcc, type Client, type Decision, type Pki, clientCertSettings } from "../harness/client-certs.ts";
-import { nodeSettings, startNodeGateway } from "../harness/gateway.ts";
+import { askPostgres, DN, gatewayDecision, makePki, postTls, sslCluster, xfcc, type Client, type Decision, type Pki, startCertGateway } from "../harness/client-certs.ts";
 import { basic } from "../harness/http.ts";
 import { flavorMissing, type Cluster } from "../harness/postgres.ts";
 
@@ -40,21 +39,8 @@ dn "CN=svc,OU=ops+CN=x,O=Acme\, Inc.,DC=example,DC=com" svc
     for (const role of ROLES) await cluster.sql.unsafe(`create role "${role.replace(/"/g, '""')}" login password 'pw-${ROLES.indexOf(role)}'`);
     await cluster.writeIdent(IDENT);
     dir = pki.dir;
-    writeFileSync(join(dir, "pg_ident.conf"), IDENT);
-    writeFileSync(join(dir, "roles.json"), JSON.stringify(Object.fromEntries(ROLES.map((r, i) => [r, `pw-${i}`]))));
-    writeFileSync(join(dir, "pg_hba.conf"), "hostssl all all 127.0.0.1/32 reject\n");
-    gateway = await startNodeGateway(
-      nodeSettings(
-        {
-          HBAGATE_HBA_FILE: join(dir, "pg_hba.conf"),
-          HBAGATE_IDENT_FILE: join(dir, "pg_ident.conf"),
-          HBAGATE_ROLE_CREDENTIALS_FILE: join(dir, "roles.json"),
-          ...clientCertSettings(pki, PROXY, "X-Forwarded-Client-Cert"),
-        },
-        cluster.port,
-      ),
-      logs,
-    );
+    const roles = Object.fromEntries(ROLES.map((r, i) => [r, `pw-${i}`]));
+    gateway = await startCertGateway(pki, { hba: "hostssl all all 127.0.0.1/32 reject\n", ident: IDENT, roles }, cluster.port, { proxy: PROXY, logs });
     url = gateway.urls[0]!;
   });
   after(async () => {

@@ -4,12 +4,15 @@
 // PostgreSQL with TLS on that CA and CRL to ask, and an HTTPS request to the
 // gateway with a client certificate.
 import assert from "node:assert/strict";
-import { chmodSync, chownSync, copyFileSync, mkdtempSync } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, mkdtempSync, writeFileSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
 import { makeCa, type Ca, type Issued } from "./certs.ts";
+import { nodeSettings, startNodeGateway } from "./gateway.ts";
+import type { LogEvent } from "../../lib/log.ts";
+import type { RunningGateway } from "../../lib/node/gateway.ts";
 import { startCluster, type Cluster } from "./postgres.ts";
 import { unprivilegedUser } from "./process.ts";
 
@@ -172,4 +175,28 @@ export function clientCertSettings(pki: Pki, proxy: string, header = "X-Forwarde
     HBAGATE_TRUSTED_PROXIES: proxy,
     HBAGATE_CLIENT_CERT_HEADER: header,
   };
+}
+
+/**
+ * The Node gateway in front of 127.0.0.1:`upstreamPort` with `pki`'s TLS and client-certificate
+ * settings (`header` believed from `proxy`), its rules — and an ident map and role credentials,
+ * when given — written in `pki.dir`.
+ */
+export async function startCertGateway(
+  pki: Pki,
+  files: { readonly hba: string; readonly ident?: string; readonly roles?: Readonly<Record<string, string>> },
+  upstreamPort: number,
+  options: { readonly proxy: string; readonly header?: string; readonly logs?: LogEvent[] },
+): Promise<RunningGateway> {
+  const path = (name: string) => join(pki.dir, name);
+  writeFileSync(path("pg_hba.conf"), files.hba);
+  if (files.ident !== undefined) writeFileSync(path("pg_ident.conf"), files.ident);
+  if (files.roles !== undefined) writeFileSync(path("roles.json"), JSON.stringify(files.roles));
+  const env = {
+    HBAGATE_HBA_FILE: path("pg_hba.conf"),
+    ...(files.ident === undefined ? {} : { HBAGATE_IDENT_FILE: path("pg_ident.conf") }),
+    ...(files.roles === undefined ? {} : { HBAGATE_ROLE_CREDENTIALS_FILE: path("roles.json") }),
+    ...clientCertSettings(pki, options.proxy, options.header),
+  };
+  return startNodeGateway(nodeSettings(env, upstreamPort), options.logs);
 }

@@ -10,8 +10,7 @@ import { after, before, describe, test } from "node:test";
 import type { LogEvent } from "../../lib/log.ts";
 import type { RunningGateway } from "../../lib/node/gateway.ts";
 import type { Issued } from "../harness/certs.ts";
-import { gatewayDecision, makePki, postTls, sslCluster, xfcc, type Client, type Decision, type Pki, clientCertSettings } from "../harness/client-certs.ts";
-import { nodeSettings, startNodeGateway } from "../harness/gateway.ts";
+import { gatewayDecision, makePki, postTls, sslCluster, xfcc, type Client, type Decision, type Pki, startCertGateway } from "../harness/client-certs.ts";
 import { basic } from "../harness/http.ts";
 import { flavorMissing, type Cluster } from "../harness/postgres.ts";
 import { askOnce, bmpConfig, issueFromConfig, plainConfig, replaceBytes, resigned, unknownOidConfig } from "./odd-certs.ts";
@@ -51,21 +50,8 @@ dntext "CN=alice,1.2.3.4.5=foo" alice
     cluster = await sslCluster(pki);
     for (const role of ROLES) await cluster.sql.unsafe(`create role "${role}" login password 'pw-${role}'`);
     await cluster.writeIdent(IDENT);
-    writeFileSync(join(dir, "pg_ident.conf"), IDENT);
-    writeFileSync(join(dir, "roles.json"), JSON.stringify(Object.fromEntries(ROLES.map((r) => [r, `pw-${r}`]))));
-    writeFileSync(join(dir, "pg_hba.conf"), "hostssl all all 127.0.0.1/32 reject\n");
-    gateway = await startNodeGateway(
-      nodeSettings(
-        {
-          HBAGATE_HBA_FILE: join(dir, "pg_hba.conf"),
-          HBAGATE_IDENT_FILE: join(dir, "pg_ident.conf"),
-          HBAGATE_ROLE_CREDENTIALS_FILE: join(dir, "roles.json"),
-          ...clientCertSettings(pki, PROXY, "X-Forwarded-Client-Cert"),
-        },
-        cluster.port,
-      ),
-      logs,
-    );
+    const roles = Object.fromEntries(ROLES.map((r) => [r, `pw-${r}`]));
+    gateway = await startCertGateway(pki, { hba: "hostssl all all 127.0.0.1/32 reject\n", ident: IDENT, roles }, cluster.port, { proxy: PROXY, logs });
     url = gateway.urls[0]!;
   });
   after(async () => {

@@ -3,15 +3,13 @@
 // and a guarantee that held (session resumption).
 import assert from "node:assert/strict";
 import { once } from "node:events";
-import { rmSync, writeFileSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { Agent, request as httpsRequest } from "node:https";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import type { LogEvent } from "../../lib/log.ts";
 import type { RunningGateway } from "../../lib/node/gateway.ts";
-import { gatewayDecision, makePki, postTls, type Pki, clientCertSettings } from "../harness/client-certs.ts";
-import { nodeSettings, startNodeGateway } from "../harness/gateway.ts";
+import { gatewayDecision, makePki, postTls, type Pki, startCertGateway } from "../harness/client-certs.ts";
 import { basic } from "../harness/http.ts";
 import { flavorMissing, startCluster, type Cluster } from "../harness/postgres.ts";
 
@@ -44,17 +42,8 @@ describe("red team: revocation by reload, and a doubled certificate header", { s
     cluster = await startCluster();
     await cluster.sql.unsafe("create role alice login; create role bob login; create role carol login;");
     await cluster.writeHba("host all alice,bob,carol 127.0.0.1/32 trust\n", { reload: true });
-    writeFileSync(join(pki.dir, "pg_hba.conf"), CERT);
-    gateway = await startNodeGateway(
-      nodeSettings(
-        {
-          HBAGATE_HBA_FILE: join(pki.dir, "pg_hba.conf"),
-          ...clientCertSettings(pki, PROXY, "x-amzn-mtls-clientcert"),
-        },
-        cluster.port,
-      ),
-      logs,
-    );
+    // ALB's header (URL-encoded PEM).
+    gateway = await startCertGateway(pki, { hba: CERT }, cluster.port, { proxy: PROXY, header: "x-amzn-mtls-clientcert", logs });
     url = gateway.urls[0]!;
   });
   after(async () => {
