@@ -5,12 +5,10 @@
 // connection only after it has signalled the backend, and a backend that is
 // signalled between statements drops the cancel before it reads the next one.
 // So a statement's own runner waits for its cancel to be delivered before it
-// lets go of the connection, and new statements on the pool wait until no
-// cancel is in flight (Holds). Cancels are rare (a response limit, a caller
-// gone): the common path costs one check of an empty set. Each request has its
-// connection to itself until its cancel has landed and its session has been
-// reset (session.ts), so a cancel ends its own request's work or nothing.
-import type { Holds } from "./holds.ts";
+// lets go of the connection. Each request has its connection to itself until
+// its cancel has landed and its session has been reset (session.ts), so a
+// cancel ends its own request's work or nothing: nothing else on the pool
+// needs to wait for it.
 
 /** The parts of a postgres.js query this reads: its canceller, its backend, whether it is the one running. */
 interface Cancellable {
@@ -25,10 +23,7 @@ const PIPELINE_POLL_MS = 5;
 
 export class CancelRequests {
   /** `deliveryTimeoutMs` bounds the wait on a server that does not answer (a cut network). */
-  constructor(
-    private readonly holds: Holds,
-    private readonly deliveryTimeoutMs: number,
-  ) {}
+  constructor(private readonly deliveryTimeoutMs: number) {}
 
   /**
    * Send a CancelRequest for `query`; the promise settles once it is
@@ -45,17 +40,13 @@ export class CancelRequests {
     if (q.state && !q.active) return this.once(q, finished);
     const canceller = q.canceller;
     q.canceller = null;
-    // Not yet on a connection (no state): postgres.js takes it off its queue, nothing is sent.
-    const sent = q.state != null;
     const delivered = canceller(query).catch(() => {});
     let timer: ReturnType<typeof setTimeout> | undefined;
     const givenUp = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, this.deliveryTimeoutMs);
       (timer as { unref?: () => void }).unref?.();
     });
-    const settled = Promise.race([delivered, givenUp]).finally(() => clearTimeout(timer));
-    if (sent) this.holds.add(settled);
-    return settled;
+    return Promise.race([delivered, givenUp]).finally(() => clearTimeout(timer));
   }
 
   private once(q: Cancellable, finished: () => boolean): Promise<void> {

@@ -1,7 +1,7 @@
 // Cancelling a running statement, from the request's side: the caller left
 // or the gateway's deadline passed -> a CancelRequest for exactly that
-// statement (cancel-requests.ts), held against the connection until it has
-// landed (holds.ts), and the connection cut if nothing answers.
+// statement (cancel-requests.ts), the connection held until it has landed,
+// and the connection cut if nothing answers.
 import { gatewayError, SQLSTATE } from "../errors.ts";
 import type { CancelRequests } from "./cancel-requests.ts";
 

@@ -96,7 +96,6 @@ const withOutcome = (e: GatewayError, detail: string): GatewayError => new Gatew
  */
 async function runOnce<T>(session: Session, attempt: () => Promise<T>): Promise<T> {
   try {
-    await session.holds.passed();
     return await attempt();
   } catch (err) {
     if (err instanceof NotStarted) throw err;

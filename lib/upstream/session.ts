@@ -1,9 +1,8 @@
 // A pool as a request sees it: a connection of its own for the request's
 // statements, reset before anyone else gets it; which statements to prepare;
-// the cancels sent on its connections, and what a new statement waits for.
+// the cancels sent on its connections.
 import type postgres from "postgres";
 import { CancelRequests } from "../cancel/cancel-requests.ts";
-import { Holds } from "../cancel/holds.ts";
 import type { PreparedStatements } from "./prepared-statements.ts";
 import type { Connection, Lender, WaitWatch } from "./lender.ts";
 import { connectionClosed, fromDriverError, sessionEnded } from "./errors.ts";
@@ -16,8 +15,6 @@ export interface Session {
   prepare(query: string): boolean;
   /** CancelRequests sent on these connections. */
   readonly cancels: CancelRequests;
-  /** What a new statement waits for before it starts (cancels in flight). */
-  readonly holds: Holds;
   /**
    * Run `fn` on a connection of the request's own. Nobody else's statement
    * runs on it meanwhile, and what `fn` leaves on the session is undone
@@ -63,11 +60,9 @@ export function createSession(
   },
   lease: LeaseOptions = {},
 ): Session {
-  const holds = new Holds();
   const session: Session = {
     prepare: (query) => statements.shouldPrepare(query),
-    cancels: new CancelRequests(holds, options.cancelDeliveryTimeoutMs),
-    holds,
+    cancels: new CancelRequests(options.cancelDeliveryTimeoutMs),
     async lease(fn, watch) {
       // A caller who leaves, or a request past its deadline, stops waiting for a connection too.
       const taken = lender.take(lease.identity, watch);
