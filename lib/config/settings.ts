@@ -77,6 +77,12 @@ const Schema = z.object({
   HBAGATE_SESSIONS_MAX: z.coerce.number().int().min(0).max(100_000).default(50),
   /** Sessions one role may hold at once; unset: half of HBAGATE_SESSIONS_MAX, rounded up. */
   HBAGATE_SESSIONS_MAX_PER_ROLE: z.coerce.number().int().min(1).max(100_000).optional(),
+  /**
+   * Sessions one caller identity (a token's subject, a mapped principal; not the role itself) may
+   * hold at once across its role's; unset: half of the per-role bound, rounded up, so that one end
+   * user cannot take every session of a role that many share.
+   */
+  HBAGATE_SESSIONS_MAX_PER_IDENTITY: z.coerce.number().int().min(1).max(100_000).optional(),
   /** A session waiting this long for its client (nothing running) is ended: 57P05, or 25P03 inside a transaction. */
   HBAGATE_SESSION_IDLE_MS: z.coerce.number().int().min(1).default(300_000),
   /** A session older than this is ended at its next idle point (57P01). */

@@ -27,9 +27,11 @@ import { sessionHandler } from "../wire/websocket.ts";
 
 /** The session limits from the settings table. */
 export function sessionLimits(s: Settings): SessionLimits {
+  const maxPerRole = s.HBAGATE_SESSIONS_MAX_PER_ROLE ?? Math.ceil(s.HBAGATE_SESSIONS_MAX / 2);
   return {
     maxSessions: s.HBAGATE_SESSIONS_MAX,
-    maxPerRole: s.HBAGATE_SESSIONS_MAX_PER_ROLE ?? Math.ceil(s.HBAGATE_SESSIONS_MAX / 2),
+    maxPerRole,
+    maxPerIdentity: s.HBAGATE_SESSIONS_MAX_PER_IDENTITY ?? Math.ceil(maxPerRole / 2),
     idleMs: s.HBAGATE_SESSION_IDLE_MS,
     lifetimeMs: s.HBAGATE_SESSION_LIFETIME_MS,
     maxMessageBytes: s.HBAGATE_SESSION_MAX_MESSAGE_BYTES,

@@ -54,6 +54,8 @@ export interface Admitted {
   readonly password: string | undefined;
   /** Settings of the gateway's own for the session (a bearer token's verified claims). */
   readonly settings: StartupSettings;
+  /** Who the caller is apart from the role, bounded on its own (boundedIdentity); undefined for none. */
+  readonly identity: string | undefined;
 }
 
 /**
@@ -191,8 +193,7 @@ async function connect(asked: Caller): Promise<Lease> {
   const settings = claimSettings(verified);
   return async (fn) => {
     try {
-      // A principal the platform named (peer, mapped to the role), or a token's subject, is bounded on its own.
-      return await deps.pools.use(database, user, passwordOf(caller), caller.startup, fn, rule.method.name === "peer" ? principalOf(caller) : verified?.identity, settings);
+      return await deps.pools.use(database, user, passwordOf(caller), caller.startup, fn, boundedIdentity(rule, caller, verified), settings);
     } catch (err) {
       throw loginRefusal(rule, caller, err);
     }
@@ -203,7 +204,7 @@ async function admit<T>(asked: Caller, ask: AskPassword, open: (admitted: Admitt
   const { rule, caller, verified } = await verify(asked, ask);
   const settings = claimSettings(verified);
   try {
-    return await open({ database: caller.facts.database, user: caller.facts.user, password: passwordOf(caller), settings });
+    return await open({ database: caller.facts.database, user: caller.facts.user, password: passwordOf(caller), settings, identity: boundedIdentity(rule, caller, verified) });
   } catch (err) {
     throw loginRefusal(rule, caller, err);
   }
@@ -226,6 +227,16 @@ function loginRefusal(rule: HbaRule, caller: Caller, err: unknown): unknown {
 }
 
   return { connect, admit };
+}
+
+/**
+ * Who a verified caller is apart from the role, for the bounds on one caller
+ * identity (many end users share a role): a principal the platform named
+ * (peer, mapped to the role), or the identity its verification established
+ * (a token's subject); undefined where the role is the only name.
+ */
+function boundedIdentity(rule: HbaRule, caller: Caller, verified: Verified | void): string | undefined {
+  return rule.method.name === "peer" ? principalOf(caller) : verified?.identity;
 }
 
 /**

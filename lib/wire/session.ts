@@ -34,6 +34,8 @@ export interface SessionLimits {
   readonly maxSessions: number;
   /** Sessions at once per role requested. */
   readonly maxPerRole: number;
+  /** Sessions at once per caller identity (where the verification names one apart from the role). */
+  readonly maxPerIdentity: number;
   /** A session waiting for its client this long (nothing running, nothing half-sent) is ended. */
   readonly idleMs: number;
   /** A session older than this is ended at its next idle point. */
@@ -54,6 +56,13 @@ export interface SessionDeps {
   readonly log: Log;
 }
 
+/** Adds `delta` to `key`'s count, forgetting a count that falls to nothing. */
+function count(counts: Map<string, number>, key: string, delta: 1 | -1): void {
+  const n = (counts.get(key) ?? 0) + delta;
+  if (n > 0) counts.set(key, n);
+  else counts.delete(key);
+}
+
 /** Above this many bytes unsent to the client, the server is not read, until they are below the low mark. */
 const HIGH_WATER = 1 << 20;
 const LOW_WATER = 256 * 1024;
@@ -68,6 +77,8 @@ type State = "startup" | "tls" | "admitting" | "password" | "relay" | "closed";
 export class ClientSession {
   state: State = "startup";
   role: string | undefined;
+  /** The caller identity it is counted for (a token's subject, a mapped principal); undefined for none. */
+  identity: string | undefined;
   /** The key handed to the client, and the server's it stands for. */
   key: { pid: number; secret: number } | undefined;
   server: ServerStream | undefined;
@@ -208,7 +219,9 @@ export class ClientSession {
       // Counted for its role once verified, as PostgreSQL counts a role's connections: a stranger
       // sitting on the password prompt uses none of the role's places.
       if (this.state === "closed") throw fatal(SQLSTATE.connectionFailure, "the client went away");
-      if (!this.registry.claim(this, admitted.user)) throw fatal(SQLSTATE.tooManyConnections, `too many connections for role "${admitted.user}"`);
+      const refused = this.registry.claim(this, admitted.user, admitted.identity);
+      if (refused === "role") throw fatal(SQLSTATE.tooManyConnections, `too many connections for role "${admitted.user}"`);
+      if (refused === "identity") throw fatal(SQLSTATE.tooManyConnections, `too many connections for one caller of role "${admitted.user}"`);
       return this.registry.deps.open({ database: admitted.database, user: admitted.user, password: admitted.password, parameters: [...settings, ...admitted.settings] });
     };
     this.registry.deps.core.admit(caller, ask, open).then(
@@ -333,6 +346,7 @@ export class ClientSession {
 export class Sessions {
   private readonly all = new Set<ClientSession>();
   private readonly perRole = new Map<string, number>();
+  private readonly perIdentity = new Map<string, number>();
   private readonly byPid = new Map<number, ClientSession>();
   private readonly sweep: ReturnType<typeof setInterval>;
 
@@ -358,22 +372,23 @@ export class Sessions {
     return session;
   }
 
-  /** Counts the session for its role, when the role's bound allows. */
-  claim(session: ClientSession, role: string): boolean {
-    const n = this.perRole.get(role) ?? 0;
-    if (n >= this.deps.limits.maxPerRole) return false;
-    this.perRole.set(role, n + 1);
+  /** Counts the session for its role and caller identity, when both bounds allow; otherwise which one refused. */
+  claim(session: ClientSession, role: string, identity: string | undefined): "role" | "identity" | undefined {
+    if ((this.perRole.get(role) ?? 0) >= this.deps.limits.maxPerRole) return "role";
+    if (identity !== undefined && (this.perIdentity.get(identity) ?? 0) >= this.deps.limits.maxPerIdentity) return "identity";
+    count(this.perRole, role, 1);
     session.role = role;
-    return true;
+    if (identity !== undefined) {
+      count(this.perIdentity, identity, 1);
+      session.identity = identity;
+    }
+    return undefined;
   }
 
   release(session: ClientSession): void {
     if (!this.all.delete(session)) return;
-    if (session.role !== undefined) {
-      const n = (this.perRole.get(session.role) ?? 1) - 1;
-      if (n > 0) this.perRole.set(session.role, n);
-      else this.perRole.delete(session.role);
-    }
+    if (session.role !== undefined) count(this.perRole, session.role, -1);
+    if (session.identity !== undefined) count(this.perIdentity, session.identity, -1);
     if (session.key && this.byPid.get(session.key.pid) === session) this.byPid.delete(session.key.pid);
   }
 
