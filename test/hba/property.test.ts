@@ -487,3 +487,82 @@ describe("property: matching", () => {
     assert.ok(matched > 0, "no connection ever matched");
   });
 });
+
+// ---------------------------------------------------------------------------
+// Line numbers: not only somewhere in the file, but the line PostgreSQL names.
+// A file of lines known good or known bad, some continued over several
+// physical lines with a trailing backslash: each error, and each rule or
+// mapping, is at the first physical line of its own logical line, and only
+// the bad lines have errors.
+
+const HBA_GOOD = ["host all all 10.0.0.0/8 trust", "local all all peer", "hostssl db1 alice ::1/128 scram-sha-256", "host db1,db2 alice,bob 10.0.0.0 255.0.0.0 md5", 'host "db one" all all reject'];
+const HBA_BAD = ["hots all all all trust", "host all all", "host all all 10.0.0.0/33 md5", "host all all all magic", "local all all md5 foo", "host all all 10.0.0.1 trust", "host all all all peer"];
+const IDENT_GOOD = ["map1 bob bob", "map1 /^(.*)@example$ alice", "office carol +staff", 'web "dave smith" dave'];
+const IDENT_BAD = ["map1 bob", "map1 a,b c", "map1 /( x", "map1"];
+const FILLER = ["", "# a comment", "   "];
+
+type Entry = { readonly kind: "good" | "bad" | "filler"; readonly physical: readonly string[] };
+
+/** One logical line, cut at up to two places into physical lines joined by a trailing backslash. */
+function entry(good: readonly string[], bad: readonly string[]): fc.Arbitrary<Entry> {
+  const continued = (kind: "good" | "bad", texts: readonly string[]) =>
+    fc.tuple(fc.constantFrom(...texts), fc.array(fc.nat(), { maxLength: 2 })).map(([text, cuts]): Entry => {
+      const at = [...new Set(cuts.map((c) => 1 + (c % (text.length - 1))))].sort((a, b) => a - b);
+      const pieces = [0, ...at].map((from, i) => text.slice(from, at[i] ?? text.length));
+      return { kind, physical: pieces.map((p, i) => (i < pieces.length - 1 ? `${p}\\` : p)) };
+    });
+  return fc.oneof(continued("good", good), continued("bad", bad), fc.constantFrom(...FILLER).map((f): Entry => ({ kind: "filler", physical: [f] })));
+}
+
+function layout(entries: readonly Entry[], eol: string, finalEol: boolean): { text: string; good: number[]; bad: number[] } {
+  const good: number[] = [];
+  const bad: number[] = [];
+  let line = 1;
+  for (const e of entries) {
+    if (e.kind === "good") good.push(line);
+    if (e.kind === "bad") bad.push(line);
+    line += e.physical.length;
+  }
+  const text = entries.flatMap((e) => e.physical).join(eol) + (finalEol ? eol : "");
+  return { text, good, bad };
+}
+
+describe("property: errors name the line PostgreSQL names", () => {
+  test("the known lines are what this test takes them for", () => {
+    for (const l of HBA_GOOD) assert.deepEqual(loadHba(MAIN, memorySource({ [MAIN]: l })).errors, [], l);
+    for (const l of HBA_BAD) assert.equal(loadHba(MAIN, memorySource({ [MAIN]: l })).errors.length, 1, l);
+    for (const l of IDENT_GOOD) assert.deepEqual(loadIdent(IDENT, memorySource({ [IDENT]: l })).errors, [], l);
+    for (const l of IDENT_BAD) assert.equal(loadIdent(IDENT, memorySource({ [IDENT]: l })).errors.length, 1, l);
+  });
+
+  const file = (good: readonly string[], bad: readonly string[]) =>
+    fc.tuple(fc.array(entry(good, bad), { minLength: 1, maxLength: 12 }), fc.constantFrom("\n", "\r\n"), fc.boolean());
+
+  test("pg_hba.conf: each error and each rule at the first physical line of its logical line", () => {
+    fc.assert(
+      fc.property(file(HBA_GOOD, HBA_BAD), ([entries, eol, finalEol]) => {
+        const { text, good, bad } = layout(entries, eol, finalEol);
+        const loaded = loadHba(MAIN, memorySource({ [MAIN]: text }));
+        if (good.length + bad.length === 0) {
+          assert.deepEqual(loaded.errors.map((e) => e.line), [1], "no entries: one error, at line 1");
+          return;
+        }
+        assert.deepEqual(loaded.errors.map((e) => [e.file, e.line]), bad.map((l) => [MAIN, l]), JSON.stringify(text));
+        assert.deepEqual(loaded.rules.map((r) => [r.file, r.line]), good.map((l) => [MAIN, l]), JSON.stringify(text));
+      }),
+      RUNS,
+    );
+  });
+
+  test("pg_ident.conf: each error and each mapping at the first physical line of its logical line", () => {
+    fc.assert(
+      fc.property(file(IDENT_GOOD, IDENT_BAD), ([entries, eol, finalEol]) => {
+        const { text, good, bad } = layout(entries, eol, finalEol);
+        const loaded = loadIdent(IDENT, memorySource({ [IDENT]: text }));
+        assert.deepEqual(loaded.errors.map((e) => [e.file, e.line]), bad.map((l) => [IDENT, l]), JSON.stringify(text));
+        assert.deepEqual(loaded.mappings.map((m) => [m.file, m.line]), good.map((l) => [IDENT, l]), JSON.stringify(text));
+      }),
+      RUNS,
+    );
+  });
+});
