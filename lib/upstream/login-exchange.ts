@@ -8,6 +8,7 @@
 // messages are read alongside it. TLS is therefore negotiated here too (the
 // driver's own TLS would hide the messages).
 import type { Socket } from "node:net";
+import { MessageReader } from "../wire/protocol.ts";
 import { connectUpstream } from "./upstream-socket.ts";
 import type { UpstreamSettings } from "./upstream-settings.ts";
 
@@ -17,40 +18,47 @@ export type Exchange = "none" | "password" | "md5" | "scram-sha-256" | "other";
 /** AuthenticationRequest codes (PostgreSQL protocol, "Message Formats"). */
 const REQUEST: Readonly<Record<number, Exchange>> = { 3: "password", 5: "md5", 10: "scram-sha-256" };
 
+/** Authentication requests are small; a longer message is not one, and ends the watch. */
+const MAX_AUTH_MESSAGE_BYTES = 64 * 1024;
+
 /**
  * Reads the server's side of a login, message by message, and remembers the
  * first authentication request. It stops reading at AuthenticationOk or at
- * the first message that is not part of authentication (an ErrorResponse).
+ * the first message that is not part of authentication (an ErrorResponse),
+ * and at anything that cannot be a message (the exchange then proves no more
+ * than it had: "none" proves nothing).
  */
 export class ExchangeWatcher {
   exchange: Exchange = "none";
-  private pending: Buffer = Buffer.alloc(0);
+  private readonly reader = new MessageReader(MAX_AUTH_MESSAGE_BYTES);
   private done = false;
 
   readonly feed = (chunk: Buffer): void => {
     if (this.done) return;
-    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
-    while (this.pending.length >= 5) {
-      const type = this.pending[0];
-      const length = this.pending.readUInt32BE(1);
-      if (type !== 0x52 /* R */) {
-        this.done = true;
-        this.pending = Buffer.alloc(0);
-        return;
-      }
-      if (this.pending.length < 1 + length) return;
-      const code = length >= 8 ? this.pending.readUInt32BE(5) : -1;
-      this.pending = this.pending.subarray(1 + length);
-      if (code === 0) {
+    this.reader.push(chunk);
+    try {
+      for (;;) {
+        const type = this.reader.nextType();
+        if (type === undefined) return;
+        if (type !== 0x52 /* R */) return this.stop();
+        const message = this.reader.next();
+        if (!message) return;
+        const body = message.body;
+        const code = body.length >= 4 ? new DataView(body.buffer, body.byteOffset, 4).getInt32(0) : -1;
         // AuthenticationOk: authentication is over.
-        this.done = true;
-        this.pending = Buffer.alloc(0);
-        return;
+        if (code === 0) return this.stop();
+        // 11 and 12 continue the SASL exchange that 10 began.
+        if (this.exchange === "none") this.exchange = REQUEST[code] ?? "other";
       }
-      // 11 and 12 continue the SASL exchange that 10 began.
-      if (this.exchange === "none") this.exchange = REQUEST[code] ?? "other";
+    } catch {
+      this.stop();
     }
   };
+
+  private stop(): void {
+    this.done = true;
+    this.reader.drain();
+  }
 }
 
 /**
