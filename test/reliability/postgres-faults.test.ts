@@ -3,6 +3,7 @@
 // loopback only.
 import assert from "node:assert/strict";
 import { mkdtempSync, writeFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -115,6 +116,25 @@ describe("PostgreSQL faults", () => {
     await eventually(async () => (await fetch(`${g.urls[0]}/readyz`)).status === 200, { timeoutMs: 30_000, intervalMs: 100, what: "/readyz to say ready once PostgreSQL is up" });
     // Recovers by itself: retried until a 200 (bounded only to catch a gateway that never does).
     await eventually(async () => (await ask(g, { query: "select 1" })).status === 200, { timeoutMs: 30_000, intervalMs: 100, what: "a 200 once PostgreSQL is up" });
+  });
+
+  test("a server that is up but accepts no connections (a standby without hot_standby: 57P03) is a 503 with its SQLSTATE, and recovery needs no restart", async () => {
+    const cluster = await appCluster();
+    cleanups.push(() => cluster.stop());
+    const g = await gatewayFor(cluster.port);
+    cleanups.push(() => g.close());
+    assert.equal((await ask(g, { query: "select 1" })).status, 200);
+    // Restarted as a standby that refuses every login ("the database system is not accepting
+    // connections"), as a server starting up, shutting down or in recovery does.
+    await cluster.sql.unsafe("alter system set hot_standby = off");
+    const signal = await cluster.writeFile("data/standby.signal", "");
+    await cluster.restart();
+    const refused = await ask(g, { query: "select 1" });
+    assert.equal(refused.status, 503, JSON.stringify(refused.body));
+    assert.equal(refused.body.error?.code, "57P03", JSON.stringify(refused.body));
+    await rm(signal);
+    await cluster.restart();
+    await eventually(async () => (await ask(g, { query: "select 1" })).status === 200, { timeoutMs: 30_000, intervalMs: 100, what: "a 200 once the server accepts connections again" });
   });
 
   test("a batch cut by a server crash is reported as an error and leaves nothing behind", async () => {
