@@ -44,7 +44,7 @@ export async function startSessionGateway(hba: string, upstreamPort: number, env
 }
 
 /** Neon's client, unmodified, pointed at the gateway's WebSocket (plain ws: the test listener has no TLS). */
-export function pointNeonAt(gw: SessionGateway, options: { pipelineConnect?: "password" | false } = {}): void {
+export function pointNeonAt(gw: Pick<SessionGateway, "authority">, options: { pipelineConnect?: "password" | false } = {}): void {
   neonConfig.webSocketConstructor = WebSocket;
   neonConfig.useSecureWebSocket = false;
   neonConfig.wsProxy = () => `${gw.authority}/v2`;

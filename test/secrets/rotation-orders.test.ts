@@ -10,47 +10,30 @@
 // No request may fail in either window.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import type { LogEvent } from "../../lib/log.ts";
-import type { RunningGateway } from "../../lib/node/gateway.ts";
-import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { fakeClient, startFakeSecretsManager, type FakeSecretsManager } from "../harness/secrets-manager.ts";
-import { nodeSettings, startNodeGateway } from "../harness/gateway.ts";
+import { startRotatingRole, type RotatingRole } from "../harness/rotation.ts";
 import { basic, postSqlTo, statusAndCode } from "../harness/http.ts";
 
 const TTL_MS = 1000;
 
 describe("rotation of a role's secret in either order, mid-traffic", () => {
-  let cluster: Cluster;
-  let sm: FakeSecretsManager;
-  let gateway: RunningGateway;
-  const logs: LogEvent[] = [];
-  const rds = (password: string) => JSON.stringify({ username: "app", password, host: "db.internal", port: 5432, dbname: "postgres", engine: "postgres" });
+  let role: RotatingRole;
 
   before(async () => {
-    [cluster, sm] = await Promise.all([startCluster(), startFakeSecretsManager()]);
-    await cluster.sql.unsafe(`create role app login password 'pw-0'`);
-    await cluster.writeHba("host all app 127.0.0.1/32 scram-sha-256\n", { reload: true });
-    sm.put("db/app", rds("pw-0"));
-    sm.put("gw/config", JSON.stringify({ hba: "host all app 127.0.0.1/32 trust\n", roles: JSON.stringify({ app: "secretsmanager:db/app" }) }));
-    const settings = nodeSettings({
-      HBAGATE_HBA_FILE: "secretsmanager:gw/config#hba",
-      HBAGATE_ROLE_CREDENTIALS_FILE: "secretsmanager:gw/config#roles",
+    role = await startRotatingRole({
       HBAGATE_SECRETS_TTL_MS: String(TTL_MS),
       HBAGATE_SECRETS_TIMEOUT_MS: "1000",
       HBAGATE_POOL_MAX: "3",
       // Connections replaced every few hundred milliseconds: new logins all the time, as a
       // long rotation window would see, without ending a session under a statement.
       HBAGATE_MAX_LIFETIME: "0.3",
-    }, cluster.port);
-    gateway = await startNodeGateway(settings, logs, fakeClient(sm.endpoint));
+    });
   });
   after(async () => {
-    await gateway?.close();
-    await Promise.all([cluster?.stop(), sm?.close()]);
+    await role?.close();
   });
 
   const ask = async () => {
-    return statusAndCode(await postSqlTo(gateway.urls[0]!, { query: "select current_user as u" }, { headers: { authorization: basic("app") } }));
+    return statusAndCode(await postSqlTo(role.gateway.urls[0]!, { query: "select current_user as u" }, { headers: { authorization: basic("app") } }));
   };
 
   /** Four callers asking without pause while `steps` run; every answer, in order. */
@@ -70,50 +53,48 @@ describe("rotation of a role's secret in either order, mid-traffic", () => {
     return answers;
   }
 
-  const alterPassword = (password: string) => cluster.sql.unsafe(`alter role app password '${password}'`);
   /** Requests long enough for the secret's cached value to expire at least once, and for logins to happen. */
   const traffic = () => new Promise((r) => setTimeout(r, 1.5 * TTL_MS));
-  const fetchedStage = (stage: string, since: number) => sm.calls.slice(since).some((c) => c.secretId === "db/app" && c.versionStage === stage);
 
   test("RDS's order: the database takes AWSPENDING's password before AWSCURRENT moves; the pending version logs in meanwhile", async () => {
-    const since = sm.calls.length;
+    const since = role.sm.calls.length;
     const answers = await underTraffic(async () => {
       await traffic();
-      sm.putPending("db/app", rds("pw-1"));
-      await alterPassword("pw-1");
+      role.sm.putPending("db/app", role.rds("pw-1"));
+      await role.alterPassword("pw-1");
       await traffic();
       await traffic();
-      sm.finishRotation("db/app");
+      role.sm.finishRotation("db/app");
       await traffic();
       await traffic();
     });
     assert.ok(answers.length > 20, `${answers.length} answers`);
     assert.deepEqual(answers.filter((a) => a !== "200"), [], `${answers.length} answers`);
-    assert.ok(fetchedStage("AWSPENDING", since), "the pending version was asked for");
+    assert.ok(role.fetchedStage("AWSPENDING", since), "the pending version was asked for");
   });
 
   test("the other order: AWSCURRENT moves before the database changes; the previous version logs in meanwhile", async () => {
-    const since = sm.calls.length;
+    const since = role.sm.calls.length;
     const answers = await underTraffic(async () => {
       await traffic();
-      sm.put("db/app", rds("pw-2"));
+      role.sm.put("db/app", role.rds("pw-2"));
       await traffic();
       await traffic();
-      await alterPassword("pw-2");
+      await role.alterPassword("pw-2");
       await traffic();
       await traffic();
     });
     assert.ok(answers.length > 20, `${answers.length} answers`);
     assert.deepEqual(answers.filter((a) => a !== "200"), [], `${answers.length} answers`);
-    assert.ok(fetchedStage("AWSPREVIOUS", since), "the previous version was asked for");
+    assert.ok(role.fetchedStage("AWSPREVIOUS", since), "the previous version was asked for");
   });
 
   test("a password no version of the secret has is refused as before, and the role works again once one has it", async () => {
-    await alterPassword("pw-unknown");
+    await role.alterPassword("pw-unknown");
     // Past the connections' lifetime: the next request logs in.
     await new Promise((r) => setTimeout(r, 400));
     assert.equal(await ask(), "401 28P01");
-    await alterPassword("pw-2");
+    await role.alterPassword("pw-2");
     assert.equal(await ask(), "200");
   });
 });

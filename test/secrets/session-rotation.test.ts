@@ -6,48 +6,20 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Client } from "@neondatabase/serverless";
-import type { LogEvent } from "../../lib/log.ts";
-import type { RunningGateway } from "../../lib/node/gateway.ts";
-import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { fakeClient, startFakeSecretsManager, type FakeSecretsManager } from "../harness/secrets-manager.ts";
-import { nodeSettings, startNodeGateway } from "../harness/gateway.ts";
-import { neonConfig } from "@neondatabase/serverless";
-import WebSocket from "ws";
+import { startRotatingRole, type RotatingRole } from "../harness/rotation.ts";
+import { pointNeonAt } from "../harness/sessions.ts";
 
 const TTL_MS = 1000;
 
 describe("a session's login with a role's secret mid-rotation", () => {
-  let cluster: Cluster;
-  let sm: FakeSecretsManager;
-  let gateway: RunningGateway;
-  const logs: LogEvent[] = [];
-  const rds = (password: string) => JSON.stringify({ username: "app", password, host: "db.internal", port: 5432, dbname: "postgres", engine: "postgres" });
+  let role: RotatingRole;
 
   before(async () => {
-    [cluster, sm] = await Promise.all([startCluster(), startFakeSecretsManager()]);
-    await cluster.sql.unsafe(`create role app login password 'pw-0'`);
-    await cluster.writeHba("host all app 127.0.0.1/32 scram-sha-256\n", { reload: true });
-    sm.put("db/app", rds("pw-0"));
-    sm.put("gw/config", JSON.stringify({ hba: "host all app 127.0.0.1/32 trust\n", roles: JSON.stringify({ app: "secretsmanager:db/app" }) }));
-    const settings = nodeSettings(
-      {
-        HBAGATE_HBA_FILE: "secretsmanager:gw/config#hba",
-        HBAGATE_ROLE_CREDENTIALS_FILE: "secretsmanager:gw/config#roles",
-        HBAGATE_SECRETS_TTL_MS: String(TTL_MS),
-        HBAGATE_SECRETS_TIMEOUT_MS: "1000",
-      },
-      cluster.port,
-    );
-    gateway = await startNodeGateway(settings, logs, fakeClient(sm.endpoint));
-    const authority = new URL(gateway.urls[0]!).host;
-    neonConfig.webSocketConstructor = WebSocket;
-    neonConfig.useSecureWebSocket = false;
-    neonConfig.wsProxy = () => `${authority}/v2`;
-    neonConfig.pipelineConnect = "password";
+    role = await startRotatingRole({ HBAGATE_SECRETS_TTL_MS: String(TTL_MS), HBAGATE_SECRETS_TIMEOUT_MS: "1000" });
+    pointNeonAt({ authority: new URL(role.gateway.urls[0]!).host });
   });
   after(async () => {
-    await gateway?.close();
-    await Promise.all([cluster?.stop(), sm?.close()]);
+    await role?.close();
   });
 
   /** A new session's answer to current_user, or its error's SQLSTATE. */
@@ -64,8 +36,6 @@ describe("a session's login with a role's secret mid-rotation", () => {
       await client.end().catch(() => {});
     }
   };
-  const alterPassword = (password: string) => cluster.sql.unsafe(`alter role app password '${password}'`);
-  const fetchedStage = (stage: string, since: number) => sm.calls.slice(since).some((c) => c.secretId === "db/app" && c.versionStage === stage);
   /** Until the gateway's cached value of db/app has expired and been read again (its next login asks for it). */
   const pastTtl = () => new Promise((r) => setTimeout(r, TTL_MS + 50)); // time under test: the secret's TTL
 
@@ -74,32 +44,32 @@ describe("a session's login with a role's secret mid-rotation", () => {
   });
 
   test("the other order: AWSCURRENT moved before the database; a new session logs in with AWSPREVIOUS", async () => {
-    sm.put("db/app", rds("pw-1"));
+    role.sm.put("db/app", role.rds("pw-1"));
     await pastTtl();
-    const since = sm.calls.length;
+    const since = role.sm.calls.length;
     assert.equal(await session(), "app");
-    assert.ok(fetchedStage("AWSPREVIOUS", since), "the previous version was asked for");
-    await alterPassword("pw-1");
+    assert.ok(role.fetchedStage("AWSPREVIOUS", since), "the previous version was asked for");
+    await role.alterPassword("pw-1");
     // The database caught up: the password proven before is refused now, and AWSCURRENT is proven.
     assert.equal(await session(), "app");
   });
 
   test("RDS's order: the database took AWSPENDING's password before AWSCURRENT moved; a new session logs in with it", async () => {
-    sm.putPending("db/app", rds("pw-2"));
-    await alterPassword("pw-2");
+    role.sm.putPending("db/app", role.rds("pw-2"));
+    await role.alterPassword("pw-2");
     await pastTtl();
-    const since = sm.calls.length;
+    const since = role.sm.calls.length;
     assert.equal(await session(), "app");
-    assert.ok(fetchedStage("AWSPENDING", since), "the pending version was asked for");
-    sm.finishRotation("db/app");
+    assert.ok(role.fetchedStage("AWSPENDING", since), "the pending version was asked for");
+    role.sm.finishRotation("db/app");
     await pastTtl();
     assert.equal(await session(), "app");
   });
 
   test("a password no version has: the session is refused (28P01), and works again once a version has it", async () => {
-    await alterPassword("pw-unknown");
+    await role.alterPassword("pw-unknown");
     assert.equal(await session(), "28P01");
-    await alterPassword("pw-2");
+    await role.alterPassword("pw-2");
     assert.equal(await session(), "app");
   });
 });
