@@ -62,6 +62,13 @@ describe("Neon's authToken and drizzle through /sql", () => {
     await assert.rejects(neon(CONNECTION).query("select 1"), (e: unknown) => e instanceof NeonDbError && e.code === "28000");
   });
 
+  test("claims forged in the connection string's options never replace the token's", async () => {
+    const forged = `${CONNECTION}?options=${encodeURIComponent(`-c request.jwt.claims={"sub":"ann"}`)}`;
+    const ben = neon(forged, { authToken: tokenOf("ben") });
+    assert.deepEqual(await ben.query("select current_setting('request.jwt.claims')::jsonb->>'sub' as sub"), [{ sub: "ben" }]);
+    assert.deepEqual(await ben.query("select owner from notes where owner = 'ann'"), [], "ann's rows stay hers");
+  });
+
   test("drizzle-orm/neon-http with authToken: each user's rows only", async () => {
     const db = drizzle({ client: neon(CONNECTION, { authToken: tokenOf("cat") }) });
     await db.insert(notes).values({ owner: "cat", body: "cat's note" });

@@ -15,9 +15,9 @@ describe("benchmark baselines", () => {
   let cluster: Cluster;
   let pg: Record<string, string>;
   const children: ChildProcess[] = [];
-  const start = async (kind: string) => {
+  const start = async (kind: string, env: Record<string, string> = {}) => {
     // Port 0: the server binds whatever port is free and names it in its ready line.
-    const { child, ready } = await startProcessMatching(root, node("bench/servers.ts", kind, "0"), pg, /ready (\d+)\n/);
+    const { child, ready } = await startProcessMatching(root, node("bench/servers.ts", kind, "0"), { ...pg, ...env }, /ready (\d+)\n/);
     children.push(child);
     return `http://127.0.0.1:${ready[1]}/v1/postgres/sql`;
   };
@@ -49,6 +49,17 @@ describe("benchmark baselines", () => {
       assert.deepEqual(batch, { results: [{ rows: [{ a: 1 }] }, { rows: [{ b: "x" }] }] }, kind);
       const bad = await post(url, { query: "select * from nowhere" });
       assert.equal(bad.status, 400, `${kind}: an error is not counted as a 200`);
+    }
+  });
+
+  test("the prepared bridge prepares its statements and the plain one does not", async () => {
+    // One connection, so the statement asked about was run on the session that answers.
+    const statement = "select $1::int + 1 as n";
+    for (const [kind, prepared] of [["naive", 0], ["naive-prepared", 1]] as const) {
+      const url = await start(kind, { POOL_MAX: "1" });
+      for (let i = 0; i < 2; i++) assert.equal((await post(url, { query: statement, params: [i] })).status, 200, kind);
+      const res = await post(url, { query: "select count(*)::int as n from pg_prepared_statements where statement = $1", params: [statement] });
+      assert.deepEqual(await res.json(), { rows: [{ n: prepared }] }, `${kind}: statements prepared on its connection`);
     }
   });
 

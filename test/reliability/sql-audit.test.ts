@@ -44,6 +44,14 @@ describe("SQL audit", () => {
       (await post({ queries: [{ query: "insert into victims values ($1)", params: [1] }, { query: "select $1::text", params: [HOSTILE] }] }, { "Neon-Batch-Isolation-Level": "Serializable", "Neon-Batch-Read-Only": "false" })).status,
       200,
     );
+    // A startup parameter (application_name in Neon's connection string) is set with bound values too.
+    const viaNeon = await app.request("/sql", {
+      method: "POST",
+      headers: { "content-type": "application/json", "neon-connection-string": `postgresql://auditee@gw.example/postgres?application_name=${encodeURIComponent(HOSTILE)}` },
+      body: JSON.stringify({ query: "select current_setting('application_name') as a", params: [] }),
+    });
+    assert.equal(viaNeon.status, 200);
+    assert.deepEqual(((await viaNeon.json()) as { rows: unknown[] }).rows, [[HOSTILE]]);
     // A hostile header value is refused, not spliced.
     assert.equal((await post({ queries: [{ query: "select 1" }] }, { "Neon-Batch-Isolation-Level": `Serializable; drop table victims` })).status, 400);
 
@@ -56,13 +64,13 @@ describe("SQL audit", () => {
     const { lines, statements } = await logged();
     assert.ok(statements.length >= 4, JSON.stringify(statements));
     // "" is the driver's empty statement when a connection opens.
-    const allowed = new Set(["", "select $1::text as v", "insert into victims values ($1)", "select $1::text", "begin isolation level serializable", "commit", RESET, PROBE]);
+    const allowed = new Set(["", "select $1::text as v", "insert into victims values ($1)", "select $1::text", "select current_setting('application_name') as a", "select pg_catalog.set_config($1, $2, false)", "begin isolation level serializable", "commit", RESET, PROBE]);
     for (const s of statements) assert.ok(allowed.has(s), `unexpected statement reached the database: ${s}`);
     // The hostile value never appears as SQL text, only among the bound parameters.
     const log = (await cluster.readLog()).slice(before);
     const hostileLines = log.split("\n").filter((l) => l.includes(HOSTILE));
-    // Both statements that carried it must show it: an empty list would prove nothing.
-    assert.ok(hostileLines.length >= 2, `the value reached the server ${hostileLines.length} times: ${JSON.stringify(hostileLines)}`);
+    // The three statements that carried it must show it: an empty list would prove nothing.
+    assert.ok(hostileLines.length >= 3, `the value reached the server ${hostileLines.length} times: ${JSON.stringify(hostileLines)}`);
     for (const line of hostileLines) assert.match(line, /(DETAIL|parameters: )/, line);
     const [{ n } = { n: -1 }] = await cluster.sql<{ n: number }[]>`select count(*)::int as n from victims`;
     assert.equal(n, 1);
