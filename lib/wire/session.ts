@@ -225,7 +225,15 @@ export class ClientSession {
       return this.registry.deps.open({ database: admitted.database, user: admitted.user, password: admitted.password, parameters: [...settings, ...admitted.settings] });
     };
     this.registry.deps.core.admit(caller, ask, open).then(
-      (server) => this.ready(server),
+      (server) => {
+        // What the client sent ahead is relayed here, and may be refused (a message announced
+        // too large): that ends this session, never escapes as a rejection nobody handles.
+        try {
+          this.ready(server);
+        } catch (err) {
+          this.fail(err);
+        }
+      },
       (err) => this.fail(err),
     );
   }
