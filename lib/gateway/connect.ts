@@ -236,7 +236,14 @@ function loginRefusal(rule: HbaRule, caller: Caller, err: unknown): unknown {
  * (a token's subject); undefined where the role is the only name.
  */
 function boundedIdentity(rule: HbaRule, caller: Caller, verified: Verified | void): string | undefined {
-  return rule.method.name === "peer" ? principalOf(caller) : verified?.identity;
+  // A name means one caller only where it was established: a subject is unique within its issuer
+  // (its verified `iss`), a principal within the platform that named it, a certificate's name
+  // within the CA. Counted under that namespace, so the same string from elsewhere (another
+  // issuer's "alice", a Unix user "alice") is another caller and takes none of this one's places.
+  const name = rule.method.name === "peer" ? principalOf(caller) : verified?.identity;
+  if (name === undefined) return undefined;
+  const iss = rule.method.name === "oauth" ? verified?.claims?.iss : undefined;
+  return JSON.stringify([rule.method.name, typeof iss === "string" ? iss : null, name]);
 }
 
 /**

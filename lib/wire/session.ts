@@ -222,10 +222,26 @@ export class ClientSession {
       const refused = this.registry.claim(this, admitted.user, admitted.identity);
       if (refused === "role") throw fatal(SQLSTATE.tooManyConnections, `too many connections for role "${admitted.user}"`);
       if (refused === "identity") throw fatal(SQLSTATE.tooManyConnections, `too many connections for one caller of role "${admitted.user}"`);
-      return this.registry.deps.open({ database: admitted.database, user: admitted.user, password: admitted.password, parameters: [...settings, ...admitted.settings] });
+      const opening = this.registry.deps.open({ database: admitted.database, user: admitted.user, password: admitted.password, parameters: [...settings, ...admitted.settings] });
+      // The login upstream goes on whatever the client does meanwhile: the places stay taken until it settles.
+      this.opening = true;
+      const settled = () => {
+        this.opening = false;
+        if (this.finished) this.registry.release(this);
+      };
+      opening.then(settled, settled);
+      return opening;
     };
     this.registry.deps.core.admit(caller, ask, open).then(
-      (server) => this.ready(server),
+      (server) => {
+        // What the client sent ahead is relayed here, and may be refused (a message announced
+        // too large): that ends this session, never escapes as a rejection nobody handles.
+        try {
+          this.ready(server);
+        } catch (err) {
+          this.fail(err);
+        }
+      },
       (err) => this.fail(err),
     );
   }
@@ -330,6 +346,8 @@ export class ClientSession {
   }
 
   private finished = false;
+  /** The upstream login is on its way: the session's places are released once it settles, not before. */
+  private opening = false;
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
@@ -338,7 +356,7 @@ export class ClientSession {
     // Terminate: an open transaction rolls back, the server's backend ends.
     this.server?.end();
     this.channel.close();
-    this.registry.release(this);
+    if (!this.opening) this.registry.release(this);
   }
 }
 
