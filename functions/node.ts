@@ -27,6 +27,11 @@ export async function start(args: readonly string[]): Promise<number> {
     process.stderr.write(`hbagate start: unexpected argument "${args[0]}"\n${START_USAGE}`);
     return 2;
   }
+  // A rejection nobody handled is a bug; Node's default would end the process, and with it every
+  // caller's requests and sessions. Logged for the operator to report, and the gateway serves on.
+  process.on("unhandledRejection", (reason) => {
+    log({ level: "error", msg: "unhandled rejection (a bug in the gateway: please report it); serving on", error: reason instanceof Error ? (reason.stack ?? reason.message) : String(reason) });
+  });
   let settings;
   try {
     settings = loadSettings(process.env, (path) => readFileSync(path, "utf8"));
