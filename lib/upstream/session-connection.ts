@@ -6,7 +6,7 @@ import type { Socket } from "node:net";
 import { md5 } from "@noble/hashes/legacy.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
-import { cstringAt, MessageReader, MessageWriter, PROTOCOL_3_0, serverError, CANCEL_REQUEST } from "../wire/protocol.ts";
+import { cstringAt, MAX_STARTUP_BYTES, MessageReader, MessageWriter, PROTOCOL_3_0, serverError, CANCEL_REQUEST } from "../wire/protocol.ts";
 import { ScramClient } from "../wire/scram-client.ts";
 import { connectUpstream } from "./upstream-socket.ts";
 import type { UpstreamSettings } from "./upstream-settings.ts";
@@ -59,11 +59,21 @@ const noPassword = () => gatewayError(SQLSTATE.invalidPassword, "the server aske
  * connection error (08001), the socket closed.
  */
 export async function openServerStream(settings: UpstreamSettings, request: LoginRequest): Promise<ServerStream> {
+  // Refused here, before anything is sent: PostgreSQL would close the connection on such a packet
+  // without a word, which reads as a database that is down (08001).
+  const packet = startupPacket(request);
+  if (packet.length > MAX_STARTUP_BYTES) {
+    throw gatewayError(
+      SQLSTATE.programLimitExceeded,
+      `the session's startup parameters take ${packet.length} bytes with the gateway's own (a bearer token's claims), more than the ${MAX_STARTUP_BYTES} bytes PostgreSQL accepts in a startup packet`,
+      { severity: "FATAL", hint: "A token with fewer claims (groups, metadata) fits; an HTTP request, whose claims are set per request, has no such bound." },
+    );
+  }
   const socket = await connectUpstream(settings).catch((err: unknown) => {
     throw err instanceof GatewayError ? err : fromDriverError(err);
   });
   try {
-    return await within(login(socket, request), settings.connectTimeout * 1000, () => {
+    return await within(login(socket, request, packet), settings.connectTimeout * 1000, () => {
       throw fromDriverError(connectTimeout());
     });
   } catch (err) {
@@ -72,7 +82,7 @@ export async function openServerStream(settings: UpstreamSettings, request: Logi
   }
 }
 
-async function login(socket: Socket, request: LoginRequest): Promise<ServerStream> {
+async function login(socket: Socket, request: LoginRequest, packet: Uint8Array): Promise<ServerStream> {
   const reader = new MessageReader(MAX_LOGIN_MESSAGE);
   const greeting: Uint8Array[] = [];
   let key = { pid: 0, secret: 0 };
@@ -100,7 +110,7 @@ async function login(socket: Socket, request: LoginRequest): Promise<ServerStrea
       wake = undefined;
     }
   };
-  socket.write(startupPacket(request));
+  socket.write(packet);
   try {
     for (;;) {
       const m = await next();

@@ -85,6 +85,21 @@ describe("oauth bearer tokens over sessions", () => {
     for (const token of [expired, otherRole, forged, good]) assert.ok(!logged.includes(token.split(".")[2]!), "no token signature in the log");
   });
 
+  test("claims too large for PostgreSQL's startup packet: a clear 54000 naming the limit, before anything is sent upstream", async () => {
+    // 12 KB of groups, as some identity providers put in a token: more than the 10,000 bytes PostgreSQL takes.
+    const groups = Array.from({ length: 900 }, (_, i) => `group-${String(i).padStart(4, "0")}`);
+    const r = await connect(await tokenFor("carol", { groups }));
+    assert.ok(!(r instanceof Client), "refused");
+    assert.equal(r.code, "54000", r.message);
+    assert.match(r.message, /10000 bytes/);
+    assert.doesNotMatch(await cluster.readLog(), /invalid length of startup packet/, "nothing was sent upstream");
+    // The same token over HTTP has no such bound: its claims are set per request.
+    const gwUrl = `http://${gw.authority}/v1/postgres/sql`;
+    const res = await fetch(gwUrl, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${await tokenFor("carol", { groups })}` }, body: JSON.stringify({ query: "select jsonb_array_length(current_setting('request.jwt.claims')::jsonb->'groups') as n" }) });
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.deepEqual(((await res.json()) as { rows: unknown[] }).rows, [{ n: 900 }]);
+  });
+
   test("one end user holds at most half the role's sessions; another user of the role still gets in; a session ended frees a place", async () => {
     const alice = await tokenFor("alice");
     const first = await connect(alice);
