@@ -15,6 +15,8 @@ import { startCluster } from "../test/harness/postgres.ts";
 import { postgresPids, setAffinity } from "./processes.ts";
 import { RESET } from "../lib/upstream/session-reset.ts";
 import { MessageReader, MessageWriter, PROTOCOL_3_0 } from "../lib/wire/protocol.ts";
+import { openServerStream } from "../lib/upstream/session-connection.ts";
+import { WireConnection } from "../lib/upstream/wire-connection.ts";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const MS = Number(process.env.BENCH_SECONDS ?? 2) * 1000;
@@ -91,6 +93,12 @@ const resetPrepared = Buffer.concat([...RESET_STATEMENTS.map((_, i) => bindExecu
 const resetPreparedNoLook = Buffer.concat([...RESET_STATEMENTS.slice(0, -1).map((_, i) => bindExecute(`reset${i}`, [])), bindExecute("check", []), sync]);
 const bares = await Promise.all(Array.from({ length: CONNECTIONS }, () => Bare.open()));
 const drivers = Array.from({ length: CONNECTIONS }, () => postgres({ host: "127.0.0.1", port: cluster.port, username: "bench", database: "postgres", max: 1 }));
+const wires = await Promise.all(
+  Array.from({ length: CONNECTIONS }, async () =>
+    new WireConnection(await openServerStream({ host: "127.0.0.1", port: cluster.port, connectTimeout: 5 } as Parameters<typeof openServerStream>[0], { database: "postgres", user: "bench", password: undefined, parameters: [] })),
+  ),
+);
+const ignore = () => {};
 const variants: Record<string, (i: number) => Promise<unknown>> = {
   "postgres.js, statement": (i) => drivers[i]!.unsafe(STATEMENT, [1], { prepare: true }),
   "postgres.js, statement + reset": (i) => Promise.all([drivers[i]!.unsafe(STATEMENT, [1], { prepare: true }), drivers[i]!.unsafe(RESET, [], { simple: true } as postgres.UnsafeQueryOptions)]),
@@ -98,6 +106,7 @@ const variants: Record<string, (i: number) => Promise<unknown>> = {
   "bare, statement + reset": (i) => bares[i]!.exchange(Buffer.concat([statement, sync, resetQuery]), 2),
   "bare, statement + prepared reset": (i) => bares[i]!.exchange(Buffer.concat([statement, sync, resetPrepared]), 2),
   "bare, statement + prepared reset, no look at pg_prepared_statements": (i) => bares[i]!.exchange(Buffer.concat([statement, sync, resetPreparedNoLook]), 2),
+  "WireConnection (lib/upstream/wire-connection.ts), statement + reset": (i) => Promise.all([wires[i]!.run({ text: STATEMENT, params: ["1"], prepare: true, row: ignore }), wires[i]!.reset()]),
 };
 
 async function run(name: string, ms: number): Promise<{ rps: number; cpu: number }> {
@@ -135,5 +144,6 @@ console.log(`| per request, ${CONNECTIONS} connections, Node and PostgreSQL on o
 console.log("|---|---|---|---|");
 for (const [name, s] of Object.entries(seen)) console.log(`| ${name} | ${median(s.rps).toFixed(0)} | ${median(s.ratio).toFixed(2)} | ${median(s.cpu).toFixed(0)} |`);
 for (const b of bares) b.close();
+for (const w of wires) w.end();
 await Promise.all(drivers.map((d) => d.end()));
 await cluster.stop();

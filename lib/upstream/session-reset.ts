@@ -18,18 +18,25 @@
 import type postgres from "postgres";
 import { connectionClosed } from "./errors.ts";
 
+/** The statements that undo what a request may have changed, in order. */
+export const RESET_COMMANDS = ["RESET ALL", "SET SESSION AUTHORIZATION DEFAULT", "CLOSE ALL", "UNLISTEN *", "DISCARD TEMP", "DISCARD SEQUENCES"] as const;
+
+// Schema-qualified, the operator too: RESET ALL restores the role's own search_path, which the
+// role may have set (ALTER ROLE … SET) to put a schema of its own, with its own "=", first.
+const UNLOCK = "pg_catalog.pg_advisory_unlock_all()";
+const PREPARED_IN_SQL = "ARRAY(SELECT name FROM pg_catalog.pg_prepared_statements WHERE from_sql) AS prepared";
+
+/**
+ * The reset's last statement where the transaction status comes with each
+ * ReadyForQuery (wire-connection.ts): advisory locks, and the names prepared in SQL.
+ */
+export const RESET_CHECK = `SELECT ${UNLOCK}, ${PREPARED_IN_SQL}`;
+
 /** The one statement text the gateway adds after every request (also what an audit of the server log expects). */
 export const RESET = [
-  "RESET ALL",
-  "SET SESSION AUTHORIZATION DEFAULT",
-  "CLOSE ALL",
-  "UNLISTEN *",
-  "DISCARD TEMP",
-  "DISCARD SEQUENCES",
-  // Schema-qualified, the operator too: RESET ALL restores the role's own search_path, which the
-  // role may have set (ALTER ROLE … SET) to put a schema of its own, with its own "=", first.
-  "SELECT pg_catalog.pg_advisory_unlock_all(), pg_catalog.now() OPERATOR(pg_catalog.=) pg_catalog.statement_timestamp() AS idle," +
-    " ARRAY(SELECT name FROM pg_catalog.pg_prepared_statements WHERE from_sql) AS prepared",
+  ...RESET_COMMANDS,
+  // now() is the transaction's start: equal to this statement's only when no transaction was left open.
+  `SELECT ${UNLOCK}, pg_catalog.now() OPERATOR(pg_catalog.=) pg_catalog.statement_timestamp() AS idle, ${PREPARED_IN_SQL}`,
 ].join("; ");
 
 const simple = { simple: true } as postgres.UnsafeQueryOptions;

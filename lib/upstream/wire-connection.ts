@@ -1,0 +1,385 @@
+// A pool connection the gateway speaks to itself, message by message, rather
+// than through a driver: a request's statement and the session reset behind
+// it leave in one write and come back as one read, the reset's statements
+// prepared once per connection (PostgreSQL plans them once, not per request).
+// What the request path needs and no more: the extended protocol with text
+// parameters and text results, named statements kept per connection, rows
+// handed on as they arrive, errors as PostgreSQL sent them. Logged in by
+// session-connection.ts, as a WebSocket session's connection is.
+//
+// Each exchange ends at a ReadyForQuery, and the server answers exchanges in
+// the order they were written, so the answers are matched to a queue.
+import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
+import { MessageReader, MessageWriter, serverError, type Message } from "../wire/protocol.ts";
+import { RESET_CHECK, RESET_COMMANDS } from "./session-reset.ts";
+import { SESSION_ENDED } from "./errors.ts";
+import type { ServerStream } from "./session-connection.ts";
+
+/** A result column, as RowDescription describes it. */
+export interface Column {
+  readonly name: string;
+  readonly table: number;
+  readonly number: number;
+  readonly type: number;
+  readonly size: number;
+  readonly modifier: number;
+}
+
+/** A row's values: PostgreSQL's text, or null for NULL. */
+export type Values = readonly (Uint8Array | null)[];
+
+/** How a statement ended: its command tag, split as drivers split it, and its columns. */
+export interface Completion {
+  readonly command: string;
+  readonly count: number | null;
+  readonly columns: readonly Column[];
+}
+
+export interface StatementCall {
+  readonly text: string;
+  readonly params: readonly (string | null)[];
+  /** Prepared under a name of this connection's, kept for the next time the same text comes. */
+  readonly prepare: boolean;
+  /** Each row, as it arrives. */
+  row(values: Values): void;
+}
+
+/** What the reset found: the connection as a new request should find it, or not to be reused. */
+export type ResetOutcome = "clean" | "dirty" | "closed";
+
+/** The transaction status in the last ReadyForQuery: idle, in a transaction, in a failed one. */
+export type TransactionStatus = "I" | "T" | "E";
+
+/** Bytes one server message may take; a row larger than any response is cut earlier by the answer bound. */
+const MAX_MESSAGE_BYTES = 1 << 30;
+
+/** The connection was lost with an exchange on it (what postgres.js calls CONNECTION_CLOSED). */
+const lost = (cause?: Error) => Object.assign(new Error("the connection to the server was lost", { cause }), { code: "CONNECTION_CLOSED" });
+const ended = () => Object.assign(new Error("the server session ended"), { code: SESSION_ENDED });
+
+/** The error a statement whose plan went stale under DDL fails with; re-prepared, it runs. */
+const STALE_PLAN = "cached plan must not change result type";
+
+const utf8 = new TextDecoder();
+const message = (type: string, build: (w: MessageWriter) => MessageWriter = (w) => w) => build(new MessageWriter()).finish(type);
+const SYNC = message("S");
+const DESCRIBE_PORTAL = message("D", (w) => w.bytes(Uint8Array.of(0x50)).cstring(""));
+const EXECUTE = message("E", (w) => w.cstring("").int32(0));
+
+function parse(name: string, text: string): Uint8Array {
+  return message("P", (w) => w.cstring(name).cstring(text).int16(0));
+}
+
+function bind(name: string, params: readonly (string | null)[]): Uint8Array {
+  return message("B", (w) => {
+    // Text parameters of types the server infers; text results.
+    w.cstring("").cstring(name).int16(0).int16(params.length);
+    for (const p of params) {
+      if (p === null) w.int32(-1);
+      else {
+        const bytes = new TextEncoder().encode(p);
+        w.int32(bytes.length).bytes(bytes);
+      }
+    }
+    return w.int16(0);
+  });
+}
+
+const close = (name: string) => message("C", (w) => w.bytes(Uint8Array.of(0x53)).cstring(name));
+
+/** One exchange's reader: it sees every message up to and including its ReadyForQuery. */
+interface Exchange {
+  message(m: Message): void;
+  /** The exchange's ReadyForQuery arrived. */
+  ready(): void;
+  fail(err: Error): void;
+}
+
+// One implicit transaction (one Sync) for the whole reset: whether the request left a transaction
+// open is the status in its ReadyForQuery, not now() against statement_timestamp().
+const RESET_STATEMENTS = [...RESET_COMMANDS, RESET_CHECK];
+
+export class WireConnection {
+  private readonly reader = new MessageReader(MAX_MESSAGE_BYTES);
+  private readonly queue: Exchange[] = [];
+  private readonly prepared = new Map<string, string>();
+  private named = 0;
+  private pending: Uint8Array[] = [];
+  private closed: Error | undefined;
+  private resetReady = false;
+  status: TransactionStatus = "I";
+
+  constructor(private readonly server: ServerStream) {
+    server.onData((chunk) => this.data(chunk));
+    server.onClose((err) => this.lose(err));
+  }
+
+  /** The server's cancel key, for a CancelRequest on a connection of its own. */
+  get key(): { readonly pid: number; readonly secret: number } {
+    return this.server.key;
+  }
+
+  get isClosed(): boolean {
+    return this.closed !== undefined;
+  }
+
+  /**
+   * Sends one statement (Parse unless already prepared, Bind, Describe,
+   * Execute, Sync); settles at its ReadyForQuery with its completion, or
+   * with the server's error (a GatewayError), or with the loss of the
+   * connection. A plan gone stale under DDL is re-prepared and run again
+   * outside a transaction (nothing of it ran).
+   */
+  async run(call: StatementCall): Promise<Completion> {
+    try {
+      return await this.once(call);
+    } catch (err) {
+      if (err instanceof GatewayError && err.fields.message === STALE_PLAN && call.prepare && this.status === "I") {
+        const name = this.prepared.get(call.text);
+        this.prepared.delete(call.text);
+        if (name !== undefined) this.send([close(name), SYNC], this.plain());
+        return await this.once(call);
+      }
+      throw err;
+    }
+  }
+
+  private once(call: StatementCall): Promise<Completion> {
+    let name = "";
+    const parts: Uint8Array[] = [];
+    let parsing: string | undefined;
+    if (call.prepare) {
+      const known = this.prepared.get(call.text);
+      if (known !== undefined) name = known;
+      else {
+        name = parsing = `hbagate_${++this.named}`;
+        parts.push(parse(name, call.text));
+      }
+    } else parts.push(parse("", call.text));
+    parts.push(bind(name, call.params), DESCRIBE_PORTAL, EXECUTE, SYNC);
+    return new Promise<Completion>((resolve, reject) => {
+      let columns: Column[] = [];
+      let completion: Completion | undefined;
+      let error: Error | undefined;
+      this.send(parts, {
+        message: (m) => {
+          switch (m.type) {
+            case 0x31 /* 1 ParseComplete */:
+              if (parsing !== undefined) this.prepared.set(call.text, parsing);
+              return;
+            case 0x54 /* T */:
+              columns = rowDescription(m.body);
+              return;
+            case 0x44 /* D */:
+              if (!error) call.row(dataRow(m.body));
+              return;
+            case 0x43 /* C */:
+              completion = { ...commandTag(m.body), columns };
+              return;
+            case 0x49 /* I EmptyQueryResponse */:
+              completion = { command: "", count: null, columns: [] };
+              return;
+            case 0x45 /* E */:
+              error = serverError(m.body);
+              return;
+            case 0x47 /* G CopyIn */:
+            case 0x48 /* H CopyOut */:
+            case 0x57 /* W CopyBoth */:
+              // Refused before it is sent (refused-statements.ts); should one start, the session cannot go on.
+              this.destroy(gatewayError(SQLSTATE.featureNotSupported, "COPY is not supported by hbagate"));
+              return;
+            default:
+              // BindComplete, NoData, notices, ParameterStatus, notifications: nothing to keep.
+              return;
+          }
+        },
+        ready: () => (error ? reject(error) : resolve(completion ?? { command: "", count: null, columns })),
+        fail: reject,
+      });
+    });
+  }
+
+  /**
+   * Sends the session reset (session-reset.ts) behind whatever was sent
+   * before it: after a request's last statement, in the same write. "clean"
+   * when every statement of it ran and no transaction was left open; a
+   * statement the request prepared in SQL is deallocated on the way.
+   */
+  async reset(): Promise<ResetOutcome> {
+    const parts: Uint8Array[] = [];
+    if (!this.resetReady) {
+      RESET_STATEMENTS.forEach((text, i) => parts.push(parse(`hbagate_reset_${i}`, text)));
+      this.resetReady = true;
+    }
+    RESET_STATEMENTS.forEach((_, i) => parts.push(bind(`hbagate_reset_${i}`, []), EXECUTE));
+    parts.push(SYNC);
+    let row: Values | undefined;
+    let failed = false;
+    try {
+      await new Promise<void>((resolve, reject) =>
+        this.send(parts, {
+          message: (m) => {
+            if (m.type === 0x44) row = dataRow(m.body);
+            else if (m.type === 0x45) failed = true;
+          },
+          ready: resolve,
+          fail: reject,
+        }),
+      );
+    } catch {
+      return "closed";
+    }
+    if (failed) {
+      // Prepared statements of the reset's own may not all exist now: prepared again next time.
+      this.resetReady = false;
+      return "dirty";
+    }
+    // A transaction the request left open: the reset ran inside it, and it is still open.
+    if (this.status !== "I") return "dirty";
+    // The last statement's row: pg_advisory_unlock_all(), the names prepared in SQL.
+    const names = row?.[1] ? textArray(utf8.decode(row[1])) : [];
+    for (const n of names) {
+      try {
+        await this.run({ text: `DEALLOCATE "${n.replaceAll('"', '""')}"`, params: [], prepare: false, row: () => {} });
+      } catch (err) {
+        return this.isClosed ? "closed" : (void err, "dirty");
+      }
+    }
+    return "clean";
+  }
+
+  /** Terminate, then close: the server ends the session (an open transaction rolls back). */
+  end(): void {
+    this.server.end();
+  }
+
+  private plain(): Exchange {
+    return { message: () => {}, ready: () => {}, fail: () => {} };
+  }
+
+  private send(parts: Uint8Array[], exchange: Exchange): void {
+    if (this.closed) {
+      exchange.fail(ended());
+      return;
+    }
+    this.queue.push(exchange);
+    // Everything sent in one turn of the event loop leaves in one write (a statement and the reset behind it).
+    if (this.pending.length === 0) queueMicrotask(() => this.flush());
+    this.pending.push(...parts);
+  }
+
+  private flush(): void {
+    const parts = this.pending;
+    this.pending = [];
+    if (this.closed || parts.length === 0) return;
+    let size = 0;
+    for (const p of parts) size += p.length;
+    const out = new Uint8Array(size);
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    this.server.write(out);
+  }
+
+  private data(chunk: Uint8Array): void {
+    this.reader.push(chunk);
+    try {
+      for (let m = this.reader.next(); m; m = this.reader.next()) {
+        const exchange = this.queue[0];
+        if (m.type === 0x5a /* Z */) {
+          this.status = String.fromCharCode(m.body[0]!) as TransactionStatus;
+          this.queue.shift();
+          exchange?.ready();
+        } else if (exchange) exchange.message(m);
+        else if (m.type === 0x45) {
+          // An error with nothing asked: the server ending the session (a FATAL); the close follows.
+          this.destroy(serverError(m.body));
+          return;
+        }
+      }
+    } catch (err) {
+      this.destroy(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  private destroy(err: Error): void {
+    this.lose(err);
+    this.server.end();
+  }
+
+  private lose(err: Error | undefined): void {
+    if (this.closed) return;
+    this.closed = err ?? lost();
+    const failure = err instanceof GatewayError ? err : lost(err);
+    for (const exchange of this.queue.splice(0)) exchange.fail(failure);
+  }
+}
+
+function rowDescription(body: Uint8Array): Column[] {
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  const n = view.getInt16(0);
+  const columns: Column[] = [];
+  let at = 2;
+  for (let i = 0; i < n; i++) {
+    const end = body.indexOf(0, at);
+    const name = utf8.decode(body.subarray(at, end));
+    at = end + 1;
+    columns.push({ name, table: view.getInt32(at), number: view.getInt16(at + 4), type: view.getInt32(at + 6), size: view.getInt16(at + 10), modifier: view.getInt32(at + 12) });
+    at += 18;
+  }
+  return columns;
+}
+
+function dataRow(body: Uint8Array): Values {
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  const n = view.getInt16(0);
+  const values: (Uint8Array | null)[] = new Array(n);
+  let at = 2;
+  for (let i = 0; i < n; i++) {
+    const length = view.getInt32(at);
+    at += 4;
+    if (length < 0) values[i] = null;
+    else {
+      values[i] = body.subarray(at, at + length);
+      at += length;
+    }
+  }
+  return values;
+}
+
+/** "INSERT 0 1" -> INSERT, 1; "SELECT 3" -> SELECT, 3; "CREATE TABLE" -> CREATE TABLE, null. */
+function commandTag(body: Uint8Array): { command: string; count: number | null } {
+  const tag = utf8.decode(body.subarray(0, body.length - 1));
+  const m = /^(.*?)(?: \d+)?(?: (\d+))$/.exec(tag);
+  return m ? { command: m[1]!, count: Number(m[2]) } : { command: tag, count: null };
+}
+
+/**
+ * A one-dimensional text[] as PostgreSQL prints it: {a,"b c","d\"e"} ->
+ * [a, b c, d"e]. Elements are quoted when they hold a delimiter, a quote, a
+ * backslash, a space or the word NULL; quoted, `\` escapes the next character.
+ */
+export function textArray(text: string): string[] {
+  if (text.length < 2 || text[0] !== "{" || text[text.length - 1] !== "}") throw new Error(`not a one-dimensional array: ${text}`);
+  const out: string[] = [];
+  let i = 1;
+  const end = text.length - 1;
+  if (i === end) return out;
+  for (;;) {
+    let value = "";
+    if (text[i] === '"') {
+      for (i++; i < end && text[i] !== '"'; i++) {
+        if (text[i] === "\\") i++;
+        value += text[i];
+      }
+      i++; // the closing quote
+    } else {
+      for (; i < end && text[i] !== ","; i++) value += text[i];
+    }
+    out.push(value);
+    if (i >= end) return out;
+    i++; // the comma
+  }
+}

@@ -1,0 +1,131 @@
+// The gateway's own protocol client for pool connections, against a real
+// PostgreSQL: statements with and without names, rows and columns as the
+// server describes them, errors with their fields, a plan gone stale under
+// DDL, the reset pipelined behind a statement (one write) and what it finds,
+// a connection lost with an exchange on it.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { startCluster, type Cluster } from "../harness/postgres.ts";
+import { openServerStream } from "../../lib/upstream/session-connection.ts";
+import { textArray, WireConnection, type Values } from "../../lib/upstream/wire-connection.ts";
+import { GatewayError } from "../../lib/errors.ts";
+
+const text = (v: Uint8Array | null) => (v === null ? null : new TextDecoder().decode(v));
+
+describe("WireConnection", () => {
+  let cluster: Cluster;
+  const open: WireConnection[] = [];
+  before(async () => {
+    cluster = await startCluster();
+    await cluster.sql.unsafe("create role wire login");
+    await cluster.writeHba("host all wire 127.0.0.1/32 trust\n", { reload: true });
+  });
+  after(async () => {
+    for (const c of open) c.end();
+    await cluster?.stop();
+  });
+
+  async function connect(): Promise<WireConnection> {
+    const settings = { host: "127.0.0.1", port: cluster.port, connectTimeout: 5 } as Parameters<typeof openServerStream>[0];
+    const c = new WireConnection(await openServerStream(settings, { database: "postgres", user: "wire", password: undefined, parameters: [] }));
+    open.push(c);
+    return c;
+  }
+
+  async function rows(c: WireConnection, query: string, params: (string | null)[] = [], prepare = false) {
+    const out: (string | null)[][] = [];
+    const done = await c.run({ text: query, params, prepare, row: (v: Values) => out.push(v.map(text)) });
+    return { ...done, rows: out };
+  }
+
+  test("a statement's rows, columns and command tag; NULL as null", async () => {
+    const c = await connect();
+    const r = await rows(c, "select $1::int + 1 as answer, $2::text as nothing, 'x'::varchar(7) as v", ["41", null]);
+    assert.deepEqual(r.rows, [["42", null, "x"]]);
+    assert.equal(r.command, "SELECT");
+    assert.equal(r.count, 1);
+    assert.deepEqual(
+      r.columns.map((c) => [c.name, c.type, c.modifier]),
+      [["answer", 23, -1], ["nothing", 25, -1], ["v", 1043, 11]],
+    );
+    const made = await rows(c, "create temp table t(a int)");
+    assert.deepEqual([made.command, made.count, made.rows], ["CREATE TABLE", null, []]);
+    const inserted = await rows(c, "insert into t select generate_series(1, 3)");
+    assert.deepEqual([inserted.command, inserted.count], ["INSERT", 3]);
+    assert.equal((await rows(c, "")).command, "");
+  });
+
+  test("a prepared statement is parsed once per connection and runs with new parameters", async () => {
+    const c = await connect();
+    const query = "select $1::int * 2 as twice";
+    for (const n of ["1", "2", "3"]) assert.deepEqual((await rows(c, query, [n], true)).rows, [[String(Number(n) * 2)]]);
+    const names = await rows(c, "select count(*) from pg_prepared_statements where statement = $1", [query]);
+    assert.deepEqual(names.rows, [["1"]]);
+  });
+
+  test("the server's error with its fields; the connection goes on", async () => {
+    const c = await connect();
+    await assert.rejects(
+      () => rows(c, "select 1/0"),
+      (err: unknown) => err instanceof GatewayError && err.code === "22012" && err.fields.message === "division by zero",
+    );
+    assert.equal(c.status, "I");
+    assert.deepEqual((await rows(c, "select 1")).rows, [["1"]]);
+  });
+
+  test("a prepared statement whose result type DDL changed is prepared again, outside a transaction", async () => {
+    const c = await connect();
+    await rows(c, "create temp table shape(a int)");
+    await rows(c, "insert into shape values (1)");
+    assert.deepEqual((await rows(c, "select * from shape", [], true)).rows, [["1"]]);
+    await rows(c, "alter table shape add column b text default 'two'");
+    assert.deepEqual((await rows(c, "select * from shape", [], true)).rows, [["1", "two"]]);
+  });
+
+  test("the reset behind a statement: one write, and what the request left is gone", async () => {
+    const c = await connect();
+    await rows(c, "select set_config('app.secret', 'mine', false)");
+    await rows(c, "do $$ begin execute 'prepare leftover as select 1'; end $$");
+    await rows(c, "select pg_advisory_lock(42)");
+    assert.equal(await c.reset(), "clean");
+    const after = await rows(c, "select current_setting('app.secret', true), (select count(*) from pg_prepared_statements where from_sql), (select count(*) from pg_locks where locktype = 'advisory' and pid = pg_backend_pid())");
+    assert.deepEqual(after.rows, [["", "0", "0"]]);
+    // Statement and reset sent in the same turn leave in one write: both settle, in order.
+    const [statement, reset] = await Promise.all([rows(c, "select 7", [], true), c.reset()]);
+    assert.deepEqual(statement.rows, [["7"]]);
+    assert.equal(reset, "clean");
+  });
+
+  test("a transaction left open makes the reset dirty", async () => {
+    const c = await connect();
+    await rows(c, "begin");
+    assert.equal(c.status, "T");
+    assert.equal(await c.reset(), "dirty");
+  });
+
+  test("a connection lost with a statement on it fails that statement as lost, and what follows as never sent", async () => {
+    const c = await connect();
+    const pid = (await rows(c, "select pg_backend_pid()")).rows[0]![0]!;
+    // Its failure is caught as soon as it happens (the close may come before the terminate's answer).
+    const running = rows(c, "select pg_sleep(30)").then(
+      () => assert.fail("a statement on a terminated backend completed"),
+      (err: unknown) => err,
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    await cluster.sql.unsafe("select pg_terminate_backend($1)", [pid]);
+    assert.equal(((await running) as { code?: string }).code, "CONNECTION_CLOSED");
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(c.isClosed, true);
+    await assert.rejects(() => rows(c, "select 1"), (err: unknown) => (err as { code?: string }).code === "HBAGATE_SESSION_ENDED");
+    assert.equal(await c.reset(), "closed");
+  });
+});
+
+describe("textArray", () => {
+  test("PostgreSQL's text[] output, quoted and not", () => {
+    assert.deepEqual(textArray("{}"), []);
+    assert.deepEqual(textArray("{a}"), ["a"]);
+    assert.deepEqual(textArray('{a,"b c","d\\"e","f\\\\g",h}'), ["a", "b c", 'd"e', "f\\g", "h"]);
+    assert.deepEqual(textArray('{"",","}'), ["", ","]);
+  });
+});
