@@ -28,6 +28,8 @@ export interface ServerStream {
   resume(): void;
   /** Terminate, then close. */
   end(): void;
+  /** Close at once, saying nothing (the server, or the way to it, is not to be waited for). */
+  destroy(): void;
 }
 
 const utf8 = new TextEncoder();
@@ -206,17 +208,23 @@ function stream(socket: Socket, reader: MessageReader, greeting: Uint8Array[], k
       // A server that does not close its side in time is cut.
       setTimeout(() => socket.destroy(), 5000).unref();
     },
+    destroy: () => socket.destroy(),
   };
 }
 
-/** Sends a CancelRequest for a server key on a connection of its own (the server closes it). */
+/**
+ * Sends a CancelRequest for a server key on a connection of its own; settles
+ * once the server has closed it, which it does after signalling the backend
+ * (the cancel has landed). Written without closing our side: a proxy on the
+ * way may close a half-closed connection before it has passed the request on.
+ */
 export async function cancelOnServer(settings: UpstreamSettings, key: { pid: number; secret: number }): Promise<void> {
   const socket = await connectUpstream(settings);
   const packet = new MessageWriter().int32(CANCEL_REQUEST).int32(key.pid).int32(key.secret).finish();
   await new Promise<void>((resolve) => {
     socket.once("close", () => resolve());
     socket.once("error", () => resolve());
-    socket.end(packet);
+    socket.write(packet);
     setTimeout(() => {
       socket.destroy();
       resolve();
