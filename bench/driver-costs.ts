@@ -13,7 +13,7 @@ import { join } from "node:path";
 import postgres from "postgres";
 import { startCluster } from "../test/harness/postgres.ts";
 import { postgresPids, setAffinity } from "./processes.ts";
-import { RESET } from "../lib/upstream/session-reset.ts";
+import { RESET_CHECK, RESET_COMMANDS } from "../lib/upstream/session-reset.ts";
 import { MessageReader, MessageWriter, PROTOCOL_3_0 } from "../lib/wire/protocol.ts";
 import { openServerStream } from "../lib/upstream/session-connection.ts";
 import { WireConnection } from "../lib/upstream/wire-connection.ts";
@@ -22,7 +22,10 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const MS = Number(process.env.BENCH_SECONDS ?? 2) * 1000;
 const CONNECTIONS = 10;
 const STATEMENT = "select $1::int as n";
-const RESET_STATEMENTS = RESET.split("; ");
+// The reset as postgres.js ran it, one simple query whose last statement also tells whether a
+// transaction was left open (now() is the transaction's start).
+const RESET_STATEMENTS = [...RESET_COMMANDS, RESET_CHECK.replace(", ARRAY", ", pg_catalog.now() OPERATOR(pg_catalog.=) pg_catalog.statement_timestamp() AS idle, ARRAY")];
+const RESET = RESET_STATEMENTS.join("; ");
 /** The reset's last statement without its look at pg_prepared_statements: what that look costs. */
 const CHECK_WITHOUT_PREPARED = RESET_STATEMENTS.at(-1)!.replace(/, ARRAY\(.*$/, "");
 

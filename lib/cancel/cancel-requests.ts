@@ -10,53 +10,38 @@
 // cancel ends its own request's work or nothing: nothing else on the pool
 // needs to wait for it.
 
-/** The parts of a postgres.js query this reads: its canceller, its backend, whether it is the one running. */
-interface Cancellable {
-  canceller?: ((query: object) => Promise<void>) | null;
-  /** null until the query is handed to a connection. */
-  state?: { readonly pid?: number } | null;
-  active?: boolean;
+/** A server key: the backend a CancelRequest is for. */
+export interface ServerKey {
+  readonly pid: number;
+  readonly secret: number;
 }
 
-/** How often a statement queued behind another on its connection is looked at, to cancel it once it runs. */
-const PIPELINE_POLL_MS = 5;
-
 export class CancelRequests {
-  /** `deliveryTimeoutMs` bounds the wait on a server that does not answer (a cut network). */
-  constructor(private readonly deliveryTimeoutMs: number) {}
+  /**
+   * `cancelOnServer` sends one CancelRequest on a connection of its own;
+   * `deliveryTimeoutMs` bounds the wait on a server that does not answer
+   * (a cut network).
+   */
+  constructor(
+    private readonly cancelOnServer: (key: ServerKey) => Promise<void>,
+    private readonly deliveryTimeoutMs: number,
+  ) {}
 
   /**
-   * Send a CancelRequest for `query`; the promise settles once it is
-   * delivered, failed, or given up on. It never rejects: postgres.js's
-   * Query.cancel() drops this promise, and when the server cannot be reached
-   * it rejects unhandled, which ends a Node process. A cancel that cannot be
-   * delivered leaves the statement to statement_timeout.
+   * Send a CancelRequest for the statement running on the backend `key`
+   * names, unless it has `finished`; the promise settles once the cancel is
+   * delivered, failed, or given up on. It never rejects: a cancel that
+   * cannot be delivered leaves the statement to the request's cut and the
+   * session's statement_timeout.
    */
-  send(query: object, finished: () => boolean): Promise<void> {
-    const q = query as Cancellable;
-    if (typeof q.canceller !== "function") return Promise.resolve();
-    // Queued behind another statement in its connection's pipeline: postgres.js would skip it and
-    // take the server's answer to it for the next statement's. It is cancelled once it runs.
-    if (q.state && !q.active) return this.once(q, finished);
-    const canceller = q.canceller;
-    q.canceller = null;
-    const delivered = canceller(query).catch(() => {});
+  send(key: ServerKey, finished: () => boolean): Promise<void> {
+    if (finished()) return Promise.resolve();
+    const delivered = this.cancelOnServer(key).catch(() => {});
     let timer: ReturnType<typeof setTimeout> | undefined;
     const givenUp = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, this.deliveryTimeoutMs);
       (timer as { unref?: () => void }).unref?.();
     });
     return Promise.race([delivered, givenUp]).finally(() => clearTimeout(timer));
-  }
-
-  private once(q: Cancellable, finished: () => boolean): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const poll = () => {
-        if (finished()) resolve();
-        else if (q.active) void this.send(q, finished).then(resolve);
-        else setTimeout(poll, PIPELINE_POLL_MS);
-      };
-      setTimeout(poll, PIPELINE_POLL_MS);
-    });
   }
 }

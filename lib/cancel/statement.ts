@@ -3,7 +3,7 @@
 // statement (cancel-requests.ts), the connection held until it has landed,
 // and the connection cut if nothing answers.
 import { gatewayError, SQLSTATE } from "../errors.ts";
-import type { CancelRequests } from "./cancel-requests.ts";
+import type { CancelRequests, ServerKey } from "./cancel-requests.ts";
 
 /**
  * Whether the caller is still there. Asking the runtime for a request's
@@ -70,11 +70,11 @@ export class OwnCancel {
   sent: Promise<void> | undefined;
   finished = false;
   constructor(
-    private readonly query: object,
+    private readonly key: ServerKey,
     private readonly cancels: CancelRequests,
   ) {}
   send(): void {
-    this.sent ??= this.cancels.send(this.query, () => this.finished);
+    this.sent ??= this.cancels.send(this.key, () => this.finished);
   }
 }
 

@@ -1,8 +1,9 @@
-// What a statement's rows become, per framing: /v1 keeps postgres.js's typed
-// rows as JSON objects; /sql passes PostgreSQL's text through as Neon's arrays.
-// Each sink tells the response budget how large a row is as it arrives.
-import type postgres from "postgres";
+// What a statement's rows become, per framing: /v1 makes typed JSON objects of
+// them (typed-values.ts); /sql passes PostgreSQL's text through as Neon's
+// arrays. Each sink tells the response budget how large a row is as it arrives.
+import type { Column, Completion, Values } from "../upstream/wire-connection.ts";
 import { jsonLength } from "./limits.ts";
+import { rowBuilder, type ArrayTypes } from "./typed-values.ts";
 import { typeSize } from "./type-sizes.ts";
 
 /** Rows as JSON objects with typed values (/v1), serialised once, with the whole response. */
@@ -35,19 +36,17 @@ export interface TextField {
 export type ResultMode = "json" | "text";
 export type ResultOf<M extends ResultMode> = M extends "json" ? StatementResult : TextResult;
 
-const textFields = (columns: postgres.ColumnList<string> | undefined): TextField[] =>
-  (columns ?? []).map((c) => ({
+const textFields = (columns: readonly Column[]): TextField[] =>
+  columns.map((c) => ({
     name: c.name,
     dataTypeID: c.type,
     tableID: c.table,
     columnID: c.number,
     dataTypeSize: typeSize(c.type),
-    // postgres.js does not keep the type modifier from RowDescription.
-    dataTypeModifier: -1,
+    dataTypeModifier: c.modifier,
     format: "text" as const,
   }));
 
-type RawValue = Uint8Array | null;
 const utf8 = new TextDecoder();
 
 /** A row as the response will hold it, and its size there. */
@@ -56,28 +55,38 @@ export interface SunkRow {
   readonly size: number;
 }
 
-/** One framing's rows: each row as it arrives, then the statement's result around them. */
+/** One statement's rows in one framing: its columns, each row as it arrives, then the result around them. */
 export interface RowSink<M extends ResultMode> {
-  row(row: unknown): SunkRow;
-  result(done: { command: string; count: number | null | undefined; columns: postgres.ColumnList<string> | undefined }, rows: unknown[]): ResultOf<M>;
+  columns(columns: readonly Column[]): void;
+  row(values: Values): SunkRow;
+  result(done: Completion, rows: unknown[]): ResultOf<M>;
 }
 
-const jsonSink: RowSink<"json"> = {
-  row: (row) => ({ value: row, size: jsonLength(row as Record<string, unknown>) }),
-  result: (done, rows) => ({
-    command: done.command,
-    rowCount: done.count ?? null,
-    fields: (done.columns ?? []).map((c) => ({ name: c.name, dataTypeID: c.type })),
-    rows: rows as Record<string, unknown>[],
-  }),
-};
+function jsonSink(arrays: ArrayTypes): RowSink<"json"> {
+  let build: ((values: Values) => Record<string, unknown>) | undefined;
+  return {
+    columns: (columns) => void (build = rowBuilder(columns, arrays)),
+    row(values) {
+      const row = build!(values);
+      return { value: row, size: jsonLength(row) };
+    },
+    result: (done, rows) => ({
+      command: done.command,
+      rowCount: done.count,
+      fields: done.columns.map((c) => ({ name: c.name, dataTypeID: c.type })),
+      rows: rows as Record<string, unknown>[],
+    }),
+  };
+}
 
 const textSink: RowSink<"text"> = {
-  row(row) {
-    const text = JSON.stringify((row as RawValue[]).map((v) => (v === null ? null : utf8.decode(v))));
+  columns: () => {},
+  row(values) {
+    const text = JSON.stringify(values.map((v) => (v === null ? null : utf8.decode(v))));
     return { value: text, size: text.length };
   },
-  result: (done, rows) => ({ command: done.command, rowCount: done.count ?? null, fields: textFields(done.columns), rowsJson: rows as string[] }),
+  result: (done, rows) => ({ command: done.command, rowCount: done.count, fields: textFields(done.columns), rowsJson: rows as string[] }),
 };
 
-export const sinkFor = <M extends ResultMode>(mode: M): RowSink<M> => (mode === "json" ? jsonSink : textSink) as unknown as RowSink<M>;
+/** A sink for one statement (/v1's keeps the statement's columns). */
+export const sinkFor = <M extends ResultMode>(mode: M, arrays: ArrayTypes): RowSink<M> => (mode === "json" ? jsonSink(arrays) : textSink) as unknown as RowSink<M>;

@@ -2,82 +2,74 @@
 // its own, or a batch in one transaction that rolls back on the first error;
 // each at most once (a connection lost with it on it is 08007), within the
 // response limits, cancelled on the server when the caller leaves.
-import type postgres from "postgres";
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
 import { answerTooLarge, fromDriverError, isConnectionLoss, lostInFlight, sessionEnded } from "../upstream/errors.ts";
-import { NotStarted, Unusable, type Session } from "../upstream/session.ts";
+import { NotStarted, type Session } from "../upstream/session.ts";
 import { parameterText } from "../upstream/json-types.ts";
-import type { CancelRequests } from "../cancel/cancel-requests.ts";
+import type { Completion, WireConnection } from "../upstream/wire-connection.ts";
 import { cancellable, cancelledBy, isCancelled, OwnCancel, type Disconnect, type Watch } from "../cancel/statement.ts";
 import { Budget, type ResponseLimits } from "./limits.ts";
 import type { Statement, TransactionOptions } from "./request.ts";
 import { sinkFor, type ResultMode, type ResultOf } from "./results.ts";
 
 async function runOne<M extends ResultMode>(
-  sql: postgres.Sql | postgres.TransactionSql,
+  conn: WireConnection,
   s: Statement,
   mode: M,
   budget: Budget,
   watch: Watch | undefined,
   prepare: boolean,
-  cancels: CancelRequests,
+  session: Session,
   /** Called once the statement is on its way (the session's reset may follow it at once). */
   sent?: () => void,
 ): Promise<ResultOf<M>> {
-  const params = (s.params ?? []).map(parameterText) as postgres.ParameterOrJSON<never>[];
-  const sink = sinkFor(mode);
+  const sink = sinkFor(mode, session.arrayTypes());
   const rows: unknown[] = [];
   let exceeded: GatewayError | undefined;
-  // Always the extended protocol, parameters or not: one statement per query, as Neon does
-  // (postgres.js would use the simple protocol for a query without parameters).
-  const extended = { simple: false, prepare } as postgres.UnsafeQueryOptions;
-  // /v1: rows as postgres.js builds them, serialised once with the response. /sql: raw rows,
-  // PostgreSQL's text passed through (each row serialised as it arrives).
-  const query = mode === "json" ? sql.unsafe(s.query, params, extended) : sql.unsafe(s.query, params, extended).raw();
-  const own = new OwnCancel(query, cancels);
-  let result;
+  let done = false;
+  const own = new OwnCancel(conn.key, session.cancels);
+  let completion: Completion;
   try {
-    const running = cancellable(
+    completion = await cancellable(
       watch,
       () => own.send(),
-      () => void (sql as postgres.Sql).end({ timeout: 0 }).catch(() => {}),
-      () =>
-        (query as unknown as postgres.PendingQuery<postgres.Row[]>).forEach((row: unknown) => {
-          if (exceeded) return;
-          const { value, size } = sink.row(row);
-          exceeded = budget.take(size);
-          if (exceeded) own.send();
-          else rows.push(value);
-        }),
+      () => conn.cut(),
+      () => {
+        // Always the extended protocol, parameters or not: one statement per query, as Neon does.
+        const running = conn.run({
+          text: s.query,
+          params: (s.params ?? []).map(parameterText),
+          prepare,
+          columns: (columns) => sink.columns(columns),
+          row(values) {
+            if (exceeded) return;
+            const { value, size } = sink.row(values);
+            exceeded = budget.take(size);
+            if (exceeded) own.send();
+            else rows.push(value);
+          },
+        });
+        sent?.();
+        return running.finally(() => (done = true));
+      },
     );
-    sent?.();
-    result = await running;
-    // COPY is refused before it is sent (refused-statements.ts); should one start anyway,
-    // postgres.js hands back a stream that nobody reads: end it, and the session with it.
-    if (typeof (result as unknown as { pipe?: unknown }).pipe === "function") {
-      const stream = result as unknown as NodeJS.EventEmitter & { destroy(error?: Error): void };
-      stream.on("error", () => {});
-      stream.destroy(new Error("COPY is not supported by hbagate"));
-      throw new Unusable(gatewayError(SQLSTATE.featureNotSupported, "COPY is not supported by hbagate"));
-    }
   } catch (err) {
     // Over a limit, and the statement did not complete: cancelled (nothing of it kept), or its
     // connection cut under its answer (a write may have committed before the cut).
     if (exceeded) throw withOutcome(exceeded, isCancelled(err) ? CANCELLED_OVER_LIMIT : UNKNOWN_OVER_LIMIT);
     if (answerTooLarge(err)) throw withOutcome(budget.overBytes(err), UNKNOWN_OVER_LIMIT);
-    // Ours: the caller left, or the request's deadline passed. (postgres.js reports one taken off
-    // its queue as a plain Error.)
+    // Ours: the caller left, or the request's deadline passed.
     if (own.sent && isCancelled(err)) throw cancelledBy(watch?.signal);
     throw err;
   } finally {
-    own.finished = true;
+    own.finished = done;
     // The connection is not let go of while the cancel could still reach it (CancelRequests).
     if (own.sent) await own.sent;
   }
   // Over a limit, yet the statement ran to completion before its cancel landed: a write outside a
   // transaction is committed, and the caller must know it.
   if (exceeded) throw withOutcome(exceeded, COMPLETED_OVER_LIMIT);
-  return sink.result(result, rows);
+  return sink.result(completion, rows);
 }
 
 // What became of a statement whose answer was over a limit (the 53400's detail): a 507 for an
@@ -129,12 +121,12 @@ export async function runSingle<M extends ResultMode>(
   limits: ResponseLimits,
   disconnect?: Disconnect,
 ): Promise<ResultOf<M>> {
-  // Outside a transaction postgres.js re-prepares a statement that DDL invalidated
-  // ("cached plan must not change result type") and retries it: the caller never sees it.
+  // Outside a transaction a statement that DDL invalidated ("cached plan must not change result
+  // type") is prepared again and run (wire-connection.ts): the caller never sees it.
   return runOnce(session, () =>
     session.lease(async (conn, lastSent) => {
       try {
-        return await runOne(conn, s, mode, new Budget(limits), disconnect && { disconnect }, session.prepare(s.query), session.cancels, lastSent);
+        return await runOne(conn, s, mode, new Budget(limits), disconnect && { disconnect }, session.prepare(s.query), session, lastSent);
       } catch (err) {
         // The connection's session had ended before the statement was written: it can run elsewhere.
         if (sessionEnded(err)) throw new NotStarted("the connection had closed before the statement was sent", { cause: err });
@@ -153,16 +145,12 @@ export async function runBatch<M extends ResultMode>(
   disconnect?: Disconnect,
 ): Promise<ResultOf<M>[]> {
   return runOnce(session, () =>
-    // One connection and our own BEGIN/COMMIT/ROLLBACK rather than sql.begin(): when the server
-    // dies mid-batch, postgres.js's begin() still writes a ROLLBACK to the dead socket, which
-    // throws out of a timer and would take the process down. A lost session needs no ROLLBACK:
-    // the server discards the transaction itself.
+    // A lost session needs no ROLLBACK: the server discards the transaction itself.
     session.lease(async (tx) => {
       const budget = new Budget(limits);
       const watch = disconnect && { disconnect };
-      const plain = { simple: false } as postgres.UnsafeQueryOptions;
       const control = async (text: string) => {
-        await tx.unsafe(text, [], plain);
+        await tx.run({ text, params: [], prepare: false, row: () => {} });
       };
       let committing = false;
       try {
@@ -175,12 +163,12 @@ export async function runBatch<M extends ResultMode>(
         const out: ResultOf<M>[] = [];
         // Unprepared: inside a transaction, a prepared statement that DDL invalidated cannot be
         // retried (the transaction is already aborted), so a batch would fail where it need not.
-        for (const s of statements) out.push(await runOne(tx, s, mode, budget, watch, false, session.cancels));
+        for (const s of statements) out.push(await runOne(tx, s, mode, budget, watch, false, session));
         committing = true;
         await control("commit");
         return out;
       } catch (err) {
-        if (err instanceof Unusable || err instanceof NotStarted) throw err;
+        if (err instanceof NotStarted) throw err;
         // Lost before COMMIT was sent, or the session ended between two statements (or before
         // COMMIT was written: the rest was never sent): the server discards the transaction.
         if (sessionEnded(err) || (!committing && lostInFlight(err))) {
@@ -189,7 +177,7 @@ export async function runBatch<M extends ResultMode>(
         // Lost once COMMIT was sent: it may have committed.
         if (committing) throw outcomeUnknown(err);
         const e = fromDriverError(err);
-        if (!isConnectionLoss(e.code)) await tx.unsafe("rollback", [], plain).catch(() => {});
+        if (!isConnectionLoss(e.code)) await control("rollback").catch(() => {});
         throw e;
       }
     }, disconnect && { signal: disconnect, cancelled: cancelledBy }),

@@ -1,5 +1,5 @@
 // The embedded default upstream for `npm start`: PGlite (PostgreSQL in WASM)
-// served by pglite-socket, so the same postgres.js pool code runs as against
+// served by pglite-socket, so the same pool code runs as against
 // a real server. Node only.
 //
 // PGlite lets any client in under any name without a password, so it is

@@ -1,17 +1,17 @@
 // One (database, role) pool's connections, lent to one request at a time.
-// Each connection is a postgres.js instance of its own (max 1), so that one
-// connection can be closed without its neighbours (a session that could not be
-// reset, a lost socket) and the count of connections is the count of sockets.
+// Each connection is one server session of its own (pool-connection.ts), closed
+// without its neighbours (a session that could not be reset, a lost socket); the
+// count of connections is the count of sockets.
 // Requests wait in arrival order; a caller identity at its bound waits while
 // others behind it go first, so one end user cannot take a role's every
 // connection. The total and per-role bounds belong to the ConnectionBudget;
 // the Coordinator (pools.ts) makes room when they are full.
-import type postgres from "postgres";
+import type { PoolConnection } from "./pool-connection.ts";
 import type { ConnectionBudget } from "./connection-budget.ts";
 import { exhausted, type WaitingRoom } from "./waiting-room.ts";
 
 export interface Connection {
-  readonly sql: postgres.Sql;
+  readonly link: PoolConnection;
   /** When it was opened: a connection older than the pool's lifetime is closed when let go of. */
   readonly openedAt: number;
   /** When its last request let go of it; undefined while it has never been used. */
@@ -79,7 +79,7 @@ export class Lender {
   constructor(
     readonly role: string,
     private readonly limits: LenderLimits,
-    private readonly open: () => postgres.Sql,
+    private readonly open: () => PoolConnection,
     private readonly coordinator: Coordinator,
   ) {}
 
@@ -191,7 +191,7 @@ export class Lender {
     }
     if (this.opened >= this.limits.max || !this.coordinator.budget.tryOpen(this.role)) return undefined;
     this.opened++;
-    return { sql: this.open(), openedAt: Date.now(), lastUsedAt: undefined };
+    return { link: this.open(), openedAt: Date.now(), lastUsedAt: undefined };
   }
 
   private hold(identity: string | undefined, delta: 1 | -1): void {
@@ -239,10 +239,8 @@ export class Lender {
 
   private close(c: Connection): Promise<void> {
     // Counted until it has closed: until then the server counts it too.
-    // Nothing of a request is in flight on it any more: ended at once (a connection whose session
-    // ended with a FATAL would otherwise wait out postgres.js's whole timeout).
-    return c.sql
-      .end({ timeout: 0 })
+    return c.link
+      .end()
       .catch(() => {})
       .finally(() => {
         this.opened--;

@@ -1,12 +1,16 @@
 // The gateway's upstream connections: one pool per (database, role), each a
-// Lender of single connections, under one ConnectionBudget. The password is a
-// function, so postgres.js asks for it at every login and a changed password
-// needs no rebuild (porsager/postgres calls `pass` per connection).
+// Lender of single connections (the gateway's own protocol client,
+// wire-connection.ts), under one ConnectionBudget. The password is asked for
+// at every login, so a changed password needs no rebuild. Verification logins
+// and the gateway's own service queries go through postgres.js.
 import postgres from "postgres";
 import { GatewayError, SQLSTATE } from "../errors.ts";
 import { fromDriverError } from "./errors.ts";
 import { ExchangeWatcher, watchedSocket, type LoginOutcome } from "./login-exchange.ts";
-import { AnswerBound, oneSession } from "./upstream-socket.ts";
+import { PoolConnection } from "./pool-connection.ts";
+import { WireConnection } from "./wire-connection.ts";
+import { connectTimeout, within } from "./within.ts";
+import { ARRAY_TYPES, type ArrayTypes } from "../query/typed-values.ts";
 import type { StartupParameters } from "../connection/caller.ts";
 import { PreparedStatements } from "./prepared-statements.ts";
 import { cancelOnServer, openServerStream, type LoginRequest, type ServerStream } from "./session-connection.ts";
@@ -35,6 +39,18 @@ interface Entry {
   /** The session of requests with no settings or identity of their own. */
   readonly session: Session;
   password: string | undefined;
+  /** The database's array types, asked by its first connection (typed-values.ts). */
+  arrays: ArrayTypes | undefined;
+}
+
+const NO_ARRAYS: ArrayTypes = new Map();
+
+/** The database's array types, asked on a connection that has just logged in. */
+async function arrayTypes(wire: WireConnection): Promise<ArrayTypes> {
+  const arrays = new Map<number, number>();
+  const decode = (v: Uint8Array | null) => Number(new TextDecoder().decode(v ?? new Uint8Array()));
+  await wire.run({ text: ARRAY_TYPES, params: [], prepare: false, row: (v) => void arrays.set(decode(v[0]!), decode(v[1]!)) });
+  return arrays;
 }
 
 export class Pools implements Coordinator {
@@ -151,29 +167,31 @@ export class Pools implements Coordinator {
   }
 
   private create(database: string, user: string): Entry {
-    const base = driverOptions(this.settings, database, user);
     const preparable = this.settings.preparedStatements ?? 100;
-    const maxAnswer = this.settings.maxAnswerBytes;
-    const open = () => {
-      // An answer past any response's size is cut before the driver holds it whole (upstream-socket.ts).
-      const answers = maxAnswer === undefined ? undefined : new AnswerBound(maxAnswer);
-      return postgres({
-        ...base,
-        max: 1,
-        // The lender closes idle and aged connections itself, between requests (lender.ts);
-        // postgres.js would close them under a batch and reconnect for its next statement.
-        idle_timeout: 0,
-        max_lifetime: null,
-        // One socket, one server session: a reconnect is refused (upstream-socket.ts).
-        ...({ socket: oneSession(this.settings, answers) } as object),
-        ...(answers ? { onnotice: (notice: postgres.Notice) => answers.notice(notice) } : {}),
-        // Each query says whether it is prepared; postgres.js ignores that unless the pool allows it.
-        prepare: preparable > 0,
+    // The text formats the typed values and Neon's clients rely on, and the statement timeout.
+    const parameters: [string, string][] = [["application_name", "hbagate"], ...Object.entries(driverOptions(this.settings, database, user).connection).map(([k, v]): [string, string] => [k, String(v)])];
+    const open = () =>
+      new PoolConnection(async () => {
         // A role with configured credentials logs in with them (the latest that logged in, mid-rotation);
         // otherwise with the caller's own password.
-        pass: async () => (await this.credentials.password(user)) ?? entry.password ?? "",
+        const password = (await this.credentials.password(user)) ?? entry.password;
+        const server = await openServerStream(this.settings, { database, user, password, parameters });
+        // An answer past any response's size is cut before any of it is held (maxAnswerBytes).
+        const wire = new WireConnection(server, this.settings.maxAnswerBytes);
+        if (entry.arrays === undefined) {
+          // Part of the login: a server that does not answer it in time is a failure to connect,
+          // and the session it opened is ended, not left open uncounted.
+          try {
+            entry.arrays = await within(arrayTypes(wire), this.settings.connectTimeout * 1000, () => {
+              throw connectTimeout("the server did not answer the array-type question");
+            });
+          } catch (err) {
+            wire.cut();
+            throw err;
+          }
+        }
+        return wire;
       });
-    };
     const lender = new Lender(
       user,
       { max: this.settings.max, perIdentity: this.settings.maxPerIdentity ?? Math.ceil(this.settings.max / 2), maxLifetimeMs: this.settings.maxLifetime * 1000 },
@@ -181,18 +199,24 @@ export class Pools implements Coordinator {
       this,
     );
     const statements = new PreparedStatements(preparable);
-    const partial = { lender, statements, password: undefined } as Omit<Entry, "session"> & { session?: Session };
+    const partial = { lender, statements, password: undefined, arrays: undefined } as Omit<Entry, "session"> & { session?: Session };
     const entry = partial as Entry;
     (partial as { session: Session }).session = this.session(entry, {});
     return entry;
   }
 
-  private session(entry: Pick<Entry, "lender" | "statements">, lease: Parameters<typeof createSession>[3]): Session {
+  private session(entry: Pick<Entry, "lender" | "statements" | "arrays">, lease: Parameters<typeof createSession>[3]): Session {
     const s = this.settings;
     return createSession(
       entry.lender,
       entry.statements,
-      { cancelDeliveryTimeoutMs: s.connectTimeout * 1000, resetTimeoutMs: s.connectTimeout * 1000, staleAfterMs: s.staleAfterMs ?? 5000 },
+      {
+        cancelOnServer: (key) => cancelOnServer(s, key),
+        cancelDeliveryTimeoutMs: s.connectTimeout * 1000,
+        arrayTypes: () => entry.arrays ?? NO_ARRAYS,
+        resetTimeoutMs: s.connectTimeout * 1000,
+        staleAfterMs: s.staleAfterMs ?? 5000,
+      },
       lease,
     );
   }

@@ -1,9 +1,8 @@
 // Which of a pool's statements run as named prepared statements. A prepared
-// statement with parameters costs one round trip instead of two (postgres.js
-// describes an unnamed statement before binding it) and skips parse analysis
-// on the server. But the statements are client SQL, so the set is bounded:
-// postgres.js keeps every statement it prepares for the life of the
-// connection, and so does the server. Each connection of a pool prepares a
+// statement skips parse analysis and planning on the server. But the
+// statements are client SQL, so the set is bounded: a connection keeps every
+// statement it prepares for its life (wire-connection.ts), and so does the
+// server. Each connection of a pool prepares a
 // subset of what the pool allows, so bounding the pool bounds every connection.
 //
 // A statement is prepared the second time it is seen: a query with inlined

@@ -1,13 +1,13 @@
 // A pool as a request sees it: a connection of its own for the request's
 // statements, reset before anyone else gets it; which statements to prepare;
 // the cancels sent on its connections.
-import type postgres from "postgres";
 import { CancelRequests } from "../cancel/cancel-requests.ts";
 import type { PreparedStatements } from "./prepared-statements.ts";
 import type { Connection, Lender, WaitWatch } from "./lender.ts";
 import { connectionClosed, fromDriverError, sessionEnded } from "./errors.ts";
 import { connectTimeout, within } from "./within.ts";
-import { resetSession, type ResetOutcome } from "./session-reset.ts";
+import type { ResetOutcome, WireConnection } from "./wire-connection.ts";
+import type { ArrayTypes } from "../query/typed-values.ts";
 import type { StartupSettings } from "./startup-settings.ts";
 
 export interface Session {
@@ -15,6 +15,8 @@ export interface Session {
   prepare(query: string): boolean;
   /** CancelRequests sent on these connections. */
   readonly cancels: CancelRequests;
+  /** The database's array types, for /v1's typed values (typed-values.ts); known once a connection has logged in. */
+  arrayTypes(): ArrayTypes;
   /**
    * Run `fn` on a connection of the request's own. Nobody else's statement
    * runs on it meanwhile, and what `fn` leaves on the session is undone
@@ -23,7 +25,7 @@ export interface Session {
    * its last statement: the reset is then sent behind it at once (one round
    * trip for both) instead of after `fn`'s answer.
    */
-  lease<T>(fn: (conn: postgres.Sql, lastSent: () => void) => Promise<T>, watch?: WaitWatch): Promise<T>;
+  lease<T>(fn: (conn: WireConnection, lastSent: () => void) => Promise<T>, watch?: WaitWatch): Promise<T>;
 }
 
 /** What a request brings to its lease: its settings, and who it is for the per-identity bound. */
@@ -46,13 +48,15 @@ export class NotStarted extends Error {
 
 /** What a new connection, or one idle for a while, is asked before a request is written to it (an audit of the server log expects it). */
 export const PROBE = "select 1";
-const simple = { simple: true } as postgres.UnsafeQueryOptions;
 
 export function createSession(
   lender: Lender,
   statements: PreparedStatements,
   options: {
+    /** Sends a CancelRequest for a connection's server key. */
+    readonly cancelOnServer: (key: { readonly pid: number; readonly secret: number }) => Promise<void>;
     readonly cancelDeliveryTimeoutMs: number;
+    readonly arrayTypes: () => ArrayTypes;
     /** A reset that takes longer than this counts as failed (a connection that stopped answering). */
     readonly resetTimeoutMs: number;
     /** A connection unused for longer than this is asked whether it still lives before a request is written to it. */
@@ -62,7 +66,8 @@ export function createSession(
 ): Session {
   const session: Session = {
     prepare: (query) => statements.shouldPrepare(query),
-    cancels: new CancelRequests(options.cancelDeliveryTimeoutMs),
+    cancels: new CancelRequests(options.cancelOnServer, options.cancelDeliveryTimeoutMs),
+    arrayTypes: options.arrayTypes,
     async lease(fn, watch) {
       // A caller who leaves, or a request past its deadline, stops waiting for a connection too.
       const taken = lender.take(lease.identity, watch);
@@ -86,23 +91,24 @@ export function createSession(
 
 async function leaseOn<T>(
   c: Connection,
-  fn: (conn: postgres.Sql, lastSent: () => void) => Promise<T>,
+  fn: (conn: WireConnection, lastSent: () => void) => Promise<T>,
   settings: StartupSettings,
   options: { readonly resetTimeoutMs: number; readonly staleAfterMs: number },
   lender: Lender,
   watch: WaitWatch | undefined,
   waited: boolean,
 ): Promise<{ ok: true; value: T; clean: boolean } | { ok: false; error: unknown; clean: boolean }> {
-  const conn = c.sql;
   if (c.lastUsedAt === undefined) {
     // A new connection logs in before the request is written: a server that is down or refuses
     // the login is then a failure to connect (08001, 28xxx), never a request of unknown outcome.
     try {
-      await probe(conn, options.resetTimeoutMs);
+      await c.link.connect();
     } catch (err) {
       return { ok: false, error: fromDriverError(err), clean: false };
     }
-  } else if (Date.now() - c.lastUsedAt > options.staleAfterMs) {
+  }
+  const conn = c.link.wire;
+  if (c.lastUsedAt !== undefined && Date.now() - c.lastUsedAt > options.staleAfterMs) {
     // A connection unused for a while may have died silently (a Lambda thawed, a NAT timeout):
     // find out before writing the request, so that it can run elsewhere if so.
     try {
@@ -118,7 +124,7 @@ async function leaseOn<T>(
   }
   let reset: Promise<ResetOutcome> | undefined;
   const lastSent = () => {
-    reset ??= resetSession(conn);
+    reset ??= conn.reset();
   };
   let outcome: { ok: true; value: T } | { ok: false; error: unknown };
   try {
@@ -126,7 +132,7 @@ async function leaseOn<T>(
     if (settings.length > 0) {
       const calls = settings.map((_, i) => `pg_catalog.set_config($${2 * i + 1}, $${2 * i + 2}, false)`).join(", ");
       try {
-        await conn.unsafe(`select ${calls}`, settings.flat());
+        await conn.run({ text: `select ${calls}`, params: settings.flat(), prepare: false, row: () => {} });
       } catch (err) {
         if (sessionEnded(err)) throw new NotStarted("the connection had closed before the request was sent", { cause: err });
         throw err;
@@ -140,17 +146,18 @@ async function leaseOn<T>(
     if (error instanceof NotStarted) lender.closeAllIdle();
   }
   // A statement that failed has rolled back its own work; what it did to the session stays.
-  // A lost connection is not written to again (postgres.js would write to the closed socket from
-  // a timer: an uncaught error); one that must not be reused is closed, not reset.
+  // A lost connection is not written to again; one that must not be reused is closed, not reset.
   let state: ResetOutcome;
   if (!outcome.ok && (outcome.error instanceof NotStarted || connectionClosed(outcome.error))) state = "closed";
-  else if (!outcome.ok && outcome.error instanceof Unusable) state = "dirty";
   else {
     lastSent();
     state = await withDeadline(reset!, options.resetTimeoutMs);
+    // A statement sent after the reset went out (a plan gone stale under DDL, prepared again and
+    // run behind it): reset again.
+    if (state === "clean" && conn.needsReset) state = await withDeadline(conn.reset(), options.resetTimeoutMs);
   }
   const clean = state === "clean";
-  if (!outcome.ok) return { ok: false, error: outcome.error instanceof Unusable ? outcome.error.error : outcome.error, clean };
+  if (!outcome.ok) return { ok: false, error: outcome.error, clean };
   return { ok: true, value: outcome.value, clean };
 }
 
@@ -158,9 +165,9 @@ async function leaseOn<T>(
  * The probe's answer within `ms`, or the connection ended and a connect
  * timeout: a socket that went silent (a network black hole) never answers.
  */
-async function probe(conn: postgres.Sql, ms: number): Promise<void> {
-  await within(conn.unsafe(PROBE, [], simple).then(() => {}), ms, () => {
-    void conn.end({ timeout: 0 }).catch(() => {});
+async function probe(conn: WireConnection, ms: number): Promise<void> {
+  await within(conn.run({ text: PROBE, params: [], prepare: false, row: () => {} }).then(() => {}), ms, () => {
+    conn.cut();
     throw connectTimeout("the connection did not answer");
   });
 }
@@ -168,14 +175,3 @@ async function probe(conn: postgres.Sql, ms: number): Promise<void> {
 /** `work`'s answer, or "dirty" when it takes longer than `ms` (a connection that stopped answering). */
 const withDeadline = (work: Promise<ResetOutcome>, ms: number): Promise<ResetOutcome> =>
   within(work.catch((): ResetOutcome => "dirty"), ms, (): ResetOutcome => "dirty");
-
-/**
- * Thrown by a lease's work when its connection must not be reset and reused
- * whatever happened (postgres.js left it in a state of its own, such as a COPY
- * nobody reads): the session is ended, `error` goes to the caller.
- */
-export class Unusable extends Error {
-  constructor(readonly error: unknown) {
-    super("the connection is left in a state it cannot be reused from");
-  }
-}

@@ -1,15 +1,12 @@
-// Sockets to the upstream that the gateway opens itself and hands to
-// postgres.js (its `socket` option): for a verification login, whose
-// authentication messages are read alongside the driver (login-exchange.ts),
-// and for a pool's connections, each of which is one server session and
-// never silently another.
+// Sockets to the upstream that the gateway opens itself: for its own protocol
+// client (pool connections and sessions, session-connection.ts), and for
+// postgres.js (its `socket` option) in a verification login, whose
+// authentication messages are read alongside the driver (login-exchange.ts).
 import { connect as netConnect, isIP, type Socket } from "node:net";
 import { connect as tlsConnect, type ConnectionOptions } from "node:tls";
 import { gatewayError, SQLSTATE } from "../errors.ts";
 import type { UpstreamSettings } from "./upstream-settings.ts";
 import { connectTimeout, within } from "./within.ts";
-import { ANSWER_TOO_LARGE, SESSION_ENDED } from "./errors.ts";
-
 
 /** A connected socket, as libpq would open it (a host that is a directory is a Unix socket directory), or the connect error. */
 export async function openSocket(settings: Pick<UpstreamSettings, "host" | "port" | "connectTimeout">): Promise<Socket> {
@@ -78,65 +75,5 @@ export async function connectUpstream(settings: Pick<UpstreamSettings, "host" | 
   } catch (err) {
     raw.destroy();
     throw err;
-  }
-}
-
-/**
- * A socket factory for one pool connection (a postgres.js instance of max 1):
- * its first socket is the session. Later calls while that socket is open are
- * CancelRequests (postgres.js sends them on connections of their own); a call
- * once it has closed is a reconnect, refused with SESSION_ENDED.
- */
-export function oneSession(settings: Pick<UpstreamSettings, "host" | "port" | "connectTimeout">, answers?: AnswerBound): () => Promise<Socket> {
-  let state: "new" | "open" | "ended" = "new";
-  return async () => {
-    if (state === "ended") throw Object.assign(new Error("the server session ended"), { code: SESSION_ENDED });
-    if (state === "open") return openSocket(settings);
-    state = "open";
-    try {
-      const socket = await openSocket(settings);
-      socket.once("close", () => {
-        state = "ended";
-      });
-      answers?.attach(socket);
-      return socket;
-    } catch (err) {
-      state = "ended";
-      throw err;
-    }
-  };
-}
-
-/**
- * The bound on one connection's answers: bytes that arrive after each write (a
- * request, with the session's reset behind it), less the notices among them
- * (postgres.js hands each one to `notice` as it reads it, and the gateway drops
- * them: a RAISE NOTICE loop makes no response larger). Raw bytes (TLS records
- * too): no parsing on the way, one addition per chunk. Past `max` the
- * connection is cut.
- */
-export class AnswerBound {
-  private received = 0;
-  constructor(private readonly max: number) {}
-
-  attach(socket: Socket): void {
-    const write = socket.write;
-    // Each write starts a new answer.
-    const bound = this;
-    socket.write = function (this: Socket, ...args: Parameters<Socket["write"]>) {
-      bound.received = 0;
-      return write.apply(this, args);
-    } as Socket["write"];
-    socket.on("data", (chunk: Buffer) => {
-      this.received += chunk.length;
-      if (this.received > this.max) socket.destroy(Object.assign(new Error("the answer is larger than any response may be"), { code: ANSWER_TOO_LARGE }));
-    });
-  }
-
-  /** A NoticeResponse postgres.js read: its bytes on the wire (type, length, each field's code, text and NUL, the final NUL) do not count. */
-  notice(fields: Readonly<Record<string, unknown>>): void {
-    let bytes = 6;
-    for (const v of Object.values(fields)) if (typeof v === "string") bytes += 2 + Buffer.byteLength(v);
-    this.received -= bytes;
   }
 }

@@ -12,7 +12,7 @@
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
 import { MessageReader, MessageWriter, serverError, type Message } from "../wire/protocol.ts";
 import { RESET_CHECK, RESET_COMMANDS } from "./session-reset.ts";
-import { SESSION_ENDED } from "./errors.ts";
+import { ANSWER_TOO_LARGE, SESSION_ENDED } from "./errors.ts";
 import type { ServerStream } from "./session-connection.ts";
 
 /** A result column, as RowDescription describes it. */
@@ -40,6 +40,8 @@ export interface StatementCall {
   readonly params: readonly (string | null)[];
   /** Prepared under a name of this connection's, kept for the next time the same text comes. */
   readonly prepare: boolean;
+  /** The statement's columns, before its first row. */
+  columns?(columns: readonly Column[]): void;
   /** Each row, as it arrives. */
   row(values: Values): void;
 }
@@ -50,7 +52,7 @@ export type ResetOutcome = "clean" | "dirty" | "closed";
 /** The transaction status in the last ReadyForQuery: idle, in a transaction, in a failed one. */
 export type TransactionStatus = "I" | "T" | "E";
 
-/** Bytes one server message may take; a row larger than any response is cut earlier by the answer bound. */
+/** Bytes one server message may take, unless a smaller bound is given: PostgreSQL's own limit on a row. */
 const MAX_MESSAGE_BYTES = 1 << 30;
 
 /** The connection was lost with an exchange on it (what postgres.js calls CONNECTION_CLOSED). */
@@ -100,18 +102,35 @@ interface Exchange {
 const RESET_STATEMENTS = [...RESET_COMMANDS, RESET_CHECK];
 
 export class WireConnection {
-  private readonly reader = new MessageReader(MAX_MESSAGE_BYTES);
+  private readonly reader: MessageReader;
   private readonly queue: Exchange[] = [];
   private readonly prepared = new Map<string, string>();
   private named = 0;
   private pending: Uint8Array[] = [];
   private closed: Error | undefined;
   private resetReady = false;
+  /** Statements sent since the last reset was: a plan re-prepared and run again after the reset went out is one. */
+  private sinceReset = 0;
   status: TransactionStatus = "I";
+  /** Settles once the connection has closed, whichever way. */
+  readonly ended: Promise<void>;
 
-  constructor(private readonly server: ServerStream) {
+  /**
+   * `maxMessageBytes`: a message announced larger (a row larger than any
+   * response may be) cuts the connection before any of it is held.
+   */
+  constructor(
+    private readonly server: ServerStream,
+    maxMessageBytes = MAX_MESSAGE_BYTES,
+  ) {
+    this.reader = new MessageReader(maxMessageBytes);
+    this.ended = new Promise((resolve) =>
+      server.onClose((err) => {
+        this.lose(err);
+        resolve();
+      }),
+    );
     server.onData((chunk) => this.data(chunk));
-    server.onClose((err) => this.lose(err));
   }
 
   /** The server's cancel key, for a CancelRequest on a connection of its own. */
@@ -121,6 +140,11 @@ export class WireConnection {
 
   get isClosed(): boolean {
     return this.closed !== undefined;
+  }
+
+  /** Whether a statement went out after the last reset did (or no reset has yet). */
+  get needsReset(): boolean {
+    return this.sinceReset > 0;
   }
 
   /**
@@ -157,6 +181,7 @@ export class WireConnection {
       }
     } else parts.push(parse("", call.text));
     parts.push(bind(name, call.params), DESCRIBE_PORTAL, EXECUTE, SYNC);
+    this.sinceReset++;
     return new Promise<Completion>((resolve, reject) => {
       let columns: Column[] = [];
       let completion: Completion | undefined;
@@ -169,6 +194,7 @@ export class WireConnection {
               return;
             case 0x54 /* T */:
               columns = rowDescription(m.body);
+              call.columns?.(columns);
               return;
             case 0x44 /* D */:
               if (!error) call.row(dataRow(m.body));
@@ -213,6 +239,7 @@ export class WireConnection {
     }
     RESET_STATEMENTS.forEach((_, i) => parts.push(bind(`hbagate_reset_${i}`, []), EXECUTE));
     parts.push(SYNC);
+    this.sinceReset = 0;
     let row: Values | undefined;
     let failed = false;
     try {
@@ -239,18 +266,27 @@ export class WireConnection {
     // The last statement's row: pg_advisory_unlock_all(), the names prepared in SQL.
     const names = row?.[1] ? textArray(utf8.decode(row[1])) : [];
     for (const n of names) {
+      const deallocate = this.run({ text: `DEALLOCATE "${n.replaceAll('"', '""')}"`, params: [], prepare: false, row: () => {} });
+      // Part of the reset, not a statement it has to undo.
+      this.sinceReset--;
       try {
-        await this.run({ text: `DEALLOCATE "${n.replaceAll('"', '""')}"`, params: [], prepare: false, row: () => {} });
-      } catch (err) {
-        return this.isClosed ? "closed" : (void err, "dirty");
+        await deallocate;
+      } catch {
+        return this.isClosed ? "closed" : "dirty";
       }
     }
     return "clean";
   }
 
-  /** Terminate, then close: the server ends the session (an open transaction rolls back). */
-  end(): void {
+  /** Terminate, then close: the server ends the session (an open transaction rolls back). Settles once closed. */
+  end(): Promise<void> {
     this.server.end();
+    return this.ended;
+  }
+
+  /** Cut at once (a statement whose cancel went unanswered: the server or the network is gone). */
+  cut(): void {
+    this.destroy(lost());
   }
 
   private plain(): Exchange {
@@ -286,7 +322,7 @@ export class WireConnection {
   private data(chunk: Uint8Array): void {
     this.reader.push(chunk);
     try {
-      for (let m = this.reader.next(); m; m = this.reader.next()) {
+      for (let m = this.reader.next(); m && !this.closed; m = this.reader.next()) {
         const exchange = this.queue[0];
         if (m.type === 0x5a /* Z */) {
           this.status = String.fromCharCode(m.body[0]!) as TransactionStatus;
@@ -300,19 +336,21 @@ export class WireConnection {
         }
       }
     } catch (err) {
-      this.destroy(err instanceof Error ? err : new Error(String(err)));
+      // A message announced larger than the bound: nothing of it is held, the connection is cut.
+      const tooLarge = err instanceof GatewayError && err.code === SQLSTATE.programLimitExceeded;
+      this.destroy(tooLarge ? Object.assign(new Error("the answer is larger than any response may be"), { code: ANSWER_TOO_LARGE }) : err instanceof Error ? err : new Error(String(err)));
     }
   }
 
   private destroy(err: Error): void {
     this.lose(err);
-    this.server.end();
+    this.server.destroy();
   }
 
   private lose(err: Error | undefined): void {
     if (this.closed) return;
     this.closed = err ?? lost();
-    const failure = err instanceof GatewayError ? err : lost(err);
+    const failure = err instanceof GatewayError || (err as { code?: unknown } | undefined)?.code === ANSWER_TOO_LARGE ? err! : lost(err);
     for (const exchange of this.queue.splice(0)) exchange.fail(failure);
   }
 }

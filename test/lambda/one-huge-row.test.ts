@@ -1,8 +1,8 @@
 // One row larger than any response (a red team found it held whole: the
 // budget is taken per row, after the driver has buffered the row, and a
 // single 150 MB value peaked at 501 MiB in a function of 256 MB). Each pool
-// connection now cuts an answer past the bound its responses imply
-// (upstream-socket.ts), before the driver holds it.
+// connection now cuts an answer past the bound its responses imply, from the
+// message's announced length, before any of it is held (wire-connection.ts).
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";

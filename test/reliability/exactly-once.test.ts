@@ -12,6 +12,7 @@ import { clientConnectionsOpen } from "../harness/process.ts";
 import { startPgProxy, statementContains, syncAfter, type CutRule, type PgProxy } from "../harness/tcp-proxy.ts";
 import { postSql, testPools } from "../http/deps.ts";
 import { testApp } from "../harness/gateway.ts";
+import { query } from "../harness/wire.ts";
 
 describe("exactly once, or say so", () => {
   let cluster: Cluster;
@@ -112,14 +113,14 @@ describe("exactly once, or say so", () => {
     try {
       const outcome = await direct.use("postgres", "app", undefined, {}, (session) =>
         session.lease(async (conn) => {
-          const [{ p }] = (await conn.unsafe("select pg_backend_pid() as p")) as unknown as [{ p: number }];
+          const [{ p }] = (await query(conn, "select pg_backend_pid() as p")) as unknown as [{ p: string }];
           const [{ port }] = await cluster.sql<[{ port: number }]>`select client_port as port from pg_stat_activity where pid = ${p}`;
           await cluster.sql`select pg_terminate_backend(${p})`;
           // Between two statements of one request (a batch's), the driver sees the session end: its end
           // of the connection is no longer open (not even half-closed, CLOSE_WAIT).
           await eventually(() => clientConnectionsOpen(cluster.port, [port]) === 0, { what: "the driver to see the session end" });
           try {
-            const [again] = (await conn.unsafe("select pg_backend_pid() as p")) as unknown as [{ p: number }];
+            const [again] = (await query(conn, "select pg_backend_pid() as p")) as unknown as [{ p: string }];
             return `ran on a new session ${again.p} (was ${p})`;
           } catch (err) {
             return (err as { code?: string }).code;

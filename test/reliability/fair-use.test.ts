@@ -10,6 +10,7 @@ import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { testPools } from "../http/deps.ts";
 import { basic } from "../harness/http.ts";
 import { testApp } from "../harness/gateway.ts";
+import { query } from "../harness/wire.ts";
 
 describe("fair use of the upstream", () => {
   let cluster: Cluster;
@@ -45,7 +46,7 @@ describe("fair use of the upstream", () => {
     }
     assert.equal(pools.size, 1, "one pool for (postgres, app)");
     const plain = await neon("select current_setting('application_name') as a");
-    assert.deepEqual(plain.body.rows, [["postgres.js"]], "not the last caller's");
+    assert.deepEqual(plain.body.rows, [["hbagate"]], "the gateway's own, not the last caller's");
   });
 
   test("options: -c settings apply to the request; anything else is refused", async () => {
@@ -116,7 +117,7 @@ describe("connections counted one by one", () => {
       s.lease(async (conn) => {
         during?.();
         try {
-          await conn.unsafe(`select pg_sleep(${seconds})`);
+          await query(conn, `select pg_sleep(${seconds})`);
         } finally {
           during?.();
         }
@@ -297,7 +298,7 @@ describe("connections counted one by one", () => {
 
   test("a connection past its lifetime is not lent again, even when it sat idle", async () => {
     const pools = make({ max: 1, maxLifetime: 1, idleTimeout: 60 });
-    const pid = () => pools.use("postgres", "lost", undefined, {}, (s) => s.lease(async (conn) => ((await conn.unsafe("select pg_backend_pid() as p")) as unknown as [{ p: number }])[0].p));
+    const pid = () => pools.use("postgres", "lost", undefined, {}, (s) => s.lease(async (conn) => ((await query(conn, "select pg_backend_pid() as p")) as unknown as [{ p: string }])[0].p));
     const first = await pid();
     // Time itself, the thing under test: past the connection's one-second lifetime.
     await new Promise((r) => setTimeout(r, 1200));

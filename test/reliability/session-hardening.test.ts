@@ -11,6 +11,7 @@ import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { testPools } from "../http/deps.ts";
 import { basic } from "../harness/http.ts";
 import { testApp } from "../harness/gateway.ts";
+import { query } from "../harness/wire.ts";
 
 describe("session hardening", () => {
   let cluster: Cluster;
@@ -59,7 +60,7 @@ describe("session hardening", () => {
     const p = pools({ max: 1 });
     const before = await pidOf(p, "hijack");
     // Only the gateway's own code could leave a transaction open (callers' BEGINs are refused): do it directly.
-    await p.use("postgres", "hijack", undefined, {}, (s) => s.lease((conn) => conn.unsafe("begin")));
+    await p.use("postgres", "hijack", undefined, {}, (s) => s.lease((conn) => query(conn, "begin")));
     const next = await pidOf(p, "hijack");
     assert.notEqual(next, before, "the connection left in a transaction was not handed out");
   });
@@ -74,7 +75,7 @@ describe("session hardening", () => {
       async () => (await cluster.sql`select count(*)::int as n from pg_stat_activity where usename = 'app' and state = 'active' and query like 'insert into t select %'`)[0]!.n === 1,
       { what: "the victim's statement to run" },
     );
-    await p.use("postgres", "app", undefined, {}, (s) => s.lease((conn) => conn.unsafe("begin")));
+    await p.use("postgres", "app", undefined, {}, (s) => s.lease((conn) => query(conn, "begin")));
     const done = await victim;
     assert.equal(done.command, "INSERT");
     const [row] = await cluster.sql`select count(*)::int as n from t where v = 'victim'`;

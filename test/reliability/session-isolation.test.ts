@@ -9,6 +9,7 @@ import type { Pools } from "../../lib/upstream/pools.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { postSql, testPools } from "../http/deps.ts";
 import { testApp } from "../harness/gateway.ts";
+import { query } from "../harness/wire.ts";
 
 /** Everything a request could see of what an earlier one left behind. */
 const FINGERPRINT = `select pg_backend_pid() as pid,
@@ -101,7 +102,7 @@ describe("session isolation between callers of one role", () => {
   test("a connection left inside a transaction is never handed out again", async () => {
     const before = (await fingerprint()).pid;
     // Only the gateway's own code could leave one open (callers' BEGINs are refused): do it directly.
-    await pools.use("postgres", "app", undefined, {}, (session) => session.lease((conn) => conn.unsafe("begin")));
+    await pools.use("postgres", "app", undefined, {}, (session) => session.lease((conn) => query(conn, "begin")));
     const after = await fingerprint();
     assert.notEqual(after.pid, before, "a new connection");
     assert.deepEqual({ ...after, pid: 0 }, { ...baseline, pid: 0 });

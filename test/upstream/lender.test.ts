@@ -3,7 +3,7 @@
 // bounds against a real PostgreSQL: test/reliability/fair-use.test.ts.)
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import type postgres from "postgres";
+import type { PoolConnection } from "../../lib/upstream/pool-connection.ts";
 import { ConnectionBudget } from "../../lib/upstream/connection-budget.ts";
 import { Lender, type Connection, type Coordinator } from "../../lib/upstream/lender.ts";
 import { WaitingRoom } from "../../lib/upstream/waiting-room.ts";
@@ -29,12 +29,12 @@ function setup(o: { max?: number; perIdentity?: number; maxTotal?: number; room?
   };
   let ended = 0;
   let made = 0;
-  const open = () => ({ id: ++made, end: async () => void ended++ }) as unknown as postgres.Sql;
+  const open = () => ({ id: ++made, end: async () => void ended++ }) as unknown as PoolConnection;
   lender = new Lender("r", { max: o.max ?? 2, perIdentity: o.perIdentity ?? 100, maxLifetimeMs: 60_000 }, open, coordinator);
   const take = (identity?: string) => lender.take(identity);
   return { lender, budget, take, made: () => made, ended: () => ended };
 }
-const id = (c: Connection) => (c.sql as unknown as { id: number }).id;
+const id = (c: Connection) => (c.link as unknown as { id: number }).id;
 
 describe("lending a pool's connections", () => {
   test("free connections are lent at once, new ones opened up to the bound; then waiters are served first come first served", async () => {
