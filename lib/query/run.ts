@@ -132,7 +132,7 @@ export async function runSingle<M extends ResultMode>(
         if (sessionEnded(err)) throw new NotStarted("the connection had closed before the statement was sent", { cause: err });
         throw outcomeUnknown(err);
       }
-    }, disconnect && { signal: disconnect, cancelled: cancelledBy }),
+    }, disconnect && { signal: disconnect, cancelled: cancelledBy }, true),
   );
 }
 

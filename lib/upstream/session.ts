@@ -23,9 +23,13 @@ export interface Session {
    * before the connection is let go of (session-reset.ts); a connection that
    * cannot be reset is closed. `fn` may call `lastSent()` once it has sent
    * its last statement: the reset is then sent behind it at once (one round
-   * trip for both) instead of after `fn`'s answer.
+   * trip for both) instead of after `fn`'s answer. With `carrySettings`,
+   * the request's settings go out with `fn`'s first statement, in its
+   * implicit transaction (a single statement: one round trip less);
+   * otherwise they are set before `fn` runs (a batch, whose BEGIN may set
+   * an isolation level, which must come before any query).
    */
-  lease<T>(fn: (conn: WireConnection, lastSent: () => void) => Promise<T>, watch?: WaitWatch): Promise<T>;
+  lease<T>(fn: (conn: WireConnection, lastSent: () => void) => Promise<T>, watch?: WaitWatch, carrySettings?: boolean): Promise<T>;
 }
 
 /** What a request brings to its lease: its settings, and who it is for the per-identity bound. */
@@ -68,7 +72,7 @@ export function createSession(
     prepare: (query) => statements.shouldPrepare(query),
     cancels: new CancelRequests(options.cancelOnServer, options.cancelDeliveryTimeoutMs),
     arrayTypes: options.arrayTypes,
-    async lease(fn, watch) {
+    async lease(fn, watch, carrySettings = false) {
       // A caller who leaves, or a request past its deadline, stops waiting for a connection too.
       const taken = lender.take(lease.identity, watch);
       const waited = taken instanceof Promise;
@@ -77,7 +81,7 @@ export function createSession(
       try {
         // After a wait, or a new connection's login: is anyone still asking? (Checked on these slow
         // paths only: the signal costs an AbortController per request.)
-        const value = await leaseOn(c, fn, lease.settings ?? [], options, lender, watch, waited);
+        const value = await leaseOn(c, fn, lease.settings ?? [], carrySettings, options, lender, watch, waited);
         reusable = value.clean;
         if (!value.ok) throw value.error;
         return value.value;
@@ -93,6 +97,7 @@ async function leaseOn<T>(
   c: Connection,
   fn: (conn: WireConnection, lastSent: () => void) => Promise<T>,
   settings: StartupSettings,
+  carrySettings: boolean,
   options: { readonly resetTimeoutMs: number; readonly staleAfterMs: number },
   lender: Lender,
   watch: WaitWatch | undefined,
@@ -131,11 +136,16 @@ async function leaseOn<T>(
     // The caller's startup parameters, for this request only (the reset undoes them).
     if (settings.length > 0) {
       const calls = settings.map((_, i) => `pg_catalog.set_config($${2 * i + 1}, $${2 * i + 2}, false)`).join(", ");
-      try {
-        await conn.run({ text: `select ${calls}`, params: settings.flat(), prepare: false, row: () => {} });
-      } catch (err) {
-        if (sessionEnded(err)) throw new NotStarted("the connection had closed before the request was sent", { cause: err });
-        throw err;
+      const prelude = { text: `select ${calls}`, params: settings.flat() };
+      // Carried: the statement runs only once they are set, in one round trip.
+      if (carrySettings) conn.carry(prelude);
+      else {
+        try {
+          await conn.run({ ...prelude, prepare: false, row: () => {} });
+        } catch (err) {
+          if (sessionEnded(err)) throw new NotStarted("the connection had closed before the request was sent", { cause: err });
+          throw err;
+        }
       }
     }
     outcome = { ok: true, value: await fn(conn, lastSent) };
@@ -144,6 +154,9 @@ async function leaseOn<T>(
     // Its session ended before the request was written: so, likely, did those of the connections
     // idle beside it (a restarted server). The request runs on a new one.
     if (error instanceof NotStarted) lender.closeAllIdle();
+  } finally {
+    // Settings `fn` never sent a statement to carry are not left for the reset to carry.
+    conn.carry(undefined);
   }
   // A statement that failed has rolled back its own work; what it did to the session stays.
   // A lost connection is not written to again; one that must not be reused is closed, not reset.

@@ -46,6 +46,12 @@ export interface StatementCall {
   row(values: Values): void;
 }
 
+/** A statement run ahead of another in its implicit transaction (a request's settings): its rows are not kept. */
+export interface Prelude {
+  readonly text: string;
+  readonly params: readonly (string | null)[];
+}
+
 /** What the reset found: the connection as a new request should find it, or not to be reused. */
 export type ResetOutcome = "clean" | "dirty" | "closed";
 
@@ -63,6 +69,7 @@ const ended = () => Object.assign(new Error("the server session ended"), { code:
 const STALE_PLAN = "cached plan must not change result type";
 
 const utf8 = new TextDecoder();
+const encoder = new TextEncoder();
 const message = (type: string, build: (w: MessageWriter) => MessageWriter = (w) => w) => build(new MessageWriter()).finish(type);
 const SYNC = message("S");
 const DESCRIBE_PORTAL = message("D", (w) => w.bytes(Uint8Array.of(0x50)).cstring(""));
@@ -79,7 +86,7 @@ function bind(name: string, params: readonly (string | null)[]): Uint8Array {
     for (const p of params) {
       if (p === null) w.int32(-1);
       else {
-        const bytes = new TextEncoder().encode(p);
+        const bytes = encoder.encode(p);
         w.int32(bytes.length).bytes(bytes);
       }
     }
@@ -109,6 +116,8 @@ export class WireConnection {
   private pending: Uint8Array[] = [];
   private closed: Error | undefined;
   private resetReady = false;
+  /** What the next statement carries ahead of it (carry()). */
+  private carried: Prelude | undefined;
   /** Statements sent since the last reset was: a plan re-prepared and run again after the reset went out is one. */
   private sinceReset = 0;
   status: TransactionStatus = "I";
@@ -148,59 +157,78 @@ export class WireConnection {
   }
 
   /**
+   * The next statement sent carries `prelude` ahead of it, in the same
+   * implicit transaction (one Sync): the statement runs only if the prelude
+   * did, and a failed statement rolls the prelude's changes back with its
+   * own. One round trip for both.
+   */
+  carry(prelude: Prelude | undefined): void {
+    this.carried = prelude;
+  }
+
+  /**
    * Sends one statement (Parse unless already prepared, Bind, Describe,
-   * Execute, Sync); settles at its ReadyForQuery with its completion, or
-   * with the server's error (a GatewayError), or with the loss of the
-   * connection. A plan gone stale under DDL is re-prepared and run again
-   * outside a transaction (nothing of it ran).
+   * Execute, Sync), behind what it carries; settles at its ReadyForQuery
+   * with its completion, or with the server's error (a GatewayError), or
+   * with the loss of the connection. A plan gone stale under DDL is
+   * re-prepared and run again, prelude and all, outside a transaction
+   * (nothing of it ran).
    */
   async run(call: StatementCall): Promise<Completion> {
+    const prelude = this.carried;
+    this.carried = undefined;
     try {
-      return await this.once(call);
+      return await this.once(call, prelude);
     } catch (err) {
       if (err instanceof GatewayError && err.fields.message === STALE_PLAN && call.prepare && this.status === "I") {
         const name = this.prepared.get(call.text);
         this.prepared.delete(call.text);
         if (name !== undefined) this.send([close(name), SYNC], this.plain());
-        return await this.once(call);
+        return await this.once(call, prelude);
       }
       throw err;
     }
   }
 
-  private once(call: StatementCall): Promise<Completion> {
-    let name = "";
+  private once(call: StatementCall, prelude: Prelude | undefined): Promise<Completion> {
     const parts: Uint8Array[] = [];
-    let parsing: string | undefined;
-    if (call.prepare) {
-      const known = this.prepared.get(call.text);
-      if (known !== undefined) name = known;
-      else {
-        name = parsing = `hbagate_${++this.named}`;
-        parts.push(parse(name, call.text));
-      }
-    } else parts.push(parse("", call.text));
-    parts.push(bind(name, call.params), DESCRIBE_PORTAL, EXECUTE, SYNC);
+    // The Parses in this exchange, in order: each ParseComplete names the statement it prepared.
+    const parsing: [text: string, name: string][] = [];
+    const statement = (text: string, prepare: boolean): string => {
+      const known = prepare ? this.prepared.get(text) : undefined;
+      if (known !== undefined) return known;
+      const name = prepare ? `hbagate_${++this.named}` : "";
+      parts.push(parse(name, text));
+      parsing.push([text, name]);
+      return name;
+    };
+    if (prelude) parts.push(bind(statement(prelude.text, true), prelude.params), EXECUTE);
+    parts.push(bind(statement(call.text, call.prepare), call.params), DESCRIBE_PORTAL, EXECUTE, SYNC);
     this.sinceReset++;
     return new Promise<Completion>((resolve, reject) => {
       let columns: Column[] = [];
       let completion: Completion | undefined;
       let error: Error | undefined;
+      // The prelude's row and CommandComplete come first; they are not the statement's.
+      let preludeOpen = prelude !== undefined;
       this.send(parts, {
         message: (m) => {
           switch (m.type) {
-            case 0x31 /* 1 ParseComplete */:
-              if (parsing !== undefined) this.prepared.set(call.text, parsing);
+            case 0x31 /* 1 ParseComplete */: {
+              const [text, name] = parsing.shift() ?? ["", ""];
+              if (name !== "") this.prepared.set(text, name);
               return;
+            }
             case 0x54 /* T */:
               columns = rowDescription(m.body);
               call.columns?.(columns);
               return;
             case 0x44 /* D */:
-              if (!error) call.row(dataRow(m.body));
+              if (!error && !preludeOpen) call.row(dataRow(m.body));
               return;
             case 0x43 /* C */:
-              completion = { ...commandTag(m.body), columns };
+              if (preludeOpen) preludeOpen = false;
+              else completion = { ...commandTag(m.body), columns };
               return;
             case 0x49 /* I EmptyQueryResponse */:
               completion = { command: "", count: null, columns: [] };

@@ -1,7 +1,8 @@
 // The gateway's own protocol client for pool connections, against a real
 // PostgreSQL: statements with and without names, rows and columns as the
 // server describes them, errors with their fields, a plan gone stale under
-// DDL, the reset pipelined behind a statement (one write) and what it finds,
+// DDL, a prelude carried ahead of a statement in its implicit transaction,
+// the reset pipelined behind a statement (one write) and what it finds,
 // a connection lost with an exchange on it.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -80,6 +81,35 @@ describe("WireConnection", () => {
     assert.deepEqual((await rows(c, "select * from shape", [], true)).rows, [["1"]]);
     await rows(c, "alter table shape add column b text default 'two'");
     assert.deepEqual((await rows(c, "select * from shape", [], true)).rows, [["1", "two"]]);
+  });
+
+  test("a carried prelude runs ahead of the next statement in its implicit transaction: all or nothing, once", async () => {
+    const c = await connect();
+    const claims = { text: "select set_config($1, $2, false)", params: ["app.claims", "alice"] };
+    await cluster.sql.unsafe("create table audit(who text); grant select, insert on audit to wire");
+    // The statement sees it; the prelude's own row and tag are not the statement's.
+    c.carry(claims);
+    const seen = await rows(c, "select current_setting('app.claims') as who, 2 as n", [], true);
+    assert.deepEqual([seen.rows, seen.command, seen.count, seen.columns.map((col) => col.name)], [[["alice", "2"]], "SELECT", 1, ["who", "n"]]);
+    // Carried once: the next statement goes alone.
+    assert.equal((await rows(c, "select 1")).rows.length, 1);
+    assert.equal(await c.reset(), "clean");
+    // A prelude that fails: the statement behind it never runs.
+    c.carry({ text: "select set_config($1, $2, false)", params: ["not a valid name", "x"] });
+    await assert.rejects(() => rows(c, "insert into audit values ('written without claims')"), GatewayError);
+    assert.deepEqual((await rows(c, "select count(*) from audit")).rows, [["0"]]);
+    // A statement that fails rolls the prelude back with it.
+    c.carry({ ...claims, params: ["app.claims", "bob"] });
+    await assert.rejects(() => rows(c, "select 1 / 0"), GatewayError);
+    assert.deepEqual((await rows(c, "select current_setting('app.claims', true)")).rows, [[""]]);
+    // A plan gone stale under DDL is run again with its prelude.
+    await rows(c, "create temp table shape2(a int)");
+    await rows(c, "insert into shape2 values (1)");
+    const query = "select *, current_setting('app.claims', true) as who from shape2";
+    await rows(c, query, [], true);
+    await rows(c, "alter table shape2 add column b text default 'two'");
+    c.carry({ ...claims, params: ["app.claims", "carol"] });
+    assert.deepEqual((await rows(c, query, [], true)).rows, [["1", "two", "carol"]]);
   });
 
   test("the reset behind a statement: one write, and what the request left is gone", async () => {
