@@ -62,7 +62,7 @@ class Bare {
     await new Promise((resolve, reject) => socket.once("connect", resolve).once("error", reject));
     const bare = new Bare(socket);
     await bare.exchange(new MessageWriter().int32(PROTOCOL_3_0).cstring("user").cstring("bench").cstring("database").cstring("postgres").bytes(new Uint8Array(1)).finish(), 1);
-    await bare.exchange(Buffer.concat([parse("statement", STATEMENT), ...RESET_STATEMENTS.map((t, i) => parse(`reset${i}`, t)), parse("check", CHECK_WITHOUT_PREPARED), sync]), 1);
+    await bare.exchange(Buffer.concat([parse("statement", STATEMENT), ...RESET_STATEMENTS.map((t, i) => parse(`reset${i}`, t)), parse("check", CHECK_WITHOUT_PREPARED), parse("newcheck", RESET_CHECK), parse("", RESET_CHECK), sync]), 1);
     return bare;
   }
 
@@ -109,6 +109,14 @@ const variants: Record<string, (i: number) => Promise<unknown>> = {
   "bare, statement + reset": (i) => bares[i]!.exchange(Buffer.concat([statement, sync, resetQuery]), 2),
   "bare, statement + prepared reset": (i) => bares[i]!.exchange(Buffer.concat([statement, sync, resetPrepared]), 2),
   "bare, statement + prepared reset, no look at pg_prepared_statements": (i) => bares[i]!.exchange(Buffer.concat([statement, sync, resetPreparedNoLook]), 2),
+  "bare, statement + prepared commands, check parsed each time": (i) =>
+    bares[i]!.exchange(Buffer.concat([statement, sync, ...RESET_COMMANDS.map((_, j) => bindExecute(`reset${j}`, [])), parse("", RESET_CHECK), bindExecute("", []), sync]), 2),
+  "bare, statement + prepared commands, new check named": (i) =>
+    bares[i]!.exchange(Buffer.concat([statement, sync, ...RESET_COMMANDS.map((_, j) => bindExecute(`reset${j}`, [])), bindExecute("newcheck", []), sync]), 2),
+  "bare, statement + prepared commands, new check unnamed, parsed once": (i) =>
+    bares[i]!.exchange(Buffer.concat([statement, sync, ...RESET_COMMANDS.map((_, j) => bindExecute(`reset${j}`, [])), bindExecute("", []), sync]), 2),
+  "bare, statement + prepared commands, simplest statement parsed each time": (i) =>
+    bares[i]!.exchange(Buffer.concat([statement, sync, ...RESET_COMMANDS.map((_, j) => bindExecute(`reset${j}`, [])), parse("", "SELECT 1"), bindExecute("", []), sync]), 2),
   "WireConnection (lib/upstream/wire-connection.ts), statement + reset": (i) => Promise.all([wires[i]!.run({ text: STATEMENT, params: ["1"], prepare: true, row: ignore }), wires[i]!.reset()]),
 };
 
@@ -131,10 +139,13 @@ async function run(name: string, ms: number): Promise<{ rps: number; cpu: number
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const seen: Record<string, { rps: number[]; cpu: number[]; ratio: number[] }> = {};
-for (const name of Object.keys(variants)) await run(name, 300);
+// BENCH_ONLY=a,b: only the variants whose names contain one of these (and in that order).
+const only = process.env.BENCH_ONLY?.split(",");
+const chosen = only ? only.flatMap((o) => Object.keys(variants).filter((k) => k.includes(o))) : Object.keys(variants);
+for (const name of chosen) await run(name, 300);
 for (let round = 0; round < ROUNDS; round++) {
   let base = 0;
-  for (const name of Object.keys(variants)) {
+  for (const name of chosen) {
     const r = await run(name, MS);
     if (name === "postgres.js, statement") base = r.rps;
     const s = (seen[name] ??= { rps: [], cpu: [], ratio: [] });

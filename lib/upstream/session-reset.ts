@@ -12,18 +12,37 @@
 // - temporary tables (which shadow real ones through pg_temp): DISCARD TEMP;
 // - currval/lastval: DISCARD SEQUENCES; advisory locks: pg_advisory_unlock_all();
 // - statements prepared in SQL (from a DO block; the PREPARE keyword itself is
-//   refused): listed here, deallocated by name.
-// A transaction left open (the status in the reset's ReadyForQuery) or any
-// failure of the reset means the connection is not reused (the caller
-// discards it). The statements are prepared once per connection and sent
-// behind the request's last statement (wire-connection.ts).
+//   refused): listed here, deallocated by name;
+// - random()'s seed (setseed(), which DISCARD ALL keeps): a new one each time.
+// A transaction left open (the status in the reset's ReadyForQuery), any
+// failure of the reset, or a statement the gateway named that is no longer
+// its own (a DO block can DEALLOCATE and PREPARE under any name, the reset's
+// included) means the connection is not reused (the caller discards it). The
+// commands are prepared once per connection, the check is the unnamed
+// statement, and all are sent behind the request's last statement
+// (wire-connection.ts).
 /** The statements that undo what a request may have changed, in order. */
 export const RESET_COMMANDS = ["RESET ALL", "SET SESSION AUTHORIZATION DEFAULT", "CLOSE ALL", "UNLISTEN *", "DISCARD TEMP", "DISCARD SEQUENCES"] as const;
 
 /**
- * The reset's last statement: advisory locks, and the names of statements
- * prepared in SQL (deallocated by name). Schema-qualified: RESET ALL restores
- * the role's own search_path, which the role may have set (ALTER ROLE … SET)
+ * The reset's last statement, the unnamed statement (a caller's SQL can
+ * replace any named one, never the unnamed): advisory locks; the names of
+ * statements prepared in SQL (deallocated by name); and how many statements
+ * the protocol named, which must be the gateway's count (fewer: a caller
+ * deallocated or replaced one of the gateway's, and the connection is not
+ * reused). Without parameters, so that PostgreSQL keeps its plan (an
+ * unnamed statement with parameters is planned again at every Bind).
+ * Schema-qualified throughout, with no operator: RESET ALL restores the
+ * role's own search_path, which the role may have set (ALTER ROLE … SET)
  * to put a schema of its own first.
  */
-export const RESET_CHECK = "SELECT pg_catalog.pg_advisory_unlock_all(), ARRAY(SELECT name FROM pg_catalog.pg_prepared_statements WHERE from_sql) AS prepared";
+export const RESET_CHECK =
+  "SELECT pg_catalog.pg_advisory_unlock_all(), pg_catalog.array_agg(name) FILTER (WHERE from_sql) AS prepared, " +
+  "pg_catalog.count(*) FILTER (WHERE NOT from_sql) AS named FROM pg_catalog.pg_prepared_statement()";
+
+/**
+ * A new seed for random(), from a strong source (bound by the gateway): what
+ * a caller's setseed() left, which even DISCARD ALL keeps, is not the next
+ * caller's sequence.
+ */
+export const RESEED = "SELECT pg_catalog.setseed($1)";

@@ -11,7 +11,7 @@
 // the order they were written, so the answers are matched to a queue.
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
 import { MessageReader, MessageWriter, serverError, type Message } from "../wire/protocol.ts";
-import { RESET_CHECK, RESET_COMMANDS } from "./session-reset.ts";
+import { RESEED, RESET_CHECK, RESET_COMMANDS } from "./session-reset.ts";
 import { ANSWER_TOO_LARGE, SESSION_ENDED } from "./errors.ts";
 import type { ServerStream } from "./session-connection.ts";
 
@@ -79,19 +79,36 @@ function parse(name: string, text: string): Uint8Array {
   return message("P", (w) => w.cstring(name).cstring(text).int16(0));
 }
 
+/**
+ * Bind to the unnamed portal: text parameters of types the server infers,
+ * text results. Written into one buffer (every request sends one or more).
+ */
 function bind(name: string, params: readonly (string | null)[]): Uint8Array {
-  return message("B", (w) => {
-    // Text parameters of types the server infers; text results.
-    w.cstring("").cstring(name).int16(0).int16(params.length);
-    for (const p of params) {
-      if (p === null) w.int32(-1);
-      else {
-        const bytes = encoder.encode(p);
-        w.int32(bytes.length).bytes(bytes);
-      }
+  const statement = encoder.encode(name);
+  const values = params.map((p) => (p === null ? null : encoder.encode(p)));
+  // Length, the portal's name, the statement's, no parameter formats, the parameters, no result formats.
+  let size = 4 + 1 + statement.length + 1 + 2 + 2 + 2;
+  for (const v of values) size += 4 + (v?.length ?? 0);
+  const out = new Uint8Array(1 + size);
+  const view = new DataView(out.buffer);
+  out[0] = 0x42 /* B */;
+  view.setInt32(1, size);
+  let at = 6;
+  out.set(statement, at);
+  at += statement.length + 1;
+  view.setInt16(at, 0);
+  view.setInt16(at + 2, values.length);
+  at += 4;
+  for (const v of values) {
+    view.setInt32(at, v === null ? -1 : v.length);
+    at += 4;
+    if (v) {
+      out.set(v, at);
+      at += v.length;
     }
-    return w.int16(0);
-  });
+  }
+  view.setInt16(at, 0);
+  return out;
 }
 
 const close = (name: string) => message("C", (w) => w.bytes(Uint8Array.of(0x53)).cstring(name));
@@ -105,8 +122,20 @@ interface Exchange {
 }
 
 // One implicit transaction (one Sync) for the whole reset: whether the request left a transaction
-// open is the status in its ReadyForQuery, not now() against statement_timestamp().
-const RESET_STATEMENTS = [...RESET_COMMANDS, RESET_CHECK];
+// open is the status in its ReadyForQuery, not now() against statement_timestamp(). Each named
+// one is bound with no parameters, but the reseed with a seed.
+const RESET_NAMED = [...RESET_COMMANDS, RESEED];
+/** The commands' Bind and Execute, the same every time. */
+const RESET_COMMANDS_RUN = RESET_COMMANDS.flatMap((_, i) => [bind(`hbagate_reset_${i}`, []), EXECUTE]);
+const RESEED_NAME = `hbagate_reset_${RESET_COMMANDS.length}`;
+const RUN_CHECK = [bind("", []), EXECUTE, SYNC];
+
+/** A seed for the session's random(), from a strong source: what a caller's setseed() left is not the next caller's sequence. */
+function freshSeed(): string {
+  const [high, low] = crypto.getRandomValues(new Uint32Array(2)) as unknown as [number, number];
+  // 52 random bits in [-1, 1), setseed()'s range.
+  return String(((high & 0xfffff) * 2 ** 32 + low) / 2 ** 51 - 1);
+}
 
 export class WireConnection {
   private readonly reader: MessageReader;
@@ -116,6 +145,15 @@ export class WireConnection {
   private pending: Uint8Array[] = [];
   private closed: Error | undefined;
   private resetReady = false;
+  /**
+   * Statements this connection has named on the server, counted in the
+   * order the server answered (ParseComplete, CloseComplete): the reset's
+   * check compares it with what the server holds, so that a statement of
+   * the gateway's deallocated or replaced by a caller's SQL is found.
+   */
+  private namedOnServer = 0;
+  /** Whether the unnamed statement is the reset's check (a statement run once replaces it). */
+  private unnamedIsCheck = false;
   /** What the next statement carries ahead of it (carry()). */
   private carried: Prelude | undefined;
   /** Statements sent since the last reset was: a plan re-prepared and run again after the reset went out is one. */
@@ -183,7 +221,7 @@ export class WireConnection {
       if (err instanceof GatewayError && err.fields.message === STALE_PLAN && call.prepare && this.status === "I") {
         const name = this.prepared.get(call.text);
         this.prepared.delete(call.text);
-        if (name !== undefined) this.send([close(name), SYNC], this.plain());
+        if (name !== undefined) this.send([close(name), SYNC], this.closing());
         return await this.once(call, prelude);
       }
       throw err;
@@ -198,6 +236,7 @@ export class WireConnection {
       const known = prepare ? this.prepared.get(text) : undefined;
       if (known !== undefined) return known;
       const name = prepare ? `hbagate_${++this.named}` : "";
+      if (name === "") this.unnamedIsCheck = false;
       parts.push(parse(name, text));
       parsing.push([text, name]);
       return name;
@@ -216,7 +255,10 @@ export class WireConnection {
           switch (m.type) {
             case 0x31 /* 1 ParseComplete */: {
               const [text, name] = parsing.shift() ?? ["", ""];
-              if (name !== "") this.prepared.set(text, name);
+              if (name !== "") {
+                this.prepared.set(text, name);
+                this.namedOnServer++;
+              }
               return;
             }
             case 0x54 /* T */:
@@ -256,26 +298,48 @@ export class WireConnection {
   /**
    * Sends the session reset (session-reset.ts) behind whatever was sent
    * before it: after a request's last statement, in the same write. "clean"
-   * when every statement of it ran and no transaction was left open; a
-   * statement the request prepared in SQL is deallocated on the way.
+   * when every statement of it ran, no transaction was left open and every
+   * statement the gateway named is still its own; a statement the request
+   * prepared in SQL is deallocated on the way.
+   *
+   * The commands are prepared once per connection, under names; the check
+   * is the unnamed statement, which SQL cannot name: a caller's DO block can
+   * deallocate and re-prepare any named statement, the reset's own
+   * included, and the check is what finds that out. It is parsed again only
+   * after a statement run once took the unnamed statement's place.
    */
   async reset(): Promise<ResetOutcome> {
     const parts: Uint8Array[] = [];
+    let preparing = 0;
     if (!this.resetReady) {
-      RESET_STATEMENTS.forEach((text, i) => parts.push(parse(`hbagate_reset_${i}`, text)));
+      RESET_NAMED.forEach((text, i) => parts.push(parse(`hbagate_reset_${i}`, text)));
+      preparing = RESET_NAMED.length;
       this.resetReady = true;
     }
-    RESET_STATEMENTS.forEach((_, i) => parts.push(bind(`hbagate_reset_${i}`, []), EXECUTE));
-    parts.push(SYNC);
+    parts.push(...RESET_COMMANDS_RUN, bind(RESEED_NAME, [freshSeed()]), EXECUTE);
+    if (!this.unnamedIsCheck) {
+      parts.push(parse("", RESET_CHECK));
+      this.unnamedIsCheck = true;
+    }
+    parts.push(...RUN_CHECK);
     this.sinceReset = 0;
     let row: Values | undefined;
+    let expected = -1;
+    let completed = 0;
     let failed = false;
     try {
       await new Promise<void>((resolve, reject) =>
         this.send(parts, {
           message: (m) => {
-            if (m.type === 0x44) row = dataRow(m.body);
-            else if (m.type === 0x45) failed = true;
+            if (m.type === 0x31 && preparing > 0) {
+              preparing--;
+              this.namedOnServer++;
+            } else if (m.type === 0x43) completed++;
+            else if (m.type === 0x44 && completed === RESET_NAMED.length) {
+              // The check's row, and what the server should hold as it ran.
+              row = dataRow(m.body);
+              expected = this.namedOnServer;
+            } else if (m.type === 0x45) failed = true;
           },
           ready: resolve,
           fail: reject,
@@ -287,12 +351,16 @@ export class WireConnection {
     if (failed) {
       // Prepared statements of the reset's own may not all exist now: prepared again next time.
       this.resetReady = false;
+      this.unnamedIsCheck = false;
       return "dirty";
     }
     // A transaction the request left open: the reset ran inside it, and it is still open.
     if (this.status !== "I") return "dirty";
-    // The last statement's row: pg_advisory_unlock_all(), the names prepared in SQL.
-    const names = row?.[1] ? textArray(utf8.decode(row[1])) : [];
+    // The check's row: pg_advisory_unlock_all(), the names prepared in SQL, how many the gateway's
+    // are. One of the gateway's gone (deallocated, or replaced by SQL's): the reset itself, or the
+    // next caller's statement, would run what a caller chose. Not reused.
+    if (!row || row[2] === null || Number(utf8.decode(row[2])) !== expected) return "dirty";
+    const names = row[1] ? textArray(utf8.decode(row[1])) : [];
     for (const n of names) {
       const deallocate = this.run({ text: `DEALLOCATE "${n.replaceAll('"', '""')}"`, params: [], prepare: false, row: () => {} });
       // Part of the reset, not a statement it has to undo.
@@ -317,8 +385,9 @@ export class WireConnection {
     this.destroy(lost());
   }
 
-  private plain(): Exchange {
-    return { message: () => {}, ready: () => {}, fail: () => {} };
+  /** A Close's exchange: the statement is gone from the server once its CloseComplete comes. */
+  private closing(): Exchange {
+    return { message: (m) => void (m.type === 0x33 /* 3 CloseComplete */ && this.namedOnServer--), ready: () => {}, fail: () => {} };
   }
 
   private send(parts: Uint8Array[], exchange: Exchange): void {

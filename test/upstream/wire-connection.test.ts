@@ -126,6 +126,26 @@ describe("WireConnection", () => {
     assert.equal(reset, "clean");
   });
 
+  test("a statement the gateway named, deallocated or replaced by a caller's SQL, makes the reset dirty", async () => {
+    for (const tamper of [
+      "do $$ begin execute 'deallocate hbagate_reset_0'; end $$",
+      "do $$ begin execute 'deallocate hbagate_reset_0'; execute 'prepare hbagate_reset_0 as select 1'; end $$",
+      "do $$ begin execute 'deallocate hbagate_1'; execute 'prepare hbagate_1 as select 2'; end $$",
+      "do $$ begin execute 'deallocate all'; end $$",
+    ]) {
+      const c = await connect();
+      await rows(c, "select 1", [], true);
+      assert.equal(await c.reset(), "clean");
+      await rows(c, tamper);
+      assert.equal(await c.reset(), "dirty", tamper);
+    }
+    // A statement prepared in SQL under a name of its own is only deallocated.
+    const c = await connect();
+    await rows(c, "select 1", [], true);
+    await rows(c, "do $$ begin execute 'prepare mine as select 1'; end $$");
+    assert.equal(await c.reset(), "clean");
+  });
+
   test("a transaction left open makes the reset dirty", async () => {
     const c = await connect();
     await rows(c, "begin");
