@@ -47,20 +47,22 @@ export interface GatewayDeps extends CoreDeps {
   log(event: LogEvent): void;
 }
 
-const ISOLATION: Readonly<Record<string, TransactionOptions["isolation"]>> = {
-  ReadUncommitted: "read uncommitted",
-  ReadCommitted: "read committed",
-  RepeatableRead: "repeatable read",
-  Serializable: "serializable",
-};
+// A Map, not an object literal: a header naming Object.prototype's members (`constructor`) is
+// not a level.
+const ISOLATION: ReadonlyMap<string, TransactionOptions["isolation"]> = new Map([
+  ["ReadUncommitted", "read uncommitted"],
+  ["ReadCommitted", "read committed"],
+  ["RepeatableRead", "repeatable read"],
+  ["Serializable", "serializable"],
+]);
 
 /** Neon's batch headers, honoured on both endpoints. */
 function transactionOptions(header: (name: string) => string | undefined): TransactionOptions {
   const level = header("neon-batch-isolation-level");
-  const isolation = level === undefined ? undefined : ISOLATION[level];
+  const isolation = level === undefined ? undefined : ISOLATION.get(level);
   if (level !== undefined && !isolation) {
     throw gatewayError(SQLSTATE.invalidParameterValue, `invalid Neon-Batch-Isolation-Level: "${level}"`, {
-      hint: `Use one of ${Object.keys(ISOLATION).join(", ")}.`,
+      hint: `Use one of ${[...ISOLATION.keys()].join(", ")}.`,
     });
   }
   return {

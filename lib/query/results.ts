@@ -1,6 +1,7 @@
 // What a statement's rows become, per framing: /v1 makes typed JSON objects of
 // them (typed-values.ts); /sql passes PostgreSQL's text through as Neon's
 // arrays. Each sink tells the response budget how large a row is as it arrives.
+import { GatewayError, SQLSTATE } from "../errors.ts";
 import type { Column, Completion, Values } from "../upstream/wire-connection.ts";
 import { jsonLength } from "./limits.ts";
 import { rowBuilder, type ArrayTypes } from "./typed-values.ts";
@@ -68,7 +69,16 @@ function jsonSink(arrays: ArrayTypes): RowSink<"json"> {
     columns: (columns) => void (build = rowBuilder(columns, arrays)),
     row(values) {
       const row = build!(values);
-      return { value: row, size: jsonLength(row) };
+      try {
+        return { value: row, size: jsonLength(row) };
+      } catch (err) {
+        // JSON.stringify's recursion: a json value nested thousands deep, which PostgreSQL allows.
+        if (!(err instanceof RangeError)) throw err;
+        throw new GatewayError(
+          { code: SQLSTATE.programLimitExceeded, message: "a value of the answer is nested too deeply to be sent as JSON", hint: "Select it as text (::text)." },
+          { cause: err },
+        );
+      }
     },
     result: (done, rows) => ({
       command: done.command,

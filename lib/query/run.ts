@@ -72,6 +72,30 @@ async function runOne<M extends ResultMode>(
   return sink.result(completion, rows);
 }
 
+/**
+ * A batch's own statement (BEGIN, COMMIT, ROLLBACK), under the request's
+ * deadline and the caller's presence as the caller's statements are: a
+ * COMMIT that runs deferred triggers can take as long as any statement.
+ */
+async function runControl(conn: WireConnection, text: string, watch: Watch | undefined, session: Session): Promise<void> {
+  const own = new OwnCancel(conn.key, session.cancels);
+  let done = false;
+  try {
+    await cancellable(
+      watch,
+      () => own.send(),
+      () => conn.cut(),
+      () => conn.run({ text, params: [], prepare: false, row: () => {} }).finally(() => (done = true)),
+    );
+  } catch (err) {
+    if (own.sent && isCancelled(err)) throw cancelledBy(watch?.signal);
+    throw err;
+  } finally {
+    own.finished = done;
+    if (own.sent) await own.sent;
+  }
+}
+
 // What became of a statement whose answer was over a limit (the 53400's detail): a 507 for an
 // INSERT … RETURNING says whether the row is there.
 const COMPLETED_OVER_LIMIT = "The statement ran to completion; only its answer was over the limit. Outside a transaction, its changes are committed.";
@@ -149,9 +173,7 @@ export async function runBatch<M extends ResultMode>(
     session.lease(async (tx) => {
       const budget = new Budget(limits);
       const watch = disconnect && { disconnect };
-      const control = async (text: string) => {
-        await tx.run({ text, params: [], prepare: false, row: () => {} });
-      };
+      const control = (text: string) => runControl(tx, text, watch, session);
       let committing = false;
       try {
         try {

@@ -169,7 +169,7 @@ export class Pools implements Coordinator {
   private create(database: string, user: string): Entry {
     const preparable = this.settings.preparedStatements ?? 100;
     // The text formats the typed values and Neon's clients rely on, and the statement timeout.
-    const parameters: [string, string][] = [["application_name", "hbagate"], ...Object.entries(driverOptions(this.settings, database, user).connection).map(([k, v]): [string, string] => [k, String(v)])];
+    const parameters: [string, string][] = [["client_encoding", "UTF8"], ["application_name", "hbagate"], ...Object.entries(driverOptions(this.settings, database, user).connection).map(([k, v]): [string, string] => [k, String(v)])];
     const open = () =>
       new PoolConnection(async () => {
         // A role with configured credentials logs in with them (the latest that logged in, mid-rotation);

@@ -68,6 +68,13 @@ const ended = () => Object.assign(new Error("the server session ended"), { code:
 /** The error a statement whose plan went stale under DDL fails with; re-prepared, it runs. */
 const STALE_PLAN = "cached plan must not change result type";
 
+/** Errors the server answered a statement's Bind with: nothing of the statement ran. */
+const failedAtBind = new WeakSet<Error>();
+
+/** What a row or columns callback threw: the statement's error, the connection unharmed. */
+const callbackError = (err: unknown): Error =>
+  err instanceof GatewayError ? err : new GatewayError({ code: SQLSTATE.internalError, message: "the answer could not be read" }, { cause: err });
+
 const utf8 = new TextDecoder();
 const encoder = new TextEncoder();
 const message = (type: string, build: (w: MessageWriter) => MessageWriter = (w) => w) => build(new MessageWriter()).finish(type);
@@ -145,6 +152,8 @@ export class WireConnection {
   private pending: Uint8Array[] = [];
   private closed: Error | undefined;
   private resetReady = false;
+  /** The session's client_encoding, as the server last reported it (ParameterStatus); logged in as UTF8. */
+  private encoding = "UTF8";
   /**
    * Statements this connection has named on the server, counted in the
    * order the server answered (ParseComplete, CloseComplete): the reset's
@@ -218,7 +227,10 @@ export class WireConnection {
     try {
       return await this.once(call, prelude);
     } catch (err) {
-      if (err instanceof GatewayError && err.fields.message === STALE_PLAN && call.prepare && this.status === "I") {
+      // Only a plan found stale when the statement was bound: the same words from inside a
+      // statement that ran (a procedure that committed, then ran a stale plan of its own) mean
+      // work was done, and running it again would do it twice.
+      if (err instanceof GatewayError && err.fields.message === STALE_PLAN && failedAtBind.has(err) && call.prepare && this.status === "I") {
         const name = this.prepared.get(call.text);
         this.prepared.delete(call.text);
         if (name !== undefined) this.send([close(name), SYNC], this.closing());
@@ -229,6 +241,8 @@ export class WireConnection {
   }
 
   private once(call: StatementCall, prelude: Prelude | undefined): Promise<Completion> {
+    const foreign = this.foreignEncoding();
+    if (foreign) return Promise.reject(foreign);
     const parts: Uint8Array[] = [];
     // The Parses in this exchange, in order: each ParseComplete names the statement it prepared.
     const parsing: [text: string, name: string][] = [];
@@ -250,9 +264,15 @@ export class WireConnection {
       let error: Error | undefined;
       // The prelude's row and CommandComplete come first; they are not the statement's.
       let preludeOpen = prelude !== undefined;
+      // BindCompletes still to come before the statement's own (the prelude's).
+      let bindsBefore = prelude ? 1 : 0;
+      let bound = false;
       this.send(parts, {
         message: (m) => {
           switch (m.type) {
+            case 0x32 /* 2 BindComplete */:
+              if (bindsBefore-- === 0) bound = true;
+              return;
             case 0x31 /* 1 ParseComplete */: {
               const [text, name] = parsing.shift() ?? ["", ""];
               if (name !== "") {
@@ -263,10 +283,21 @@ export class WireConnection {
             }
             case 0x54 /* T */:
               columns = rowDescription(m.body);
-              call.columns?.(columns);
+              try {
+                call.columns?.(columns);
+              } catch (err) {
+                error ??= callbackError(err);
+              }
               return;
             case 0x44 /* D */:
-              if (!error && !preludeOpen) call.row(dataRow(m.body));
+              if (error || preludeOpen) return;
+              // A row the caller's side cannot take (a value nested too deeply for JSON): the
+              // statement's error; the rest of its answer is read and dropped.
+              try {
+                call.row(dataRow(m.body));
+              } catch (err) {
+                error = callbackError(err);
+              }
               return;
             case 0x43 /* C */:
               if (preludeOpen) preludeOpen = false;
@@ -275,9 +306,12 @@ export class WireConnection {
             case 0x49 /* I EmptyQueryResponse */:
               completion = { command: "", count: null, columns: [] };
               return;
-            case 0x45 /* E */:
-              error = serverError(m.body);
+            case 0x45 /* E */: {
+              const e = serverError(m.body);
+              if (!bound) failedAtBind.add(e);
+              error ??= e;
               return;
+            }
             case 0x47 /* G CopyIn */:
             case 0x48 /* H CopyOut */:
             case 0x57 /* W CopyBoth */:
@@ -289,7 +323,13 @@ export class WireConnection {
               return;
           }
         },
-        ready: () => (error ? reject(error) : resolve(completion ?? { command: "", count: null, columns })),
+        ready: () => {
+          // A statement that changed client_encoding: its text, and every parameter after it,
+          // would no longer be the UTF-8 the gateway reads and writes.
+          error ??= this.foreignEncoding();
+          if (error) reject(error);
+          else resolve(completion ?? { command: "", count: null, columns });
+        },
         fail: reject,
       });
     });
@@ -356,6 +396,8 @@ export class WireConnection {
     }
     // A transaction the request left open: the reset ran inside it, and it is still open.
     if (this.status !== "I") return "dirty";
+    // RESET ALL restores the login's UTF8; a session that is not back to it is not reused.
+    if (this.foreignEncoding()) return "dirty";
     // The check's row: pg_advisory_unlock_all(), the names prepared in SQL, how many the gateway's
     // are. One of the gateway's gone (deallocated, or replaced by SQL's): the reset itself, or the
     // next caller's statement, would run what a caller chose. Not reused.
@@ -383,6 +425,14 @@ export class WireConnection {
   /** Cut at once (a statement whose cancel went unanswered: the server or the network is gone). */
   cut(): void {
     this.destroy(lost());
+  }
+
+  /** An error when the session's client_encoding is no longer UTF-8 (the reset restores it). */
+  private foreignEncoding(): GatewayError | undefined {
+    if (this.encoding === "UTF8") return undefined;
+    return gatewayError(SQLSTATE.featureNotSupported, `client_encoding cannot be changed: hbagate exchanges UTF-8 with the database, and the session was set to ${this.encoding}`, {
+      hint: "Leave client_encoding alone; JSON is UTF-8.",
+    });
   }
 
   /** A Close's exchange: the statement is gone from the server once its CloseComplete comes. */
@@ -421,7 +471,10 @@ export class WireConnection {
     try {
       for (let m = this.reader.next(); m && !this.closed; m = this.reader.next()) {
         const exchange = this.queue[0];
-        if (m.type === 0x5a /* Z */) {
+        if (m.type === 0x53 /* S ParameterStatus */) {
+          const [name, value] = parameterStatus(m.body);
+          if (name === "client_encoding") this.encoding = value.toUpperCase().replace(/[-_]/g, "");
+        } else if (m.type === 0x5a /* Z */) {
           this.status = String.fromCharCode(m.body[0]!) as TransactionStatus;
           this.queue.shift();
           exchange?.ready();
@@ -485,6 +538,12 @@ function dataRow(body: Uint8Array): Values {
 }
 
 /** "INSERT 0 1" -> INSERT, 1; "SELECT 3" -> SELECT, 3; "CREATE TABLE" -> CREATE TABLE, null. */
+/** ParameterStatus: a setting's name and its new value. */
+function parameterStatus(body: Uint8Array): [string, string] {
+  const end = body.indexOf(0);
+  return [utf8.decode(body.subarray(0, end)), utf8.decode(body.subarray(end + 1, body.indexOf(0, end + 1)))];
+}
+
 function commandTag(body: Uint8Array): { command: string; count: number | null } {
   const tag = utf8.decode(body.subarray(0, body.length - 1));
   const m = /^(.*?)(?: \d+)?(?: (\d+))$/.exec(tag);
