@@ -144,6 +144,10 @@ describe("WireConnection", () => {
     await rows(c, "select 1", [], true);
     await rows(c, "do $$ begin execute 'prepare mine as select 1'; end $$");
     assert.equal(await c.reset(), "clean");
+    assert.deepEqual((await rows(c, "select count(*) from pg_prepared_statements where from_sql")).rows, [["0"]]);
+    // Many: the connection is not reused rather than deallocating them one by one.
+    await rows(c, "do $$ begin for i in 1..17 loop execute format('prepare p%s as select 1', i); end loop; end $$");
+    assert.equal(await c.reset(), "dirty");
   });
 
   test("a transaction left open makes the reset dirty", async () => {
