@@ -22,12 +22,11 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const MS = Number(process.env.BENCH_SECONDS ?? 2) * 1000;
 const CONNECTIONS = 10;
 const STATEMENT = "select $1::int as n";
-// The reset as postgres.js ran it, one simple query whose last statement also tells whether a
-// transaction was left open (now() is the transaction's start).
-const RESET_STATEMENTS = [...RESET_COMMANDS, RESET_CHECK.replace(", ARRAY", ", pg_catalog.now() OPERATOR(pg_catalog.=) pg_catalog.statement_timestamp() AS idle, ARRAY")];
+// The reset as one simple query (as the request path sent it through postgres.js).
+const RESET_STATEMENTS = [...RESET_COMMANDS, RESET_CHECK];
 const RESET = RESET_STATEMENTS.join("; ");
 /** The reset's last statement without its look at pg_prepared_statements: what that look costs. */
-const CHECK_WITHOUT_PREPARED = RESET_STATEMENTS.at(-1)!.replace(/, ARRAY\(.*$/, "");
+const CHECK_WITHOUT_PREPARED = "SELECT pg_catalog.pg_advisory_unlock_all()";
 
 const cluster = await startCluster({ settings: { max_connections: "100" } });
 for (const pid of postgresPids(join(cluster.dir, "data"))) setAffinity(pid, "0");
@@ -62,7 +61,7 @@ class Bare {
     await new Promise((resolve, reject) => socket.once("connect", resolve).once("error", reject));
     const bare = new Bare(socket);
     await bare.exchange(new MessageWriter().int32(PROTOCOL_3_0).cstring("user").cstring("bench").cstring("database").cstring("postgres").bytes(new Uint8Array(1)).finish(), 1);
-    await bare.exchange(Buffer.concat([parse("statement", STATEMENT), ...RESET_STATEMENTS.map((t, i) => parse(`reset${i}`, t)), parse("check", CHECK_WITHOUT_PREPARED), parse("newcheck", RESET_CHECK), parse("", RESET_CHECK), sync]), 1);
+    await bare.exchange(Buffer.concat([parse("statement", STATEMENT), ...RESET_STATEMENTS.map((t, i) => parse(`reset${i}`, t)), parse("check", CHECK_WITHOUT_PREPARED), parse("", RESET_CHECK), sync]), 1);
     return bare;
   }
 
@@ -94,6 +93,11 @@ const statement = bindExecute("statement", ["1"]);
 const resetQuery = message("Q", (w) => w.cstring(RESET));
 const resetPrepared = Buffer.concat([...RESET_STATEMENTS.map((_, i) => bindExecute(`reset${i}`, [])), sync]);
 const resetPreparedNoLook = Buffer.concat([...RESET_STATEMENTS.slice(0, -1).map((_, i) => bindExecute(`reset${i}`, [])), bindExecute("check", []), sync]);
+// The reset as the gateway sends it: the commands prepared, the check the unnamed statement (which
+// SQL cannot replace), parsed again only after a one-off statement took its place.
+const commands = RESET_COMMANDS.map((_, j) => bindExecute(`reset${j}`, []));
+const checkParsedEachTime = Buffer.concat([...commands, parse("", RESET_CHECK), bindExecute("", []), sync]);
+const checkUnnamed = Buffer.concat([...commands, bindExecute("", []), sync]);
 const bares = await Promise.all(Array.from({ length: CONNECTIONS }, () => Bare.open()));
 const drivers = Array.from({ length: CONNECTIONS }, () => postgres({ host: "127.0.0.1", port: cluster.port, username: "bench", database: "postgres", max: 1 }));
 const wires = await Promise.all(
@@ -109,14 +113,8 @@ const variants: Record<string, (i: number) => Promise<unknown>> = {
   "bare, statement + reset": (i) => bares[i]!.exchange(Buffer.concat([statement, sync, resetQuery]), 2),
   "bare, statement + prepared reset": (i) => bares[i]!.exchange(Buffer.concat([statement, sync, resetPrepared]), 2),
   "bare, statement + prepared reset, no look at pg_prepared_statements": (i) => bares[i]!.exchange(Buffer.concat([statement, sync, resetPreparedNoLook]), 2),
-  "bare, statement + prepared commands, check parsed each time": (i) =>
-    bares[i]!.exchange(Buffer.concat([statement, sync, ...RESET_COMMANDS.map((_, j) => bindExecute(`reset${j}`, [])), parse("", RESET_CHECK), bindExecute("", []), sync]), 2),
-  "bare, statement + prepared commands, new check named": (i) =>
-    bares[i]!.exchange(Buffer.concat([statement, sync, ...RESET_COMMANDS.map((_, j) => bindExecute(`reset${j}`, [])), bindExecute("newcheck", []), sync]), 2),
-  "bare, statement + prepared commands, new check unnamed, parsed once": (i) =>
-    bares[i]!.exchange(Buffer.concat([statement, sync, ...RESET_COMMANDS.map((_, j) => bindExecute(`reset${j}`, [])), bindExecute("", []), sync]), 2),
-  "bare, statement + prepared commands, simplest statement parsed each time": (i) =>
-    bares[i]!.exchange(Buffer.concat([statement, sync, ...RESET_COMMANDS.map((_, j) => bindExecute(`reset${j}`, [])), parse("", "SELECT 1"), bindExecute("", []), sync]), 2),
+  "bare, statement + prepared commands + the check as the unnamed statement, parsed each time": (i) => bares[i]!.exchange(Buffer.concat([statement, sync, checkParsedEachTime]), 2),
+  "bare, statement + prepared commands + the check as the unnamed statement, parsed once": (i) => bares[i]!.exchange(Buffer.concat([statement, sync, checkUnnamed]), 2),
   "WireConnection (lib/upstream/wire-connection.ts), statement + reset": (i) => Promise.all([wires[i]!.run({ text: STATEMENT, params: ["1"], prepare: true, row: ignore }), wires[i]!.reset()]),
 };
 

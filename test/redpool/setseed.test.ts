@@ -37,4 +37,11 @@ describe("red14: the random() seed outlives the request", () => {
       assert.notEqual(next.body.rows[0].r, Number(expected!.r), "the next caller's random() was chosen by the previous caller");
     }
   });
+
+  test("each request starts from a seed of its own, not one the gateway repeats", async () => {
+    // The same backend, request after request: a fixed reseed would give the same first value.
+    const firsts = new Set<number>();
+    for (let i = 0; i < 5; i++) firsts.add((await postSql(app, { query: "select random() as r" })).body.rows[0].r as number);
+    assert.equal(firsts.size, 5, `random() repeated across requests: ${[...firsts].join(", ")}`);
+  });
 });
