@@ -16,6 +16,7 @@ import { oauthSettings, startIssuer, type Issuer } from "../harness/oauth-issuer
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { postSql, testDeps, testPools } from "../http/deps.ts";
 import { testApp } from "../harness/gateway.ts";
+import { endUserApp, startTodos, type Todos } from "../harness/todos-rls.ts";
 
 const AUDIENCE = "hbagate-test";
 const now = () => Math.floor(Date.now() / 1000);
@@ -184,37 +185,20 @@ describe("oauth: bearer tokens validated against the line's issuer", () => {
 });
 
 describe("oauth: verified claims reach SQL for row-level security, and never outlive their request", () => {
-  let cluster: Cluster;
+  let todos: Todos;
   let pools: Pools;
-  let issuer: Issuer;
   before(async () => {
-    [cluster, issuer] = await Promise.all([startCluster(), startIssuer()]);
-    await cluster.sql.unsafe(`
-      create role enduser login;
-      create table todos (owner text not null, item text not null);
-      alter table todos enable row level security;
-      create policy own on todos
-        using (owner = nullif(current_setting('request.jwt.claims', true), '')::jsonb->>'sub')
-        with check (owner = nullif(current_setting('request.jwt.claims', true), '')::jsonb->>'sub');
-      grant select, insert on todos to enduser;
-    `);
-    await cluster.writeHba("host all enduser 127.0.0.1/32 trust\n", { reload: true });
+    todos = await startTodos();
     // One connection: every request below runs on the same server session.
-    pools = testPools(cluster.port, { max: 1 });
+    pools = testPools(todos.cluster.port, { max: 1 });
   });
   after(async () => {
     await pools?.close();
-    await issuer?.stop();
-    await cluster?.stop();
+    await todos?.stop();
   });
 
   test("two end users of one role, through one pooled connection, each see only their own rows; a forged claim or role does not reach the next request", async () => {
-    const deps = testDeps(pools, `host all enduser 10.0.0.0/8 oauth issuer=${issuer.url} scope=todo delegate_ident_mapping=1`, {
-      caller: { anonymousUser: undefined, bearerRole: { claim: "role", fallback: undefined } },
-    });
-    const app = createApp({ ...deps, oauth: oauthSettings(issuer, deps.log) });
-    const as = async (sub: string) => `Bearer ${await issuer.sign({ sub, role: "enduser", scope: "todo" })}`;
-    const run = async (sub: string, body: unknown) => postSql(app, body, { authorization: await as(sub) });
+    const { run } = endUserApp(todos, pools);
     const mine = async (sub: string) => (await run(sub, { query: "select item, pg_backend_pid() as pid from todos order by item" })).body;
 
     for (const [sub, item] of [["alice", "a1"], ["bob", "b1"], ["alice", "a2"]] as const) {

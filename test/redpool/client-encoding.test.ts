@@ -6,32 +6,20 @@
 // is silently wrong: the gateway should refuse the change or follow it.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import type { Pools } from "../../lib/upstream/pools.ts";
-import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { postSql, testPools } from "../http/deps.ts";
-import { testApp } from "../harness/gateway.ts";
+import { SharedRole } from "./shared-role.ts";
 
 describe("red14: client_encoding changed inside a batch", () => {
-  let cluster: Cluster;
-  let pools: Pools;
-  let app: ReturnType<typeof testApp>;
+  let shared: SharedRole;
   before(async () => {
-    cluster = await startCluster();
-    await cluster.sql.unsafe(`create role app login; create table notes (body text); grant all on notes to app;`);
-    await cluster.writeHba("host all all 127.0.0.1/32 trust\n", { reload: true });
-    pools = testPools(cluster.port, { max: 1 });
-    app = testApp(pools, "host all all all trust\n", { caller: { anonymousUser: "app" } });
+    shared = await SharedRole.start(` create table notes (body text); grant all on notes to app;`);
   });
-  after(async () => {
-    await pools?.close();
-    await cluster?.stop();
-  });
+  after(() => shared?.stop());
 
   test("a parameter is stored as sent, or the batch is refused", async () => {
-    const r = await postSql(app, { queries: [{ query: "set client_encoding = 'LATIN1'" }, { query: "insert into notes values ($1) returning body", params: ["é"] }] });
+    const r = await shared.post({ queries: [{ query: "set client_encoding = 'LATIN1'" }, { query: "insert into notes values ($1) returning body", params: ["é"] }] });
     if (r.status !== 200) return; // refused: fine
     assert.deepEqual(r.body.results[1].rows, [{ body: "é" }]);
-    const [stored] = await cluster.sql`select body from notes`;
+    const [stored] = await shared.cluster.sql`select body from notes`;
     assert.equal(stored!.body, "é", `stored ${JSON.stringify(stored!.body)} while the caller was answered ${JSON.stringify(r.body.results[1].rows)}`);
   });
 });

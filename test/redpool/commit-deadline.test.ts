@@ -6,41 +6,28 @@
 // (HBAGATE_REQUEST_TIMEOUT_MS) after which its statement is cancelled".
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import type { Pools } from "../../lib/upstream/pools.ts";
-import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { postSql, testPools } from "../http/deps.ts";
-import { testApp } from "../harness/gateway.ts";
+import { SharedRole } from "./shared-role.ts";
 
 describe("red14: a batch's COMMIT outlives the request deadline", () => {
-  let cluster: Cluster;
-  let pools: Pools;
-  let app: ReturnType<typeof testApp>;
+  let shared: SharedRole;
   before(async () => {
-    cluster = await startCluster();
-    await cluster.sql.unsafe(`
-      create role app login;
+    shared = await SharedRole.start(`
       create table slow (id int);
       grant all on slow to app;
       create function slow_check() returns trigger language plpgsql as $$ begin perform pg_sleep(8); return null; end $$;
       create constraint trigger slow_at_commit after insert on slow deferrable initially deferred for each row execute function slow_check();
-    `);
-    await cluster.writeHba("host all all 127.0.0.1/32 trust\n", { reload: true });
-    pools = testPools(cluster.port, { max: 1 });
-    app = testApp(pools, "host all all all trust\n", { caller: { anonymousUser: "app" }, requestTimeoutMs: 1000 });
+    `, { requestTimeoutMs: 1000 });
   });
-  after(async () => {
-    await pools?.close();
-    await cluster?.stop();
-  });
+  after(() => shared?.stop());
 
   test("the batch is cancelled at the deadline, COMMIT included", async () => {
     const started = Date.now();
-    const r = await postSql(app, { queries: [{ query: "set statement_timeout = 0" }, { query: "insert into slow values (1)" }] });
+    const r = await shared.post({ queries: [{ query: "set statement_timeout = 0" }, { query: "insert into slow values (1)" }] });
     const took = Date.now() - started;
     assert.ok(took < 4000, `answered after ${took} ms with a 1000 ms deadline: ${r.status} ${JSON.stringify(r.body)}`);
     assert.equal(r.body.error?.code, "57014", JSON.stringify(r.body));
     // Cancelled inside COMMIT's deferred trigger: the batch rolled back, nothing of it kept.
-    const [{ n } = { n: -1 }] = await cluster.sql<{ n: number }[]>`select count(*)::int as n from slow`;
+    const [{ n } = { n: -1 }] = await shared.cluster.sql<{ n: number }[]>`select count(*)::int as n from slow`;
     assert.equal(n, 0);
   });
 });

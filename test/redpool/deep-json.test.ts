@@ -9,34 +9,22 @@
 // for a connection actually lost after the statement was sent.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import type { Pools } from "../../lib/upstream/pools.ts";
-import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { postSql, testPools } from "../http/deps.ts";
-import { testApp } from "../harness/gateway.ts";
+import { SharedRole } from "./shared-role.ts";
 
 describe("red14: deeply nested JSON in a result", () => {
-  let cluster: Cluster;
-  let pools: Pools;
-  let app: ReturnType<typeof testApp>;
+  let shared: SharedRole;
   before(async () => {
-    cluster = await startCluster();
-    await cluster.sql.unsafe(`create role app login`);
-    await cluster.writeHba("host all all 127.0.0.1/32 trust\n", { reload: true });
-    pools = testPools(cluster.port, { max: 1 });
-    app = testApp(pools, "host all all all trust\n", { caller: { anonymousUser: "app" } });
+    shared = await SharedRole.start();
   });
-  after(async () => {
-    await pools?.close();
-    await cluster?.stop();
-  });
+  after(() => shared?.stop());
 
   for (const type of ["json", "jsonb"]) {
     test(`a SELECT of a ${type} nested 10000 deep is not answered as a lost connection`, async () => {
-      const pid = (await postSql(app, { query: "select pg_backend_pid() as pid" })).body.rows[0].pid;
-      const r = await postSql(app, { query: `select (repeat('[', 10000) || repeat(']', 10000))::${type} as j` });
+      const pid = (await shared.post({ query: "select pg_backend_pid() as pid" })).body.rows[0].pid;
+      const r = await shared.post({ query: `select (repeat('[', 10000) || repeat(']', 10000))::${type} as j` });
       assert.notEqual(r.body.error?.code, "08007", `a read answered as of unknown outcome: ${JSON.stringify(r.body)}`);
       assert.ok(r.status < 500, JSON.stringify(r.body));
-      const after = (await postSql(app, { query: "select pg_backend_pid() as pid" })).body.rows[0].pid;
+      const after = (await shared.post({ query: "select pg_backend_pid() as pid" })).body.rows[0].pid;
       assert.equal(after, pid, "the pooled connection was cut by a caller's SELECT");
     });
   }

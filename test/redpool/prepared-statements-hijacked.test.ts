@@ -5,43 +5,19 @@
 // Promised: nothing one request leaves on the session reaches the next (another end user's).
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { createApp } from "../../lib/http/app.ts";
-import type { Pools } from "../../lib/upstream/pools.ts";
-import { oauthSettings, startIssuer, type Issuer } from "../harness/oauth-issuer.ts";
-import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { postSql, testDeps, testPools } from "../http/deps.ts";
+import { endUserApp, startTodos, type Todos } from "../harness/todos-rls.ts";
 
 describe("red16: an end user deallocates or replaces the gateway's own prepared statements", () => {
-  let cluster: Cluster;
-  let issuer: Issuer;
+  let todos: Todos;
   before(async () => {
-    [cluster, issuer] = await Promise.all([startCluster(), startIssuer()]);
-    await cluster.sql.unsafe(`
-      create role enduser login;
-      create table todos (owner text not null, item text not null);
-      alter table todos enable row level security;
-      create policy own on todos
-        using (owner = nullif(current_setting('request.jwt.claims', true), '')::jsonb->>'sub')
-        with check (owner = nullif(current_setting('request.jwt.claims', true), '')::jsonb->>'sub');
-      grant select, insert on todos to enduser;
-      insert into todos values ('bob', 'bob-1'), ('mallory', 'm1');
-    `);
-    await cluster.writeHba("host all enduser 127.0.0.1/32 trust\n", { reload: true });
+    todos = await startTodos([["bob", "bob-1"], ["mallory", "m1"]]);
   });
-  after(async () => {
-    await issuer?.stop();
-    await cluster?.stop();
-  });
+  after(() => todos?.stop());
 
   /** A fresh one-connection pool (HBAGATE_POOL_MAX=1) and an oauth app over it. */
   const gateway = () => {
-    const pools = testPools(cluster.port, { max: 1 });
-    const deps = testDeps(pools, `host all enduser 10.0.0.0/8 oauth issuer=${issuer.url} scope=todo delegate_ident_mapping=1`, {
-      caller: { anonymousUser: undefined, bearerRole: { claim: "role", fallback: undefined } },
-    });
-    const app = createApp({ ...deps, oauth: oauthSettings(issuer, deps.log) });
-    const run = async (sub: string, query: string) => postSql(app, { query }, { authorization: `Bearer ${await issuer.sign({ sub, role: "enduser", scope: "todo" })}` });
-    return { pools, run };
+    const { pools, run } = endUserApp(todos);
+    return { pools, run: (sub: string, query: string) => run(sub, { query }) };
   };
   const BOBS = "select item from todos order by item";
 

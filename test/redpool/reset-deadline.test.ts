@@ -8,32 +8,19 @@
 // Promise broken: "every request ends by HBAGATE_REQUEST_TIMEOUT_MS".
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import type { Pools } from "../../lib/upstream/pools.ts";
-import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { postSql, testPools } from "../http/deps.ts";
-import { testApp } from "../harness/gateway.ts";
+import { SharedRole } from "./shared-role.ts";
 
 describe("red2: a request's reset outlives the request deadline", () => {
-  let cluster: Cluster;
-  let pools: Pools;
-  let app: ReturnType<typeof testApp>;
+  let shared: SharedRole;
   before(async () => {
-    cluster = await startCluster();
-    await cluster.sql.unsafe(`create role app login;`);
-    await cluster.writeHba("host all all 127.0.0.1/32 trust\n", { reload: true });
-    // connectTimeout 5 s (the reset's bound); the request deadline is 1 s.
-    pools = testPools(cluster.port, { max: 1, connectTimeout: 5 });
-    app = testApp(pools, "host all all all trust\n", { caller: { anonymousUser: "app" }, requestTimeoutMs: 1000 });
-    assert.equal((await postSql(app, { query: "select 1" })).status, 200);
+    shared = await SharedRole.start("", { requestTimeoutMs: 1000, connectTimeout: 5 });
+    assert.equal((await shared.post({ query: "select 1" })).status, 200);
   });
-  after(async () => {
-    await pools?.close();
-    await cluster?.stop();
-  });
+  after(() => shared?.stop());
 
   test("a request with many statements prepared in SQL answers by its deadline", async () => {
     const started = Date.now();
-    const r = await postSql(app, {
+    const r = await shared.post({
       query: `do $$ begin for i in 1..60000 loop execute format('prepare red2_p%s as select 1', i); end loop; end $$`,
     });
     const took = Date.now() - started;

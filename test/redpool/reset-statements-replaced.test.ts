@@ -9,44 +9,20 @@
 // session reaches the next.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { createApp } from "../../lib/http/app.ts";
-import type { Pools } from "../../lib/upstream/pools.ts";
-import { oauthSettings, startIssuer, type Issuer } from "../harness/oauth-issuer.ts";
-import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { postSql, testDeps, testPools } from "../http/deps.ts";
+import { endUserApp, startTodos, type Todos } from "../harness/todos-rls.ts";
 
 describe("red16: an end user replaces the session reset's prepared statements", () => {
-  let cluster: Cluster;
-  let pools: Pools;
-  let issuer: Issuer;
+  let todos: Todos;
   before(async () => {
-    [cluster, issuer] = await Promise.all([startCluster(), startIssuer()]);
-    await cluster.sql.unsafe(`
-      create role enduser login;
-      create table todos (owner text not null, item text not null);
-      alter table todos enable row level security;
-      create policy own on todos
-        using (owner = nullif(current_setting('request.jwt.claims', true), '')::jsonb->>'sub')
-        with check (owner = nullif(current_setting('request.jwt.claims', true), '')::jsonb->>'sub');
-      grant select, insert on todos to enduser;
-      insert into todos values ('bob', 'bob-secret-1'), ('bob', 'bob-secret-2'), ('mallory', 'm1');
-    `);
-    await cluster.writeHba("host all enduser 127.0.0.1/32 trust\n", { reload: true });
-    // One connection: every request below runs on the same server session (HBAGATE_POOL_MAX=1).
-    pools = testPools(cluster.port, { max: 1 });
+    todos = await startTodos([["bob", "bob-secret-1"], ["bob", "bob-secret-2"], ["mallory", "m1"]]);
   });
-  after(async () => {
-    await pools?.close();
-    await issuer?.stop();
-    await cluster?.stop();
-  });
+  after(() => todos?.stop());
 
-  test("mallory's SQL never runs under bob's claims, and bob's rows never reach mallory", async () => {
-    const deps = testDeps(pools, `host all enduser 10.0.0.0/8 oauth issuer=${issuer.url} scope=todo delegate_ident_mapping=1`, {
-      caller: { anonymousUser: undefined, bearerRole: { claim: "role", fallback: undefined } },
-    });
-    const app = createApp({ ...deps, oauth: oauthSettings(issuer, deps.log) });
-    const run = async (sub: string, query: string) => postSql(app, { query }, { authorization: `Bearer ${await issuer.sign({ sub, role: "enduser", scope: "todo" })}` });
+  test("mallory's SQL never runs under bob's claims, and bob's rows never reach mallory", async (t) => {
+    // One connection: every request below runs on the same server session (HBAGATE_POOL_MAX=1).
+    const { pools, run: post } = endUserApp(todos);
+    t.after(() => pools.close());
+    const run = (sub: string, query: string) => post(sub, { query });
 
     // A first request: the reset's statements are prepared behind it.
     const warm = await run("mallory", "select item from todos");

@@ -6,33 +6,21 @@
 // from a fresh random value in the reset.)
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import type { Pools } from "../../lib/upstream/pools.ts";
-import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { postSql, testPools } from "../http/deps.ts";
-import { testApp } from "../harness/gateway.ts";
+import { SharedRole } from "./shared-role.ts";
 
 describe("red14: the random() seed outlives the request", () => {
-  let cluster: Cluster;
-  let pools: Pools;
-  let app: ReturnType<typeof testApp>;
+  let shared: SharedRole;
   before(async () => {
-    cluster = await startCluster();
-    await cluster.sql.unsafe(`create role app login`);
-    await cluster.writeHba("host all all 127.0.0.1/32 trust\n", { reload: true });
-    pools = testPools(cluster.port, { max: 1 });
-    app = testApp(pools, "host all all all trust\n", { caller: { anonymousUser: "app" } });
+    shared = await SharedRole.start();
   });
-  after(async () => {
-    await pools?.close();
-    await cluster?.stop();
-  });
+  after(() => shared?.stop());
 
   test("the next caller's random() is not the sequence an earlier caller seeded", async () => {
     // What random() gives right after setseed(0.42), on a session of its own.
-    const [expected] = await cluster.sql.unsafe(`select setseed(0.42), random() as r`);
+    const [expected] = await shared.cluster.sql.unsafe(`select setseed(0.42), random() as r`);
     for (let i = 0; i < 3; i++) {
-      assert.equal((await postSql(app, { query: "select setseed(0.42)" })).status, 200);
-      const next = await postSql(app, { query: "select random() as r" });
+      assert.equal((await shared.post({ query: "select setseed(0.42)" })).status, 200);
+      const next = await shared.post({ query: "select random() as r" });
       assert.equal(next.status, 200, JSON.stringify(next.body));
       assert.notEqual(next.body.rows[0].r, Number(expected!.r), "the next caller's random() was chosen by the previous caller");
     }
@@ -41,7 +29,7 @@ describe("red14: the random() seed outlives the request", () => {
   test("each request starts from a seed of its own, not one the gateway repeats", async () => {
     // The same backend, request after request: a fixed reseed would give the same first value.
     const firsts = new Set<number>();
-    for (let i = 0; i < 5; i++) firsts.add((await postSql(app, { query: "select random() as r" })).body.rows[0].r as number);
+    for (let i = 0; i < 5; i++) firsts.add((await shared.post({ query: "select random() as r" })).body.rows[0].r as number);
     assert.equal(firsts.size, 5, `random() repeated across requests: ${[...firsts].join(", ")}`);
   });
 });

@@ -7,19 +7,12 @@
 // request. Promise broken: "Exactly once, or say so: a write is never run twice".
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import type { Pools } from "../../lib/upstream/pools.ts";
-import { startCluster, type Cluster } from "../harness/postgres.ts";
-import { postSql, testPools } from "../http/deps.ts";
-import { testApp } from "../harness/gateway.ts";
+import { SharedRole } from "./shared-role.ts";
 
 describe("red14: the stale-plan retry runs a write twice", () => {
-  let cluster: Cluster;
-  let pools: Pools;
-  let app: ReturnType<typeof testApp>;
+  let shared: SharedRole;
   before(async () => {
-    cluster = await startCluster();
-    await cluster.sql.unsafe(`
-      create role app login;
+    shared = await SharedRole.start(`
       create table log (n serial primary key);
       grant all on log to app; grant all on sequence log_n_seq to app;
       -- Writes and commits one row, then EXECUTEs a statement prepared in SQL over a table whose
@@ -36,22 +29,16 @@ describe("red14: the stale-plan retry runs a write twice", () => {
       end $p$;
       grant execute on procedure record_once to app;
     `);
-    await cluster.writeHba("host all all 127.0.0.1/32 trust\n", { reload: true });
-    pools = testPools(cluster.port, { max: 1 });
-    app = testApp(pools, "host all all all trust\n", { caller: { anonymousUser: "app" } });
   });
-  after(async () => {
-    await pools?.close();
-    await cluster?.stop();
-  });
+  after(() => shared?.stop());
 
-  const rows = async () => Number((await cluster.sql`select count(*)::int as n from log`)[0]!.n);
+  const rows = async () => Number((await shared.cluster.sql`select count(*)::int as n from log`)[0]!.n);
 
   test("each request's CALL writes once, prepared or not", async () => {
     // First sighting: unprepared. Second: prepared as hbagate_N, and then retried on the stale-plan message.
     for (let i = 1; i <= 2; i++) {
       const before = await rows();
-      const r = await postSql(app, { query: "call record_once()" });
+      const r = await shared.post({ query: "call record_once()" });
       assert.equal(r.status, 400, JSON.stringify(r.body));
       assert.equal(r.body.error.code, "0A000");
       assert.equal((await rows()) - before, 1, `request ${i}: the procedure's committed insert ran ${(await rows()) - before} times for one request`);
