@@ -50,6 +50,9 @@ export class NotStarted extends Error {
   }
 }
 
+/** Settings up to this many are set by a statement prepared on the connection; more, by one parsed each time. */
+const PREPARED_SETTINGS = 4;
+
 /** What a new connection, or one idle for a while, is asked before a request is written to it (an audit of the server log expects it). */
 export const PROBE = "select 1";
 
@@ -136,7 +139,9 @@ async function leaseOn<T>(
     // The caller's startup parameters, for this request only (the reset undoes them).
     if (settings.length > 0) {
       const calls = settings.map((_, i) => `pg_catalog.set_config($${2 * i + 1}, $${2 * i + 2}, false)`).join(", ");
-      const prelude = { text: `select ${calls}`, params: settings.flat() };
+      // Prepared in the usual shapes (claims, application_name, a few options): a caller choosing
+      // ever more `-c` settings would otherwise leave a named statement per count on the connection.
+      const prelude = { text: `select ${calls}`, params: settings.flat(), prepare: settings.length <= PREPARED_SETTINGS };
       // Carried: the statement runs only once they are set, in one round trip.
       if (carrySettings) conn.carry(prelude);
       else {

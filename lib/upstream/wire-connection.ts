@@ -50,6 +50,8 @@ export interface StatementCall {
 export interface Prelude {
   readonly text: string;
   readonly params: readonly (string | null)[];
+  /** Prepared under a name of this connection's, as a statement's is. */
+  readonly prepare: boolean;
 }
 
 /** What the reset found: the connection as a new request should find it, or not to be reused. */
@@ -258,7 +260,7 @@ export class WireConnection {
       parsing.push([text, name]);
       return name;
     };
-    if (prelude) parts.push(bind(statement(prelude.text, true), prelude.params), EXECUTE);
+    if (prelude) parts.push(bind(statement(prelude.text, prelude.prepare), prelude.params), EXECUTE);
     parts.push(bind(statement(call.text, call.prepare), call.params), DESCRIBE_PORTAL, EXECUTE, SYNC);
     this.sinceReset++;
     return new Promise<Completion>((resolve, reject) => {

@@ -85,7 +85,7 @@ describe("WireConnection", () => {
 
   test("a carried prelude runs ahead of the next statement in its implicit transaction: all or nothing, once", async () => {
     const c = await connect();
-    const claims = { text: "select set_config($1, $2, false)", params: ["app.claims", "alice"] };
+    const claims = { text: "select set_config($1, $2, false)", params: ["app.claims", "alice"], prepare: true };
     await cluster.sql.unsafe("create table audit(who text); grant select, insert on audit to wire");
     // The statement sees it; the prelude's own row and tag are not the statement's.
     c.carry(claims);
@@ -95,7 +95,7 @@ describe("WireConnection", () => {
     assert.equal((await rows(c, "select 1")).rows.length, 1);
     assert.equal(await c.reset(), "clean");
     // A prelude that fails: the statement behind it never runs.
-    c.carry({ text: "select set_config($1, $2, false)", params: ["not a valid name", "x"] });
+    c.carry({ text: "select set_config($1, $2, false)", params: ["not a valid name", "x"], prepare: true });
     await assert.rejects(() => rows(c, "insert into audit values ('written without claims')"), GatewayError);
     assert.deepEqual((await rows(c, "select count(*) from audit")).rows, [["0"]]);
     // A statement that fails rolls the prelude back with it.
@@ -110,6 +110,12 @@ describe("WireConnection", () => {
     await rows(c, "alter table shape2 add column b text default 'two'");
     c.carry({ ...claims, params: ["app.claims", "carol"] });
     assert.deepEqual((await rows(c, query, [], true)).rows, [["1", "two", "carol"]]);
+    // Unprepared: it leaves no statement named on the connection.
+    const named = async () => (await rows(c, "select count(*) from pg_prepared_statements where not from_sql")).rows[0]![0];
+    const before = await named();
+    c.carry({ text: "select set_config($1, $2, false), set_config($3, $4, false)", params: ["app.a", "1", "app.b", "2"], prepare: false });
+    assert.deepEqual((await rows(c, "select current_setting('app.b')")).rows, [["2"]]);
+    assert.equal(await named(), before);
   });
 
   test("the reset behind a statement: one write, and what the request left is gone", async () => {
