@@ -26,33 +26,27 @@ async function runOne<M extends ResultMode>(
   const sink = sinkFor(mode, session.arrayTypes());
   const rows: unknown[] = [];
   let exceeded: GatewayError | undefined;
-  let done = false;
   const own = new OwnCancel(conn.key, session.cancels);
   let completion: Completion;
   try {
-    completion = await cancellable(
-      watch,
-      () => own.send(),
-      () => conn.cut(),
-      () => {
-        // Always the extended protocol, parameters or not: one statement per query, as Neon does.
-        const running = conn.run({
-          text: s.query,
-          params: (s.params ?? []).map(parameterText),
-          prepare,
-          columns: (columns) => sink.columns(columns),
-          row(values) {
-            if (exceeded) return;
-            const { value, size } = sink.row(values);
-            exceeded = budget.take(size);
-            if (exceeded) own.send();
-            else rows.push(value);
-          },
-        });
-        sent?.();
-        return running.finally(() => (done = true));
-      },
-    );
+    completion = await underOwnCancel(own, conn, watch, () => {
+      // Always the extended protocol, parameters or not: one statement per query, as Neon does.
+      const running = conn.run({
+        text: s.query,
+        params: (s.params ?? []).map(parameterText),
+        prepare,
+        columns: (columns) => sink.columns(columns),
+        row(values) {
+          if (exceeded) return;
+          const { value, size } = sink.row(values);
+          exceeded = budget.take(size);
+          if (exceeded) own.send();
+          else rows.push(value);
+        },
+      });
+      sent?.();
+      return running;
+    });
   } catch (err) {
     // Over a limit, and the statement did not complete: cancelled (nothing of it kept), or its
     // connection cut under its answer (a write may have committed before the cut).
@@ -61,10 +55,6 @@ async function runOne<M extends ResultMode>(
     // Ours: the caller left, or the request's deadline passed.
     if (own.sent && isCancelled(err)) throw cancelledBy(watch?.signal);
     throw err;
-  } finally {
-    own.finished = done;
-    // The connection is not let go of while the cancel could still reach it (CancelRequests).
-    if (own.sent) await own.sent;
   }
   // Over a limit, yet the statement ran to completion before its cancel landed: a write outside a
   // transaction is committed, and the caller must know it.
@@ -79,17 +69,30 @@ async function runOne<M extends ResultMode>(
  */
 async function runControl(conn: WireConnection, text: string, watch: Watch | undefined, session: Session): Promise<void> {
   const own = new OwnCancel(conn.key, session.cancels);
-  let done = false;
   try {
-    await cancellable(
-      watch,
-      () => own.send(),
-      () => conn.cut(),
-      () => conn.run({ text, params: [], prepare: false, row: () => {} }).finally(() => (done = true)),
-    );
+    await underOwnCancel(own, conn, watch, () => conn.run({ text, params: [], prepare: false, row: () => {} }));
   } catch (err) {
     if (own.sent && isCancelled(err)) throw cancelledBy(watch?.signal);
     throw err;
+  }
+}
+
+/**
+ * `run` (one statement on `conn`) under `own` cancel: sent when the caller
+ * leaves or the deadline passes (or by `run` itself, over a limit), the
+ * connection cut if it goes unanswered. It settles only once that cancel can
+ * no longer reach the connection (CancelRequests), so the connection is not
+ * let go of before.
+ */
+async function underOwnCancel<T>(own: OwnCancel, conn: WireConnection, watch: Watch | undefined, run: () => Promise<T>): Promise<T> {
+  let done = false;
+  try {
+    return await cancellable(
+      watch,
+      () => own.send(),
+      () => conn.cut(),
+      () => run().finally(() => (done = true)),
+    );
   } finally {
     own.finished = done;
     if (own.sent) await own.sent;

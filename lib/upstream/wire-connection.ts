@@ -12,7 +12,7 @@
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
 import { MessageReader, MessageWriter, serverError, type Message } from "../wire/protocol.ts";
 import { RESEED, RESET_CHECK, RESET_COMMANDS } from "./session-reset.ts";
-import { ANSWER_TOO_LARGE, SESSION_ENDED } from "./errors.ts";
+import { ANSWER_TOO_LARGE, answerTooLarge, SESSION_ENDED } from "./errors.ts";
 import type { ServerStream } from "./session-connection.ts";
 
 /** A result column, as RowDescription describes it. */
@@ -503,7 +503,7 @@ export class WireConnection {
   private lose(err: Error | undefined): void {
     if (this.closed) return;
     this.closed = err ?? lost();
-    const failure = err instanceof GatewayError || (err as { code?: unknown } | undefined)?.code === ANSWER_TOO_LARGE ? err! : lost(err);
+    const failure = err instanceof GatewayError || answerTooLarge(err) ? err! : lost(err);
     for (const exchange of this.queue.splice(0)) exchange.fail(failure);
   }
 }
