@@ -79,8 +79,39 @@ describe("WireConnection", () => {
     await rows(c, "create temp table shape(a int)");
     await rows(c, "insert into shape values (1)");
     assert.deepEqual((await rows(c, "select * from shape", [], true)).rows, [["1"]]);
+    const named = async () => (await rows(c, "select count(*) from pg_prepared_statements where not from_sql")).rows[0]![0];
+    const before = await named();
     await rows(c, "alter table shape add column b text default 'two'");
     assert.deepEqual((await rows(c, "select * from shape", [], true)).rows, [["1", "two"]]);
+    // The stale one is closed on the server, not left beside its replacement.
+    assert.equal(await named(), before);
+  });
+
+  test("a plan found stale inside a procedure that committed is not run again, with a prelude carried or not", async () => {
+    await cluster.sql.unsafe(`
+      create table calls (n serial primary key); grant all on calls to wire; grant all on sequence calls_n_seq to wire;
+      create procedure call_once() language plpgsql as $p$
+      declare k text := 'p' || floor(random() * 1e9)::bigint;
+      begin
+        insert into calls default values;
+        commit;
+        execute format('create temp table %I (a int)', k);
+        execute format('prepare %I as select * from %I', k, k);
+        execute format('alter table %I add column b int', k);
+        execute format('execute %I', k);
+      end $p$;
+      grant execute on procedure call_once to wire;`);
+    const c = await connect();
+    const count = async () => Number((await cluster.sql`select count(*)::int as n from calls`)[0]!.n);
+    for (const prelude of [undefined, { text: "select set_config($1, $2, false)", params: ["app.claims", "x"], prepare: true }]) {
+      // Twice each: the second is prepared, and its error is the one a retry would take for a stale plan.
+      for (let i = 0; i < 2; i++) {
+        const before = await count();
+        c.carry(prelude);
+        await assert.rejects(() => rows(c, "call call_once()", [], true), GatewayError);
+        assert.equal(await count(), before + 1, `one row per call (prelude: ${prelude !== undefined}, call ${i + 1})`);
+      }
+    }
   });
 
   test("a carried prelude runs ahead of the next statement in its implicit transaction: all or nothing, once", async () => {
