@@ -14,10 +14,9 @@ export const SESSION_ENDED = "HBAGATE_SESSION_ENDED";
 export const sessionEnded = (err: unknown): boolean => (err as { code?: unknown } | null)?.code === SESSION_ENDED;
 
 /**
- * The error a pool connection's query fails with when the server's answer to
- * the last request written grew past `maxAnswerBytes`: the connection is cut
- * before postgres.js, which holds a message whole until it has all of it,
- * buffers one row larger than any response may be.
+ * The error a pool connection's query fails with when the server announced a
+ * message (a row) larger than `maxAnswerBytes`: the connection is cut before
+ * any of it is held (wire-connection.ts reads a message whole).
  */
 export const ANSWER_TOO_LARGE = "HBAGATE_ANSWER_TOO_LARGE";
 

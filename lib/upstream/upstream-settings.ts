@@ -37,9 +37,10 @@ export interface UpstreamSettings {
   /** Distinct statements a pool may run as prepared statements (0: none); default 100. */
   readonly preparedStatements?: number;
   /**
-   * Bytes a pool connection may receive in answer to one request before it is
-   * cut (upstream-socket.ts): a bound on what one row can make the driver
-   * hold, set above any response the gateway would send. Unset: none.
+   * Bytes one message (a row) from the server may announce before the pool
+   * connection is cut (wire-connection.ts): a bound on what one row can make
+   * the gateway hold, set above any response it would send. Unset: 1 GiB,
+   * PostgreSQL's own limit.
    */
   readonly maxAnswerBytes?: number;
   /** TLS to the upstream (postgres.js `ssl`): false, "require" (unverified), or verification against `ca` (else Node's roots and NODE_EXTRA_CA_CERTS). */
