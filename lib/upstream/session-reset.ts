@@ -13,7 +13,8 @@
 // - currval/lastval: DISCARD SEQUENCES; advisory locks: pg_advisory_unlock_all();
 // - statements prepared in SQL (from a DO block; the PREPARE keyword itself is
 //   refused): listed here, deallocated by name;
-// - random()'s seed (setseed(), which DISCARD ALL keeps): a new one each time.
+// - random()'s seed (setseed(), which DISCARD ALL keeps): a new one each time,
+//   drawn by the check below.
 // A transaction left open (the status in the reset's ReadyForQuery), any
 // failure of the reset, or a statement the gateway named that is no longer
 // its own (a DO block can DEALLOCATE and PREPARE under any name, the reset's
@@ -27,22 +28,20 @@ export const RESET_COMMANDS = ["RESET ALL", "SET SESSION AUTHORIZATION DEFAULT",
 /**
  * The reset's last statement, the unnamed statement (a caller's SQL can
  * replace any named one, never the unnamed): advisory locks; the names of
- * statements prepared in SQL (deallocated by name); and how many statements
- * the protocol named, which must be the gateway's count (fewer: a caller
+ * statements prepared in SQL (deallocated by name); how many statements the
+ * protocol named, which must be the gateway's count (fewer: a caller
  * deallocated or replaced one of the gateway's, and the connection is not
- * reused). Without parameters, so that PostgreSQL keeps its plan (an
- * unnamed statement with parameters is planned again at every Bind).
- * Schema-qualified throughout, with no operator: RESET ALL restores the
- * role's own search_path, which the role may have set (ALTER ROLE … SET)
- * to put a schema of its own first.
+ * reused); and a new seed for random(), from PostgreSQL's strong source
+ * (gen_random_uuid(), hashed to 64 bits, scaled into setseed()'s [-1, 1)):
+ * what a caller's setseed() left, which even DISCARD ALL keeps, is not the
+ * next caller's sequence. Without parameters, so that PostgreSQL keeps its
+ * plan (an unnamed statement with parameters is planned again at every
+ * Bind), and the same bytes every time. Schema-qualified throughout, with
+ * no operator: RESET ALL restores the role's own search_path, which the
+ * role may have set (ALTER ROLE … SET) to put a schema of its own first.
  */
 export const RESET_CHECK =
   "SELECT pg_catalog.pg_advisory_unlock_all(), pg_catalog.array_agg(name) FILTER (WHERE from_sql) AS prepared, " +
-  "pg_catalog.count(*) FILTER (WHERE NOT from_sql) AS named FROM pg_catalog.pg_prepared_statement()";
-
-/**
- * A new seed for random(), from a strong source (bound by the gateway): what
- * a caller's setseed() left, which even DISCARD ALL keeps, is not the next
- * caller's sequence.
- */
-export const RESEED = "SELECT pg_catalog.setseed($1)";
+  "pg_catalog.count(*) FILTER (WHERE NOT from_sql) AS named, " +
+  "pg_catalog.setseed(pg_catalog.float8div(CAST(pg_catalog.hashtextextended(CAST(pg_catalog.gen_random_uuid() AS pg_catalog.text), 0) AS pg_catalog.float8), CAST('9223372036854775808' AS pg_catalog.float8))) " +
+  "FROM pg_catalog.pg_prepared_statement()";

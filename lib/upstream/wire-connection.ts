@@ -11,7 +11,7 @@
 // the order they were written, so the answers are matched to a queue.
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
 import { MessageReader, MessageWriter, serverError, type Message } from "../wire/protocol.ts";
-import { RESEED, RESET_CHECK, RESET_COMMANDS } from "./session-reset.ts";
+import { RESET_CHECK, RESET_COMMANDS } from "./session-reset.ts";
 import { ANSWER_TOO_LARGE, answerTooLarge, SESSION_ENDED } from "./errors.ts";
 import type { ServerStream } from "./session-connection.ts";
 
@@ -91,36 +91,63 @@ function parse(name: string, text: string): Uint8Array {
   return message("P", (w) => w.cstring(name).cstring(text).int16(0));
 }
 
+function putInt32(out: Uint8Array, at: number, n: number): void {
+  out[at] = n >>> 24;
+  out[at + 1] = n >>> 16;
+  out[at + 2] = n >>> 8;
+  out[at + 3] = n;
+}
+
+/** Parameters longer than this are encoded on their own, at their exact size: the worst-case bound would triple a large one. */
+const ENCODE_APART = 4096;
+
 /**
  * Bind to the unnamed portal: text parameters of types the server infers,
- * text results. Written into one buffer (every request sends one or more).
+ * text results. Short parameters are encoded straight into one buffer sized
+ * for the worst case (a UTF-16 unit is at most three UTF-8 bytes): every
+ * request sends one or more, and a buffer per parameter is what this saves.
  */
 function bind(name: string, params: readonly (string | null)[]): Uint8Array {
-  const statement = encoder.encode(name);
-  const values = params.map((p) => (p === null ? null : encoder.encode(p)));
-  // Length, the portal's name, the statement's, no parameter formats, the parameters, no result formats.
-  let size = 4 + 1 + statement.length + 1 + 2 + 2 + 2;
-  for (const v of values) size += 4 + (v?.length ?? 0);
-  const out = new Uint8Array(1 + size);
-  const view = new DataView(out.buffer);
-  out[0] = 0x42 /* B */;
-  view.setInt32(1, size);
-  let at = 6;
-  out.set(statement, at);
-  at += statement.length + 1;
-  view.setInt16(at, 0);
-  view.setInt16(at + 2, values.length);
-  at += 4;
-  for (const v of values) {
-    view.setInt32(at, v === null ? -1 : v.length);
-    at += 4;
-    if (v) {
-      out.set(v, at);
-      at += v.length;
+  // Type, length, the portal's name, the statement's, no parameter formats, the parameters, no result formats.
+  let bound = 1 + 4 + 1 + 3 * name.length + 1 + 2 + 2 + 2;
+  let apart: (Uint8Array | undefined)[] | undefined;
+  for (let i = 0; i < params.length; i++) {
+    const p = params[i]!;
+    if (p === null) bound += 4;
+    else if (p.length <= ENCODE_APART) bound += 4 + 3 * p.length;
+    else {
+      apart ??= [];
+      apart[i] = encoder.encode(p);
+      bound += 4 + apart[i]!.length;
     }
   }
-  view.setInt16(at, 0);
-  return out;
+  const out = new Uint8Array(bound);
+  out[0] = 0x42 /* B */;
+  let at = 6 + encoder.encodeInto(name, out.subarray(6)).written;
+  // The name's terminator, then no parameter formats (all text): zero bytes, as allocated.
+  out[at + 3] = params.length >>> 8;
+  out[at + 4] = params.length;
+  at += 5;
+  for (let i = 0; i < params.length; i++) {
+    const p = params[i]!;
+    const encoded = apart?.[i];
+    if (p === null) {
+      putInt32(out, at, -1);
+      at += 4;
+    } else if (encoded) {
+      putInt32(out, at, encoded.length);
+      out.set(encoded, at + 4);
+      at += 4 + encoded.length;
+    } else {
+      const written = encoder.encodeInto(p, out.subarray(at + 4)).written;
+      putInt32(out, at, written);
+      at += 4 + written;
+    }
+  }
+  // No result formats (all text): two zero bytes.
+  at += 2;
+  putInt32(out, 1, at - 1);
+  return out.subarray(0, at);
 }
 
 const close = (name: string) => message("C", (w) => w.bytes(Uint8Array.of(0x53)).cstring(name));
@@ -133,21 +160,28 @@ interface Exchange {
   fail(err: Error): void;
 }
 
-// One implicit transaction (one Sync) for the whole reset: whether the request left a transaction
-// open is the status in its ReadyForQuery, not now() against statement_timestamp(). Each named
-// one is bound with no parameters, but the reseed with a seed.
-const RESET_NAMED = [...RESET_COMMANDS, RESEED];
-/** The commands' Bind and Execute, the same every time. */
-const RESET_COMMANDS_RUN = RESET_COMMANDS.flatMap((_, i) => [bind(`hbagate_reset_${i}`, []), EXECUTE]);
-const RESEED_NAME = `hbagate_reset_${RESET_COMMANDS.length}`;
-const RUN_CHECK = [bind("", []), EXECUTE, SYNC];
-
-/** A seed for the session's random(), from a strong source: what a caller's setseed() left is not the next caller's sequence. */
-function freshSeed(): string {
-  const [high, low] = crypto.getRandomValues(new Uint32Array(2)) as unknown as [number, number];
-  // 52 random bits in [-1, 1), setseed()'s range.
-  return String(((high & 0xfffff) * 2 ** 32 + low) / 2 ** 51 - 1);
+/** One buffer of several messages. */
+function joined(parts: readonly Uint8Array[]): Uint8Array {
+  let size = 0;
+  for (const p of parts) size += p.length;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
+
+// One implicit transaction (one Sync) for the whole reset: whether the request left a transaction
+// open is the status in its ReadyForQuery, not now() against statement_timestamp(). Nothing in it
+// varies by request (the check draws the new seed on the server), so its bytes are made once: the
+// commands prepared under names once per connection, the check parsed as the unnamed statement
+// when a statement run once took its place, and run every time.
+const PREPARE_RESET = joined(RESET_COMMANDS.map((text, i) => parse(`hbagate_reset_${i}`, text)));
+const RUN_COMMANDS = RESET_COMMANDS.flatMap((_, i) => [bind(`hbagate_reset_${i}`, []), EXECUTE]);
+const RUN_RESET = joined([...RUN_COMMANDS, bind("", []), EXECUTE, SYNC]);
+const PARSE_CHECK_AND_RUN_RESET = joined([...RUN_COMMANDS, parse("", RESET_CHECK), bind("", []), EXECUTE, SYNC]);
 
 export class WireConnection {
   private readonly reader: MessageReader;
@@ -184,7 +218,8 @@ export class WireConnection {
     private readonly server: ServerStream,
     maxMessageBytes = MAX_MESSAGE_BYTES,
   ) {
-    this.reader = new MessageReader(maxMessageBytes);
+    // Views of the socket's chunks, not copies: Node allocates a new buffer for every read.
+    this.reader = new MessageReader(maxMessageBytes, { copy: false });
     this.ended = new Promise((resolve) =>
       server.onClose((err) => {
         this.lose(err);
@@ -357,16 +392,12 @@ export class WireConnection {
     const parts: Uint8Array[] = [];
     let preparing = 0;
     if (!this.resetReady) {
-      RESET_NAMED.forEach((text, i) => parts.push(parse(`hbagate_reset_${i}`, text)));
-      preparing = RESET_NAMED.length;
+      parts.push(PREPARE_RESET);
+      preparing = RESET_COMMANDS.length;
       this.resetReady = true;
     }
-    parts.push(...RESET_COMMANDS_RUN, bind(RESEED_NAME, [freshSeed()]), EXECUTE);
-    if (!this.unnamedIsCheck) {
-      parts.push(parse("", RESET_CHECK));
-      this.unnamedIsCheck = true;
-    }
-    parts.push(...RUN_CHECK);
+    parts.push(this.unnamedIsCheck ? RUN_RESET : PARSE_CHECK_AND_RUN_RESET);
+    this.unnamedIsCheck = true;
     this.sinceReset = 0;
     let row: Values | undefined;
     let expected = -1;
@@ -380,7 +411,7 @@ export class WireConnection {
               preparing--;
               this.namedOnServer++;
             } else if (m.type === 0x43) completed++;
-            else if (m.type === 0x44 && completed === RESET_NAMED.length) {
+            else if (m.type === 0x44 && completed === RESET_COMMANDS.length) {
               // The check's row, and what the server should hold as it ran.
               row = dataRow(m.body);
               expected = this.namedOnServer;
@@ -458,15 +489,7 @@ export class WireConnection {
     const parts = this.pending;
     this.pending = [];
     if (this.closed || parts.length === 0) return;
-    let size = 0;
-    for (const p of parts) size += p.length;
-    const out = new Uint8Array(size);
-    let at = 0;
-    for (const p of parts) {
-      out.set(p, at);
-      at += p.length;
-    }
-    this.server.write(out);
+    this.server.write(parts.length === 1 ? parts[0]! : joined(parts));
   }
 
   private data(chunk: Uint8Array): void {
@@ -508,28 +531,30 @@ export class WireConnection {
   }
 }
 
+const int32 = (b: Uint8Array, at: number) => (b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!;
+const int16 = (b: Uint8Array, at: number) => ((b[at]! << 24) | (b[at + 1]! << 16)) >> 16;
+
 function rowDescription(body: Uint8Array): Column[] {
-  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
-  const n = view.getInt16(0);
+  const n = int16(body, 0);
   const columns: Column[] = [];
   let at = 2;
   for (let i = 0; i < n; i++) {
     const end = body.indexOf(0, at);
     const name = utf8.decode(body.subarray(at, end));
     at = end + 1;
-    columns.push({ name, table: view.getInt32(at), number: view.getInt16(at + 4), type: view.getInt32(at + 6), size: view.getInt16(at + 10), modifier: view.getInt32(at + 12) });
+    columns.push({ name, table: int32(body, at), number: int16(body, at + 4), type: int32(body, at + 6), size: int16(body, at + 10), modifier: int32(body, at + 12) });
     at += 18;
   }
   return columns;
 }
 
+// Read by hand rather than through a DataView: one per row costs more than the row's own reading.
 function dataRow(body: Uint8Array): Values {
-  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
-  const n = view.getInt16(0);
+  const n = int16(body, 0);
   const values: (Uint8Array | null)[] = new Array(n);
   let at = 2;
   for (let i = 0; i < n; i++) {
-    const length = view.getInt32(at);
+    const length = int32(body, at);
     at += 4;
     if (length < 0) values[i] = null;
     else {

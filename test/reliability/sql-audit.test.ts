@@ -3,7 +3,7 @@
 // caller's role, plus a fixed set of transaction statements. Nothing the
 // gateway builds from request data is spliced into SQL.
 import assert from "node:assert/strict";
-import { RESEED, RESET_CHECK, RESET_COMMANDS } from "../../lib/upstream/session-reset.ts";
+import { RESET_CHECK, RESET_COMMANDS } from "../../lib/upstream/session-reset.ts";
 import { ARRAY_TYPES } from "../../lib/query/typed-values.ts";
 import { PROBE } from "../../lib/upstream/session.ts";
 import { after, before, describe, test } from "node:test";
@@ -76,7 +76,6 @@ describe("SQL audit", () => {
       "commit",
       ...RESET_COMMANDS,
       RESET_CHECK,
-      RESEED,
       PROBE,
       ARRAY_TYPES,
     ]);

@@ -56,6 +56,18 @@ describe("WireConnection", () => {
     assert.equal((await rows(c, "")).command, "");
   });
 
+  test("parameters arrive as the caller wrote them: multibyte, surrogate pairs, long ones encoded apart, NULL and empty among them", async () => {
+    const c = await connect();
+    // 4,097 UTF-16 units and more are encoded on their own; shorter ones into the Bind's own buffer.
+    const long = "ä€😀x".repeat(1200);
+    const params = ["héllo", "😀", null, "", long, "z".repeat(4096), "€".repeat(4097)];
+    for (const prepare of [false, true, true]) {
+      const r = await rows(c, "select $1::text a, $2::text b, $3::text c, $4::text d, $5::text e, $6::text f, $7::text g, octet_length($5::text) n", params, prepare);
+      assert.deepEqual(r.rows[0]!.slice(0, 7), params);
+      assert.equal(r.rows[0]![7], String(new TextEncoder().encode(long).length));
+    }
+  });
+
   test("a prepared statement is parsed once per connection and runs with new parameters", async () => {
     const c = await connect();
     const query = "select $1::int * 2 as twice";

@@ -33,7 +33,8 @@ describe("wire protocol framing", () => {
           all.set(e, at);
           at += e.length;
         }
-        const reader = new MessageReader(1 << 20);
+        // Copies (a session's reader) and views of the chunks (a pool connection's): the same messages.
+        const reader = new MessageReader(1 << 20, { copy: points.length % 2 === 0 });
         const scanner = new BoundaryScanner(1 << 20);
         const out: { type: number; body: number[] }[] = [];
         const started: number[] = [];
@@ -59,6 +60,10 @@ describe("wire protocol framing", () => {
     big.push(new Uint8Array([0x51, 0, 0, 0x10, 0]));
     assert.throws(() => big.next(), (e: { code?: string }) => e.code === "54000");
     assert.equal(new BoundaryScanner(1024).scan(new Uint8Array([0x51, 0, 0, 0x10, 0])), undefined);
+    // A length with its top bit set is negative, as PostgreSQL reads an int32: a violation, not a large message.
+    const negative = new MessageReader(1 << 30);
+    negative.push(new Uint8Array([0x51, 0x80, 0, 0, 0]));
+    assert.throws(() => negative.next(), (e: { code?: string }) => e.code === "08P01");
   });
 
   test("startup packets: parameters in order, layout and UTF-8 checked", () => {
