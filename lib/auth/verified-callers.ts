@@ -38,7 +38,8 @@ export interface VerifiedCallersOptions {
 }
 
 export class VerifiedCallers {
-  private readonly entries: LRUCache<string, true> | undefined;
+  /** What each verification found (`true` where it found nothing to keep). */
+  private readonly entries: LRUCache<string, object | true> | undefined;
   /** Counts clear()s: a verification that began before a reload must not be remembered after it. */
   private generation = 0;
   private readonly mac: KeyedMac;
@@ -48,7 +49,7 @@ export class VerifiedCallers {
     // has() leaves an entry's place alone, so the first to go is the least recently verified.
     this.entries =
       options.ttlMs > 0 && options.maxEntries > 0
-        ? new LRUCache<string, true>({ max: options.maxEntries, ttl: options.ttlMs, ttlResolution: 0, perf: { now: options.now ?? Date.now } })
+        ? new LRUCache<string, object | true>({ max: options.maxEntries, ttl: options.ttlMs, ttlResolution: 0, perf: { now: options.now ?? Date.now } })
         : undefined;
   }
 
@@ -61,6 +62,11 @@ export class VerifiedCallers {
     return this.entries?.has(key) ?? false;
   }
 
+  /** What a remembered verification found, or undefined when none is remembered (its place left alone, as has() leaves it). */
+  found(key: string): object | true | undefined {
+    return this.entries?.peek(key);
+  }
+
   /** Taken when a verification starts, and handed to remember(). */
   get epoch(): number {
     return this.generation;
@@ -70,11 +76,14 @@ export class VerifiedCallers {
    * Remember a success that began at `epoch`, for the TTL or for `forMs` when
    * that is shorter (a token's remaining life). Not when the cache was cleared
    * since (a reload may have changed the line it was checked under).
+   * `found`: what the verification established (a token's verified claims),
+   * handed back by found() so that a request it covers need not work it out
+   * again; never a credential.
    */
-  remember(key: string, epoch: number, forMs?: number): void {
+  remember(key: string, epoch: number, forMs?: number, found: object | true = true): void {
     if (epoch !== this.generation) return;
-    if (forMs === undefined) this.entries?.set(key, true);
-    else if (forMs > 0) this.entries?.set(key, true, { ttl: Math.min(forMs, this.entries.ttl) });
+    if (forMs === undefined) this.entries?.set(key, found);
+    else if (forMs > 0) this.entries?.set(key, found, { ttl: Math.min(forMs, this.entries.ttl) });
   }
 
   clear(): void {

@@ -251,7 +251,7 @@ function boundedIdentity(rule: HbaRule, caller: Caller, verified: Verified | voi
  * row-level security (PostgREST's request.jwt.claims); none for other methods.
  */
 function claimSettings(verified: Verified | void): StartupSettings {
-  return verified?.claims ? [["request.jwt.claims", JSON.stringify(verified.claims)]] : [];
+  return verified?.claims ? [["request.jwt.claims", verified.claimsJson ?? JSON.stringify(verified.claims)]] : [];
 }
 
 /** The client's answer to a password request, as the credential the line's method checks. */

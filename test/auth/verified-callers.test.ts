@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { javascriptMac, VerifiedCallers } from "../../lib/auth/verified-callers.ts";
 import { nodeMac } from "../../lib/node/node-mac.ts";
+import { rememberedFinding, type Verifiers } from "../../lib/auth/methods/verifiers.ts";
 
 describe("verified-caller cache", () => {
   test("remembers for the TTL, then forgets", async () => {
@@ -16,6 +17,28 @@ describe("verified-caller cache", () => {
     // Past the TTL (the millisecond at exactly 500 is the cache library's to call).
     now += 2;
     assert.equal(c.has(k), false);
+  });
+
+  test("a remembered finding comes back without a second verification, for the verification's own life, and not across a clear()", async () => {
+    let now = 1000;
+    const cache = new VerifiedCallers({ ttlMs: 60_000, maxEntries: 10, now: () => now });
+    const verifiers = { cache } as unknown as Verifiers;
+    let verified = 0;
+    const check = (token: string, forMs: number) =>
+      rememberedFinding(verifiers, ["rule", "alice", token], async () => ({ found: { claims: { sub: token }, n: ++verified }, forMs }));
+    const first = await check("token-a", 500);
+    assert.deepEqual(first, { claims: { sub: "token-a" }, n: 1 });
+    assert.equal(await check("token-a", 500), first, "the second request verified again");
+    assert.equal((await check("token-b", 500)).n, 2, "another token was taken for the first");
+    now += 501;
+    assert.equal((await check("token-a", 500)).n, 3, "a finding outlived its token");
+    // A verification under way when the cache is cleared (a reload) is not remembered.
+    const slow = rememberedFinding(verifiers, ["rule", "alice", "token-c"], async () => {
+      cache.clear();
+      return { found: { n: ++verified }, forMs: 500 };
+    });
+    assert.equal((await slow).n, 4);
+    assert.equal((await check("token-c", 500)).n, 5);
   });
 
   test("both MACs are HMAC-SHA-256 (RFC 4231, test case 2)", () => {

@@ -6,13 +6,13 @@
 // requested role, map to it through `map=`, or — with
 // delegate_ident_mapping=1 — the token's role claim must name it.
 // Every refusal reads the same to the caller (28000); why goes to the log.
-import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type CryptoKey, type JWTPayload, type JWTVerifyOptions } from "jose";
+import { decodeProtectedHeader, errors as joseErrors, jwtVerify, type CryptoKey, type JWTPayload, type JWTVerifyOptions } from "jose";
 import { bearerOf } from "../../connection/caller.ts";
 import { gatewayError, GatewayError, SQLSTATE } from "../../errors.ts";
 import type { OAuthOptions } from "../../hba/rule.ts";
 import { identAllows } from "../../ident/ident.ts";
 import type { OAuthSettings } from "../oauth/settings.ts";
-import { remembered, type MethodCheck } from "./verifiers.ts";
+import { rememberedFinding, type MethodCheck, type Verified } from "./verifiers.ts";
 import { refusedBy } from "../messages.ts";
 
 const failed = (user: string) => gatewayError(SQLSTATE.invalidAuthorizationSpecification, `OAuth bearer authentication failed for user "${user}"`);
@@ -52,8 +52,9 @@ export const checkOAuth: MethodCheck<{ readonly name: "oauth"; readonly map: str
     verifiers.log({ level: "error", msg: "an oauth line matched but OAuth is not configured on this runtime", file: rule.file, line: rule.line });
     throw gatewayError(SQLSTATE.sqlclientUnableToEstablishSqlconnection, "could not fetch the OAuth issuer's signing keys");
   }
-  // A token verified before is remembered until it expires, never longer.
-  await remembered(verifiers, [rule.file, String(rule.line), method.name, user, token], async () => {
+  // A token verified before is remembered until it expires, never longer, with what it was found
+  // to say: the cache key is the whole token, so its claims are the ones verified, then or now.
+  return rememberedFinding(verifiers, [rule.file, String(rule.line), method.name, user, token], async (): Promise<{ found: Verified; forMs: number }> => {
     let kid: string | undefined;
     try {
       kid = decodeProtectedHeader(token).kid;
@@ -94,9 +95,8 @@ export const checkOAuth: MethodCheck<{ readonly name: "oauth"; readonly map: str
       allowed = identity === user;
     }
     if (!allowed) return refuse(method.map !== undefined ? `no match in usermap "${method.map}" for the token's identity` : "the token does not allow this role", { identity });
-    return (payload.exp ?? 0) * 1000 - Date.now();
+    // Shared by every request the cache covers: frozen, so that none can change what the next one sees.
+    const found: Verified = Object.freeze({ claims: Object.freeze(payload), claimsJson: JSON.stringify(payload), identity });
+    return { found, forMs: (payload.exp ?? 0) * 1000 - Date.now() };
   });
-  // The cache key is the whole token: its claims are the ones verified, then or now.
-  const claims = decodeJwt(token);
-  return { claims, identity: String(claims[settings.identityClaim]) };
 };

@@ -41,6 +41,8 @@ export interface Verifiers {
 /** What a check learned that the request's session should carry: a bearer token's verified claims. */
 export interface Verified {
   readonly claims?: Readonly<Record<string, unknown>>;
+  /** `claims` as JSON text, made once per verification (what request.jwt.claims is set to). */
+  readonly claimsJson?: string;
   /** Who the caller is where that is not the role (a token's subject): bounded on its own in the pools. */
   readonly identity?: string;
 }
@@ -61,4 +63,21 @@ export async function remembered(verifiers: Verifiers, parts: readonly string[],
   await verifiers.beforeVerify?.();
   const forMs = await verify();
   cache.remember(key, epoch, forMs ?? undefined);
+}
+
+/**
+ * remembered(), for a check whose success yields something the request
+ * needs (a token's verified claims): remembered with it, and a request the
+ * cache covers gets it back without verifying or decoding anything again.
+ */
+export async function rememberedFinding<V extends object>(verifiers: Verifiers, parts: readonly string[], verify: () => Promise<{ readonly found: V; readonly forMs: number }>): Promise<V> {
+  const cache = verifiers.cache;
+  const key = cache.keyFor(parts);
+  const known = cache.found(key);
+  if (known !== undefined && known !== true) return known as V;
+  const epoch = cache.epoch;
+  await verifiers.beforeVerify?.();
+  const { found, forMs } = await verify();
+  cache.remember(key, epoch, forMs, found);
+  return found;
 }
