@@ -30,6 +30,8 @@ export function parseTrustedProxies(text: string): TrustedProxies {
       throw new Error(`invalid trusted proxy "${entry}": expected an IP address or CIDR range`);
     }
   }
+  // None (the default): asked on every request, answered without converting the address.
+  if (ranges.length === 0) return { count: 0, contains: () => false };
   return {
     count: ranges.length,
     contains: (a) => {
