@@ -63,6 +63,8 @@ export class Pools implements Coordinator {
     private readonly settings: UpstreamSettings,
     /** Asked at every login, so a rotated password needs no pool rebuild. */
     private readonly credentials: RoleCredentials = NO_CREDENTIALS,
+    /** How a pool connection reaches its server and logs in (a TCP socket; bench/pipeline.ts answers in-process). */
+    private readonly openServer: typeof openServerStream = openServerStream,
   ) {
     if (settings.maxTotal < settings.max) throw new RangeError("maxTotal must be at least max");
     this.room = new WaitingRoom(settings.maxQueue ?? 1000, settings.queueTimeoutMs ?? settings.connectTimeout * 1000);
@@ -175,7 +177,7 @@ export class Pools implements Coordinator {
         // A role with configured credentials logs in with them (the latest that logged in, mid-rotation);
         // otherwise with the caller's own password.
         const password = (await this.credentials.password(user)) ?? entry.password;
-        const server = await openServerStream(this.settings, { database, user, password, parameters });
+        const server = await this.openServer(this.settings, { database, user, password, parameters });
         // An answer past any response's size is cut before any of it is held (maxAnswerBytes).
         const wire = new WireConnection(server, this.settings.maxAnswerBytes);
         if (entry.arrays === undefined) {

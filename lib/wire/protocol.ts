@@ -98,7 +98,9 @@ export interface Message {
  * 4 or above `maxBytes` is refused before anything of it is kept.
  */
 export class MessageReader {
+  /** What has arrived and not been read: the first chunk from `offset` on, then the rest whole. */
   private chunks: Uint8Array[] = [];
+  private offset = 0;
   private buffered = 0;
 
   /**
@@ -121,61 +123,73 @@ export class MessageReader {
     this.buffered += chunk.length;
   }
 
-  /** The first `n` bytes, joined (without consuming them), when that many have arrived. */
-  private peek(n: number): Uint8Array | undefined {
-    if (this.buffered < n) return undefined;
+  /**
+   * Whether the next `n` unread bytes have arrived; if so they are made one
+   * run in the first chunk (joined when they straddle chunks). Read by
+   * offset, not by slicing: a view per step costs more than a message's own
+   * handling.
+   */
+  private arrived(n: number): boolean {
+    if (this.buffered < n) return false;
     const first = this.chunks[0]!;
-    if (first.length >= n) return first.subarray(0, n);
+    if (first.length - this.offset >= n) return true;
     const joined = new Uint8Array(this.buffered);
-    let at = 0;
-    for (const c of this.chunks) {
-      joined.set(c, at);
-      at += c.length;
+    joined.set(first.subarray(this.offset), 0);
+    let at = first.length - this.offset;
+    for (let i = 1; i < this.chunks.length; i++) {
+      joined.set(this.chunks[i]!, at);
+      at += this.chunks[i]!.length;
     }
     this.chunks = [joined];
-    return joined.subarray(0, n);
+    this.offset = 0;
+    return true;
   }
 
+  /** The next `n` bytes (arrived() said so), consumed: a view, or a copy (the caller may keep it while the stream's buffers are reused). */
   private take(n: number): Uint8Array {
-    const bytes = this.peek(n)!;
     const first = this.chunks[0]!;
-    if (first.length === n) this.chunks.shift();
-    else this.chunks[0] = first.subarray(n);
+    const view = first.subarray(this.offset, this.offset + n);
+    this.offset += n;
     this.buffered -= n;
-    // A copy: the caller may keep it while the stream's buffers are reused.
-    return this.options.copy ? bytes.slice() : bytes;
+    if (this.offset === first.length) {
+      this.chunks.shift();
+      this.offset = 0;
+    }
+    return this.options.copy ? view.slice() : view;
   }
 
   /** The startup packet, once whole. */
   startup(): Uint8Array | undefined {
-    const head = this.peek(4);
-    if (!head) return undefined;
-    const length = startupLength(head);
-    return this.buffered >= length ? this.take(length) : undefined;
+    if (!this.arrived(4)) return undefined;
+    const length = startupLength(this.chunks[0]!.subarray(this.offset, this.offset + 4));
+    return this.arrived(length) ? this.take(length) : undefined;
   }
 
   /** The next typed message, once whole. */
   next(): Message | undefined {
-    const head = this.peek(5);
-    if (!head) return undefined;
+    if (!this.arrived(5)) return undefined;
+    const head = this.chunks[0]!;
+    const at = this.offset;
     // Read by hand: a DataView per message costs more than the message's own handling.
-    const length = ((head[1]! << 24) | (head[2]! << 16) | (head[3]! << 8) | head[4]!) | 0;
+    const length = ((head[at + 1]! << 24) | (head[at + 2]! << 16) | (head[at + 3]! << 8) | head[at + 4]!) | 0;
     if (length < 4) throw violation("invalid message length");
     if (length + 1 > this.maxBytes) throw gatewayError(SQLSTATE.programLimitExceeded, `message of ${length + 1} bytes is larger than the ${this.maxBytes} bytes a session message may be`, { severity: "FATAL" });
-    if (this.buffered < length + 1) return undefined;
+    if (!this.arrived(length + 1)) return undefined;
     const bytes = this.take(length + 1);
     return { type: bytes[0]!, bytes, body: bytes.subarray(5) };
   }
 
   /** The type byte of the next message, once it has arrived. */
   nextType(): number | undefined {
-    return this.chunks[0]?.[0];
+    return this.chunks[0]?.[this.offset];
   }
 
   /** Whatever has arrived and not been read, handed on as it is. */
   drain(): Uint8Array[] {
     const out = this.chunks;
+    if (this.offset > 0) out[0] = out[0]!.subarray(this.offset);
     this.chunks = [];
+    this.offset = 0;
     this.buffered = 0;
     return out;
   }
