@@ -17,6 +17,8 @@ export const SQLSTATE = {
   idleSessionTimeout: "57P05",
   idleInTransactionSessionTimeout: "25P03",
   invalidParameterValue: "22023",
+  /** Text with no form in the database's encoding (character_not_in_repertoire): a lone UTF-16 surrogate, which no UTF-8 can carry. */
+  characterNotInRepertoire: "22021",
   programLimitExceeded: "54000",
   featureNotSupported: "0A000",
   /** PostgreSQL's for unreadable COPY input, which the gateway never sends; here: a request body in a format it does not read (415). */
@@ -66,8 +68,13 @@ export interface PgErrorFields {
  */
 export const MAX_ERROR_FIELD_CHARS = 8192;
 
-const bounded = (text: string): string =>
-  text.length <= MAX_ERROR_FIELD_CHARS ? text : `${text.slice(0, MAX_ERROR_FIELD_CHARS)}… (${text.length - MAX_ERROR_FIELD_CHARS} more characters cut by hbagate)`;
+function bounded(text: string): string {
+  if (text.length <= MAX_ERROR_FIELD_CHARS) return text;
+  // Never between the two halves of a character outside the BMP (an emoji): the cut text stays valid Unicode.
+  const high = text.charCodeAt(MAX_ERROR_FIELD_CHARS - 1);
+  const at = high >= 0xd800 && high <= 0xdbff ? MAX_ERROR_FIELD_CHARS - 1 : MAX_ERROR_FIELD_CHARS;
+  return `${text.slice(0, at)}… (${text.length - at} more characters cut by hbagate)`;
+}
 
 export class GatewayError extends Error {
   readonly fields: PgErrorFields;

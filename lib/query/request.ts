@@ -47,6 +47,14 @@ export interface TransactionOptions {
   readonly deferrable?: boolean;
 }
 
+/** Whether a string is whole characters: no UTF-16 surrogate without its other half (String.prototype.isWellFormed, Node 20). */
+const wellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+
+const notUnicode = (what: string) =>
+  gatewayError(SQLSTATE.characterNotInRepertoire, `${what} is not valid Unicode: it holds half of a UTF-16 surrogate pair, which UTF-8 cannot carry`, {
+    hint: "A \\uD800-\\uDFFF escape in JSON must come as a high surrogate followed by a low one.",
+  });
+
 export function parseQueryRequest(value: unknown): QueryRequest {
   const parsed = Body.safeParse(value);
   if (!parsed.success) {
@@ -62,7 +70,12 @@ export function parseQueryRequest(value: unknown): QueryRequest {
   const statements = "queries" in body ? body.queries : [body];
   for (const s of statements) {
     if (s.query.includes("\0")) throw gatewayError(SQLSTATE.invalidParameterValue, "query contains a NUL byte");
+    // Sent on as UTF-8, where a lone surrogate would silently become U+FFFD: refused instead, as
+    // PostgreSQL refuses bytes that are not UTF-8. (A parameter sent as JSON, an object or a list,
+    // keeps its \uD800 escapes as text, and PostgreSQL's JSON input judges them.)
+    if (!wellFormed(s.query)) throw notUnicode("the query");
     (s.params ?? []).forEach((p, i) => {
+      if (typeof p === "string" && !wellFormed(p)) throw notUnicode(`parameter $${i + 1}`);
       if (depth(p) > MAX_PARAM_DEPTH) {
         throw gatewayError(SQLSTATE.invalidParameterValue, `parameter $${i + 1} is nested deeper than ${MAX_PARAM_DEPTH} levels`);
       }

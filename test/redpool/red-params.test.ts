@@ -82,7 +82,16 @@ describe("red: parameters arrive exactly as sent", () => {
         assert.fail(`a lone surrogate was accepted and arrived as ${r.body.rows[0].h.slice(-12)} (U+FFFD is efbfbd), not refused`);
       }
       assert.ok(r.status >= 400 && r.status < 500, `status ${r.status}: ${JSON.stringify(r.body)}`);
+      assert.equal(r.body.error?.code, "22021", JSON.stringify(r.body));
+      assert.match(r.body.error?.message, /^parameter \$1 is not valid Unicode/);
     }
+    // In the query's own text too, where it would change a literal or a name.
+    const q = await post({ query: "select 'a\ud800' as v" });
+    assert.equal(q.status, 400, JSON.stringify(q.body));
+    assert.equal(q.body.error?.code, "22021");
+    // A well-formed pair is a character like any other.
+    const pair = await post({ query: "select $1::text as v", params: ["\ud83d\ude00"] });
+    assert.equal(pair.body.rows?.[0]?.v, "😀", JSON.stringify(pair.body));
   });
 
   test("a NUL in a parameter is refused with a 4xx and a SQLSTATE, and the connection lives on", async () => {

