@@ -3,12 +3,22 @@
 // Hono's bodyLimit middleware does the same but touches `Request.body` on
 // every request, which makes @hono/node-server build a full WHATWG Request
 // and stream (about a tenth of the gateway's CPU per request): here the body
-// is read through `text()`, which the adapter serves straight from the socket.
+// is read through `arrayBuffer()`, which the adapter serves straight from the
+// socket. Bytes that are not UTF-8 are refused (22021), as PostgreSQL refuses
+// them, rather than read as U+FFFD and sent on changed.
 import type { HonoRequest } from "hono";
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
 
 const tooLarge = (max: number): GatewayError => gatewayError(SQLSTATE.programLimitExceeded, `request body exceeds ${max} bytes`);
-const utf8 = new TextDecoder();
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+function decode(bytes: Uint8Array | ArrayBuffer): string {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    throw gatewayError(SQLSTATE.characterNotInRepertoire, "the request body is not valid UTF-8", { hint: "Send JSON encoded as UTF-8." });
+  }
+}
 
 export async function readBodyText(req: HonoRequest, max: number): Promise<string> {
   const declared = req.header("content-length");
@@ -16,7 +26,7 @@ export async function readBodyText(req: HonoRequest, max: number): Promise<strin
     // The HTTP parser holds the body to its declared length; only the declaration needs checking.
     if (!/^\d+$/.test(declared)) throw gatewayError(SQLSTATE.protocolViolation, "invalid Content-Length header");
     if (Number(declared) > max) throw tooLarge(max);
-    return req.text();
+    return decode(await req.arrayBuffer());
   }
   const body = req.raw.body;
   if (!body) return "";
@@ -40,5 +50,5 @@ export async function readBodyText(req: HonoRequest, max: number): Promise<strin
     all.set(c, offset);
     offset += c.byteLength;
   }
-  return utf8.decode(all);
+  return decode(all);
 }

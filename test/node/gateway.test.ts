@@ -101,7 +101,7 @@ describe("the Node server", () => {
   });
 
   /** A request whose body goes out in `chunks` (chunked framing unless a content-length is given). */
-  function rawPost(chunks: readonly string[], headers: Record<string, string> = {}): Promise<Reply> {
+  function rawPost(chunks: readonly (string | Uint8Array)[], headers: Record<string, string> = {}): Promise<Reply> {
     return new Promise((resolve, reject) => {
       const req = httpRequest(
         { socketPath: join(dir, "hbagate.sock"), path: "/v1/postgres/sql", method: "POST", headers: { "content-type": "application/json", authorization: basic("app"), ...headers } },
@@ -129,6 +129,21 @@ describe("the Node server", () => {
     const ok = await rawPost(pieces);
     assert.equal(ok.status, 200, JSON.stringify(ok.body));
     assert.deepEqual(ok.body.rows, [{ t: "ü".repeat(500) }]);
+  });
+
+  test("a body that is not UTF-8 is refused (22021), not read as U+FFFD and sent on", async () => {
+    const [head, tail] = ['{"query":"select $1::text as t","params":["a', 'b"]}'].map((t) => Buffer.from(t));
+    // 0xC3 0x28: a two-byte lead followed by an ASCII byte.
+    const bad = Buffer.concat([head!, Buffer.from([0xc3, 0x28]), tail!]);
+    const declared = await rawPost([bad], { "content-length": String(bad.length) });
+    assert.deepEqual([declared.status, declared.body.error.code, declared.body.error.message], [400, "22021", "the request body is not valid UTF-8"]);
+    const streamed = await rawPost([bad.subarray(0, 10), bad.subarray(10)]);
+    assert.deepEqual([streamed.status, streamed.body.error.code], [400, "22021"]);
+    // A character cut between two chunks is still one character.
+    const euro = Buffer.concat([head!, Buffer.from("€"), tail!]);
+    const cut = head!.length + 1;
+    const whole = await rawPost([euro.subarray(0, cut), euro.subarray(cut)]);
+    assert.deepEqual([whole.status, whole.body.rows], [200, [{ t: "a€b" }]]);
   });
 
   test("a role with configured credentials logs in upstream with them, not the caller's", async () => {
