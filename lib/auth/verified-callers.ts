@@ -46,7 +46,7 @@ export class VerifiedCallers {
 
   constructor(options: VerifiedCallersOptions) {
     this.mac = options.mac ?? javascriptMac();
-    // has() leaves an entry's place alone, so the first to go is the least recently verified.
+    // found() (peek) leaves an entry's place alone, so the first to go is the least recently verified.
     this.entries =
       options.ttlMs > 0 && options.maxEntries > 0
         ? new LRUCache<string, object | true>({ max: options.maxEntries, ttl: options.ttlMs, ttlResolution: 0, perf: { now: options.now ?? Date.now } })
@@ -59,10 +59,10 @@ export class VerifiedCallers {
   }
 
   has(key: string): boolean {
-    return this.entries?.has(key) ?? false;
+    return this.found(key) !== undefined;
   }
 
-  /** What a remembered verification found, or undefined when none is remembered (its place left alone, as has() leaves it). */
+  /** What a remembered verification found (`true`: nothing to keep), or undefined when none is remembered; its place in line is left alone. */
   found(key: string): object | true | undefined {
     return this.entries?.peek(key);
   }

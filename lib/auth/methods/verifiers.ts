@@ -56,25 +56,24 @@ export type MethodCheck<M> = (method: M, caller: Caller, rule: HbaRule, verifier
  * when that is shorter (a token's remaining life).
  */
 export async function remembered(verifiers: Verifiers, parts: readonly string[], verify: () => Promise<number | void>): Promise<void> {
-  const cache = verifiers.cache;
-  const key = cache.keyFor(parts);
-  if (cache.has(key)) return;
-  const epoch = cache.epoch;
-  await verifiers.beforeVerify?.();
-  const forMs = await verify();
-  cache.remember(key, epoch, forMs ?? undefined);
+  await rememberedFinding(verifiers, parts, async () => ({ found: true, forMs: (await verify()) ?? undefined }));
 }
 
 /**
  * remembered(), for a check whose success yields something the request
  * needs (a token's verified claims): remembered with it, and a request the
  * cache covers gets it back without verifying or decoding anything again.
+ * (Keys name the method, so an entry is always the kind its check left.)
  */
-export async function rememberedFinding<V extends object>(verifiers: Verifiers, parts: readonly string[], verify: () => Promise<{ readonly found: V; readonly forMs: number }>): Promise<V> {
+export async function rememberedFinding<V extends object | true>(
+  verifiers: Verifiers,
+  parts: readonly string[],
+  verify: () => Promise<{ readonly found: V; readonly forMs: number | undefined }>,
+): Promise<V> {
   const cache = verifiers.cache;
   const key = cache.keyFor(parts);
   const known = cache.found(key);
-  if (known !== undefined && known !== true) return known as V;
+  if (known !== undefined) return known as V;
   const epoch = cache.epoch;
   await verifiers.beforeVerify?.();
   const { found, forMs } = await verify();
