@@ -20,7 +20,7 @@ import { nodePlatform } from "../lib/node/platform.ts";
 import { Pools } from "../lib/upstream/pools.ts";
 import type { ServerStream } from "../lib/upstream/session-connection.ts";
 import { RESET_CHECK, RESET_COMMANDS } from "../lib/upstream/session-reset.ts";
-import { MessageReader, MessageWriter } from "../lib/wire/protocol.ts";
+import { cstringAt, int16At, int32At, MessageReader, MessageWriter } from "../lib/wire/protocol.ts";
 
 const SECONDS = Number(process.argv[2] ?? 5);
 const CONCURRENCY = 10;
@@ -66,11 +66,10 @@ function instantServer(): ServerStream {
   let portal: { text: string; params: (string | null)[] } = { text: "", params: [] };
   let receive: (chunk: Uint8Array) => void = () => {};
   const cstring = (b: Uint8Array, at: number): [string, number] => {
-    const end = b.indexOf(0, at);
-    return [utf8.decode(b.subarray(at, end)), end + 1];
+    const s = cstringAt(b, at);
+    if (!s) throw new Error("pipeline.ts: a string without its terminator");
+    return [s.text, s.next];
   };
-  const int16 = (b: Uint8Array, at: number) => (b[at]! << 8) | b[at + 1]!;
-  const int32 = (b: Uint8Array, at: number) => (b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!;
   const answer = (out: Uint8Array[]) => {
     for (let m = reader.next(); m; m = reader.next()) {
       const b = m.body;
@@ -84,12 +83,12 @@ function instantServer(): ServerStream {
         case "B": {
           let at = cstring(b, 0)[1];
           const [name, next] = cstring(b, at);
-          at = next + 2 + 2 * int16(b, next);
+          at = next + 2 + 2 * int16At(b, next);
           const params: (string | null)[] = [];
-          const n = int16(b, at);
+          const n = int16At(b, at);
           at += 2;
           for (let i = 0; i < n; i++) {
-            const length = int32(b, at);
+            const length = int32At(b, at);
             at += 4;
             params.push(length < 0 ? null : utf8.decode(b.subarray(at, at + length)));
             if (length > 0) at += length;

@@ -10,7 +10,7 @@
 // Each exchange ends at a ReadyForQuery, and the server answers exchanges in
 // the order they were written, so the answers are matched to a queue.
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
-import { MessageReader, MessageWriter, serverError, type Message } from "../wire/protocol.ts";
+import { int16At, int32At, joinBytes, MessageReader, MessageWriter, serverError, type Message } from "../wire/protocol.ts";
 import { RESET_CHECK, RESET_COMMANDS } from "./session-reset.ts";
 import { ANSWER_TOO_LARGE, answerTooLarge, SESSION_ENDED } from "./errors.ts";
 import type { ServerStream } from "./session-connection.ts";
@@ -160,28 +160,15 @@ interface Exchange {
   fail(err: Error): void;
 }
 
-/** One buffer of several messages. */
-function joined(parts: readonly Uint8Array[]): Uint8Array {
-  let size = 0;
-  for (const p of parts) size += p.length;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 // One implicit transaction (one Sync) for the whole reset: whether the request left a transaction
 // open is the status in its ReadyForQuery, not now() against statement_timestamp(). Nothing in it
 // varies by request (the check draws the new seed on the server), so its bytes are made once: the
 // commands prepared under names once per connection, the check parsed as the unnamed statement
 // when a statement run once took its place, and run every time.
-const PREPARE_RESET = joined(RESET_COMMANDS.map((text, i) => parse(`hbagate_reset_${i}`, text)));
+const PREPARE_RESET = joinBytes(RESET_COMMANDS.map((text, i) => parse(`hbagate_reset_${i}`, text)));
 const RUN_COMMANDS = RESET_COMMANDS.flatMap((_, i) => [bind(`hbagate_reset_${i}`, []), EXECUTE]);
-const RUN_RESET = joined([...RUN_COMMANDS, bind("", []), EXECUTE, SYNC]);
-const PARSE_CHECK_AND_RUN_RESET = joined([...RUN_COMMANDS, parse("", RESET_CHECK), bind("", []), EXECUTE, SYNC]);
+const RUN_RESET = joinBytes([...RUN_COMMANDS, bind("", []), EXECUTE, SYNC]);
+const PARSE_CHECK_AND_RUN_RESET = joinBytes([...RUN_COMMANDS, parse("", RESET_CHECK), bind("", []), EXECUTE, SYNC]);
 
 export class WireConnection {
   private readonly reader: MessageReader;
@@ -489,7 +476,7 @@ export class WireConnection {
     const parts = this.pending;
     this.pending = [];
     if (this.closed || parts.length === 0) return;
-    this.server.write(parts.length === 1 ? parts[0]! : joined(parts));
+    this.server.write(parts.length === 1 ? parts[0]! : joinBytes(parts));
   }
 
   private data(chunk: Uint8Array): void {
@@ -531,30 +518,26 @@ export class WireConnection {
   }
 }
 
-const int32 = (b: Uint8Array, at: number) => (b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!;
-const int16 = (b: Uint8Array, at: number) => ((b[at]! << 24) | (b[at + 1]! << 16)) >> 16;
-
 function rowDescription(body: Uint8Array): Column[] {
-  const n = int16(body, 0);
+  const n = int16At(body, 0);
   const columns: Column[] = [];
   let at = 2;
   for (let i = 0; i < n; i++) {
     const end = body.indexOf(0, at);
     const name = utf8.decode(body.subarray(at, end));
     at = end + 1;
-    columns.push({ name, table: int32(body, at), number: int16(body, at + 4), type: int32(body, at + 6), size: int16(body, at + 10), modifier: int32(body, at + 12) });
+    columns.push({ name, table: int32At(body, at), number: int16At(body, at + 4), type: int32At(body, at + 6), size: int16At(body, at + 10), modifier: int32At(body, at + 12) });
     at += 18;
   }
   return columns;
 }
 
-// Read by hand rather than through a DataView: one per row costs more than the row's own reading.
 function dataRow(body: Uint8Array): Values {
-  const n = int16(body, 0);
+  const n = int16At(body, 0);
   const values: (Uint8Array | null)[] = new Array(n);
   let at = 2;
   for (let i = 0; i < n; i++) {
-    const length = int32(body, at);
+    const length = int32At(body, at);
     at += 4;
     if (length < 0) values[i] = null;
     else {

@@ -83,6 +83,25 @@ export function parseStartup(packet: Uint8Array): StartupPacket {
   return { kind: "startup", major, minor, parameters };
 }
 
+/** A big-endian int32 at `at`, signed as PostgreSQL's Int32 (read by hand: a DataView per message costs more than the message's own handling). */
+export const int32At = (b: Uint8Array, at: number): number => (b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!;
+
+/** A big-endian int16 at `at`, signed. */
+export const int16At = (b: Uint8Array, at: number): number => ((b[at]! << 24) | (b[at + 1]! << 16)) >> 16;
+
+/** Byte runs, one after another, in one buffer. */
+export function joinBytes(parts: readonly Uint8Array[]): Uint8Array {
+  let size = 0;
+  for (const p of parts) size += p.length;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
 /** A typed message: one type byte, then its length (itself included) and body. */
 export interface Message {
   readonly type: number;
@@ -133,14 +152,7 @@ export class MessageReader {
     if (this.buffered < n) return false;
     const first = this.chunks[0]!;
     if (first.length - this.offset >= n) return true;
-    const joined = new Uint8Array(this.buffered);
-    joined.set(first.subarray(this.offset), 0);
-    let at = first.length - this.offset;
-    for (let i = 1; i < this.chunks.length; i++) {
-      joined.set(this.chunks[i]!, at);
-      at += this.chunks[i]!.length;
-    }
-    this.chunks = [joined];
+    this.chunks = [joinBytes([first.subarray(this.offset), ...this.chunks.slice(1)])];
     this.offset = 0;
     return true;
   }
@@ -168,10 +180,7 @@ export class MessageReader {
   /** The next typed message, once whole. */
   next(): Message | undefined {
     if (!this.arrived(5)) return undefined;
-    const head = this.chunks[0]!;
-    const at = this.offset;
-    // Read by hand: a DataView per message costs more than the message's own handling.
-    const length = ((head[at + 1]! << 24) | (head[at + 2]! << 16) | (head[at + 3]! << 8) | head[at + 4]!) | 0;
+    const length = int32At(this.chunks[0]!, this.offset + 1);
     if (length < 4) throw violation("invalid message length");
     if (length + 1 > this.maxBytes) throw gatewayError(SQLSTATE.programLimitExceeded, `message of ${length + 1} bytes is larger than the ${this.maxBytes} bytes a session message may be`, { severity: "FATAL" });
     if (!this.arrived(length + 1)) return undefined;
