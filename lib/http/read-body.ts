@@ -8,6 +8,7 @@
 // them, rather than read as U+FFFD and sent on changed.
 import type { HonoRequest } from "hono";
 import { GatewayError, gatewayError, SQLSTATE } from "../errors.ts";
+import { joinBytes } from "../wire/protocol.ts";
 
 const tooLarge = (max: number): GatewayError => gatewayError(SQLSTATE.programLimitExceeded, `request body exceeds ${max} bytes`);
 const utf8 = new TextDecoder("utf-8", { fatal: true });
@@ -44,11 +45,5 @@ export async function readBodyText(req: HonoRequest, max: number): Promise<strin
     }
     chunks.push(value);
   }
-  const all = new Uint8Array(size);
-  let offset = 0;
-  for (const c of chunks) {
-    all.set(c, offset);
-    offset += c.byteLength;
-  }
-  return decode(all);
+  return decode(joinBytes(chunks));
 }

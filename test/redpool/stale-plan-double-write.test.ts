@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { SharedRole } from "./shared-role.ts";
+import { committingStalePlanProcedure } from "../harness/stale-plan.ts";
 
 describe("red14: the stale-plan retry runs a write twice", () => {
   let shared: SharedRole;
@@ -15,18 +16,7 @@ describe("red14: the stale-plan retry runs a write twice", () => {
     shared = await SharedRole.start(`
       create table log (n serial primary key);
       grant all on log to app; grant all on sequence log_n_seq to app;
-      -- Writes and commits one row, then EXECUTEs a statement prepared in SQL over a table whose
-      -- columns it then changes: that EXECUTE fails with "cached plan must not change result type".
-      create procedure record_once() language plpgsql as $p$
-      declare k text := 'p' || floor(random() * 1e9)::bigint;
-      begin
-        insert into log default values;
-        commit;
-        execute format('create temp table %I (a int)', k);
-        execute format('prepare %I as select * from %I', k, k);
-        execute format('alter table %I add column b int', k);
-        execute format('execute %I', k);
-      end $p$;
+      ${committingStalePlanProcedure("record_once", "log")}
       grant execute on procedure record_once to app;
     `);
   });

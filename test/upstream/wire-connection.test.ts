@@ -10,6 +10,7 @@ import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { openServerStream } from "../../lib/upstream/session-connection.ts";
 import { textArray, WireConnection, type Values } from "../../lib/upstream/wire-connection.ts";
 import { GatewayError } from "../../lib/errors.ts";
+import { committingStalePlanProcedure } from "../harness/stale-plan.ts";
 
 const text = (v: Uint8Array | null) => (v === null ? null : new TextDecoder().decode(v));
 
@@ -102,16 +103,7 @@ describe("WireConnection", () => {
   test("a plan found stale inside a procedure that committed is not run again, with a prelude carried or not", async () => {
     await cluster.sql.unsafe(`
       create table calls (n serial primary key); grant all on calls to wire; grant all on sequence calls_n_seq to wire;
-      create procedure call_once() language plpgsql as $p$
-      declare k text := 'p' || floor(random() * 1e9)::bigint;
-      begin
-        insert into calls default values;
-        commit;
-        execute format('create temp table %I (a int)', k);
-        execute format('prepare %I as select * from %I', k, k);
-        execute format('alter table %I add column b int', k);
-        execute format('execute %I', k);
-      end $p$;
+      ${committingStalePlanProcedure("call_once", "calls")}
       grant execute on procedure call_once to wire;`);
     const c = await connect();
     const count = async () => Number((await cluster.sql`select count(*)::int as n from calls`)[0]!.n);
