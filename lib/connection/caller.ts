@@ -3,6 +3,7 @@
 // that a client could forge. Decoding never refuses a credential for being of
 // a kind the rules might not want: the matched line's method decides.
 import { decodeJwt } from "jose";
+import { LRUCache } from "lru-cache";
 import { clientAddress } from "./client-address.ts";
 import type { ConnectionFacts } from "../hba/match.ts";
 import { gatewayError, SQLSTATE } from "../errors.ts";
@@ -156,14 +157,35 @@ export interface CallerSettings {
   readonly bearerRole?: { readonly claim: string; readonly fallback: string | undefined };
 }
 
+/**
+ * Decoded JWT payloads by their encoded text: a cached bearer request's role
+ * is read here, not base64-decoded and parsed again (about as much CPU as the
+ * rest of its authentication). The key is the payload segment alone, which
+ * carries no signature and is no credential: the token itself is never kept.
+ * Decoding is a function of that text, so an entry is right under any
+ * configuration; bounded, and payloads past a few KiB are decoded each time.
+ */
+const payloads = new LRUCache<string, Readonly<Record<string, unknown>>>({ max: 1024 });
+const MAX_CACHED_PAYLOAD = 4096;
+
 /** A JWT's unverified claim, when it is a non-empty string. */
 function claimOf(token: string, claim: string): string | undefined {
-  try {
-    const value = decodeJwt(token)[claim];
-    return typeof value === "string" && value !== "" ? value : undefined;
-  } catch {
-    return undefined;
+  // Compact JWS only (three segments), as decodeJwt insists.
+  const first = token.indexOf(".");
+  const second = token.indexOf(".", first + 1);
+  if (first < 0 || second < 0 || token.indexOf(".", second + 1) >= 0) return undefined;
+  const segment = token.slice(first + 1, second);
+  let payload = payloads.get(segment);
+  if (payload === undefined) {
+    try {
+      payload = Object.freeze(decodeJwt(token));
+    } catch {
+      return undefined;
+    }
+    if (segment.length <= MAX_CACHED_PAYLOAD) payloads.set(segment, payload);
   }
+  const value = payload[claim];
+  return typeof value === "string" && value !== "" ? value : undefined;
 }
 
 /**

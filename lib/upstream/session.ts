@@ -53,6 +53,14 @@ export class NotStarted extends Error {
 /** Settings up to this many are set by a statement prepared on the connection; more, by one parsed each time. */
 const PREPARED_SETTINGS = 4;
 
+/** The statement that sets `count` settings for the session, from parameters (name, value, name, value, …). */
+function settingStatement(count: number): string {
+  return `select ${Array.from({ length: count }, (_, i) => `pg_catalog.set_config($${2 * i + 1}, $${2 * i + 2}, false)`).join(", ")}`;
+}
+
+/** The usual shapes, made once: a bearer request carries one setting (its claims). */
+const SETTING_STATEMENTS = Array.from({ length: PREPARED_SETTINGS + 1 }, (_, count) => settingStatement(count));
+
 /** What a new connection, or one idle for a while, is asked before a request is written to it (an audit of the server log expects it). */
 export const PROBE = "select 1";
 
@@ -138,10 +146,12 @@ async function leaseOn<T>(
   try {
     // The caller's startup parameters, for this request only (the reset undoes them).
     if (settings.length > 0) {
-      const calls = settings.map((_, i) => `pg_catalog.set_config($${2 * i + 1}, $${2 * i + 2}, false)`).join(", ");
+      const params: string[] = [];
+      for (const [name, value] of settings) params.push(name, value);
       // Prepared in the usual shapes (claims, application_name, a few options): a caller choosing
       // ever more `-c` settings would otherwise leave a named statement per count on the connection.
-      const prelude = { text: `select ${calls}`, params: settings.flat(), prepare: settings.length <= PREPARED_SETTINGS };
+      const prepare = settings.length <= PREPARED_SETTINGS;
+      const prelude = { text: prepare ? SETTING_STATEMENTS[settings.length]! : settingStatement(settings.length), params, prepare };
       // Carried: the statement runs only once they are set, in one round trip.
       if (carrySettings) conn.carry(prelude);
       else {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { javascriptMac, VerifiedCallers } from "../../lib/auth/verified-callers.ts";
+import { createHmac, randomBytes } from "node:crypto";
 import { nodeMac } from "../../lib/node/node-mac.ts";
 import { rememberedFinding, type Verifiers } from "../../lib/auth/methods/verifiers.ts";
 
@@ -46,6 +47,21 @@ describe("verified-caller cache", () => {
     const expected = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
     assert.equal(javascriptMac(key)("what do ya want for nothing?"), expected);
     assert.equal(nodeMac(key)("what do ya want for nothing?"), expected);
+  });
+
+  test("Node's MAC is node:crypto's HMAC-SHA-256 for keys past a block and any message (RFC 4231, test case 6)", () => {
+    const long = new Uint8Array(131).fill(0xaa);
+    const expected = "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54";
+    assert.equal(nodeMac(long)("Test Using Larger Than Block-Size Key - Hash Key First"), expected);
+    // The same key, message after message (the MAC keeps buffers between calls): each as createHmac has it.
+    const key = randomBytes(32);
+    const mac = nodeMac(key);
+    const alphabet = ["a", "é", "€", "😀", "\u0000", '"', "."];
+    for (let i = 0; i < 300; i++) {
+      const length = i < 140 ? i : Math.floor(Math.random() * 4000);
+      const message = Array.from({ length }, () => alphabet[Math.floor(Math.random() * alphabet.length)]).join("");
+      assert.equal(mac(message), createHmac("sha256", key).update(message, "utf8").digest("hex"), `message of ${length} characters`);
+    }
   });
 
   for (const [name, mac] of [["JavaScript", javascriptMac], ["node:crypto", nodeMac]] as const) {
