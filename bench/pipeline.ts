@@ -1,4 +1,4 @@
-// `node --import tsx bench/pipeline.ts [SECONDS] [floor]`, or compiled first
+// `node --import tsx bench/pipeline.ts [SECONDS] [floor|bearer]`, or compiled first
 // (`npx esbuild bench/pipeline.ts --bundle --platform=node --format=esm
 // --packages=external --outfile=bench/.pipeline.mjs`, as production runs):
 // the gateway's whole request path in one process, with
@@ -20,6 +20,7 @@ import { nodePlatform } from "../lib/node/platform.ts";
 import { Pools } from "../lib/upstream/pools.ts";
 import type { ServerStream } from "../lib/upstream/session-connection.ts";
 import { RESET_CHECK, RESET_COMMANDS } from "../lib/upstream/session-reset.ts";
+import { startIssuer } from "../test/harness/oauth-issuer.ts";
 import { cstringAt, int16At, int32At, MessageReader, MessageWriter } from "../lib/wire/protocol.ts";
 
 const SECONDS = Number(process.argv[2] ?? 5);
@@ -144,9 +145,15 @@ function instantServer(): ServerStream {
   };
 }
 
+// `bearer`: the same statement as ten end users of one role, each with a token of a throwaway
+// issuer's (served from this process; its keys are fetched once, then every token is remembered).
+const bearer = process.argv[3] === "bearer";
+const issuer = bearer ? await startIssuer() : undefined;
+const tokens = issuer ? await Promise.all(Array.from({ length: CONCURRENCY }, (_, i) => issuer.sign({ role: "benchtok", scope: "db", sub: `app-user-${i}` }))) : [];
 const dir = mkdtempSync(join(tmpdir(), "hbagate-pipeline-"));
-writeFileSync(join(dir, "pg_hba.conf"), "host all bench 127.0.0.1/32 trust\n");
+writeFileSync(join(dir, "pg_hba.conf"), `host all bench 127.0.0.1/32 trust\n${issuer ? `host all benchtok 127.0.0.1/32 oauth issuer=${issuer.url} scope=db delegate_ident_mapping=1\n` : ""}`);
 const settings = loadSettings({
+  ...(issuer ? { HBAGATE_OAUTH_CA_FILE: issuer.caFile } : {}),
   HBAGATE_HBA_FILE: join(dir, "pg_hba.conf"),
   HBAGATE_UPSTREAM_HOST: "127.0.0.1",
   HBAGATE_UPSTREAM_PORT: "5432",
@@ -159,6 +166,8 @@ const gateway = await assembleGateway(settings, () => {}, platform, { defaultHba
 if (!gateway) throw new Error("the gateway did not assemble");
 const body = JSON.stringify({ query: "select $1::int as n", params: [1] });
 const headers = { "content-type": "application/json", authorization: "Basic " + btoa("bench:") };
+let turn = 0;
+const headersFor = (): Record<string, string> => (bearer ? { ...headers, authorization: `Bearer ${tokens[turn++ % tokens.length]}` } : headers);
 // The same Requests answered by a bare Hono app that reads the body and answers fixed JSON: what
 // fetch(), Request and Response cost here (the Node server's adapter spares the gateway most of it).
 const floor = new Hono().post("/v1/:db/sql", async (c) => {
@@ -167,7 +176,7 @@ const floor = new Hono().post("/v1/:db/sql", async (c) => {
 });
 const app = process.argv[3] === "floor" ? floor : gateway.app;
 async function once(): Promise<void> {
-  const res = await app.fetch(new Request("http://127.0.0.1/v1/postgres/sql", { method: "POST", headers, body }));
+  const res = await app.fetch(new Request("http://127.0.0.1/v1/postgres/sql", { method: "POST", headers: headersFor(), body }));
   const text = await res.text();
   if (res.status !== 200) throw new Error(`${res.status} ${text}`);
 }
@@ -211,3 +220,4 @@ const best = rounds.reduce((a, b) => (a.cpu < b.cpu ? a : b));
 const sorted = rounds.map((r) => r.cpu).sort((a, b) => a - b);
 console.log(JSON.stringify({ rps: Math.round(best.rps), cpuMicrosPerRequest: Number(best.cpu.toFixed(1)), median: Number(sorted[Math.floor(sorted.length / 2)]!.toFixed(1)) }));
 await gateway.close();
+await issuer?.stop();

@@ -56,6 +56,26 @@ export function setAffinity(pid: number, cores: string): void {
   if (TASKSET) execFileSync(TASKSET, ["-a", "-cp", cores, String(pid)], { stdio: "ignore" });
 }
 
+/**
+ * A cluster's CPU so far, in µs: the postmaster's own and its ended
+ * children's (which the kernel adds to it once reaped), and each running
+ * child's (backends come and go with the pools).
+ */
+export function clusterCpuMicros(dataDir: string): number {
+  const [postmaster, ...children] = postgresPids(dataDir);
+  if (postmaster === undefined) return 0;
+  const fields = readFileSync(`/proc/${postmaster}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
+  let total = (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) * 10_000;
+  for (const pid of children) {
+    try {
+      total += cpuMicros(pid);
+    } catch {
+      // ended between the listing and the read: counted with the postmaster's next time
+    }
+  }
+  return total;
+}
+
 /** The postmaster and its children (backends fork from it and inherit its affinity). */
 export function postgresPids(dataDir: string): number[] {
   const pidFile = join(dataDir, "postmaster.pid");

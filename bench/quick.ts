@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startCluster } from "../test/harness/postgres.ts";
 import { freePort } from "../test/harness/process.ts";
-import { cpuMicros, pinned, postgresPids, runJson, setAffinity, startProcess, startProcessMatching } from "./processes.ts";
+import { clusterCpuMicros, cpuMicros, pinned, postgresPids, runJson, setAffinity, startProcess, startProcessMatching } from "./processes.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const dirs = process.argv.slice(2);
@@ -48,8 +48,10 @@ const body = { query: "select $1::int as n", params: [1] };
 const load = (s: (typeof servers)[number], authorization: string | string[] | undefined, seconds = DURATION) => {
   const headers = authorization ? { authorization } : {};
   const before = cpuMicros(s.child.pid!);
+  const pgBefore = clusterCpuMicros(join(cluster.dir, "data"));
   const r = runJson(root, pinned("1", node("bench/load.ts", s.url, JSON.stringify(body), JSON.stringify(headers), String(seconds), "10")));
-  return { rps: r.rps!, cpu: (cpuMicros(s.child.pid!) - before) / r.total!, bad: r.bad! };
+  const pg = clusterCpuMicros(join(cluster.dir, "data")) - pgBefore;
+  return { rps: r.rps!, cpu: (cpuMicros(s.child.pid!) - before) / r.total!, pg: pg / r.total!, bad: r.bad! };
 };
 const bearers = issuer.tokens.map((t) => `Bearer ${t}`);
 for (const s of servers) load(s, s.name === "bridge" ? undefined : basic("bench"), 2);
@@ -60,6 +62,7 @@ for (let round = 0; round < ROUNDS; round++) {
   const b = load(servers.at(-1)!, undefined);
   push("bridge rps", b.rps);
   push("bridge cpu µs", b.cpu);
+  push("bridge postgres µs", b.pg);
   for (const s of servers.slice(0, -1)) {
     const t = load(s, basic("bench"));
     const o = load(s, bearers);
@@ -67,8 +70,10 @@ for (let round = 0; round < ROUNDS; round++) {
     push(`${s.name} trust rps`, t.rps);
     push(`${s.name} trust ÷ bridge`, t.rps / b.rps);
     push(`${s.name} trust cpu µs`, t.cpu);
+    push(`${s.name} trust postgres µs`, t.pg);
     push(`${s.name} bearer ÷ trust`, o.rps / t.rps);
     push(`${s.name} bearer cpu µs`, o.cpu);
+    push(`${s.name} bearer postgres µs`, o.pg);
   }
 }
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
