@@ -56,7 +56,7 @@ describe("red: the bearer role cache", () => {
     ask(`Bearer ${HEADER}.${b64("{not json, never cached}")}.${controlSig.toString("base64url")}`);
     ask(`Bearer ${HEADER}.${b64(JSON.stringify({ sub: "alice", role: "alice_role" }))}.${cachedSig.toString("base64url")}`);
     ask(`Bearer ${HEADER}.${b64("{also not json}")}.${controlSig.toString("base64url")}`);
-    // V8 keeps something of the very last request around for a while (whatever it is, not the cache): a filler goes last.
+    // V8 keeps something of the very last request around (not the cache: it happens to uncached tokens too), so a filler goes last.
     ask(`Bearer ${HEADER}.${b64("{filler}")}.c2lnbmF0dXJlLWZpbGxlcg`);
     settle();
     const heap = await heapSnapshotText();
