@@ -158,14 +158,19 @@ export interface CallerSettings {
 }
 
 /**
- * Decoded JWT payloads by their encoded text: a cached bearer request's role
- * is read here, not base64-decoded and parsed again (about as much CPU as the
- * rest of its authentication). The key is the payload segment alone, which
- * carries no signature and is no credential: the token itself is never kept.
- * Decoding is a function of that text, so an entry is right under any
- * configuration; bounded, and payloads past a few KiB are decoded each time.
+ * The role claims of JWT payloads seen lately, by the claim's name and the
+ * payload segment's text: a cached bearer request's role is read here, not
+ * base64-decoded and parsed again (about as much CPU as the rest of its
+ * authentication). Reading a claim is a function of that text, so an entry
+ * is right under any configuration. What is kept is the key (a copy: a slice
+ * of the request's Authorization header would keep the whole header, the
+ * token's signature included, for as long as the entry) and the claim's
+ * string, never the decoded payload, whose objects can be many times its
+ * text; bounded by the characters held, so anyone sending junk payloads
+ * pushes out old entries, never more memory.
  */
-const payloads = new LRUCache<string, Readonly<Record<string, unknown>>>({ max: 1024 });
+const roleClaims = new LRUCache<string, string>({ max: 16_384, maxSize: 1 << 20, sizeCalculation: (value, key) => key.length + value.length + 1 });
+/** Payload segments longer than this are decoded each time, never kept. */
 const MAX_CACHED_PAYLOAD = 4096;
 
 /** A JWT's unverified claim, when it is a non-empty string. */
@@ -175,17 +180,31 @@ function claimOf(token: string, claim: string): string | undefined {
   const second = token.indexOf(".", first + 1);
   if (first < 0 || second < 0 || token.indexOf(".", second + 1) >= 0) return undefined;
   const segment = token.slice(first + 1, second);
-  let payload = payloads.get(segment);
-  if (payload === undefined) {
-    try {
-      payload = Object.freeze(decodeJwt(token));
-    } catch {
-      return undefined;
-    }
-    if (segment.length <= MAX_CACHED_PAYLOAD) payloads.set(segment, payload);
+  if (segment.length > MAX_CACHED_PAYLOAD) return decodedClaim(token, claim);
+  const key = `${claim}.${segment}`;
+  let value = roleClaims.get(key);
+  if (value === undefined) {
+    // "" stands for no usable claim (none, not a string, empty, or a payload that does not decode).
+    value = decodedClaim(token, claim) ?? "";
+    roleClaims.set(copied(key), copied(value));
   }
-  const value = payload[claim];
-  return typeof value === "string" && value !== "" ? value : undefined;
+  return value === "" ? undefined : value;
+}
+
+/**
+ * The same characters in a string of their own (V8's slices keep their whole
+ * parent alive): written as JSON and read back, which keeps even a lone
+ * surrogate as it was.
+ */
+const copied = (text: string): string => JSON.parse(JSON.stringify(text)) as string;
+
+function decodedClaim(token: string, claim: string): string | undefined {
+  try {
+    const value = decodeJwt(token)[claim];
+    return typeof value === "string" && value !== "" ? value : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

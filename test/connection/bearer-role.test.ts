@@ -41,6 +41,13 @@ describe("the role a bearer token asks for", () => {
     }
   });
 
+  test("a role claim is read exactly as the payload has it, cached or not (a lone surrogate stays one)", () => {
+    for (const role of ["r\ud800x", "ρόλος-with-a-long-name", "x".repeat(40)]) {
+      const token = `${HEADER}.${b64({ role })}.c2ln`;
+      for (let i = 0; i < 2; i++) assert.equal(roleOf(token), role);
+    }
+  });
+
   test("large payloads are read right too (decoded each time, not kept)", () => {
     const big = { role: "big_role", padding: "x".repeat(10_000) };
     for (let i = 0; i < 2; i++) assert.equal(roleOf(`${HEADER}.${b64(big)}.c2ln`), "big_role");
