@@ -18,24 +18,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { randomBytes } from "node:crypto";
-import v8 from "node:v8";
-import vm from "node:vm";
-import { identifyCaller, type CallerSettings } from "../../lib/connection/caller.ts";
-
-v8.setFlagsFromString("--expose-gc");
-const gc = vm.runInNewContext("gc") as () => void;
-
-const peer = { transport: "host" as const, address: "127.0.0.1", encrypted: false };
-const b64 = (v: string) => Buffer.from(v).toString("base64url");
-const HEADER = b64(JSON.stringify({ alg: "ES256", typ: "JWT" }));
-const settings: CallerSettings = { anonymousUser: undefined, bearerRole: { claim: "role", fallback: "fallback" } };
-const ask = (authorization: string) => void identifyCaller(peer, "postgres", authorization, settings);
-
-function settle(): void {
-  /x/.exec("y");
-  gc();
-  gc();
-}
+import { ask, b64, HEADER, heapSnapshotText, settle } from "./role-cache-probe.ts";
 
 describe("red: the bearer role cache's size accounting", () => {
   test("16,384 entries within the 1 MiB character budget hold about 1 MiB of heap, not twice that", () => {
@@ -88,9 +71,7 @@ describe("red: the bearer role cache's size accounting", () => {
     };
     sendAll();
     settle();
-    const chunks: string[] = [];
-    for await (const chunk of v8.getHeapSnapshot()) chunks.push(String(chunk));
-    const heap = chunks.join("");
+    const heap = await heapSnapshotText();
     const kept = Object.entries(sigs).filter(([, b]) => heap.includes(b.toString("base64url"))).map(([name]) => name);
     assert.deepEqual(kept, []);
   });

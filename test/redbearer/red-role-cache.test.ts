@@ -15,35 +15,11 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { randomBytes } from "node:crypto";
-import v8 from "node:v8";
-import vm from "node:vm";
-import { identifyCaller, type CallerSettings } from "../../lib/connection/caller.ts";
+import { ask, b64, HEADER, heapSnapshotText, settle } from "./role-cache-probe.ts";
 
-v8.setFlagsFromString("--expose-gc");
-const gc = vm.runInNewContext("gc") as () => void;
-
-const peer = { transport: "host" as const, address: "127.0.0.1", encrypted: false };
-const b64 = (v: string) => Buffer.from(v).toString("base64url");
-const HEADER = b64(JSON.stringify({ alg: "ES256", typ: "JWT" }));
-const settings: CallerSettings = { anonymousUser: undefined, bearerRole: { claim: "role", fallback: "fallback" } };
-const ask = (authorization: string) => void identifyCaller(peer, "postgres", authorization, settings);
-
-/** Collect garbage, after leaving nothing of ours in RegExp's legacy statics (RegExp.input). */
-function settle(): void {
-  /x/.exec("y");
-  gc();
-  gc();
-}
-
-/** Push out whatever earlier tests left in the 1,024-entry cache. */
+/** Entries of no interest ahead of each test's own (the cache is bounded by size since, so this no longer empties it). */
 function evict(tag: string): void {
   for (let i = 0; i < 1100; i++) ask(`Bearer ${HEADER}.${b64(`{"role":"${tag}${i}"}`)}.c2ln`);
-}
-
-async function heapSnapshotText(): Promise<string> {
-  const chunks: string[] = [];
-  for await (const chunk of v8.getHeapSnapshot()) chunks.push(String(chunk));
-  return chunks.join("");
 }
 
 describe("red: the bearer role cache", () => {
