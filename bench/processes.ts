@@ -45,10 +45,16 @@ export function runJson(cwd: string, argv: readonly string[], env: NodeJS.Proces
   return JSON.parse(out.trim().split("\n").pop()!) as Record<string, number>;
 }
 
+/** A process's CPU from /proc, in microseconds (100 ticks a second): its own, and with `reaped` its ended children's too. */
+function procCpuMicros(pid: number, reaped: boolean): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
+  const own = Number(fields[11]) + Number(fields[12]);
+  return (reaped ? own + Number(fields[13]) + Number(fields[14]) : own) * 10_000;
+}
+
 /** User + system CPU of a process so far, in microseconds (from /proc, 100 ticks a second). */
 export function cpuMicros(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  return procCpuMicros(pid, false);
 }
 
 /** Move a running process (all its threads) to `cores`. */
@@ -64,8 +70,7 @@ export function setAffinity(pid: number, cores: string): void {
 export function clusterCpuMicros(dataDir: string): number {
   const [postmaster, ...children] = postgresPids(dataDir);
   if (postmaster === undefined) return 0;
-  const fields = readFileSync(`/proc/${postmaster}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
-  let total = (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) * 10_000;
+  let total = procCpuMicros(postmaster, true);
   for (const pid of children) {
     try {
       total += cpuMicros(pid);
