@@ -1,15 +1,15 @@
 // Callers verified recently, so a stream of requests does not pay a login (or
-// a SCRAM derivation) each. Entries are keyed by an HMAC of the credentials
+// a SCRAM derivation) each. Entries are keyed by a MAC of the credentials
 // under a per-process random key: the password itself is never stored, and
 // the key cannot be recomputed outside this process. Failures are never
 // remembered; a configuration reload clears everything.
 //
-// The HMAC is computed synchronously: it runs on every password and LDAP
-// request, and WebCrypto's sign() is asynchronous, which in Node means a hop
-// to the thread pool and back (about 25 µs of CPU). By default it is
-// @noble/hashes in JavaScript (about 12 µs); the Node entry point passes
-// node:crypto's (about 6 µs), which lib/ cannot import and stay
-// runtime-neutral.
+// The MAC is computed synchronously: it runs on every cached password, LDAP
+// and bearer request, and WebCrypto's sign() is asynchronous, which in Node
+// means a hop to the thread pool and back (about 25 µs of CPU). By default it
+// is HMAC-SHA-256 from @noble/hashes in JavaScript (about 12 µs); the Node
+// entry point passes node:crypto's BLAKE2b (lib/node/node-mac.ts, about
+// 1.5 µs), which lib/ cannot import and stay runtime-neutral.
 import { LRUCache } from "lru-cache";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
@@ -17,7 +17,7 @@ import { bytesToHex } from "@noble/hashes/utils.js";
 
 const encoder = new TextEncoder();
 
-/** HMAC-SHA-256 of a message, hex, under a key of its own that never leaves it. */
+/** A MAC of a message, hex, under a key of its own that never leaves it. */
 export type KeyedMac = (message: string) => string;
 
 /** HMAC-SHA-256 in JavaScript under a fresh random key (a given one only in tests): any runtime. */

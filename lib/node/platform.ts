@@ -1,5 +1,5 @@
 // The gateway's ports on Node (the server and the Lambda handler alike): the
-// local file system, Secrets Manager through the AWS SDK, node:crypto's HMAC,
+// local file system, Secrets Manager through the AWS SDK, node:crypto's MAC,
 // the host's DNS and interfaces, TCP sockets to the upstream.
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import type { Settings } from "../config/settings.ts";
