@@ -67,6 +67,11 @@ const fmt = (s: Spread | undefined, digits = 2) => (s ? `${s.median.toFixed(digi
 export function report(r: Results): string {
   const oneRow = r.scenarios[0]!;
   const overTrust = (row: Row) => ratios(row, "gateway", "trust");
+  // Node's and PostgreSQL's CPU per request, summed: what a request costs the core they share.
+  const perRoundCost = (row: Row, node: string, pg: string) => row.rounds.filter((x) => x[node] !== undefined && x[pg] !== undefined).map((x) => x[node]! + x[pg]!);
+  const coreCost = (row: Row) => ({ method: spread(perRoundCost(row, "cpu", "pg")), trust: spread(perRoundCost(row, "trustCpu", "trustPg")) });
+  const costOverTrust = (row: Row) =>
+    spread(row.rounds.filter((x) => [x.cpu, x.pg, x.trustCpu, x.trustPg].every((v) => v !== undefined)).map((x) => (x.trustCpu! + x.trustPg!) / (x.cpu! + x.pg!)));
   const c1Gap = spread(r.c1.rounds.map((x) => x.gatewayP50! - x.naivePreparedP50!));
 
   const gatewayCpu = values(oneRow, "gatewayCpu");
@@ -100,10 +105,14 @@ export function report(r: Results): string {
       .slice(0, 4);
     return `Profiled alike, the gateway's busy time beyond the bridge's is mostly ${diffs.map((x) => `${x.bucket} +${x.d.toFixed(0)} µs`).join(", ")} per request.`;
   };
-  const whyNotAuth = (row: Row) =>
-    ownPassword !== undefined && gatewayCpu
+  const whyNotAuth = (row: Row) => {
+    const cost = coreCost(row);
+    if (cost.method && cost.trust)
+      return `each request cost the core the gateway shares with PostgreSQL ${fmt(cost.method, 0)} µs (Node ${fmt(values(row, "cpu"), 0)}, PostgreSQL ${fmt(values(row, "pg"), 0)}) against trust's ${fmt(cost.trust, 0)} µs (${fmt(values(row, "trustCpu"), 0)} and ${fmt(values(row, "trustPg"), 0)}) in the same rounds; trust's cost ÷ the method's, the ratio a saturated core would give, is ${fmt(costOverTrust(row))}, and the rounds measured ${fmt(overTrust(row))}.`;
+    return ownPassword !== undefined && gatewayCpu
       ? `in-process a cached password costs ${ownPassword.toFixed(1)} µs more than trust, which at ${gatewayCpu.median.toFixed(0)} µs of Node CPU per request would predict ${(gatewayCpu.median / (gatewayCpu.median + ownPassword)).toFixed(2)} of trust if nothing else differed; the rounds measured ${fmt(overTrust(row))}, a spread between rounds wider than that cost.`
       : "";
+  };
 
   const perRound = (key: string) => r.c1.rounds.map((x) => x[key]?.toFixed(2) ?? "—").join(", ");
   const whyC1 = () =>
@@ -159,9 +168,12 @@ export function report(r: Results): string {
       ? `Unpinned (servers, PostgreSQL and load on both cores), 1 row: gateway ${fmt(values(r.unpinned, "gateway"), 0)} req/s, ÷ naive prepared ${fmt(ratios(r.unpinned, "gateway", "naivePrepared"))}, ÷ direct driver ${fmt(ratios(r.unpinned, "gateway", "direct"))}.`
       : "Unpinned: not measured (no taskset, so every figure above is unpinned).",
     "",
-    "| authentication (1-row statement) | gateway req/s | ÷ trust (trust, method, method, trust in each round) |",
-    "|---|---|---|",
-    ...r.auth.map((row, j) => `| ${row.scenario} | ${fmt(values(row, "gateway"), 0)} | ${j === 0 ? "1.00" : fmt(overTrust(row))} |`),
+    "| authentication (1-row statement) | gateway req/s | ÷ trust (trust, method, method, trust in each round) | CPU µs per request, Node + PostgreSQL | trust's CPU ÷ the method's |",
+    "|---|---|---|---|---|",
+    ...r.auth.map(
+      (row, j) =>
+        `| ${row.scenario} | ${fmt(values(row, "gateway"), 0)} | ${j === 0 ? "1.00" : fmt(overTrust(row))} | ${values(row, "cpu") && values(row, "pg") ? `${fmt(values(row, "cpu"), 0)} + ${fmt(values(row, "pg"), 0)}` : "—"} | ${j === 0 ? "1.00" : fmt(costOverTrust(row))} |`,
+    ),
     ...(r.ldap ? [] : ["", "LDAP: not measured (slapd is not installed)."]),
     "",
     `hba decision, matching line last: 10 rules ${r.hba["10"].toFixed(2)} µs, 1,000 rules ${r.hba["1000"].toFixed(1)} µs, 10,000 rules ${r.hba["10000"].toFixed(1)} µs.`,

@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { startCluster } from "../test/harness/postgres.ts";
 import { freePort } from "../test/harness/process.ts";
 import { BASE_DN, slapdAvailable, startSlapd, type Slapd } from "../test/harness/slapd.ts";
-import { cpuMicros, pinned, postgresPids, runJson, setAffinity, startProcess, startProcessMatching, TASKSET } from "./processes.ts";
+import { clusterCpuMicros, cpuMicros, pinned, postgresPids, runJson, setAffinity, startProcess, startProcessMatching, TASKSET } from "./processes.ts";
 import { summarizeProfile } from "./profile-summary.ts";
 import { ownWork } from "./own-work.ts";
 import { hbaDecision } from "./hba-decision.ts";
@@ -42,7 +42,8 @@ async function main() {
   const { child: issuerProcess, ready } = await startProcessMatching(root, node("bench/issuer.ts", JSON.stringify({ role: "benchtok", scope: "db" }), JSON.stringify(subjects)), {}, /^(\{.*\})\n/m);
   const issuer = JSON.parse(ready[1]!) as { url: string; caFile: string; tokens: string[] };
   const bearers = issuer.tokens.map((t) => `Bearer ${t}`);
-  const pgPids = () => postgresPids(join(cluster.dir, "data"));
+  const dataDir = join(cluster.dir, "data");
+  const pgPids = () => postgresPids(dataDir);
   // PostgreSQL shares the servers' core ("postgres.js direct on the same core as PostgreSQL").
   for (const pid of pgPids()) setAffinity(pid, SERVER_CORE);
   await cluster.sql.unsafe(`
@@ -102,10 +103,19 @@ async function main() {
     const warm = run(WARM_SECONDS);
     const pid = servers[server]!.child.pid!;
     const before = cpuMicros(pid);
+    const pgBefore = clusterCpuMicros(dataDir);
     const r = run(DURATION);
-    // The server's CPU per request over the measured run. Requests served warming up are
-    // reported apart, for a profile whose window holds both (profileLoaded).
-    return { rps: r.rps!, total: r.total!, warmTotal: warm.total!, bad: r.bad!, cpuPerRequest: (cpuMicros(pid) - before) / r.total! };
+    // The server's CPU per request over the measured run, and PostgreSQL's (the cluster's
+    // processes; only this server loads it meanwhile). Requests served warming up are reported
+    // apart, for a profile whose window holds both (profileLoaded).
+    return {
+      rps: r.rps!,
+      total: r.total!,
+      warmTotal: warm.total!,
+      bad: r.bad!,
+      cpuPerRequest: (cpuMicros(pid) - before) / r.total!,
+      pgPerRequest: (clusterCpuMicros(dataDir) - pgBefore) / r.total!,
+    };
   };
   // The direct driver runs where the servers do, beside PostgreSQL: it is a server's ceiling.
   const direct = (query: string, params: string, cores = SERVER_CORE) =>
@@ -181,14 +191,25 @@ async function main() {
     for (const [j, a] of auth.entries()) {
       if (j === 0) {
         const t = load("gateway", oneRow, basic("bench"));
-        authRows[0]!.rounds.push({ gateway: t.rps, trust: t.rps, bad: t.bad });
+        authRows[0]!.rounds.push({ gateway: t.rps, trust: t.rps, bad: t.bad, cpu: t.cpuPerRequest, pg: t.pgPerRequest, trustCpu: t.cpuPerRequest, trustPg: t.pgPerRequest });
         continue;
       }
       const t1 = load("gateway", oneRow, basic("bench"));
       const m1 = load(a.server, oneRow, a.user);
       const m2 = load(a.server, oneRow, a.user);
       const t2 = load("gateway", oneRow, basic("bench"));
-      authRows[j]!.rounds.push({ gateway: (m1.rps + m2.rps) / 2, trust: (t1.rps + t2.rps) / 2, bad: m1.bad + m2.bad });
+      // Beside throughput, what each request cost the core they share (the gateway's CPU and
+      // PostgreSQL's): steadier between rounds than requests per second on this machine.
+      const mean = (x: number, y: number) => (x + y) / 2;
+      authRows[j]!.rounds.push({
+        gateway: mean(m1.rps, m2.rps),
+        trust: mean(t1.rps, t2.rps),
+        bad: m1.bad + m2.bad,
+        cpu: mean(m1.cpuPerRequest, m2.cpuPerRequest),
+        pg: mean(m1.pgPerRequest, m2.pgPerRequest),
+        trustCpu: mean(t1.cpuPerRequest, t2.cpuPerRequest),
+        trustPg: mean(t1.pgPerRequest, t2.pgPerRequest),
+      });
     }
     transactions.rounds.push({
       gateway: transactionsOver(["ws", gatewayAuthority, "bench", "unused"]),

@@ -104,6 +104,35 @@ describe("benchmark report", () => {
     assert.match(why, /LDAP simple bind, cache on: ÷ trust ≥ 0\.9: .*5\.0 µs more than trust.*predict 0\.98 of trust/);
   });
 
+  test("each method's CPU per request, Node and PostgreSQL, is set beside trust's from the same rounds, and explains a missed target", () => {
+    // Per round, trust's cost ÷ the method's: (150 + 50) ÷ (180 + 70) = 0.80, (160 + 40) ÷ (160 + 40) = 1.00
+    // and (155 + 45) ÷ (170 + 55) = 0.89.
+    const r = results({
+      auth: [
+        row("trust", [
+          { gateway: 1000, trust: 1000, cpu: 150, pg: 50, trustCpu: 150, trustPg: 50 },
+          { gateway: 1000, trust: 1000, cpu: 160, pg: 40, trustCpu: 160, trustPg: 40 },
+          { gateway: 1000, trust: 1000, cpu: 155, pg: 45, trustCpu: 155, trustPg: 45 },
+        ]),
+        row("bearer token (oauth), cache on", [
+          { gateway: 800, trust: 1000, cpu: 180, pg: 70, trustCpu: 150, trustPg: 50 },
+          { gateway: 850, trust: 1000, cpu: 160, pg: 40, trustCpu: 160, trustPg: 40 },
+          { gateway: 900, trust: 1000, cpu: 170, pg: 55, trustCpu: 155, trustPg: 45 },
+        ]),
+      ],
+    });
+    const md = report(r);
+    const bearer = cells(md, "bearer token (oauth), cache on")!;
+    assert.equal(bearer[3], "0.85 (0.80–0.90)");
+    assert.equal(bearer[4], "170 (160–180) + 55 (40–70)");
+    assert.equal(bearer[5], "0.89 (0.80–1.00)");
+    assert.equal(cells(md, "trust")![5], "1.00");
+    const why = md.slice(md.indexOf("Why each missed target is missed"));
+    assert.match(why, /bearer token \(oauth\), cache on: ÷ trust ≥ 0\.9: each request cost .* 225 \(200–250\) µs .* against trust's 200 \(200–200\) µs .* is 0\.89 \(0\.80–1\.00\), and the rounds measured 0\.85 \(0\.80–0\.90\)/);
+    // A run recorded before these figures existed shows none.
+    assert.equal(cells(report(results()), "LDAP simple bind, cache on")![4], "—");
+  });
+
   test("every missed target is explained, whichever it is", () => {
     const r = results({ hba: { "10": 1, "1000": 30, "10000": 60 }, c1: row("c1 latency", [{ gatewayP50: 1.9, naivePreparedP50: 0.8, gatewayP99: 5, naivePreparedP99: 4 }]) });
     const why = report(r).split("Why each missed target is missed")[1]!;
