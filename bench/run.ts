@@ -22,7 +22,7 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const DURATION = Number(process.env.BENCH_SECONDS ?? 3);
 /** A warm-up load before each measured one, not counted. */
-const WARM_SECONDS = 1;
+const WARM_SECONDS = 2;
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
 const POOL_MAX = "10";
 const SERVER_CORE = "0";
@@ -99,7 +99,10 @@ async function main() {
     // A server idle for a minute between its scenarios is cold: V8 drops compiled code in an idle
     // process, and the gateway's pool closes idle connections. Without this the processes the
     // round uses least (the authentication variants) were measured cold
-    // and the rest warm.
+    // and the rest warm. Two seconds: a pool opened anew, or a role's path taken again after
+    // other work, served its first two seconds slowly (one-second steps of a new pool, 10
+    // connections: 650, 1272, 2901, 3381 req/s; of a bearer pool: 1026, 2177, 3195), so one
+    // second of warm-up left a slow second in the measured run of the methods least used.
     const warm = run(WARM_SECONDS);
     const pid = servers[server]!.child.pid!;
     const before = cpuMicros(pid);
