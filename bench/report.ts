@@ -67,11 +67,18 @@ const fmt = (s: Spread | undefined, digits = 2) => (s ? `${s.median.toFixed(digi
 export function report(r: Results): string {
   const oneRow = r.scenarios[0]!;
   const overTrust = (row: Row) => ratios(row, "gateway", "trust");
-  // Node's and PostgreSQL's CPU per request, summed: what a request costs the core they share.
-  const perRoundCost = (row: Row, node: string, pg: string) => row.rounds.filter((x) => x[node] !== undefined && x[pg] !== undefined).map((x) => x[node]! + x[pg]!);
-  const coreCost = (row: Row) => ({ method: spread(perRoundCost(row, "cpu", "pg")), trust: spread(perRoundCost(row, "trustCpu", "trustPg")) });
-  const costOverTrust = (row: Row) =>
-    spread(row.rounds.filter((x) => [x.cpu, x.pg, x.trustCpu, x.trustPg].every((v) => v !== undefined)).map((x) => (x.trustCpu! + x.trustPg!) / (x.cpu! + x.pg!)));
+  // Node's and PostgreSQL's CPU per request, summed: what a request costs the core they share, the
+  // method's and trust's, in each round that has all four figures (runs recorded before have none).
+  const coreCost = (row: Row) => {
+    const rounds = row.rounds
+      .filter((x) => [x.cpu, x.pg, x.trustCpu, x.trustPg].every((v) => v !== undefined))
+      .map((x) => ({ method: x.cpu! + x.pg!, trust: x.trustCpu! + x.trustPg! }));
+    return {
+      method: spread(rounds.map((x) => x.method)),
+      trust: spread(rounds.map((x) => x.trust)),
+      trustOverMethod: spread(rounds.map((x) => x.trust / x.method)),
+    };
+  };
   const c1Gap = spread(r.c1.rounds.map((x) => x.gatewayP50! - x.naivePreparedP50!));
 
   const gatewayCpu = values(oneRow, "gatewayCpu");
@@ -108,7 +115,7 @@ export function report(r: Results): string {
   const whyNotAuth = (row: Row) => {
     const cost = coreCost(row);
     if (cost.method && cost.trust)
-      return `each request cost the core the gateway shares with PostgreSQL ${fmt(cost.method, 0)} µs (Node ${fmt(values(row, "cpu"), 0)}, PostgreSQL ${fmt(values(row, "pg"), 0)}) against trust's ${fmt(cost.trust, 0)} µs (${fmt(values(row, "trustCpu"), 0)} and ${fmt(values(row, "trustPg"), 0)}) in the same rounds; trust's cost ÷ the method's, the ratio a saturated core would give, is ${fmt(costOverTrust(row))}, and the rounds measured ${fmt(overTrust(row))}.`;
+      return `each request cost the core the gateway shares with PostgreSQL ${fmt(cost.method, 0)} µs (Node ${fmt(values(row, "cpu"), 0)}, PostgreSQL ${fmt(values(row, "pg"), 0)}) against trust's ${fmt(cost.trust, 0)} µs (${fmt(values(row, "trustCpu"), 0)} and ${fmt(values(row, "trustPg"), 0)}) in the same rounds; trust's cost ÷ the method's, the ratio a saturated core would give, is ${fmt(cost.trustOverMethod)}, and the rounds measured ${fmt(overTrust(row))}.`;
     return ownPassword !== undefined && gatewayCpu
       ? `in-process a cached password costs ${ownPassword.toFixed(1)} µs more than trust, which at ${gatewayCpu.median.toFixed(0)} µs of Node CPU per request would predict ${(gatewayCpu.median / (gatewayCpu.median + ownPassword)).toFixed(2)} of trust if nothing else differed; the rounds measured ${fmt(overTrust(row))}, a spread between rounds wider than that cost.`
       : "";
@@ -172,7 +179,7 @@ export function report(r: Results): string {
     "|---|---|---|---|---|",
     ...r.auth.map(
       (row, j) =>
-        `| ${row.scenario} | ${fmt(values(row, "gateway"), 0)} | ${j === 0 ? "1.00" : fmt(overTrust(row))} | ${values(row, "cpu") && values(row, "pg") ? `${fmt(values(row, "cpu"), 0)} + ${fmt(values(row, "pg"), 0)}` : "—"} | ${j === 0 ? "1.00" : fmt(costOverTrust(row))} |`,
+        `| ${row.scenario} | ${fmt(values(row, "gateway"), 0)} | ${j === 0 ? "1.00" : fmt(overTrust(row))} | ${coreCost(row).method ? `${fmt(values(row, "cpu"), 0)} + ${fmt(values(row, "pg"), 0)}` : "—"} | ${j === 0 ? "1.00" : fmt(coreCost(row).trustOverMethod)} |`,
     ),
     ...(r.ldap ? [] : ["", "LDAP: not measured (slapd is not installed)."]),
     "",

@@ -6,8 +6,8 @@
 // string as it is costs about half of HMAC-SHA-256's two calls and the
 // buffers built for them (1.4 against 2.7 µs for a bearer token's key, on
 // the benchmark's machine). Outputs never leave the process: they are cache
-// keys. Where hash() or BLAKE2b is missing (Node before
-// 20.12, an OpenSSL without it), HMAC-SHA-256 through createHmac().
+// keys. Where hash() or BLAKE2b is missing (Node before 20.12, an OpenSSL
+// without it), HMAC-SHA-256 through createHmac().
 import * as nodeCrypto from "node:crypto";
 import type { KeyedMac } from "../auth/verified-callers.ts";
 
