@@ -201,7 +201,7 @@ if (process.argv[4] === "serve") {
   const { serve } = await import("@hono/node-server");
   let at = process.cpuUsage();
   let served = 0;
-  const server = serve({ fetch: (req, env) => (served++, app.fetch(req, env)), hostname: "127.0.0.1", port: 0 }, (info) => process.stdout.write(`ready ${info.port}\n`));
+  const server = serve({ fetch: (req, env) => (served++, app.fetch(req, env)), hostname: "127.0.0.1", port: 0 }, (info) => process.stdout.write(`ready ${info.port} ${JSON.stringify(tokens.map((t) => `Bearer ${t}`))}\n`));
   process.on("SIGUSR2", () => {
     const cpu = process.cpuUsage(at);
     process.stdout.write(JSON.stringify({ served, cpuMicrosPerRequest: Number(((cpu.user + cpu.system) / Math.max(1, served)).toFixed(1)) }) + "\n");

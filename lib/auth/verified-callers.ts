@@ -27,6 +27,9 @@ export function javascriptMac(key: Uint8Array = crypto.getRandomValues(new Uint8
   return (message) => bytesToHex(keyed.clone().update(encoder.encode(message)).digest());
 }
 
+/** String.prototype.isWellFormed (ES2024; Node 20 has it): no lone surrogate. O(1) for V8's one-byte strings, which a token is. */
+const isWellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+
 export interface VerifiedCallersOptions {
   /** How long a verification is trusted, in milliseconds; 0 disables the cache. */
   readonly ttlMs: number;
@@ -53,9 +56,19 @@ export class VerifiedCallers {
         : undefined;
   }
 
-  /** The cache key for one verification: which rule, which target, which credentials. */
-  keyFor(parts: readonly string[]): string {
-    return this.mac(JSON.stringify(parts));
+  /**
+   * The cache key for one verification: which rule and target (`context`),
+   * which credential (`secret`). The MAC's message is the context as a JSON
+   * array, then the secret: the array's closing bracket ends it wherever
+   * the secret begins, so no two (context, secret) pairs share a message.
+   * The secret goes in as it is, not through JSON.stringify (about 1 µs of
+   * a cached bearer request's 2.6, for a token's scan and copy), marked
+   * "=", when it is well-formed UTF-16; one with a lone surrogate, which the
+   * MAC's UTF-8 encoding would turn into U+FFFD like any other, goes in as
+   * JSON (which writes a lone surrogate as its escape), marked "~".
+   */
+  keyFor(context: readonly string[], secret: string): string {
+    return this.mac(JSON.stringify(context) + (isWellFormed(secret) ? "=" + secret : "~" + JSON.stringify(secret)));
   }
 
   has(key: string): boolean {

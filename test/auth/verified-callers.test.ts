@@ -9,7 +9,7 @@ describe("verified-caller cache", () => {
   test("remembers for the TTL, then forgets", async () => {
     let now = 1000;
     const c = new VerifiedCallers({ ttlMs: 500, maxEntries: 10, now: () => now });
-    const k = c.keyFor(["rule", "db", "alice", "pw"]);
+    const k = c.keyFor(["rule", "db", "alice"], "pw");
     assert.equal(c.has(k), false);
     c.remember(k, c.epoch);
     assert.equal(c.has(k), true);
@@ -26,7 +26,7 @@ describe("verified-caller cache", () => {
     const verifiers = { cache } as unknown as Verifiers;
     let verified = 0;
     const check = (token: string, forMs: number) =>
-      rememberedFinding(verifiers, ["rule", "alice", token], async () => ({ found: { claims: { sub: token }, n: ++verified }, forMs }));
+      rememberedFinding(verifiers, ["rule", "alice"], token, async () => ({ found: { claims: { sub: token }, n: ++verified }, forMs }));
     const first = await check("token-a", 500);
     assert.deepEqual(first, { claims: { sub: "token-a" }, n: 1 });
     assert.equal(await check("token-a", 500), first, "the second request verified again");
@@ -34,7 +34,7 @@ describe("verified-caller cache", () => {
     now += 501;
     assert.equal((await check("token-a", 500)).n, 3, "a finding outlived its token");
     // A verification under way when the cache is cleared (a reload) is not remembered.
-    const slow = rememberedFinding(verifiers, ["rule", "alice", "token-c"], async () => {
+    const slow = rememberedFinding(verifiers, ["rule", "alice"], "token-c", async () => {
       cache.clear();
       return { found: { n: ++verified }, forMs: 500 };
     });
@@ -72,21 +72,60 @@ describe("verified-caller cache", () => {
   for (const [name, mac] of [["JavaScript", javascriptMac], ["node:crypto", nodeMac]] as const) {
     test(`keys differ by every part and never contain the password (${name} MAC)`, async () => {
       const c = new VerifiedCallers({ ttlMs: 500, maxEntries: 10, mac: mac() });
-      const a = c.keyFor(["r", "db", "alice", "secret-password"]);
-      const b = c.keyFor(["r", "db", "alice", "secret-passwore"]);
-      const d = c.keyFor(["r", "db2", "alice", "secret-password"]);
+      const a = c.keyFor(["r", "db", "alice"], "secret-password");
+      const b = c.keyFor(["r", "db", "alice"], "secret-passwore");
+      const d = c.keyFor(["r", "db2", "alice"], "secret-password");
       assert.notEqual(a, b);
       assert.notEqual(a, d);
-      assert.equal(a, c.keyFor(["r", "db", "alice", "secret-password"]));
+      assert.equal(a, c.keyFor(["r", "db", "alice"], "secret-password"));
       assert.match(a, /^[0-9a-f]{64}([0-9a-f]{64})?$/);
       // Another process (another random key) cannot recompute the same key.
-      assert.notEqual(a, new VerifiedCallers({ ttlMs: 500, maxEntries: 10, mac: mac() }).keyFor(["r", "db", "alice", "secret-password"]));
+      assert.notEqual(a, new VerifiedCallers({ ttlMs: 500, maxEntries: 10, mac: mac() }).keyFor(["r", "db", "alice"], "secret-password"));
     });
   }
 
+  test("no two (context, secret) pairs share a key, however the secret begins or the context ends", () => {
+    // The MAC's message is the context's JSON then the secret: pairs that would run together in a
+    // plainer joining (a secret that looks like the end of the context, a context part holding
+    // what looks like JSON, empty parts) must all stay apart.
+    const c = new VerifiedCallers({ ttlMs: 500, maxEntries: 10, mac: (m) => m });
+    const pairs: [string[], string][] = [
+      [["r", "alice"], "pw"],
+      [["r", "alice"], '"]pw'],
+      [["r", 'alice"]'], "pw"],
+      [["r", 'alice","pw'], ""],
+      [["r", "alice", "pw"], ""],
+      [["r", "alice", ""], "pw"],
+      [["r", "alicepw"], ""],
+      [["r"], '"alice"]pw'],
+      [["r", "alice"], "]pw"],
+      [["r", "alice]"], "pw"],
+      [["r", "alice\\"], "pw"],
+      [["r", "alice"], "\\pw"],
+      [[], '["r","alice"]pw'],
+      [["r", "alice"], "p\u0000w"],
+      [["r", "alice\u0000p"], "w"],
+      // The MAC encodes its message as UTF-8, where a lone surrogate is U+FFFD like any other.
+      [["r", "alice"], "\ud800"],
+      [["r", "alice"], "\udc00"],
+      [["r", "alice"], "\ufffd"],
+      [["r", "alice"], '"\\ud800"'],
+      [["r", "alice"], '~"\\ud800"'],
+      [["r", "alice"], "=\ud800"],
+    ];
+    const keys = pairs.map(([context, secret]) => c.keyFor(context, secret));
+    assert.equal(new Set(keys).size, pairs.length, keys.join("\n"));
+    // And the message is the context's JSON then the secret, as the comment says (recoverable: parse the array, the rest is the secret).
+    const utf8 = (m: string) => Buffer.from(m, "utf8").toString("hex");
+    assert.equal(new Set(keys.map(utf8)).size, pairs.length, "two messages are the same bytes once encoded as UTF-8");
+    // The message is the context's JSON, then the secret marked as written as it is, or as JSON when it is not well-formed.
+    assert.equal(keys[0], '["r","alice"]=pw');
+    assert.equal(keys[pairs.length - 6], '["r","alice"]~"\\ud800"');
+  });
+
   test("is bounded, oldest out first, and clear() empties it", async () => {
     const c = new VerifiedCallers({ ttlMs: 10_000, maxEntries: 2 });
-    const [k1, k2, k3] = ["1", "2", "3"].map((p) => c.keyFor([p]));
+    const [k1, k2, k3] = ["1", "2", "3"].map((p) => c.keyFor(["r"], p));
     c.remember(k1!, c.epoch);
     c.remember(k2!, c.epoch);
     c.remember(k3!, c.epoch);
@@ -99,7 +138,7 @@ describe("verified-caller cache", () => {
 
   test("a TTL of 0 remembers nothing", async () => {
     const c = new VerifiedCallers({ ttlMs: 0, maxEntries: 2 });
-    const k = c.keyFor(["x"]);
+    const k = c.keyFor(["r"], "x");
     c.remember(k, c.epoch);
     assert.equal(c.has(k), false);
   });
@@ -108,7 +147,7 @@ describe("verified-caller cache", () => {
 describe("verified-caller cache across a reload", () => {
   test("a verification that began before clear() is not remembered after it (the line it was checked under may have changed)", () => {
     const c = new VerifiedCallers({ ttlMs: 10_000, maxEntries: 10 });
-    const k = c.keyFor(["pg_hba.conf", "1", "oauth", "app", "token"]);
+    const k = c.keyFor(["pg_hba.conf", "1", "oauth", "app"], "token");
     const epoch = c.epoch;
     c.clear(); // a reload while the check was under way
     c.remember(k, epoch);

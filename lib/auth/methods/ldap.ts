@@ -19,7 +19,7 @@ export const checkLdap: MethodCheck<{ readonly name: "ldap"; readonly ldap: Ldap
     throw gatewayError(SQLSTATE.sqlclientUnableToEstablishSqlconnection, "could not connect to the LDAP server");
   }
   const identified = verifiers.identified;
-  return remembered(verifiers, [rule.file, String(rule.line), method.name, user, password], () =>
+  return remembered(verifiers, [rule.file, String(rule.line), method.name, user], password, () =>
     authenticate(method.ldap, user, password, verifiers.ldap, verifiers.log, identified && ((dn) => identified(ldapDnKey(dn)))),
   );
 };

@@ -54,7 +54,7 @@ export const checkOAuth: MethodCheck<{ readonly name: "oauth"; readonly map: str
   }
   // A token verified before is remembered until it expires, never longer, with what it was found
   // to say: the cache key is the whole token, so its claims are the ones verified, then or now.
-  return rememberedFinding(verifiers, [rule.file, String(rule.line), method.name, user, token], async (): Promise<{ found: Verified; forMs: number }> => {
+  return rememberedFinding(verifiers, [rule.file, String(rule.line), method.name, user], token, async (): Promise<{ found: Verified; forMs: number }> => {
     let kid: string | undefined;
     try {
       kid = decodeProtectedHeader(token).kid;

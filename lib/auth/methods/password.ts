@@ -13,7 +13,7 @@ export const checkPassword: MethodCheck<{ readonly name: PasswordMethod }> = asy
   // PostgreSQL refuses an empty password before any check.
   const path = verifiers.verifierFile ? "verifier file" : "upstream login";
   if (password === undefined || password === "") throw refusedBy(passwordFailed(user), path, "an empty password is refused before any check");
-  return remembered(verifiers, [rule.file, String(rule.line), method.name, database, user, password], async () => {
+  return remembered(verifiers, [rule.file, String(rule.line), method.name, database, user], password, async () => {
     if (!verifiers.verifierFile) return verifyByLogin(method.name, database, user, password, verifiers);
     if (!(await verifyPassword(verifiers.verifierFile, method.name, user, password))) {
       throw refusedBy(passwordFailed(user), path, whyRefused(verifiers.verifierFile, method.name, user, password));

@@ -51,12 +51,13 @@ export interface Verified {
 export type MethodCheck<M> = (method: M, caller: Caller, rule: HbaRule, verifiers: Verifiers) => Promise<Verified | void>;
 
 /**
- * Run `verify` unless the same credentials passed it recently; only successes
- * are remembered, for the cache's TTL or for the milliseconds `verify` returns
+ * Run `verify` unless the same credentials passed it recently (`context`:
+ * the line, the method, the target; `secret`: the credential, keyed by its
+ * MAC only, never kept); only successes are remembered, for the cache's TTL or for the milliseconds `verify` returns
  * when that is shorter (a token's remaining life).
  */
-export async function remembered(verifiers: Verifiers, parts: readonly string[], verify: () => Promise<number | void>): Promise<void> {
-  await rememberedFinding(verifiers, parts, async () => ({ found: true, forMs: (await verify()) ?? undefined }));
+export async function remembered(verifiers: Verifiers, context: readonly string[], secret: string, verify: () => Promise<number | void>): Promise<void> {
+  await rememberedFinding(verifiers, context, secret, async () => ({ found: true, forMs: (await verify()) ?? undefined }));
 }
 
 /**
@@ -67,11 +68,12 @@ export async function remembered(verifiers: Verifiers, parts: readonly string[],
  */
 export async function rememberedFinding<V extends object | true>(
   verifiers: Verifiers,
-  parts: readonly string[],
+  context: readonly string[],
+  secret: string,
   verify: () => Promise<{ readonly found: V; readonly forMs: number | undefined }>,
 ): Promise<V> {
   const cache = verifiers.cache;
-  const key = cache.keyFor(parts);
+  const key = cache.keyFor(context, secret);
   const known = cache.found(key);
   if (known !== undefined) return known as V;
   const epoch = cache.epoch;
