@@ -20,8 +20,10 @@ export async function ownWork(): Promise<Record<string, number>> {
   const pools = new Pools({ host: "127.0.0.1", port: 9, max: 10, maxTotal: 100, idleTimeout: 5, connectTimeout: 5, maxLifetime: 60, statementTimeout: 0 });
   const environment = { isMember: () => false };
   const socket = { transport: "host" as const, address: "127.0.0.1", encrypted: false };
+  const cache = new VerifiedCallers({ ttlMs: 3_600_000, maxEntries: 100, mac: nodeMac() }); // as the Node gateway has it
   const verifiers: Verifiers = {
-    cache: new VerifiedCallers({ ttlMs: 3_600_000, maxEntries: 100, mac: nodeMac() }), // as the Node gateway has it
+    cache,
+    epoch: cache.epoch,
     ident: undefined,
     roles: environment,
     oauth: undefined,

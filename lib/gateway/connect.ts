@@ -102,7 +102,9 @@ async function ruleFor(rules: readonly HbaRule[], caller: Caller): Promise<HbaRu
 async function verify(asked: Caller, ask?: AskPassword): Promise<{ rule: HbaRule; caller: Caller; verified: Verified | void }> {
   await deps.configured?.();
   // One snapshot per request: a reload meanwhile does not mix two configurations.
-  const snapshot = () => ({ rules: deps.rules(), verifierFile: deps.verifierFile(), ident: deps.ident() });
+  // The cache's epoch with it: a reload clears the cache right after swapping the configuration,
+  // so a success found under this snapshot is remembered only while no reload has come since.
+  const snapshot = () => ({ rules: deps.rules(), verifierFile: deps.verifierFile(), ident: deps.ident(), epoch: deps.verifiedCallers.epoch });
   let config = snapshot();
   let rule = await ruleFor(config.rules, asked);
   let caller = asked;
@@ -116,7 +118,7 @@ async function verify(asked: Caller, ask?: AskPassword): Promise<{ rule: HbaRule
     rule = await ruleFor(config.rules, asked);
     caller = withAnswer(asked, rule, answer);
   }
-  const { verifierFile, ident } = config;
+  const { verifierFile, ident, epoch } = config;
   // Who is asking, for the brute-force brake: the client address (an IPv6 /64, or the socket)
   // and the identity the rule's verifier will compare (under LDAP "TEST1" is test1).
   const who = failureAddressFor(caller.facts);
@@ -156,6 +158,7 @@ async function verify(asked: Caller, ask?: AskPassword): Promise<{ rule: HbaRule
       ident,
       roles: deps.environment,
       cache: deps.verifiedCallers,
+      epoch,
       ldap: deps.ldap,
       oauth: deps.oauth,
       clientCertificates: deps.clientCertificates ?? false,

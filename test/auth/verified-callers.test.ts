@@ -23,10 +23,11 @@ describe("verified-caller cache", () => {
   test("a remembered finding comes back without a second verification, for the verification's own life, and not across a clear()", async () => {
     let now = 1000;
     const cache = new VerifiedCallers({ ttlMs: 60_000, maxEntries: 10, now: () => now });
-    const verifiers = { cache } as unknown as Verifiers;
+    // Each request's snapshot takes the cache's epoch as it is then.
+    const verifiers = () => ({ cache, epoch: cache.epoch }) as unknown as Verifiers;
     let verified = 0;
     const check = (token: string, forMs: number) =>
-      rememberedFinding(verifiers, ["rule", "alice"], token, async () => ({ found: { claims: { sub: token }, n: ++verified }, forMs }));
+      rememberedFinding(verifiers(), ["rule", "alice"], token, async () => ({ found: { claims: { sub: token }, n: ++verified }, forMs }));
     const first = await check("token-a", 500);
     assert.deepEqual(first, { claims: { sub: "token-a" }, n: 1 });
     assert.equal(await check("token-a", 500), first, "the second request verified again");
@@ -34,7 +35,7 @@ describe("verified-caller cache", () => {
     now += 501;
     assert.equal((await check("token-a", 500)).n, 3, "a finding outlived its token");
     // A verification under way when the cache is cleared (a reload) is not remembered.
-    const slow = rememberedFinding(verifiers, ["rule", "alice"], "token-c", async () => {
+    const slow = rememberedFinding(verifiers(), ["rule", "alice"], "token-c", async () => {
       cache.clear();
       return { found: { n: ++verified }, forMs: 500 };
     });

@@ -9,7 +9,8 @@ import { rememberedFinding, type Verifiers } from "../../lib/auth/methods/verifi
 function setup() {
   let now = 1_000_000;
   const cache = new VerifiedCallers({ ttlMs: 60_000, maxEntries: 100, now: () => now });
-  return { cache, verifiers: { cache } as unknown as Verifiers, tick: (ms: number) => (now += ms) };
+  // The epoch as each check starts (a request's snapshot, taken just before it).
+  return { cache, verifiers: { cache, get epoch() { return cache.epoch; } } as unknown as Verifiers, tick: (ms: number) => (now += ms) };
 }
 
 describe("red: remembered findings", () => {

@@ -29,6 +29,15 @@ export interface Verifiers {
   readonly verifierFile: VerifierFile | undefined;
   readonly cache: VerifiedCallers;
   /**
+   * The cache's epoch when the request took its configuration snapshot (the
+   * rules, the verifier file, the maps): a success is remembered only if no
+   * reload came since. Read when the check starts instead, a reload while the
+   * request waited (for the brake's turn, a group lookup, a password prompt)
+   * would let a check against the old snapshot — a password the reload
+   * revoked — be remembered under the new configuration.
+   */
+  readonly epoch: number;
+  /**
    * Told each further failure key once a verifier knows exactly whom it is
    * about to check (LDAP: the DN, before the password bind). Throwing stops
    * the verification; failures and successes then count against it too.
@@ -76,7 +85,7 @@ export async function rememberedFinding<V extends object | true>(
   const key = cache.keyFor(context, secret);
   const known = cache.found(key);
   if (known !== undefined) return known as V;
-  const epoch = cache.epoch;
+  const epoch = verifiers.epoch;
   await verifiers.beforeVerify?.();
   const { found, forMs } = await verify();
   cache.remember(key, epoch, forMs, found);
