@@ -53,9 +53,14 @@ export class NotStarted extends Error {
 /** Settings up to this many are set by a statement prepared on the connection; more, by one parsed each time. */
 const PREPARED_SETTINGS = 4;
 
-/** The statement that sets `count` settings for the session, from parameters (name, value, name, value, …). */
-function settingStatement(count: number): string {
-  return `select ${Array.from({ length: count }, (_, i) => `pg_catalog.set_config($${2 * i + 1}, $${2 * i + 2}, false)`).join(", ")}`;
+/**
+ * The statement that sets `count` settings for the session, from parameters
+ * (name, value, name, value, …), in order. Each answers `is null` (false),
+ * not the value set_config returns: a token's claims, often kilobytes, are
+ * not sent back to the gateway on every request only to be dropped.
+ */
+export function settingStatement(count: number): string {
+  return `select ${Array.from({ length: count }, (_, i) => `pg_catalog.set_config($${2 * i + 1}, $${2 * i + 2}, false) is null`).join(", ")}`;
 }
 
 /** The usual shapes, made once: a bearer request carries one setting (its claims). */

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { RESET_CHECK, RESET_COMMANDS } from "../../lib/upstream/session-reset.ts";
 import { ARRAY_TYPES } from "../../lib/query/typed-values.ts";
-import { PROBE } from "../../lib/upstream/session.ts";
+import { PROBE, settingStatement } from "../../lib/upstream/session.ts";
 import { after, before, describe, test } from "node:test";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { eventually } from "../harness/eventually.ts";
@@ -71,7 +71,7 @@ describe("SQL audit", () => {
       "insert into victims values ($1)",
       "select $1::text",
       "select current_setting('application_name') as a",
-      "select pg_catalog.set_config($1, $2, false)",
+      settingStatement(1),
       "begin isolation level serializable",
       "commit",
       ...RESET_COMMANDS,

@@ -6,6 +6,7 @@ import { after, before, describe, test } from "node:test";
 import type { Pools } from "../../lib/upstream/pools.ts";
 import { startCluster, type Cluster } from "../harness/postgres.ts";
 import { testPools } from "../http/deps.ts";
+import { settingStatement } from "../../lib/upstream/session.ts";
 
 describe("a request's carried settings", () => {
   let cluster: Cluster;
@@ -38,5 +39,23 @@ describe("a request's carried settings", () => {
       }),
     );
     assert.ok(seen[0] === null || seen[0] === "", `the next request runs with ${JSON.stringify(seen[0])}`);
+  });
+
+  test("the statement that sets them answers without the values: claims are not sent back to the gateway", async () => {
+    const claims = JSON.stringify({ sub: "alice", roles: "x".repeat(2000) });
+    const answered: string[] = [];
+    const seen: string[] = [];
+    await pools.use("postgres", "app", undefined, {}, (s) =>
+      s.lease(async (conn, lastSent) => {
+        // As the session sends it, run as a statement of its own so that its row can be seen.
+        await conn.run({ text: settingStatement(2), params: ["request.jwt.claims", claims, "application_name", "hbagate-test"], prepare: false, row: (v) => void answered.push(...v.map((x) => (x === null ? "NULL" : new TextDecoder().decode(x)))) });
+        const running = conn.run({ text: "select current_setting('request.jwt.claims'), current_setting('application_name')", params: [], prepare: false, row: (v) => void seen.push(...v.map((x) => new TextDecoder().decode(x!))) });
+        lastSent();
+        await running;
+      }),
+    );
+    assert.deepEqual(answered, ["f", "f"]);
+    // And they were set, in order.
+    assert.deepEqual(seen, [claims, "hbagate-test"]);
   });
 });
