@@ -62,8 +62,9 @@ export type MethodCheck<M> = (method: M, caller: Caller, rule: HbaRule, verifier
 /**
  * Run `verify` unless the same credentials passed it recently (`context`:
  * the line, the method, the target; `secret`: the credential, keyed by its
- * MAC only, never kept); only successes are remembered, for the cache's TTL or for the milliseconds `verify` returns
- * when that is shorter (a token's remaining life).
+ * MAC only, never kept); only successes are remembered, for the cache's TTL
+ * or for the milliseconds `verify` returns when that is shorter (a token's
+ * remaining life).
  */
 export async function remembered(verifiers: Verifiers, context: readonly string[], secret: string, verify: () => Promise<number | void>): Promise<void> {
   await rememberedFinding(verifiers, context, secret, async () => ({ found: true, forMs: (await verify()) ?? undefined }));
