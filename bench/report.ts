@@ -177,10 +177,10 @@ export function report(r: Results): string {
     "",
     "| authentication (1-row statement) | gateway req/s | ÷ trust (trust, method, method, trust in each round) | CPU µs per request, Node + PostgreSQL | trust's CPU ÷ the method's |",
     "|---|---|---|---|---|",
-    ...r.auth.map(
-      (row, j) =>
-        `| ${row.scenario} | ${fmt(values(row, "gateway"), 0)} | ${j === 0 ? "1.00" : fmt(overTrust(row))} | ${coreCost(row).method ? `${fmt(values(row, "cpu"), 0)} + ${fmt(values(row, "pg"), 0)}` : "—"} | ${j === 0 ? "1.00" : fmt(coreCost(row).trustOverMethod)} |`,
-    ),
+    ...r.auth.map((row, j) => {
+      const cost = coreCost(row);
+      return `| ${row.scenario} | ${fmt(values(row, "gateway"), 0)} | ${j === 0 ? "1.00" : fmt(overTrust(row))} | ${cost.method ? `${fmt(values(row, "cpu"), 0)} + ${fmt(values(row, "pg"), 0)}` : "—"} | ${j === 0 ? "1.00" : fmt(cost.trustOverMethod)} |`;
+    }),
     ...(r.ldap ? [] : ["", "LDAP: not measured (slapd is not installed)."]),
     "",
     `hba decision, matching line last: 10 rules ${r.hba["10"].toFixed(2)} µs, 1,000 rules ${r.hba["1000"].toFixed(1)} µs, 10,000 rules ${r.hba["10000"].toFixed(1)} µs.`,
