@@ -60,6 +60,7 @@ const results: Record<string, number[]> = {};
 const push = (k: string, v: number) => (results[k] ??= []).push(v);
 for (let round = 0; round < ROUNDS; round++) {
   const b = load(servers.at(-1)!, undefined);
+  if (b.bad) console.error(`bridge: ${b.bad} bad`);
   push("bridge rps", b.rps);
   push("bridge cpu µs", b.cpu);
   push("bridge postgres µs", b.pg);

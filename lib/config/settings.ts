@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { parseTrustedProxies } from "../connection/forwarded.ts";
 import { parseAllowedHosts, parseCorsOrigins } from "../http/browser-guard.ts";
+import { DEFAULT_PREPARED_BYTES } from "../upstream/prepared-statements.ts";
 
 const port = z.coerce.number().int().min(0).max(65535);
 
@@ -62,6 +63,11 @@ const Schema = z.object({
   HBAGATE_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).default(60_000),
   /** Distinct statements each pool runs as prepared statements (seen twice, then prepared); 0 turns it off. */
   HBAGATE_PREPARED_STATEMENTS: z.coerce.number().int().min(0).max(10_000).default(100),
+  /**
+   * UTF-8 bytes of text those statements may total per pool: every request
+   * pays for it in the session reset's check (prepared-statements.ts).
+   */
+  HBAGATE_PREPARED_STATEMENT_BYTES: z.coerce.number().int().min(0).max(16 * 1024 * 1024).default(DEFAULT_PREPARED_BYTES),
   /**
    * Withdrawn: pipelining put several callers' statements on one session at
    * once, where one could see what another left. Kept so that a deployment

@@ -167,6 +167,7 @@ export async function assembleGateway(settings: Settings, log: (e: LogEvent) => 
     maxLifetime: settings.HBAGATE_MAX_LIFETIME,
     statementTimeout: settings.HBAGATE_STATEMENT_TIMEOUT_MS,
     preparedStatements: settings.HBAGATE_PREPARED_STATEMENTS,
+    preparedStatementBytes: settings.HBAGATE_PREPARED_STATEMENT_BYTES,
     ssl:
       ssl === "disable"
         ? false

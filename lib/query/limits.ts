@@ -45,7 +45,7 @@ const bytesExceeded = (limits: ResponseLimits) =>
   });
 
 /** UTF-8 bytes of a string: 1 to 3 per UTF-16 unit, 4 per surrogate pair. */
-function utf8Length(text: string): number {
+export function utf8Length(text: string): number {
   let n = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);

@@ -200,7 +200,7 @@ export class Pools implements Coordinator {
       open,
       this,
     );
-    const statements = new PreparedStatements(preparable);
+    const statements = new PreparedStatements(preparable, this.settings.preparedStatementBytes);
     const partial = { lender, statements, password: undefined, arrays: undefined } as Omit<Entry, "session"> & { session?: Session };
     const entry = partial as Entry;
     (partial as { session: Session }).session = this.session(entry, {});

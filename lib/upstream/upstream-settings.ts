@@ -36,6 +36,8 @@ export interface UpstreamSettings {
   readonly statementTimeout: number;
   /** Distinct statements a pool may run as prepared statements (0: none); default 100. */
   readonly preparedStatements?: number;
+  /** UTF-8 bytes of text those statements may total (prepared-statements.ts); default 32 KiB. */
+  readonly preparedStatementBytes?: number;
   /**
    * Bytes one message (a row) from the server may announce before the pool
    * connection is cut (wire-connection.ts): a bound on what one row can make

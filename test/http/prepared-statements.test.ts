@@ -41,6 +41,31 @@ describe("the prepare policy", () => {
     assert.equal(off.size, 0);
   });
 
+  test("the statements' text is bounded in bytes as well as in count", () => {
+    // Every request pays for this text in the session reset's check, so the pool stops preparing
+    // once the next statement would take it past the bound, counted in UTF-8 as the server keeps it.
+    const p = new PreparedStatements(100, 100);
+    const sixty = "select '" + "a".repeat(51) + "'";
+    assert.equal(sixty.length, 60);
+    p.shouldPrepare(sixty);
+    assert.equal(p.shouldPrepare(sixty), true, "60 of 100 bytes");
+    const fifty = "select '" + "b".repeat(41) + "'";
+    p.shouldPrepare(fifty);
+    assert.equal(p.shouldPrepare(fifty), false, "60 + 50 > 100");
+    // 27 UTF-16 units but 45 UTF-8 bytes: past the 40 left, counted as the server keeps the text.
+    const accented = "select '" + "é".repeat(18) + "'";
+    assert.equal(accented.length, 27);
+    p.shouldPrepare(accented);
+    assert.equal(p.shouldPrepare(accented), false, "60 + 45 > 100");
+    const forty = "select '" + "c".repeat(31) + "'";
+    p.shouldPrepare(forty);
+    assert.equal(p.shouldPrepare(forty), true, "60 + 40 = 100");
+    assert.equal(p.size, 2);
+    const tiny = "select 1";
+    p.shouldPrepare(tiny);
+    assert.equal(p.shouldPrepare(tiny), false, "the budget is spent");
+  });
+
   test("one-off statements do not crowd out repeated ones", () => {
     const p = new PreparedStatements(5);
     for (let i = 0; i < 5000; i++) p.shouldPrepare(`select ${i}`);
@@ -102,7 +127,7 @@ describe("prepared statements upstream", () => {
     assert.ok(names.includes("select 'a' as x") && !names.includes("select 'b' as x"), JSON.stringify(names));
   });
 
-  test("HBAGATE_PREPARED_STATEMENTS=0 turns it off: a statement seen three times stays unprepared", async () => {
+  test("HBAGATE_PREPARED_STATEMENTS=0 turns it off, and HBAGATE_PREPARED_STATEMENT_BYTES bounds the text: a statement seen three times stays unprepared", async () => {
     const dir = mkdtempSync(join(tmpdir(), "hbagate-prepared-"));
     writeFileSync(join(dir, "pg_hba.conf"), "host all prep 127.0.0.1/32 trust\n");
     // A gateway assembled from the environment, so the setting is followed from where operators write it.
@@ -132,6 +157,9 @@ describe("prepared statements upstream", () => {
     };
     assert.deepEqual(await preparedWith({}), ["select $1::int as n"], "prepared by default");
     assert.deepEqual(await preparedWith({ HBAGATE_PREPARED_STATEMENTS: "0" }), [], "prepared with 0");
+    // "select $1::int as n" is 19 bytes: a pool allowed 18 runs it unprepared, one allowed 19 prepares it.
+    assert.deepEqual(await preparedWith({ HBAGATE_PREPARED_STATEMENT_BYTES: "18" }), [], "prepared past HBAGATE_PREPARED_STATEMENT_BYTES");
+    assert.deepEqual(await preparedWith({ HBAGATE_PREPARED_STATEMENT_BYTES: "19" }), ["select $1::int as n"], "prepared within HBAGATE_PREPARED_STATEMENT_BYTES");
   });
 
   test("DDL that changes a prepared statement's result is absorbed", async () => {
