@@ -75,6 +75,31 @@ describe("red team: the pool's budget against a real PostgreSQL", () => {
     }
   });
 
+  test("one text is never held twice on a connection (a caller's statement identical to the settings prelude)", async () => {
+    // The settings prelude (session.ts, one setting) and the caller's statement have the same text
+    // and are both parsed, under two names, in one exchange: the first name is forgotten by the
+    // gateway (its map keeps the second) but stays on the server for the connection's life.
+    const pools = testPools(cluster.port, { max: 1 });
+    try {
+      const app = testApp(pools, "host all all all trust\n", { caller: { anonymousUser: "redprep" } });
+      const neon = async (query: string, params: unknown[], applicationName?: string) => {
+        const conn = `postgresql://redprep@gateway.example/postgres${applicationName ? `?application_name=${applicationName}` : ""}`;
+        const res = await app.request("/sql", { method: "POST", headers: { "content-type": "application/json", "neon-connection-string": conn }, body: JSON.stringify({ query, params }) });
+        return { status: res.status, body: (await res.json()) as Record<string, any> };
+      };
+      const prelude = "select pg_catalog.set_config($1, $2, false) is null";
+      const first = await neon(prelude, ["app.x", "1"]);
+      assert.equal(first.status, 200, JSON.stringify(first.body));
+      const second = await neon(prelude, ["app.x", "2"], "red");
+      assert.equal(second.status, 200, JSON.stringify(second.body));
+      const held = await neon("select name, statement from pg_prepared_statements where statement = $1", [prelude]);
+      assert.equal(held.status, 200, JSON.stringify(held.body));
+      assert.equal(held.body.rows.length, 1, `held under ${held.body.rows.length} names: ${JSON.stringify(held.body.rows)}`);
+    } finally {
+      await pools.close();
+    }
+  });
+
   test("statements the server never prepared do not use up the pool's byte budget", async () => {
     // An unlucky application: a large report query against a table a migration has not created
     // yet, retried. Parse fails (42P01) on every attempt, so no connection ever holds its text,
