@@ -7,7 +7,20 @@ import { parseTrustedProxies } from "../connection/forwarded.ts";
 import { parseAllowedHosts, parseCorsOrigins } from "../http/browser-guard.ts";
 import { DEFAULT_PREPARED_BYTES } from "../upstream/prepared-statements.ts";
 
-const port = z.coerce.number().int().min(0).max(65535);
+/**
+ * A number as written in decimal, surrounding blanks allowed. Number(), which
+ * z.coerce.number() uses, reads "" and " " as 0 and "0x400" as 1024: an empty
+ * variable in a deployment template would silently turn a bound off.
+ */
+const decimal = <T extends z.ZodType<number, number>>(n: T) =>
+  z
+    .string()
+    .trim()
+    .regex(/^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$/, "expected a decimal number")
+    .transform(Number)
+    .pipe(n);
+
+const port = decimal(z.number().int().min(0).max(65535));
 
 /** A string parsed by `parse`, whose error message becomes the setting's. */
 const parsed = <T>(parse: (text: string) => T) =>
@@ -22,7 +35,7 @@ const parsed = <T>(parse: (text: string) => T) =>
         return z.NEVER;
       }
     });
-const seconds = z.coerce.number().min(0);
+const seconds = decimal(z.number().min(0));
 
 /**
  * Lambda's limit on a synchronous function's response payload: the whole JSON
@@ -43,62 +56,63 @@ const Schema = z.object({
   HBAGATE_UPSTREAM_HOST: z.string().optional(),
   HBAGATE_UPSTREAM_PORT: port.default(5432),
   HBAGATE_ANONYMOUS_USER: z.string().optional(),
-  HBAGATE_POOL_MAX: z.coerce.number().int().min(1).max(1000).default(10),
-  HBAGATE_POOL_MAX_TOTAL: z.coerce.number().int().min(1).max(100_000).default(100),
+  HBAGATE_POOL_MAX: decimal(z.number().int().min(1).max(1000)).default(10),
+  HBAGATE_POOL_MAX_TOTAL: decimal(z.number().int().min(1).max(100_000)).default(100),
   /** One role's connections across its databases; unset: HBAGATE_POOL_MAX. */
-  HBAGATE_POOL_MAX_PER_ROLE: z.coerce.number().int().min(1).max(100_000).optional(),
+  HBAGATE_POOL_MAX_PER_ROLE: decimal(z.number().int().min(1).max(100_000)).optional(),
   /** Connections one caller identity (a mapped principal, not the role itself) holds at once; unset: half of HBAGATE_POOL_MAX, rounded up. */
-  HBAGATE_POOL_MAX_PER_IDENTITY: z.coerce.number().int().min(1).max(100_000).optional(),
+  HBAGATE_POOL_MAX_PER_IDENTITY: decimal(z.number().int().min(1).max(100_000)).optional(),
   /** Of HBAGATE_POOL_MAX_TOTAL, connections only verification logins may use (so that queries cannot make authentication wait). */
-  HBAGATE_LOGIN_RESERVE: z.coerce.number().int().min(0).max(1000).default(2),
-  HBAGATE_QUEUE_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
-  HBAGATE_QUEUE_MAX: z.coerce.number().int().min(0).default(1000),
+  HBAGATE_LOGIN_RESERVE: decimal(z.number().int().min(0).max(1000)).default(2),
+  HBAGATE_QUEUE_TIMEOUT_MS: decimal(z.number().int().min(0)).default(10_000),
+  HBAGATE_QUEUE_MAX: decimal(z.number().int().min(0)).default(1000),
   /** A pool unused this long whose connection is dead is replaced and the statement retried once. */
-  HBAGATE_STALE_AFTER_MS: z.coerce.number().int().min(0).default(5000),
+  HBAGATE_STALE_AFTER_MS: decimal(z.number().int().min(0)).default(5000),
   HBAGATE_IDLE_TIMEOUT: seconds.default(30),
   HBAGATE_CONNECT_TIMEOUT: seconds.default(10),
   HBAGATE_MAX_LIFETIME: seconds.default(1800),
-  HBAGATE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(0).default(30000),
+  HBAGATE_STATEMENT_TIMEOUT_MS: decimal(z.number().int().min(0)).default(30000),
   /** The gateway's own deadline for a request's statements: cancelled then, whatever statement_timeout a caller set. */
-  HBAGATE_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).default(60_000),
+  HBAGATE_REQUEST_TIMEOUT_MS: decimal(z.number().int().min(100)).default(60_000),
   /** Distinct statements each pool runs as prepared statements (seen twice, then prepared); 0 turns it off. */
-  HBAGATE_PREPARED_STATEMENTS: z.coerce.number().int().min(0).max(10_000).default(100),
+  HBAGATE_PREPARED_STATEMENTS: decimal(z.number().int().min(0).max(10_000)).default(100),
   /**
    * UTF-8 bytes of text those statements may total per pool: every request
    * pays for it in the session reset's check (prepared-statements.ts).
    */
-  HBAGATE_PREPARED_STATEMENT_BYTES: z.coerce.number().int().min(0).max(16 * 1024 * 1024).default(DEFAULT_PREPARED_BYTES),
+  HBAGATE_PREPARED_STATEMENT_BYTES: decimal(z.number().int().min(0).max(16 * 1024 * 1024)).default(DEFAULT_PREPARED_BYTES),
   /**
    * Withdrawn: pipelining put several callers' statements on one session at
    * once, where one could see what another left. Kept so that a deployment
    * still setting it is told, not silently changed.
    */
-  HBAGATE_PIPELINE_DEPTH: z.coerce
-    .number()
-    .int()
-    .refine((n) => n === 1, "pipelining between callers was withdrawn: it shares one session between callers' statements (unset HBAGATE_PIPELINE_DEPTH)")
-    .optional(),
-  HBAGATE_MAX_BODY_BYTES: z.coerce.number().int().min(1).default(1024 * 1024),
+  HBAGATE_PIPELINE_DEPTH: decimal(
+    z
+      .number()
+      .int()
+      .refine((n) => n === 1, "pipelining between callers was withdrawn: it shares one session between callers' statements (unset HBAGATE_PIPELINE_DEPTH)"),
+  ).optional(),
+  HBAGATE_MAX_BODY_BYTES: decimal(z.number().int().min(1)).default(1024 * 1024),
   /** Interactive sessions (WebSocket at /v2) at once, authenticated or not; each holds an upstream connection, counted in HBAGATE_POOL_MAX_TOTAL. */
-  HBAGATE_SESSIONS_MAX: z.coerce.number().int().min(0).max(100_000).default(50),
+  HBAGATE_SESSIONS_MAX: decimal(z.number().int().min(0).max(100_000)).default(50),
   /** Sessions one role may hold at once; unset: half of HBAGATE_SESSIONS_MAX, rounded up. */
-  HBAGATE_SESSIONS_MAX_PER_ROLE: z.coerce.number().int().min(1).max(100_000).optional(),
+  HBAGATE_SESSIONS_MAX_PER_ROLE: decimal(z.number().int().min(1).max(100_000)).optional(),
   /**
    * Sessions one caller identity (a token's subject, a mapped principal; not the role itself) may
    * hold at once across its role's; unset: half of the per-role bound, rounded up, so that one end
    * user cannot take every session of a role that many share.
    */
-  HBAGATE_SESSIONS_MAX_PER_IDENTITY: z.coerce.number().int().min(1).max(100_000).optional(),
+  HBAGATE_SESSIONS_MAX_PER_IDENTITY: decimal(z.number().int().min(1).max(100_000)).optional(),
   /** A session waiting this long for its client (nothing running) is ended: 57P05, or 25P03 inside a transaction. */
-  HBAGATE_SESSION_IDLE_MS: z.coerce.number().int().min(1).default(300_000),
+  HBAGATE_SESSION_IDLE_MS: decimal(z.number().int().min(1)).default(300_000),
   /** A session older than this is ended at its next idle point (57P01). */
-  HBAGATE_SESSION_LIFETIME_MS: z.coerce.number().int().min(1).default(3_600_000),
+  HBAGATE_SESSION_LIFETIME_MS: decimal(z.number().int().min(1)).default(3_600_000),
   /** The largest protocol message a session's client may send (54000 past it). */
-  HBAGATE_SESSION_MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).max(1024 * 1024 * 1024).default(16 * 1024 * 1024),
+  HBAGATE_SESSION_MAX_MESSAGE_BYTES: decimal(z.number().int().min(1024).max(1024 * 1024 * 1024)).default(16 * 1024 * 1024),
   /** PostgreSQL's protocol on a TCP port of its own (psql, any driver), on HBAGATE_LISTEN_HOST: the same sessions as /v2. Unset: none. */
   HBAGATE_PG_PORT: port.optional(),
   /** From the WebSocket opening to the session being ready, authentication included (57014 past it). */
-  HBAGATE_SESSION_AUTH_TIMEOUT_MS: z.coerce.number().int().min(1).default(10_000),
+  HBAGATE_SESSION_AUTH_TIMEOUT_MS: decimal(z.number().int().min(1)).default(10_000),
   /** Comma-separated browser origins allowed to call (and by CORS), or "*"; requests from other origins are refused. */
   HBAGATE_CORS_ORIGINS: parsed(parseCorsOrigins),
   /**
@@ -107,8 +121,8 @@ const Schema = z.object({
    * "*" for any (the Lambda default: AWS routes by host already).
    */
   HBAGATE_ALLOWED_HOSTS: parsed(parseAllowedHosts),
-  HBAGATE_MAX_RESPONSE_ROWS: z.coerce.number().int().min(1).default(100_000),
-  HBAGATE_MAX_RESPONSE_BYTES: z.coerce.number().int().min(1).default(64 * 1024 * 1024),
+  HBAGATE_MAX_RESPONSE_ROWS: decimal(z.number().int().min(1)).default(100_000),
+  HBAGATE_MAX_RESPONSE_BYTES: decimal(z.number().int().min(1)).default(64 * 1024 * 1024),
   HBAGATE_VERIFIER_FILE: z.string().optional(),
   HBAGATE_IDENT_FILE: z.string().optional(),
   /** JSON {"role": "password"}: roles that log in upstream with these instead of the caller's password. */
@@ -117,30 +131,30 @@ const Schema = z.object({
   HBAGATE_SERVICE_USER: z.string().optional(),
   HBAGATE_SERVICE_PASSWORD: z.string().optional(),
   HBAGATE_SERVICE_DATABASE: z.string().default("postgres"),
-  HBAGATE_ROLES_TTL_MS: z.coerce.number().int().min(0).default(10_000),
+  HBAGATE_ROLES_TTL_MS: decimal(z.number().int().min(0)).default(10_000),
   /** Comma-separated addresses/CIDR ranges whose X-Forwarded-* headers are believed. */
   HBAGATE_TRUSTED_PROXIES: parsed(parseTrustedProxies),
-  HBAGATE_VERIFIED_TTL_MS: z.coerce.number().int().min(0).default(60_000),
-  HBAGATE_VERIFIED_MAX: z.coerce.number().int().min(1).default(10_000),
+  HBAGATE_VERIFIED_TTL_MS: decimal(z.number().int().min(0)).default(60_000),
+  HBAGATE_VERIFIED_MAX: decimal(z.number().int().min(1)).default(10_000),
   /** Secrets Manager: region (else AWS_REGION), an endpoint override (local testing), cache TTL, call timeout. */
   HBAGATE_SECRETS_REGION: z.string().optional(),
   HBAGATE_SECRETS_ENDPOINT: z.string().url().optional(),
-  HBAGATE_SECRETS_TTL_MS: z.coerce.number().int().min(1000).default(300_000),
-  HBAGATE_SECRETS_TIMEOUT_MS: z.coerce.number().int().min(100).default(3000),
+  HBAGATE_SECRETS_TTL_MS: decimal(z.number().int().min(1000)).default(300_000),
+  HBAGATE_SECRETS_TIMEOUT_MS: decimal(z.number().int().min(100)).default(3000),
   /** Brute-force brake per (client address, user): slow down, then lock out. */
-  HBAGATE_AUTH_SLOW_AFTER: z.coerce.number().int().min(0).default(3),
-  HBAGATE_AUTH_LOCK_AFTER: z.coerce.number().int().min(1).default(10),
-  HBAGATE_AUTH_WINDOW_SECONDS: z.coerce.number().int().min(1).default(300),
-  HBAGATE_AUTH_LOCK_SECONDS: z.coerce.number().int().min(1).default(300),
+  HBAGATE_AUTH_SLOW_AFTER: decimal(z.number().int().min(0)).default(3),
+  HBAGATE_AUTH_LOCK_AFTER: decimal(z.number().int().min(1)).default(10),
+  HBAGATE_AUTH_WINDOW_SECONDS: decimal(z.number().int().min(1)).default(300),
+  HBAGATE_AUTH_LOCK_SECONDS: decimal(z.number().int().min(1)).default(300),
   /** Each failure past HBAGATE_AUTH_SLOW_AFTER delays its answer by this much more, up to the maximum. */
-  HBAGATE_AUTH_DELAY_STEP_MS: z.coerce.number().int().min(0).default(250),
-  HBAGATE_AUTH_MAX_DELAY_MS: z.coerce.number().int().min(0).default(2000),
+  HBAGATE_AUTH_DELAY_STEP_MS: decimal(z.number().int().min(0)).default(250),
+  HBAGATE_AUTH_MAX_DELAY_MS: decimal(z.number().int().min(0)).default(2000),
   /** (client, identity) pairs with failures remembered at once (least recently failed forgotten first; locks apart). */
-  HBAGATE_AUTH_MAX_TRACKED: z.coerce.number().int().min(1).default(100_000),
+  HBAGATE_AUTH_MAX_TRACKED: decimal(z.number().int().min(1)).default(100_000),
   /** A statement on the shared failure table that takes longer counts as the table being unusable (per-instance counting meanwhile). */
-  HBAGATE_AUTH_SHARED_TIMEOUT_MS: z.coerce.number().int().min(1).default(2000),
+  HBAGATE_AUTH_SHARED_TIMEOUT_MS: decimal(z.number().int().min(1)).default(2000),
   /** Without a configuration (secrets unreachable at a Lambda cold start), requests try to load it at most this often. */
-  HBAGATE_CONFIG_RETRY_MS: z.coerce.number().int().min(0).default(1000),
+  HBAGATE_CONFIG_RETRY_MS: decimal(z.number().int().min(0)).default(1000),
   /**
    * A table in the service database where every instance counts failures (lib/upstream/failure-table.ts):
    * a pair locked on one instance is locked on all. Needs HBAGATE_SERVICE_USER. Unset: per instance only.
@@ -151,8 +165,8 @@ const Schema = z.object({
     .optional(),
   /** The key of the shared table's digests (every instance the same); unset: the service user's password. */
   HBAGATE_AUTH_SHARED_KEY: z.string().min(16).optional(),
-  HBAGATE_LDAP_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(1).default(5000),
-  HBAGATE_LDAP_TIMEOUT_MS: z.coerce.number().int().min(1).default(5000),
+  HBAGATE_LDAP_CONNECT_TIMEOUT_MS: decimal(z.number().int().min(1)).default(5000),
+  HBAGATE_LDAP_TIMEOUT_MS: decimal(z.number().int().min(1)).default(5000),
   /** PEM CA bundle for ldaps and StartTLS (verification is always on). */
   HBAGATE_LDAP_CA_FILE: z.string().optional(),
   /** oauth lines: the `aud` a token must carry (one of its audiences); unset: not checked. */
@@ -166,7 +180,7 @@ const Schema = z.object({
     .transform((v) => v.split(",").map((a) => a.trim()).filter(Boolean))
     .refine((list) => list.length > 0 && list.every((a) => /^(RS|PS|ES)(256|384|512)$|^EdDSA$|^Ed25519$|^ES256K$/.test(a)), "asymmetric JWS algorithms only (RS*, PS*, ES*, EdDSA, Ed25519)"),
   /** Seconds of clock skew allowed on a token's exp and nbf. */
-  HBAGATE_OAUTH_LEEWAY_SECONDS: z.coerce.number().int().min(0).max(300).default(30),
+  HBAGATE_OAUTH_LEEWAY_SECONDS: decimal(z.number().int().min(0).max(300)).default(30),
   /** The claim that is a token's identity (matched against the role, or through map=). */
   HBAGATE_OAUTH_IDENTITY_CLAIM: z.string().min(1).default("sub"),
   /** The claim naming the role a token asks for (/v1 without a user; delegate_ident_mapping=1). */
@@ -174,15 +188,15 @@ const Schema = z.object({
   /** The role a bearer request on /v1 asks for when its token has no role claim; unset: such requests are refused. */
   HBAGATE_OAUTH_DEFAULT_ROLE: z.string().min(1).optional(),
   /** An issuer's keys are refetched in the background once this old. */
-  HBAGATE_OAUTH_KEYS_REFRESH_MS: z.coerce.number().int().min(1000).default(300_000),
+  HBAGATE_OAUTH_KEYS_REFRESH_MS: decimal(z.number().int().min(1000)).default(300_000),
   /** Keys are used at most this long after their last successful fetch (how long an issuer outage is ridden out). */
-  HBAGATE_OAUTH_KEYS_MAX_STALE_MS: z.coerce.number().int().min(1000).default(3_600_000),
+  HBAGATE_OAUTH_KEYS_MAX_STALE_MS: decimal(z.number().int().min(1000)).default(3_600_000),
   /** At most one fetch of an issuer's keys per this long; a token naming a key id not seen yet waits for the next one. */
-  HBAGATE_OAUTH_KEYS_COOLDOWN_MS: z.coerce.number().int().min(100).max(10_000).default(1000),
+  HBAGATE_OAUTH_KEYS_COOLDOWN_MS: decimal(z.number().int().min(100).max(10_000)).default(1000),
   /** One discovery or JWKS fetch gives up after this long. */
-  HBAGATE_OAUTH_FETCH_TIMEOUT_MS: z.coerce.number().int().min(1).default(5000),
+  HBAGATE_OAUTH_FETCH_TIMEOUT_MS: decimal(z.number().int().min(1)).default(5000),
   /** A discovery document or JWKS larger than this is refused. */
-  HBAGATE_OAUTH_FETCH_MAX_BYTES: z.coerce.number().int().min(1024).default(1 << 20),
+  HBAGATE_OAUTH_FETCH_MAX_BYTES: decimal(z.number().int().min(1024)).default(1 << 20),
   /** A Unix socket to listen on as well; its requests are hba `local` connections. */
   HBAGATE_UNIX_SOCKET: z.string().optional(),
   /** HTTPS on the TCP listener: both files, or neither. */
@@ -224,6 +238,8 @@ const Schema = z.object({
 });
 
 const KEYS = new Set(Object.keys(Schema.shape));
+/** Every setting's name, as the schema lists them. */
+export const SETTING_KEYS: readonly string[] = [...KEYS];
 
 export type Settings = Readonly<z.infer<typeof Schema>>;
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { parseIpForTest } from "./ip.ts";
-import { loadSettings } from "../../lib/config/settings.ts";
+import { loadSettings, SETTING_KEYS } from "../../lib/config/settings.ts";
 
 test("defaults come from one table and the result is frozen", () => {
   const s = loadSettings({});
@@ -17,6 +17,32 @@ test("every bad variable is named with its value", () => {
     (err: Error) =>
       err.message.includes('HBAGATE_PORT="abc"') && err.message.includes('HBAGATE_POOL_MAX="0"') && err.message.includes('invalid trusted proxy "zzz"'),
   );
+});
+
+test("a numeric setting is a decimal number: blank, hexadecimal or exponent spellings are refused by name, not read as 0 or something else", () => {
+  // Every setting that reads "7" or "2000" as that number is a numeric one.
+  const numeric: [string, string][] = [];
+  for (const key of SETTING_KEYS) {
+    for (const value of ["7", "2000", "1"]) {
+      let read: unknown;
+      try {
+        read = (loadSettings({ [key]: value }) as unknown as Record<string, unknown>)[key];
+      } catch {
+        continue;
+      }
+      if (read === Number(value)) {
+        numeric.push([key, value]);
+        break;
+      }
+    }
+  }
+  assert.ok(numeric.length >= 40, `only ${numeric.length} numeric settings found`);
+  for (const [key, value] of numeric) {
+    assert.equal((loadSettings({ [key]: ` ${value}\n` }) as unknown as Record<string, unknown>)[key], Number(value), `${key}: blanks around a number`);
+    for (const bad of ["", " ", `0x${value}`, `${value}e0`, "0b1", "Infinity"]) {
+      assert.throws(() => loadSettings({ [key]: bad }), (err: Error) => err.message.includes(`${key}=${JSON.stringify(bad)}`), `${key}=${JSON.stringify(bad)} was accepted`);
+    }
+  }
 });
 
 test("trusted proxies parse into a matcher", () => {
