@@ -152,9 +152,11 @@ export async function runSingle<M extends ResultMode>(
   // type") is prepared again and run (wire-connection.ts): the caller never sees it.
   return runOnce(session, () =>
     session.lease(async (conn, lastSent) => {
+      const prepare = session.prepare(s.query);
       try {
-        return await runOne(conn, s, mode, new Budget(limits), disconnect && { disconnect }, session.prepare(s.query), session, lastSent);
+        return await runOne(conn, s, mode, new Budget(limits), disconnect && { disconnect }, prepare, session, lastSent);
       } catch (err) {
+        if (prepare && !conn.holds(s.query)) session.unprepared(s.query);
         // The connection's session had ended before the statement was written: it can run elsewhere.
         if (sessionEnded(err)) throw new NotStarted("the connection had closed before the statement was sent", { cause: err });
         throw outcomeUnknown(err);

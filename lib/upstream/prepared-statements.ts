@@ -18,8 +18,8 @@
 // statement and 0.6 µs per KB of text, on every request.
 import { utf8Length } from "../query/limits.ts";
 
-/** Longer statements are never prepared: their server-side copies would be costly to keep. */
-const MAX_PREPARED_LENGTH = 16 * 1024;
+/** Longer statements (UTF-8 bytes, as the server keeps them) are never prepared: their server-side copies would be costly to keep. */
+const MAX_PREPARED_BYTES = 16 * 1024;
 /** Statements seen once, remembered so a second sighting can be recognised. */
 const MAX_CANDIDATES = 1000;
 /** The default bound on the prepared statements' text, in UTF-8 bytes (HBAGATE_PREPARED_STATEMENT_BYTES). */
@@ -45,11 +45,12 @@ export class PreparedStatements {
   /** Whether to run `query` as a prepared statement; counts the sighting. */
   shouldPrepare(query: string): boolean {
     if (this.prepared.has(query)) return true;
-    if (this.prepared.size >= this.max || query.length > MAX_PREPARED_LENGTH) return false;
+    // A UTF-16 unit is at least one UTF-8 byte: longer in units is longer in bytes.
+    if (this.prepared.size >= this.max || query.length > MAX_PREPARED_BYTES) return false;
     if (this.candidates.delete(query)) {
       // Measured on the second sighting only, the one that would prepare it.
       const size = utf8Length(query);
-      if (size > this.maxBytes - this.bytes) return false;
+      if (size > MAX_PREPARED_BYTES || size > this.maxBytes - this.bytes) return false;
       this.bytes += size;
       this.prepared.add(query);
       return true;
@@ -57,5 +58,15 @@ export class PreparedStatements {
     this.candidates.add(query);
     if (this.candidates.size > MAX_CANDIDATES) this.candidates.delete(this.candidates.keys().next().value!);
     return false;
+  }
+
+  /**
+   * The server did not prepare `query` (its Parse failed: a table not yet
+   * created, a syntax error): its place and its bytes are given back, so a
+   * statement that never ran cannot keep others unprepared for the pool's
+   * life. It is prepared again after two more sightings.
+   */
+  forget(query: string): void {
+    if (this.prepared.delete(query)) this.bytes -= utf8Length(query);
   }
 }

@@ -13,6 +13,8 @@ import type { StartupSettings } from "./startup-settings.ts";
 export interface Session {
   /** Whether to run `query` as a named prepared statement (counts the sighting). */
   prepare(query: string): boolean;
+  /** `query` was to be prepared but the server did not prepare it (its Parse failed): its place is given back. */
+  unprepared(query: string): void;
   /** CancelRequests sent on these connections. */
   readonly cancels: CancelRequests;
   /** The database's array types, for /v1's typed values (typed-values.ts); known once a connection has logged in. */
@@ -86,6 +88,7 @@ export function createSession(
 ): Session {
   const session: Session = {
     prepare: (query) => statements.shouldPrepare(query),
+    unprepared: (query) => statements.forget(query),
     cancels: new CancelRequests(options.cancelOnServer, options.cancelDeliveryTimeoutMs),
     arrayTypes: options.arrayTypes,
     async lease(fn, watch, carrySettings = false) {

@@ -225,6 +225,11 @@ export class WireConnection {
     return this.closed !== undefined;
   }
 
+  /** Whether `text` is prepared on this connection under a name of its own. */
+  holds(text: string): boolean {
+    return this.prepared.has(text);
+  }
+
   /** Whether a statement went out after the last reset did (or no reset has yet). */
   get needsReset(): boolean {
     return this.sinceReset > 0;
@@ -274,7 +279,9 @@ export class WireConnection {
     // The Parses in this exchange, in order: each ParseComplete names the statement it prepared.
     const parsing: [text: string, name: string][] = [];
     const statement = (text: string, prepare: boolean): string => {
-      const known = prepare ? this.prepared.get(text) : undefined;
+      // Known, or named earlier in this exchange (a caller's statement can be the prelude's own text):
+      // one text is never prepared twice on a connection.
+      const known = prepare ? (this.prepared.get(text) ?? parsing.find(([t, n]) => t === text && n !== "")?.[1]) : undefined;
       if (known !== undefined) return known;
       const name = prepare ? `hbagate_${++this.named}` : "";
       if (name === "") this.unnamedIsCheck = false;
