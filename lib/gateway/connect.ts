@@ -243,10 +243,27 @@ function boundedIdentity(rule: HbaRule, caller: Caller, verified: Verified | voi
   // (its verified `iss`), a principal within the platform that named it, a certificate's name
   // within the CA. Counted under that namespace, so the same string from elsewhere (another
   // issuer's "alice", a Unix user "alice") is another caller and takes none of this one's places.
-  const name = rule.method.name === "peer" ? principalOf(caller) : verified?.identity;
-  if (name === undefined) return undefined;
-  const iss = rule.method.name === "oauth" ? verified?.claims?.iss : undefined;
-  return JSON.stringify([rule.method.name, typeof iss === "string" ? iss : null, name]);
+  if (rule.method.name === "peer") {
+    const principal = principalOf(caller);
+    return principal === undefined ? undefined : namespaced("peer", null, principal);
+  }
+  if (verified?.identity === undefined) return undefined;
+  // The verified-caller cache hands back the same finding for a token until it expires: its
+  // identity is made once (and, as the same string, hashed once by the pools' maps).
+  let made = identities.get(verified);
+  if (made === undefined) {
+    const iss = rule.method.name === "oauth" ? verified.claims?.iss : undefined;
+    made = namespaced(rule.method.name, typeof iss === "string" ? iss : null, verified.identity);
+    identities.set(verified, made);
+  }
+  return made;
+}
+
+/** Findings' bounded identities; a finding is only ever made by one method's check. */
+const identities = new WeakMap<Verified, string>();
+
+function namespaced(method: string, issuer: string | null, name: string): string {
+  return JSON.stringify([method, issuer, name]);
 }
 
 /**
@@ -254,8 +271,18 @@ function boundedIdentity(rule: HbaRule, caller: Caller, verified: Verified | voi
  * row-level security (PostgREST's request.jwt.claims); none for other methods.
  */
 function claimSettings(verified: Verified | void): StartupSettings {
-  return verified?.claims ? [["request.jwt.claims", verified.claimsJson ?? JSON.stringify(verified.claims)]] : [];
+  if (!verified?.claims) return NO_SETTINGS;
+  let made = claims.get(verified);
+  if (made === undefined) {
+    made = Object.freeze([Object.freeze(["request.jwt.claims", verified.claimsJson ?? JSON.stringify(verified.claims)] as const)]);
+    claims.set(verified, made);
+  }
+  return made;
 }
+
+const NO_SETTINGS: StartupSettings = Object.freeze([]);
+/** Findings' claims as settings, made once per finding as its identity is. */
+const claims = new WeakMap<Verified, StartupSettings>();
 
 /** The client's answer to a password request, as the credential the line's method checks. */
 function withAnswer(caller: Caller, rule: HbaRule, answer: string): Caller {

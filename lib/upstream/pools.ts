@@ -117,9 +117,10 @@ export class Pools implements Coordinator {
     }
     if (password !== undefined) entry.password = password;
     // Startup parameters are the request's settings, not a pool of their own (startup-settings.ts).
-    const settings = [...startupSettings(startup), ...verified];
+    const own = startupSettings(startup);
+    const settings = own.length === 0 ? verified : verified.length === 0 ? own : [...own, ...verified];
     // Identities the platform proved (peer principals) are bounded across the role's pools.
-    const session = settings.length > 0 || identity !== undefined ? this.session(entry, { settings, identity }) : entry.session;
+    const session = settings.length > 0 || identity !== undefined ? entry.session.withLease({ settings, identity }) : entry.session;
     for (let attempt = 1; ; attempt++) {
       try {
         return await fn(session);

@@ -6,7 +6,7 @@ import type { PreparedStatements } from "./prepared-statements.ts";
 import type { Connection, Lender, WaitWatch } from "./lender.ts";
 import { connectionClosed, fromDriverError, sessionEnded } from "./errors.ts";
 import { connectTimeout, within } from "./within.ts";
-import type { ResetOutcome, WireConnection } from "./wire-connection.ts";
+import type { Prelude, ResetOutcome, WireConnection } from "./wire-connection.ts";
 import type { ArrayTypes } from "../query/typed-values.ts";
 import type { StartupSettings } from "./startup-settings.ts";
 
@@ -32,6 +32,8 @@ export interface Session {
    * an isolation level, which must come before any query).
    */
   lease<T>(fn: (conn: WireConnection, lastSent: () => void) => Promise<T>, watch?: WaitWatch, carrySettings?: boolean): Promise<T>;
+  /** The same pool's session for a request with settings or an identity of its own (shares all else). */
+  withLease(lease: LeaseOptions): Session;
 }
 
 /** What a request brings to its lease: its settings, and who it is for the per-identity bound. */
@@ -68,6 +70,24 @@ export function settingStatement(count: number): string {
 /** The usual shapes, made once: a bearer request carries one setting (its claims). */
 const SETTING_STATEMENTS = Array.from({ length: PREPARED_SETTINGS + 1 }, (_, count) => settingStatement(count));
 
+/** Settings lists' preludes: a token's claims come back as the same list for as long as the token is remembered. */
+const preludes = new WeakMap<StartupSettings, Prelude>();
+
+/** The statement that sets `settings`, with its parameters. */
+function preludeFor(settings: StartupSettings): Prelude {
+  let prelude = preludes.get(settings);
+  if (prelude === undefined) {
+    const params: string[] = [];
+    for (const [name, value] of settings) params.push(name, value);
+    // Prepared in the usual shapes (claims, application_name, a few options): a caller choosing
+    // ever more `-c` settings would otherwise leave a named statement per count on the connection.
+    const prepare = settings.length <= PREPARED_SETTINGS;
+    prelude = Object.freeze({ text: prepare ? SETTING_STATEMENTS[settings.length]! : settingStatement(settings.length), params: Object.freeze(params), prepare });
+    preludes.set(settings, prelude);
+  }
+  return prelude;
+}
+
 /** What a new connection, or one idle for a while, is asked before a request is written to it (an audit of the server log expects it). */
 export const PROBE = "select 1";
 
@@ -86,30 +106,36 @@ export function createSession(
   },
   lease: LeaseOptions = {},
 ): Session {
-  const session: Session = {
-    prepare: (query) => statements.shouldPrepare(query),
-    unprepared: (query) => statements.forget(query),
-    cancels: new CancelRequests(options.cancelOnServer, options.cancelDeliveryTimeoutMs),
-    arrayTypes: options.arrayTypes,
+  const prepare = (query: string) => statements.shouldPrepare(query);
+  const unprepared = (query: string) => statements.forget(query);
+  const cancels = new CancelRequests(options.cancelOnServer, options.cancelDeliveryTimeoutMs);
+  const arrayTypes = options.arrayTypes;
+  // One per request that brings settings or an identity of its own: everything but lease() is the pool's.
+  const leasing = (own: LeaseOptions): Session => ({
+    prepare,
+    unprepared,
+    cancels,
+    arrayTypes,
+    withLease: leasing,
     async lease(fn, watch, carrySettings = false) {
       // A caller who leaves, or a request past its deadline, stops waiting for a connection too.
-      const taken = lender.take(lease.identity, watch);
+      const taken = lender.take(own.identity, watch);
       const waited = taken instanceof Promise;
       const c = waited ? await taken : taken;
       let reusable = false;
       try {
         // After a wait, or a new connection's login: is anyone still asking? (Checked on these slow
         // paths only: the signal costs an AbortController per request.)
-        const value = await leaseOn(c, fn, lease.settings ?? [], carrySettings, options, lender, watch, waited);
+        const value = await leaseOn(c, fn, own.settings ?? [], carrySettings, options, lender, watch, waited);
         reusable = value.clean;
         if (!value.ok) throw value.error;
         return value.value;
       } finally {
-        lender.give(c, lease.identity, reusable);
+        lender.give(c, own.identity, reusable);
       }
     },
-  };
-  return session;
+  });
+  return leasing(lease);
 }
 
 async function leaseOn<T>(
@@ -154,12 +180,7 @@ async function leaseOn<T>(
   try {
     // The caller's startup parameters, for this request only (the reset undoes them).
     if (settings.length > 0) {
-      const params: string[] = [];
-      for (const [name, value] of settings) params.push(name, value);
-      // Prepared in the usual shapes (claims, application_name, a few options): a caller choosing
-      // ever more `-c` settings would otherwise leave a named statement per count on the connection.
-      const prepare = settings.length <= PREPARED_SETTINGS;
-      const prelude = { text: prepare ? SETTING_STATEMENTS[settings.length]! : settingStatement(settings.length), params, prepare };
+      const prelude = preludeFor(settings);
       // Carried: the statement runs only once they are set, in one round trip.
       if (carrySettings) conn.carry(prelude);
       else {

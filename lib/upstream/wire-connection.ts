@@ -150,6 +150,22 @@ function bind(name: string, params: readonly (string | null)[]): Uint8Array {
   return out.subarray(0, at);
 }
 
+/**
+ * Preludes' Binds, by the statement name they bind (the settings statement's
+ * name differs between connections): a token's claims are the same prelude
+ * for every request while it is remembered.
+ */
+const boundPreludes = new WeakMap<Prelude, Map<string, Uint8Array>>();
+
+/** The Bind of `prelude` to the statement `name` (never written to: the same bytes go out again). */
+function boundPrelude(prelude: Prelude, name: string): Uint8Array {
+  let byName = boundPreludes.get(prelude);
+  if (byName === undefined) boundPreludes.set(prelude, (byName = new Map()));
+  let bytes = byName.get(name);
+  if (bytes === undefined) byName.set(name, (bytes = bind(name, prelude.params)));
+  return bytes;
+}
+
 const close = (name: string) => message("C", (w) => w.bytes(Uint8Array.of(0x53)).cstring(name));
 
 /** One exchange's reader: it sees every message up to and including its ReadyForQuery. */
@@ -289,7 +305,7 @@ export class WireConnection {
       parsing.push([text, name]);
       return name;
     };
-    if (prelude) parts.push(bind(statement(prelude.text, prelude.prepare), prelude.params), EXECUTE);
+    if (prelude) parts.push(boundPrelude(prelude, statement(prelude.text, prelude.prepare)), EXECUTE);
     parts.push(bind(statement(call.text, call.prepare), call.params), DESCRIBE_PORTAL, EXECUTE, SYNC);
     this.sinceReset++;
     return new Promise<Completion>((resolve, reject) => {
